@@ -1,0 +1,33 @@
+"""The ``streetwatch`` command: one Typer app, subcommands grouped by area."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import typer
+
+from detector.cli import detect_command, models_app
+
+app = typer.Typer(
+    name="streetwatch",
+    help="Turn city cameras into city-management cases.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command("detect")(detect_command)
+app.add_typer(models_app, name="models", help="Inspect, export and quantize detector models.")
+
+
+@app.callback()
+def _configure(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages.")) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # Ultralytics (train extra) must never try the network on an air-gapped box.
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+
+
+def main() -> None:
+    app()
