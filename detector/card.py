@@ -38,8 +38,12 @@ class InputSpec(_Strict):
     size_hw: tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]] = Field(
         description="Input height and width in pixels (the letterbox target; the maximum when dynamic)."
     )
-    dynamic: bool = Field(False, description="Height/width axes are dynamic: letterbox to a stride-multiple rectangle.")
-    stride: int = Field(32, gt=0, description="Largest network stride; rectangular inputs are multiples of it.")
+    dynamic: bool = Field(
+        False, description="Height/width axes are dynamic: letterbox to a stride-multiple rectangle."
+    )
+    stride: int = Field(
+        32, gt=0, description="Largest network stride; rectangular inputs are multiples of it."
+    )
     channel_order: Literal["rgb", "bgr"] = "rgb"
     pixel_range: Literal["0-1", "0-255"] = "0-1"
     letterbox: Literal["center", "top_left"] = Field(
@@ -50,7 +54,9 @@ class InputSpec(_Strict):
 
 class Thresholds(_Strict):
     confidence: float = Field(0.25, ge=0.0, le=1.0)
-    iou: float = Field(0.45, gt=0.0, le=1.0, description="NMS IoU above which the lower-scored box is dropped.")
+    iou: float = Field(
+        0.45, gt=0.0, le=1.0, description="NMS IoU above which the lower-scored box is dropped."
+    )
     max_detections: int = Field(300, ge=1, description="Top-k cap per frame; street scenes are dense.")
 
 
@@ -67,7 +73,7 @@ class ModelCard(_Strict):
     strides: list[Annotated[int, Field(gt=0)]] = Field(
         default_factory=lambda: [8, 16, 32], description="Grid strides (YOLOX decode)."
     )
-    thresholds: Thresholds = Field(default_factory=Thresholds)
+    thresholds: Thresholds = Thresholds()
     licence: str = "unknown"
     source: str | None = None
     description: str | None = None

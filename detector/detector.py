@@ -90,19 +90,24 @@ class Detector:
         results: list[Detections] = []
         for start in range(0, len(frames), step):
             chunk = frames[start : start + step]
-            tensor, boxes = self.preprocessor(chunk, batch_size=self.fixed_batch)
+            tensor, boxes = self.preprocessor(chunk, batch_size=self.fixed_batch, first_index=start)
             output = self.session.run([self.output_name], {self.input_name: tensor})[0]
             input_hw = (tensor.shape[2], tensor.shape[3])
             results.extend(self._postprocess(output[i], boxes[i], input_hw) for i in range(len(chunk)))
         return results
 
-    def _postprocess(self, output: npt.NDArray[np.float32], box: Letterbox, input_hw: tuple[int, int]) -> Detections:
+    def _postprocess(
+        self, output: npt.NDArray[np.float32], box: Letterbox, input_hw: tuple[int, int]
+    ) -> Detections:
         if output.dtype != np.float32:
             output = output.astype(np.float32)
         found = self._decode(output, self.confidence, input_hw=input_hw, strides=self._strides)
         if found.needs_nms:
             keep = batched_nms(
-                found.xyxy, found.confidence, found.class_id, iou_threshold=self.iou,
+                found.xyxy,
+                found.confidence,
+                found.class_id,
+                iou_threshold=self.iou,
                 max_detections=self.max_detections,
             )
         else:

@@ -37,7 +37,9 @@ def load_model(
     if card_fields.get("sha256"):
         found = sha256_of(onnx_path)
         if found != card_fields["sha256"]:
-            raise ChecksumMismatchError(onnx_path, expected=card_fields["sha256"], found=found, card=card_path)
+            raise ChecksumMismatchError(
+                onnx_path, expected=card_fields["sha256"], found=found, card=card_path
+            )
     session = create_session(
         onnx_path, provider=provider, intra_op_threads=intra_op_threads, inter_op_threads=inter_op_threads
     )
@@ -53,7 +55,9 @@ def load_model(
 def check_output_layout(card: ModelCard, info: ModelInfo) -> None:
     if len(info.outputs) != 1:
         names = ", ".join(f"{t.name} {list(t.shape)}" for t in info.outputs)
-        raise UnknownLayoutError(info.path, f"expected a single output tensor, found {len(info.outputs)}: {names}")
+        raise UnknownLayoutError(
+            info.path, f"expected a single output tensor, found {len(info.outputs)}: {names}"
+        )
     shape = info.outputs[0].shape
     if not output_matches_layout(shape, card.layout, len(card.classes)):
         raise UnknownLayoutError(

@@ -66,8 +66,10 @@ def iter_video(path: Path, *, every: int = 1, max_frames: int | None = None) -> 
             for index, frame in enumerate(container.decode(stream)):
                 if index % every:
                     continue
-                time_s = float(frame.time) if frame.time is not None else index / float(stream.average_rate or 25)
-                yield VideoFrame(index, time_s, frame.to_ndarray(format="bgr24"))
+                time_s = (
+                    float(frame.time) if frame.time is not None else index / float(stream.average_rate or 25)
+                )
+                yield VideoFrame(index, time_s, np.asarray(frame.to_ndarray(format="bgr24"), dtype=np.uint8))
                 yielded += 1
                 if max_frames is not None and yielded >= max_frames:
                     return
@@ -102,5 +104,7 @@ class VideoWriter:
     def __enter__(self) -> VideoWriter:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()

@@ -60,20 +60,27 @@ def check_image_input(info: ModelInfo) -> TensorInfo:
     """The single NCHW float image input, or a :class:`ModelInputError` saying what is wrong."""
     if len(info.inputs) != 1:
         names = ", ".join(t.name for t in info.inputs)
-        raise ModelInputError(info.path, f"expected exactly one input (an image batch), found {len(info.inputs)}: {names}")
+        raise ModelInputError(
+            info.path, f"expected exactly one input (an image batch), found {len(info.inputs)}: {names}"
+        )
     tensor = info.inputs[0]
     if tensor.dtype not in SUPPORTED_INPUT_TYPES:
         raise ModelInputError(
-            info.path, f"input '{tensor.name}' has type {tensor.dtype}, expected tensor(float) or tensor(float16)"
+            info.path,
+            f"input '{tensor.name}' has type {tensor.dtype}, expected tensor(float) or tensor(float16)",
         )
     if len(tensor.shape) != 4:
         raise ModelInputError(
-            info.path, f"input '{tensor.name}' has shape {list(tensor.shape)}, expected 4 axes [batch, 3, height, width]"
+            info.path,
+            f"input '{tensor.name}' has shape {list(tensor.shape)}, "
+            "expected 4 axes [batch, 3, height, width]",
         )
     channels = tensor.shape[1]
     if isinstance(channels, int) and channels != 3:
         raise ModelInputError(
-            info.path, f"input '{tensor.name}' has {channels} channels (shape {list(tensor.shape)}), expected 3 (colour)"
+            info.path,
+            f"input '{tensor.name}' has {channels} channels (shape {list(tensor.shape)}), "
+            "expected 3 (colour)",
         )
     return tensor
 

@@ -108,13 +108,14 @@ class Preprocessor:
         return canvas, Letterbox(frame_hw, (new_h, new_w), pad_x, pad_y)
 
     def __call__(
-        self, frames: Sequence[npt.NDArray[np.uint8]], batch_size: int | None = None
+        self, frames: Sequence[npt.NDArray[np.uint8]], batch_size: int | None = None, first_index: int = 0
     ) -> tuple[npt.NDArray[np.floating], list[Letterbox]]:
         """Tensor (batch_size or len(frames), 3, H, W) and one :class:`Letterbox` per frame.
 
         Rows past ``len(frames)`` (padding up to a fixed model batch) are left as they are.
+        ``first_index`` numbers the frames in error messages when a caller splits a longer batch.
         """
-        checked = [check_frame(f, i) for i, f in enumerate(frames)]
+        checked = [check_frame(f, first_index + i) for i, f in enumerate(frames)]
         shapes = [self.input_hw((f.shape[0], f.shape[1])) for f in checked]
         input_hw = (max(h for h, _ in shapes), max(w for _, w in shapes))
         tensor = self._tensor(batch_size or len(checked), input_hw)

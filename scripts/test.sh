@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# One command: install everything the tests need and run them all (lint, types, tests).
+source "$(dirname "$0")/common.sh"
+
+install_debian_packages
+install_python dev,train
+export YOLO_OFFLINE=1 YOLO_CONFIG_DIR="${YOLO_CONFIG_DIR:-$PWD/.venv/ultralytics-config}"
+echo "== ruff"
+"$VENV/bin/ruff" check .
+echo "== mypy"
+"$VENV/bin/mypy"
+echo "== pytest"
+"$VENV/bin/pytest" "$@"

@@ -1,0 +1,99 @@
+"""The ``streetwatch`` command line as a user runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+from typer.testing import CliRunner
+
+from streetwatch.cli import app
+
+runner = CliRunner()
+
+
+def test_detect_image_writes_annotated_copy_and_json(
+    tmp_path: Path, yolov8_int8: Path, vtest_frames: dict[int, np.ndarray]
+) -> None:
+    image = tmp_path / "in" / "gate.png"
+    image.parent.mkdir()
+    cv2.imwrite(str(image), vtest_frames[50])
+    result = runner.invoke(
+        app, ["detect", str(image), "--model", str(yolov8_int8), "--out", str(tmp_path / "out")]
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads((tmp_path / "out" / "gate.json").read_text())
+    names = [d["class_name"] for d in document["frames"][0]["detections"]]
+    assert names.count("person") >= 3 and "truck" in names
+    annotated = cv2.imread(str(tmp_path / "out" / "gate.jpg"))
+    assert annotated.shape == vtest_frames[50].shape
+    assert np.abs(annotated.astype(int) - vtest_frames[50].astype(int)).sum() > 0  # boxes were drawn
+
+
+def test_detect_video_writes_annotated_video_and_per_frame_json(
+    tmp_path: Path, yolox_card: Path, vtest_path: Path
+) -> None:
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app,
+        [
+            "detect",
+            str(vtest_path),
+            "-m",
+            str(yolox_card),
+            "--out",
+            str(out),
+            "--every",
+            "10",
+            "--max-frames",
+            "6",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads((out / "vtest.json").read_text())
+    assert [f["index"] for f in document["frames"]] == [0, 10, 20, 30, 40, 50]
+    assert document["model"]["name"] == "yolox-nano-coco"
+    assert all(any(d["class_name"] == "person" for d in f["detections"]) for f in document["frames"])
+    with av.open(str(out / "vtest.mp4")) as container:
+        decoded = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+    assert len(decoded) == 6 and decoded[0].shape == (576, 768, 3)
+
+
+def test_detect_folder_handles_each_file(
+    tmp_path: Path, yolox_card: Path, vtest_frames: dict[int, np.ndarray]
+) -> None:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index in (0, 200):
+        cv2.imwrite(str(folder / f"f{index}.jpg"), vtest_frames[index])
+    result = runner.invoke(
+        app, ["detect", str(folder), "-m", str(yolox_card), "--out", str(tmp_path / "o"), "--json-only"]
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["f0.json", "f200.json"]
+
+
+def test_models_inspect_prints_layout_and_classes(yolox_card: Path) -> None:
+    result = runner.invoke(app, ["models", "inspect", str(yolox_card), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["layout"] == "yolox"
+    assert report["inputs"][0]["shape"] == [1, 3, 416, 416]
+    assert report["outputs"][0]["shape"] == [1, 3549, 85]
+    assert report["classes"][7] == "truck" and report["preprocessing"]["channel_order"] == "bgr"
+
+
+def test_errors_are_one_clear_line_and_exit_code_2(tmp_path: Path, yolox_card: Path) -> None:
+    missing = runner.invoke(app, ["detect", str(tmp_path / "nope.mp4"), "-m", str(yolox_card)])
+    assert (
+        missing.exit_code == 2 and "error:" in missing.output and "nope.mp4: no such file" in missing.output
+    )
+    not_video = tmp_path / "notes.txt"
+    not_video.write_text("hello")
+    bad = runner.invoke(app, ["detect", str(not_video), "-m", str(yolox_card), "--out", str(tmp_path / "o")])
+    assert bad.exit_code == 2 and "notes.txt: cannot open as video" in bad.output
+    bad_model = runner.invoke(app, ["models", "inspect", str(not_video)])
+    assert bad_model.exit_code == 2 and "notes.txt: cannot load: expected an ONNX model" in bad_model.output
