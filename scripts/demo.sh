@@ -4,7 +4,7 @@
 source "$(dirname "$0")/common.sh"
 
 install_debian_packages
-install_python dev
+install_python store,dev
 MODEL=${STREETWATCH_DEMO_MODEL:-models/yolox-nano-coco.yaml}
 echo "== running the detector on $VTEST with $MODEL"
 "$VENV/bin/streetwatch" detect "$VTEST" --model "$MODEL" --out runs/demo "$@"

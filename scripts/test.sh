@@ -3,7 +3,7 @@
 source "$(dirname "$0")/common.sh"
 
 install_debian_packages
-install_python dev,train
+install_python store,dev,train
 export YOLO_OFFLINE=1 YOLO_CONFIG_DIR="${YOLO_CONFIG_DIR:-$PWD/.venv/ultralytics-config}"
 echo "== ruff"
 "$VENV/bin/ruff" check .

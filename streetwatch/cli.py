@@ -9,6 +9,11 @@ import typer
 
 from detector.cli import detect_command, models_app
 
+try:
+    from api.cli import api_app
+except ModuleNotFoundError as missing:  # an edge box without the case store's extra
+    api_app = typer.Typer(help=f"Needs the store extra: pip install 'streetwatch[store]' ({missing}).")
+
 app = typer.Typer(
     name="streetwatch",
     help="Turn city cameras into city-management cases.",
@@ -17,6 +22,7 @@ app = typer.Typer(
 )
 app.command("detect")(detect_command)
 app.add_typer(models_app, name="models", help="Inspect, export and quantize detector models.")
+app.add_typer(api_app, name="api", help="The case store: migrate, serve, create users and devices.")
 
 
 @app.callback()

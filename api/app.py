@@ -1,0 +1,58 @@
+"""The case store's app factory: nothing is created at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+
+from api.db import make_engine, make_session_factory
+from api.errors import ApiError
+from api.jobs import JobRunner, default_jobs
+from api.migrate import check_migrated
+from api.routers import actions, auth, cases, devices, notifications, open311, reference, stats
+from api.settings import Settings
+
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
+    """Build the app. Raises :class:`api.migrate.DatabaseNotMigratedError` on an unmigrated database."""
+    settings = settings or Settings()
+    engine = engine or make_engine(settings)
+    check_migrated(engine)  # refuse to serve a database the code does not match
+    sessions = make_session_factory(engine)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runner = JobRunner(default_jobs(settings), sessions, settings) if settings.run_jobs else None
+        if runner:
+            runner.start()
+        try:
+            yield
+        finally:
+            if runner:
+                await runner.stop()
+
+    app = FastAPI(
+        title="streetwatch case store",
+        version="0.1.0",
+        description="Cases from city cameras: review, dispatch with deadlines, handling, verification, closing.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = sessions
+
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(status_code=exc.status_code, content={"detail": exc.message, "code": exc.code, **exc.details})
+
+    @app.get("/healthz", tags=["meta"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    for module in (auth, cases, actions, stats, notifications, reference, open311, devices):
+        app.include_router(module.router)
+    return app

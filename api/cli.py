@@ -1,0 +1,133 @@
+"""``streetwatch api ...``: migrate, serve, and create operators and devices."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from api.models import Role
+
+api_app = typer.Typer(no_args_is_help=True)
+
+DataDirOption = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data directory (default: $STREETWATCH_DATA_DIR or ./data).")
+]
+DatabaseOption = Annotated[
+    str | None, typer.Option("--database-url", help="SQLAlchemy URL (default: $STREETWATCH_DATABASE_URL or SQLite).")
+]
+
+
+def _apply_overrides(data_dir: Path | None, database_url: str | None) -> None:
+    # Environment variables, so that uvicorn's worker processes see the same settings.
+    if data_dir is not None:
+        os.environ["STREETWATCH_DATA_DIR"] = str(data_dir)
+    if database_url is not None:
+        os.environ["STREETWATCH_DATABASE_URL"] = database_url
+
+
+@api_app.command("migrate")
+def migrate_command(data_dir: DataDirOption = None, database_url: DatabaseOption = None) -> None:
+    """Create or upgrade the database schema to the code's revision."""
+    from api.db import make_engine
+    from api.migrate import current_revision, upgrade
+    from api.settings import Settings
+
+    _apply_overrides(data_dir, database_url)
+    engine = make_engine(Settings())
+    upgrade(engine)
+    typer.echo(f"database at revision {current_revision(engine)}")
+
+
+@api_app.command("serve")
+def serve_command(
+    data_dir: DataDirOption = None,
+    database_url: DatabaseOption = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default 1).")] = None,
+) -> None:
+    """Serve the case store with uvicorn; refuses to start on an unmigrated database."""
+    import uvicorn
+
+    from api.db import make_engine
+    from api.migrate import DatabaseNotMigratedError, check_migrated
+    from api.settings import Settings
+
+    _apply_overrides(data_dir, database_url)
+    settings = Settings()
+    try:
+        check_migrated(make_engine(settings))
+    except DatabaseNotMigratedError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers or settings.workers,
+    )
+
+
+@api_app.command("create-user")
+def create_user_command(
+    username: str,
+    role: Annotated[Role, typer.Option(help="admin, shift_leader, dispatcher, unit_handler or viewer.")],
+    unit: Annotated[str | None, typer.Option(help="Unit code (required for unit handlers).")] = None,
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, envvar="STREETWATCH_PASSWORD")
+    ] = "",
+    display_name: Annotated[str, typer.Option()] = "",
+    data_dir: DataDirOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Create an operator account (the password is read from a prompt or STREETWATCH_PASSWORD)."""
+    from sqlalchemy import select
+
+    from api.auth import create_user
+    from api.db import make_engine, make_session_factory, session_scope
+    from api.migrate import check_migrated
+    from api.models import Unit
+    from api.settings import Settings
+
+    _apply_overrides(data_dir, database_url)
+    engine = make_engine(Settings())
+    try:
+        check_migrated(engine)
+        with session_scope(make_session_factory(engine)) as session:
+            unit_id = None
+            if unit is not None:
+                found = session.scalar(select(Unit).where(Unit.code == unit))
+                if found is None:
+                    raise ValueError(f"unknown unit code {unit!r}")
+                unit_id = found.id
+            user = create_user(
+                session, username=username, password=password, role=role, unit_id=unit_id, display_name=display_name
+            )
+            typer.echo(f"created {user.role} {user.username} (id {user.id})")
+    except (ValueError, RuntimeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@api_app.command("create-device")
+def create_device_command(name: str, data_dir: DataDirOption = None, database_url: DatabaseOption = None) -> None:
+    """Register an edge box and print its API key once (only a hash is stored)."""
+    from api.auth import create_device
+    from api.db import make_engine, make_session_factory, session_scope
+    from api.migrate import check_migrated
+    from api.settings import Settings
+
+    _apply_overrides(data_dir, database_url)
+    engine = make_engine(Settings())
+    try:
+        check_migrated(engine)
+        with session_scope(make_session_factory(engine)) as session:
+            issued = create_device(session, name)
+    except (ValueError, RuntimeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(issued.key)

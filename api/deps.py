@@ -1,0 +1,106 @@
+"""FastAPI dependencies: database session, settings and the authenticated actor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from api.actors import Actor
+from api.auth import DEVICE_KEY_PREFIX, TOKEN_PREFIX, authenticate_device, authenticate_token
+from api.errors import ApiError, Forbidden
+from api.models import Role, utcnow
+from api.settings import Settings
+
+TOKEN_COOKIE = "streetwatch_token"
+
+
+class Unauthorized(ApiError):
+    status_code = 401
+    code = "unauthorized"
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One session per request; committed when the handler returns, rolled back if it raises."""
+    session: Session = request.app.state.sessions()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[Session, Depends(get_session)]
+
+_bearer = HTTPBearer(auto_error=False, description="Operator token (swt_...) or device key (swd_...)")
+_device_header = APIKeyHeader(name="X-Device-Key", auto_error=False, description="Device API key (swd_...)")
+
+
+def get_actor(
+    request: Request,
+    session: SessionDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    device_key: Annotated[str | None, Depends(_device_header)],
+) -> Actor:
+    """The caller: a device (X-Device-Key or Bearer swd_...) or an operator (Bearer swt_... or cookie)."""
+    secret = device_key or (bearer.credentials if bearer else None) or request.cookies.get(TOKEN_COOKIE)
+    if not secret:
+        raise Unauthorized("authentication required: an operator token or a device key")
+    if secret.startswith(f"{DEVICE_KEY_PREFIX}_"):
+        device = authenticate_device(session, secret)
+        if device is None:
+            raise Unauthorized("invalid or disabled device key")
+        device.last_seen_at = utcnow()
+        return Actor(kind="device", id=device.id, name=device.name)
+    if secret.startswith(f"{TOKEN_PREFIX}_"):
+        user = authenticate_token(session, secret)
+        if user is None:
+            raise Unauthorized("invalid, expired or revoked token: log in again")
+        return Actor(kind="user", id=user.id, name=user.username, role=Role(user.role), unit_id=user.unit_id)
+    raise Unauthorized("unrecognised credential: expected an operator token (swt_...) or a device key (swd_...)")
+
+
+ActorDep = Annotated[Actor, Depends(get_actor)]
+
+
+def get_operator(actor: ActorDep) -> Actor:
+    if actor.kind != "user":
+        raise Forbidden("devices may only submit cases and evidence and read their own configuration")
+    return actor
+
+
+def get_device(actor: ActorDep) -> Actor:
+    if not actor.is_device:
+        raise Forbidden("this endpoint is for devices (X-Device-Key)")
+    return actor
+
+
+OperatorDep = Annotated[Actor, Depends(get_operator)]
+DeviceDep = Annotated[Actor, Depends(get_device)]
+
+
+def require_roles(*roles: Role) -> Callable[[Actor], Actor]:
+    """Dependency factory: the operator must have one of ``roles``."""
+
+    def check(actor: OperatorDep) -> Actor:
+        if actor.role not in roles:
+            allowed = ", ".join(r.value for r in roles)
+            raise Forbidden(f"role '{actor.role}' may not do this; allowed roles: {allowed}")
+        return actor
+
+    return check
+
+
+AdminDep = Annotated[Actor, Depends(require_roles(Role.ADMIN))]

@@ -1,0 +1,65 @@
+"""Periodic jobs run inside the server process: overdue checks and notification delivery.
+
+Each job is safe to run in several workers at once: its database updates are conditional
+(``UPDATE ... WHERE overdue = false``), so a second worker finds nothing left to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.settings import Settings
+
+log = logging.getLogger(__name__)
+
+JobFunction = Callable[[sessionmaker[Session], Settings], int]
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    interval_s: float
+    run: JobFunction
+
+
+def default_jobs(settings: Settings) -> list[Job]:
+    from api.notify import deliver_pending
+    from api.overdue import check_overdue
+
+    return [
+        Job("overdue", settings.overdue_check_interval_s, check_overdue),
+        Job("deliveries", settings.delivery_interval_s, deliver_pending),
+    ]
+
+
+async def _loop(job: Job, sessions: sessionmaker[Session], settings: Settings) -> None:
+    while True:
+        try:
+            done = await asyncio.to_thread(job.run, sessions, settings)
+            if done:
+                log.info("job %s: %d item(s)", job.name, done)
+        except Exception:  # a failing job must not kill the server; it is retried next interval
+            log.exception("job %s failed", job.name)
+        await asyncio.sleep(job.interval_s)
+
+
+class JobRunner:
+    def __init__(self, jobs: list[Job], sessions: sessionmaker[Session], settings: Settings) -> None:
+        self.jobs, self.sessions, self.settings = jobs, sessions, settings
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(_loop(j, self.sessions, self.settings), name=j.name) for j in self.jobs]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

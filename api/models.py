@@ -1,0 +1,386 @@
+"""SQLAlchemy 2 models of the case store. Times are stored as UTC and returned timezone-aware."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on every backend (SQLite keeps no zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: streetwatch stores only timezone-aware times")
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        return None if value is None else value.replace(tzinfo=dt.UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    SHIFT_LEADER = "shift_leader"  # 值班长: files, verifies and closes
+    DISPATCHER = "dispatcher"  # 派遣员: dispatches, approves extension / return / deferral
+    UNIT_HANDLER = "unit_handler"  # 专业部门: handles its own unit's cases
+    VIEWER = "viewer"
+
+
+class CaseStatus(StrEnum):
+    PENDING_REVIEW = "pending_review"  # 待审核
+    FILED = "filed"  # 立案
+    DISPATCHED = "dispatched"  # 派遣
+    IN_PROGRESS = "in_progress"  # 处置中
+    RESOLVED = "resolved"  # 处理反馈
+    VERIFIED = "verified"  # 核查通过
+    CLOSED = "closed"  # 结案
+    VOIDED = "voided"  # 作废
+    RETURNED = "returned"  # 回退 (awaiting re-dispatch)
+    DEFERRED = "deferred"  # 挂账
+
+
+OPEN_STATUSES = frozenset(
+    {
+        CaseStatus.PENDING_REVIEW,
+        CaseStatus.FILED,
+        CaseStatus.DISPATCHED,
+        CaseStatus.IN_PROGRESS,
+        CaseStatus.RESOLVED,
+        CaseStatus.VERIFIED,
+        CaseStatus.RETURNED,
+        CaseStatus.DEFERRED,
+    }
+)
+# Statuses in which the deadline clock runs against the assigned unit.
+CLOCK_STATUSES = frozenset({CaseStatus.DISPATCHED, CaseStatus.IN_PROGRESS})
+
+
+class Unit(Base):
+    """A responsible unit: department, road chief, grid office... with a parent for escalation."""
+
+    __tablename__ = "units"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32), default="department")
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    webhook_url: Mapped[str | None] = mapped_column(String(500))
+    webhook_secret: Mapped[str | None] = mapped_column(String(200))
+    mqtt_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    parent: Mapped[Unit | None] = relationship(remote_side="Unit.id")
+
+
+class Place(Base):
+    """A responsibility key (grid code, road section, site) and the unit that owns it (属地)."""
+
+    __tablename__ = "places"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    kind: Mapped[str] = mapped_column(String(32), default="grid")
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    owner_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+
+    owner_unit: Mapped[Unit | None] = relationship()
+
+
+class ViolationType(Base):
+    """A violation with its event code (GB/T 30428 family); cities renumber, so codes are data."""
+
+    __tablename__ = "violation_types"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    name_en: Mapped[str] = mapped_column(String(100), default="")
+    pipeline_type: Mapped[str] = mapped_column(String(64), index=True)
+    default_for_type: Mapped[bool] = mapped_column(Boolean, default=False)
+    auto_file: Mapped[bool] = mapped_column(Boolean, default=False)
+    auto_file_min_confidence: Mapped[float] = mapped_column(Float, default=0.9)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class RoutingRule(Base):
+    """place x violation -> unit; null place or violation matches any. Lower priority wins."""
+
+    __tablename__ = "routing_rules"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    place_id: Mapped[int | None] = mapped_column(ForeignKey("places.id"))
+    violation_code: Mapped[str | None] = mapped_column(String(16))
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    priority: Mapped[int] = mapped_column(Integer, default=100)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class RoutingRuleHistory(Base):
+    """Every change to a routing rule, with who made it: routing is auditable."""
+
+    __tablename__ = "routing_rule_history"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule_id: Mapped[int] = mapped_column(Integer, index=True)
+    action: Mapped[str] = mapped_column(String(16))  # created | updated | deleted
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
+    actor: Mapped[str] = mapped_column(String(100))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class DeadlineRule(Base):
+    """violation -> working hours allowed from dispatch."""
+
+    __tablename__ = "deadline_rules"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    violation_code: Mapped[str] = mapped_column(String(16), unique=True)
+    working_hours: Mapped[float] = mapped_column(Float)
+
+
+class CalendarSettings(Base):
+    """The working calendar: time zone and working periods per weekday (one row)."""
+
+    __tablename__ = "calendar_settings"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    # [["08:30", "12:00"], ["13:30", "17:30"]]
+    periods: Mapped[list[Any]] = mapped_column(JSON)
+    workdays: Mapped[list[Any]] = mapped_column(JSON)  # ISO weekdays 1..7
+    default_working_hours: Mapped[float] = mapped_column(Float, default=24.0)
+
+
+class CalendarDay(Base):
+    """Exceptions to the weekly pattern: holidays and make-up working days (调休)."""
+
+    __tablename__ = "calendar_days"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[dt.date] = mapped_column(unique=True)
+    working: Mapped[bool] = mapped_column(Boolean)
+    name: Mapped[str] = mapped_column(String(100), default="")
+
+
+class Device(Base):
+    """An edge box. Its API key is stored hashed; it can only submit cases and read its own config."""
+
+    __tablename__ = "devices"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(128))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[dt.datetime | None]
+
+
+class Camera(Base):
+    __tablename__ = "cameras"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id"))
+    health: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    health_at: Mapped[dt.datetime | None]
+
+    zones: Mapped[list[Zone]] = relationship(back_populates="camera", cascade="all, delete-orphan")
+
+
+class Zone(Base):
+    __tablename__ = "zones"
+    __table_args__ = (UniqueConstraint("camera_id", "code"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id"))
+    code: Mapped[str] = mapped_column(String(64))
+    place_id: Mapped[int] = mapped_column(ForeignKey("places.id"))
+    polygon: Mapped[list[Any]] = mapped_column(JSON)  # normalised [[x, y], ...]
+    rules: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # violation type -> {dwell_s, schedule}
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    camera: Mapped[Camera] = relationship(back_populates="zones")
+    place: Mapped[Place] = relationship()
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100), default="")
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    unit: Mapped[Unit | None] = relationship()
+
+
+class ApiToken(Base):
+    """An operator's bearer token, stored as a sha256 hash; revocable and expiring."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    user: Mapped[User] = relationship()
+
+
+class Case(Base):
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index("ix_cases_status_created", "status", "created_at"),
+        Index("ix_cases_place_violation", "place_id", "violation_code"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(String(32), default=CaseStatus.PENDING_REVIEW.value, index=True)
+    violation_code: Mapped[str] = mapped_column(String(16), index=True)
+    place_id: Mapped[int] = mapped_column(ForeignKey("places.id"), index=True)
+    camera_code: Mapped[str | None] = mapped_column(String(64), index=True)
+    zone_code: Mapped[str | None] = mapped_column(String(64))
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
+    source: Mapped[str] = mapped_column(String(16), default="camera")  # camera | open311 | operator
+    description: Mapped[str] = mapped_column(Text, default="")
+    address: Mapped[str | None] = mapped_column(String(300))
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    reporter: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    model_name: Mapped[str | None] = mapped_column(String(100))
+    model_version: Mapped[str | None] = mapped_column(String(50))
+    sighting_count: Mapped[int] = mapped_column(Integer, default=0)
+    best_evidence_id: Mapped[int | None] = mapped_column(Integer)
+    first_seen_at: Mapped[dt.datetime | None]
+    last_seen_at: Mapped[dt.datetime | None]
+    confirmed_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    filed_at: Mapped[dt.datetime | None]
+    dispatched_at: Mapped[dt.datetime | None]
+    deadline_at: Mapped[dt.datetime | None] = mapped_column(index=True)
+    resolved_at: Mapped[dt.datetime | None]
+    verified_at: Mapped[dt.datetime | None]
+    closed_at: Mapped[dt.datetime | None]
+    voided_at: Mapped[dt.datetime | None]
+    void_reason: Mapped[str | None] = mapped_column(String(32))
+    overdue: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    escalated_to_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    extension_requested_hours: Mapped[float | None] = mapped_column(Float)
+    extension_reason: Mapped[str | None] = mapped_column(Text)
+    rework_count: Mapped[int] = mapped_column(Integer, default=0)
+    return_count: Mapped[int] = mapped_column(Integer, default=0)
+    recurrence_of_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    # "<place_id>|<violation_code>" while the case is open, NULL after: a unique constraint on it makes
+    # "one open case per place and violation" hold under concurrent ingestion on every database.
+    open_slot: Mapped[str | None] = mapped_column(String(100), unique=True)
+
+    place: Mapped[Place] = relationship()
+    unit: Mapped[Unit | None] = relationship(foreign_keys=[unit_id])
+    sightings: Mapped[list[Sighting]] = relationship(back_populates="case", order_by="Sighting.id")
+    evidence: Mapped[list[Evidence]] = relationship(back_populates="case", order_by="Evidence.id")
+    events: Mapped[list[AuditEvent]] = relationship(back_populates="case", order_by="AuditEvent.id")
+
+
+class Sighting(Base):
+    """One report from a device; its idempotency key (minted by the pipeline) is unique."""
+
+    __tablename__ = "sightings"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id"))
+    camera_code: Mapped[str | None] = mapped_column(String(64))
+    zone_code: Mapped[str | None] = mapped_column(String(64))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    boxes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    first_seen_at: Mapped[dt.datetime | None]
+    confirmed_at: Mapped[dt.datetime | None]
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    case: Mapped[Case] = relationship(back_populates="sightings")
+
+
+class Evidence(Base):
+    """An image stored by sha256 under the data directory; served only to authorised users."""
+
+    __tablename__ = "evidence"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # first_seen | confirmation | crop | after | handling
+    content_type: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    uploaded_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    case: Mapped[Case] = relationship(back_populates="evidence")
+
+
+class AuditEvent(Base):
+    """Every transition and action on a case: who, when, from, to, why."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(100))  # "user:alice", "device:box-1", "system"
+    action: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(32))
+    to_status: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    case: Mapped[Case] = relationship(back_populates="events")
+
+
+class Delivery(Base):
+    """A notification to a unit (webhook or MQTT): a durable queue row and its delivery log."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_pending", "status", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    channel: Mapped[str] = mapped_column(String(16))  # webhook | mqtt
+    event: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[dt.datetime | None]
