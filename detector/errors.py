@@ -49,3 +49,7 @@ class ModelInputError(ModelFileError):
 
 class FrameError(DetectorError, ValueError):
     """A frame handed to the detector is empty or has the wrong dtype, shape or channels."""
+
+
+class QuantizeError(DetectorError):
+    """A model cannot be quantized (already INT8, no detection head found, quantization tools missing)."""
