@@ -1,0 +1,424 @@
+"""Workflow actions on cases: the checks of :mod:`api.workflow`, then the side effects, one audit event per
+step and the notifications to units, all in the caller's transaction with the case row locked.
+
+Side effects worth knowing:
+
+- ``file`` sets filed_at and immediately dispatches the case (as the system) when routing finds a unit;
+  otherwise the case stays filed and an audit event ``route`` says why.
+- Every entry into ``dispatched`` (dispatch, re-dispatch of a returned case, reassign, resume, rework)
+  starts the clock again: ``dispatched_at`` = now, ``deadline_at`` = now + the violation's DeadlineRule
+  working hours (or the calendar's default) on the working calendar, and clears overdue/escalation and
+  any pending extension request. So ``deadline_at - dispatched_at`` is always the allowed working time
+  plus approved extensions.
+- ``approve_extension`` moves deadline_at later by the approved working hours (from the old deadline).
+- ``close`` and ``void`` free the case's open slot, so the next report for the place opens a new case.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import Session, object_session
+
+from api.actors import SYSTEM, Actor
+from api.audit import record_event
+from api.errors import Conflict, Forbidden, InvalidInput, NotFound
+from api.models import Camera, Case, CaseStatus, DeadlineRule, Role, Sighting, Unit, utcnow
+from api.notify import enqueue_case_event
+from api.routing import route
+from api.settings import Settings
+from api.work_calendar import WorkCalendar, add_working_hours, load_calendar
+from api.workflow import Action, Transition, allowed_actions, check, parse_action
+
+
+def principal_of(actor: Actor) -> str:
+    """The workflow table's name for the actor: its role, ``device`` or ``system``."""
+    if actor.kind == "user":
+        if actor.role is None:
+            raise Forbidden(f"operator {actor.name} has no role")
+        return actor.role.value
+    return actor.kind
+
+
+def device_reported(session: Session, case: Case, device_id: int) -> bool:
+    """Did this device report the case (a sighting), or does the case's camera belong to it?"""
+    by_sighting = exists().where(Sighting.case_id == case.id, Sighting.device_id == device_id)
+    by_camera = exists().where(Camera.code == case.camera_code, Camera.device_id == device_id)
+    return bool(session.scalar(select(by_sighting | by_camera)))
+
+
+def owns_case(session: Session, case: Case, actor: Actor) -> bool:
+    """Whether a unit handler's unit has the case, or a device reported it; true for everyone else."""
+    if actor.kind == "device":
+        return actor.id is not None and device_reported(session, case, actor.id)
+    if actor.kind == "user" and actor.role is Role.UNIT_HANDLER:
+        return case.unit_id is not None and case.unit_id == actor.unit_id
+    return True
+
+
+def visible_to(session: Session, case: Case, actor: Actor) -> bool:
+    """Unit handlers see only their unit's cases, devices only the cases they reported."""
+    return owns_case(session, case, actor)
+
+
+def get_case_for(session: Session, case_id: int, actor: Actor) -> Case:
+    """The case, or 404 when it does not exist or the actor may not see it (existence is not leaked)."""
+    case = session.get(Case, case_id)
+    if case is None or not visible_to(session, case, actor):
+        raise NotFound(f"case {case_id} not found")
+    return case
+
+
+def allowed_actions_for(case: Case, actor: Actor) -> list[str]:
+    """What ``actor`` may do next to ``case`` (names of :class:`api.workflow.Action`)."""
+    session = object_session(case)
+    if session is None:
+        raise ValueError(f"case {case.id} is not attached to a session")
+    actions = allowed_actions(
+        case.status,
+        principal_of(actor),
+        owns_case=owns_case(session, case, actor),
+        extension_pending=case.extension_requested_hours is not None,
+    )
+    return [a.value for a in actions]
+
+
+def lock_case(session: Session, case_id: int) -> Case:
+    """Re-read the case with its row locked until the transaction ends, so two operators cannot move it
+    at once: ``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite (no row locks) a no-op UPDATE first takes
+    the database write lock, so the read that follows is current and stays so."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            update(Case).where(Case.id == case_id).values(status=Case.status),
+            execution_options={"synchronize_session": False},
+        )
+    statement = select(Case).where(Case.id == case_id).with_for_update()
+    case = session.scalars(statement, execution_options={"populate_existing": True}).one_or_none()
+    if case is None:
+        raise NotFound(f"case {case_id} not found")
+    return case
+
+
+@dataclass
+class _Step:
+    """One transition being applied: the request and what the audit event will record."""
+
+    session: Session
+    case: Case
+    actor: Actor
+    settings: Settings
+    now: dt.datetime
+    reason: str | None = None
+    note: str | None = None
+    unit_id: int | None = None
+    hours: float | None = None
+    preset_unit: tuple[Unit, str] | None = None  # a unit routing already chose (auto-dispatch on filing)
+    from_status: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    _calendar: WorkCalendar | None = None
+
+    @property
+    def calendar(self) -> WorkCalendar:
+        if self._calendar is None:
+            try:
+                self._calendar = load_calendar(self.session)
+            except ValueError as exc:  # a broken CalendarSettings row: say so instead of a 500
+                raise Conflict(
+                    f"the working calendar is misconfigured: {exc}; fix the calendar settings"
+                ) from exc
+        return self._calendar
+
+    def notify(self, unit: Unit, event: str) -> None:
+        enqueue_case_event(self.session, self.case, unit, event, self.settings)
+
+
+def apply_action(
+    session: Session,
+    case: Case,
+    action: str | Action,
+    actor: Actor,
+    *,
+    settings: Settings,
+    reason: str | None = None,
+    note: str | None = None,
+    unit_id: int | None = None,
+    hours: float | None = None,
+    now: dt.datetime | None = None,
+) -> Case:
+    """Take ``action`` on ``case`` as ``actor``: 409 for a move not allowed from the status, 403 for a role or
+    unit that may not, 422 for a missing or bad field; otherwise apply it, audit it and notify."""
+    now = now or utcnow()
+    action = parse_action(action)
+    case = lock_case(session, case.id)
+    step = _Step(session, case, actor, settings, now, reason, note, unit_id, hours)
+    _transition(step, action)
+    if action is Action.FILE:
+        _auto_dispatch(session, case, settings, now)
+    session.flush()
+    return case
+
+
+def _transition(step: _Step, action: Action) -> None:
+    case = step.case
+    row: Transition = check(
+        action,
+        case.status,
+        principal_of(step.actor),
+        owns_case=owns_case(step.session, case, step.actor),
+        extension_pending=case.extension_requested_hours is not None,
+        reason=step.reason,
+        note=step.note,
+        hours=step.hours,
+        unit_id=step.unit_id,
+    )
+    step.from_status = case.status
+    if row.target is not None:
+        case.status = row.target.value
+    _EFFECTS[action](step)
+    case.updated_at = step.now
+    record_event(
+        step.session,
+        case,
+        step.actor,
+        action.value,
+        from_status=step.from_status,
+        to_status=case.status,
+        reason=step.reason,
+        note=step.note,
+        data=step.data or None,
+        at=step.now,
+    )
+
+
+def _auto_dispatch(session: Session, case: Case, settings: Settings, now: dt.datetime) -> None:
+    """Filing routes the case at once; without a unit it stays filed and the trail says why."""
+    unit, why = route(session, case.place, case.violation_code)
+    if unit is None:
+        record_event(
+            session,
+            case,
+            SYSTEM,
+            "route",
+            from_status=case.status,
+            to_status=case.status,
+            reason="no_unit",
+            note=why,
+            at=now,
+        )
+        return
+    step = _Step(session, case, SYSTEM, settings, now, reason="auto_dispatch", preset_unit=(unit, why))
+    _transition(step, Action.DISPATCH)
+
+
+# --- side effects, one per action (the status is already the target when they run) ---
+
+
+def _on_file(step: _Step) -> None:
+    step.case.filed_at = step.now
+
+
+def _on_void(step: _Step) -> None:
+    case = step.case
+    case.voided_at = step.now
+    case.void_reason = step.reason
+    case.open_slot = None
+    _clear_extension(case)
+
+
+def _on_dispatch(step: _Step) -> None:
+    unit, why = _choose_unit(step)
+    returned_by = step.case.unit_id if step.from_status == CaseStatus.RETURNED else None
+    if returned_by is not None and unit.id == returned_by and step.unit_id is None:
+        raise InvalidInput(
+            f"routing sends case {step.case.id} back to {unit.code}, the unit that returned it: "
+            "give a unit_id to re-dispatch it elsewhere",
+            field="unit_id",
+        )
+    _start_clock(step, unit, why)
+    step.notify(unit, "dispatched")
+
+
+def _on_reassign(step: _Step) -> None:
+    case = step.case
+    unit, why = _choose_unit(step)
+    if unit.id == case.unit_id:
+        raise InvalidInput(
+            f"case {case.id} is already assigned to {unit.code}: give another unit_id", field="unit_id"
+        )
+    old = step.session.get(Unit, case.unit_id) if case.unit_id is not None else None
+    step.data["previous_unit"] = old.code if old else None
+    _start_clock(step, unit, why)
+    step.notify(unit, "dispatched")
+    if old is not None:
+        step.notify(old, "withdrawn")
+
+
+def _on_resume(step: _Step) -> None:
+    case = step.case
+    current = (
+        step.session.get(Unit, case.unit_id) if case.unit_id is not None and step.unit_id is None else None
+    )
+    if current is not None and current.active:
+        unit, why = current, f"resumed with its unit {current.code}"
+    else:
+        unit, why = _choose_unit(step)
+    _start_clock(step, unit, why)
+    step.notify(unit, "dispatched")
+
+
+def _on_start(step: _Step) -> None:
+    pass
+
+
+def _on_return(step: _Step) -> None:
+    case = step.case
+    case.return_count += 1
+    _clear_extension(case)
+    unit = step.session.get(Unit, case.unit_id) if case.unit_id is not None else None
+    step.data["returned_by"] = unit.code if unit else None
+
+
+def _on_resolve(step: _Step) -> None:
+    step.case.resolved_at = step.now
+    _clear_extension(step.case)
+
+
+def _on_request_extension(step: _Step) -> None:
+    case = step.case
+    case.extension_requested_hours = step.hours
+    case.extension_reason = step.note or step.reason
+    step.data["hours"] = step.hours
+
+
+def _on_approve_extension(step: _Step) -> None:
+    case = step.case
+    requested = case.extension_requested_hours
+    hours = step.hours if step.hours is not None else requested
+    if hours is None:  # unreachable: the workflow table requires a pending request
+        raise Conflict(f"case {case.id} has no pending extension request")
+    old = case.deadline_at or step.now
+    case.deadline_at = add_working_hours(old, hours, step.calendar)
+    if case.deadline_at > step.now:
+        case.overdue = False
+        case.escalated_to_unit_id = None
+    step.data.update(
+        requested_hours=requested,
+        approved_hours=hours,
+        deadline_from=old.isoformat(),
+        deadline_to=case.deadline_at.isoformat(),
+    )
+    _clear_extension(case)
+    _notify_assigned(step, "extension_approved")
+
+
+def _on_reject_extension(step: _Step) -> None:
+    step.data["requested_hours"] = step.case.extension_requested_hours
+    _clear_extension(step.case)
+    _notify_assigned(step, "extension_rejected")
+
+
+def _on_defer(step: _Step) -> None:
+    _clear_extension(step.case)
+
+
+def _on_verify(step: _Step) -> None:
+    step.case.verified_at = step.now
+
+
+def _on_rework(step: _Step) -> None:
+    case = step.case
+    unit = step.session.get(Unit, case.unit_id) if case.unit_id is not None else None
+    if unit is None:
+        raise Conflict(f"case {case.id} has no unit to send the rework to")
+    case.rework_count += 1
+    case.resolved_at = None
+    case.verified_at = None
+    _start_clock(step, unit, f"rework #{case.rework_count} back to {unit.code}")
+    step.notify(unit, "rework")
+
+
+def _on_close(step: _Step) -> None:
+    step.case.closed_at = step.now
+    step.case.open_slot = None
+
+
+_EFFECTS: dict[Action, Callable[[_Step], None]] = {
+    Action.FILE: _on_file,
+    Action.VOID: _on_void,
+    Action.DISPATCH: _on_dispatch,
+    Action.REASSIGN: _on_reassign,
+    Action.START: _on_start,
+    Action.RETURN: _on_return,
+    Action.RESOLVE: _on_resolve,
+    Action.REQUEST_EXTENSION: _on_request_extension,
+    Action.APPROVE_EXTENSION: _on_approve_extension,
+    Action.REJECT_EXTENSION: _on_reject_extension,
+    Action.DEFER: _on_defer,
+    Action.RESUME: _on_resume,
+    Action.VERIFY: _on_verify,
+    Action.REWORK: _on_rework,
+    Action.CLOSE: _on_close,
+}
+
+
+# --- helpers ---
+
+
+def _choose_unit(step: _Step) -> tuple[Unit, str]:
+    """The unit named by unit_id, else the one routing chooses; 422 when there is none."""
+    if step.preset_unit is not None:
+        return step.preset_unit
+    if step.unit_id is not None:
+        unit = step.session.get(Unit, step.unit_id)
+        if unit is None or not unit.active:
+            state = "does not exist" if unit is None else "is disabled"
+            raise InvalidInput(f"unit {step.unit_id} {state}: give an active unit's id", field="unit_id")
+        return unit, f"chosen by {step.actor.label}"
+    unit, why = route(step.session, step.case.place, step.case.violation_code)
+    if unit is None:
+        raise InvalidInput(why, field="unit_id")
+    return unit, why
+
+
+def deadline_hours(session: Session, violation_code: str, calendar: WorkCalendar) -> float:
+    """Working hours allowed for the violation: its DeadlineRule, else the calendar's default."""
+    hours = session.scalar(
+        select(DeadlineRule.working_hours).where(DeadlineRule.violation_code == violation_code)
+    )
+    return float(hours) if hours is not None else calendar.default_working_hours
+
+
+def _start_clock(step: _Step, unit: Unit, why: str) -> None:
+    case = step.case
+    hours = deadline_hours(step.session, case.violation_code, step.calendar)
+    case.unit_id = unit.id
+    case.dispatched_at = step.now
+    case.first_dispatched_at = case.first_dispatched_at or step.now  # time-to-dispatch counts the first one
+    case.deadline_at = add_working_hours(step.now, hours, step.calendar)
+    case.overdue = False
+    case.escalated_to_unit_id = None
+    _clear_extension(case)
+    step.data.update(
+        unit=unit.code,
+        unit_id=unit.id,
+        routing=why,
+        working_hours=hours,
+        deadline_at=case.deadline_at.isoformat(),
+    )
+    if step.note is None and step.actor.kind == "system":
+        step.note = why
+
+
+def _clear_extension(case: Case) -> None:
+    case.extension_requested_hours = None
+    case.extension_reason = None
+
+
+def _notify_assigned(step: _Step, event: str) -> None:
+    unit = step.session.get(Unit, step.case.unit_id) if step.case.unit_id is not None else None
+    if unit is not None:
+        step.notify(unit, event)
