@@ -1,5 +1,148 @@
-"""Placeholder: replaced by the module's owner while the case store is being built."""
+"""Cases: device reports in, evidence images, and the operators' case list and detail."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile
+from fastapi.responses import FileResponse
+from pydantic import AwareDatetime
+
+from api.actors import Actor
+from api.case_queries import CaseFilter, get_visible_case, list_cases, recurrence_ids
+from api.case_schemas import CaseDetail, CasePublic, CaseReport, EvidencePublic, IngestResult
+from api.deps import ActorDep, DeviceDep, OperatorDep, SessionDep, SettingsDep
+from api.evidence import SHA256_PATTERN, EvidenceKind, add_evidence, evidence_url, open_evidence
+from api.ingest import ingest_report
+from api.models import Case, CaseStatus, Evidence
+from api.schemas import Page
+
+router = APIRouter(prefix="/api/v1", tags=["cases"])
+
+MAX_ID = 2**31 - 1
+CaseId = Annotated[int, Path(ge=1, le=MAX_ID, description="Case id.")]
+
+
+@router.post(
+    "/cases",
+    response_model=IngestResult,
+    status_code=201,
+    responses={200: {"model": IngestResult, "description": "Added to an open case, or a repeated key."}},
+    summary="Submit a confirmed violation from a device (X-Device-Key)",
+)
+def submit_case(
+    report: CaseReport, device: DeviceDep, session: SessionDep, settings: SettingsDep, response: Response
+) -> IngestResult:
+    """201 when the report opened a new case; 200 when it became a sighting of the open case for its
+    place and violation, or when its idempotency key was already received (``duplicate``)."""
+    result = ingest_report(session, report, device, settings)
+    session.commit()  # before answering: a device drops the report from its outbox on a 2xx
+    if not result.created:
+        response.status_code = 200
+    return result
+
+
+@router.get("/cases", response_model=Page[CasePublic], summary="List cases (operators)")
+def list_cases_route(
+    actor: OperatorDep,
+    session: SessionDep,
+    status: Annotated[list[CaseStatus] | None, Query(description="Any of these statuses.")] = None,
+    violation: Annotated[list[str] | None, Query(description="Event codes, e.g. 0505.")] = None,
+    unit: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Assigned unit id.")] = None,
+    place: Annotated[str | None, Query(max_length=64, description="Place responsibility key.")] = None,
+    camera: Annotated[str | None, Query(max_length=64, description="Camera code.")] = None,
+    created_from: Annotated[AwareDatetime | None, Query(description="Created at or after.")] = None,
+    created_to: Annotated[AwareDatetime | None, Query(description="Created before.")] = None,
+    overdue: bool | None = None,
+    source: Literal["camera", "open311", "operator"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> Page[CasePublic]:
+    """Newest first. Unit handlers see only their own unit's cases."""
+    filters = CaseFilter(
+        statuses=tuple(status or ()),
+        violation_codes=tuple(violation or ()),
+        unit_id=unit,
+        place_key=place,
+        camera=camera,
+        created_from=created_from,
+        created_to=created_to,
+        overdue=overdue,
+        source=source,
+    )
+    cases, count = list_cases(session, actor, filters, limit=limit, offset=offset)
+    return Page[CasePublic](data=[CasePublic.model_validate(case) for case in cases], count=count)
+
+
+@router.get(
+    "/cases/{case_id}", response_model=CaseDetail, summary="One case with sightings, evidence and events"
+)
+def get_case_route(case_id: CaseId, actor: OperatorDep, session: SessionDep) -> CaseDetail:
+    case = get_visible_case(session, actor, case_id, with_details=True)
+    detail = CaseDetail.model_validate(case)
+    return detail.model_copy(
+        update={
+            "evidence": [evidence_public(e) for e in case.evidence],
+            "allowed_actions": _allowed_actions(case, actor),
+            "recurrences": recurrence_ids(session, case.id),
+        }
+    )
+
+
+@router.post(
+    "/cases/{case_id}/evidence",
+    response_model=EvidencePublic,
+    status_code=201,
+    responses={200: {"model": EvidencePublic, "description": "The case already had this image."}},
+    summary="Attach a JPEG or PNG image to a case (its device, or an operator who may act on it)",
+)
+def upload_evidence_route(
+    case_id: CaseId,
+    file: Annotated[UploadFile, File(description="JPEG or PNG image.")],
+    kind: Annotated[str, Form(description=f"One of: {', '.join(k.value for k in EvidenceKind)}.")],
+    actor: ActorDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
+) -> EvidencePublic:
+    data = file.file.read(settings.evidence_max_bytes + 1)  # one byte more than allowed tells "too large"
+    evidence, created = add_evidence(session, case_id, actor, data=data, kind=kind, settings=settings)
+    session.commit()
+    if not created:
+        response.status_code = 200
+    return evidence_public(evidence)
+
+
+@router.get(
+    "/evidence/{sha256}",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}},
+    summary="An evidence image, for operators who may see a case that has it",
+)
+def get_evidence_route(
+    sha256: Annotated[str, Path(pattern=SHA256_PATTERN, description="64 lowercase hex digits.")],
+    actor: OperatorDep,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> FileResponse:
+    path, content_type = open_evidence(session, actor, sha256, settings)
+    return FileResponse(
+        path,
+        media_type=content_type,
+        headers={"Cache-Control": "private, max-age=86400, immutable", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+def evidence_public(evidence: Evidence) -> EvidencePublic:
+    return EvidencePublic.model_validate(evidence).model_copy(update={"url": evidence_url(evidence.sha256)})
+
+
+def _allowed_actions(case: Case, actor: Actor) -> list[str]:
+    """What ``actor`` may do next, from the workflow module (an empty list until it is installed)."""
+    try:
+        from api.case_actions import allowed_actions_for
+    except ModuleNotFoundError as error:
+        if error.name != "api.case_actions":
+            raise
+        return []
+    return [str(action) for action in allowed_actions_for(case, actor)]

@@ -1,0 +1,116 @@
+"""Who may see which cases, and the case list and detail queries operators run.
+
+Unit handlers see only their own unit's cases; for them another unit's case does not exist (404, so
+that case ids of other units do not leak). Devices read no cases at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, Select, func, select, true
+from sqlalchemy.orm import Session, selectinload
+
+from api.actors import Actor
+from api.errors import Forbidden, InvalidInput, NotFound
+from api.models import Case, CaseStatus, Place, Role
+
+DEVICES_READ_NO_CASES = "devices may only submit cases and evidence, not read cases"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseFilter:
+    """The filters of ``GET /api/v1/cases``; ``None`` or empty means "any"."""
+
+    statuses: tuple[CaseStatus, ...] = ()
+    violation_codes: tuple[str, ...] = ()
+    unit_id: int | None = None
+    place_key: str | None = None
+    camera: str | None = None
+    created_from: dt.datetime | None = None  # inclusive
+    created_to: dt.datetime | None = None  # exclusive
+    overdue: bool | None = None
+    source: str | None = None
+
+
+def visibility_clause(actor: Actor) -> ColumnElement[bool]:
+    """The cases ``actor`` may see, as a WHERE clause. Raises Forbidden for devices."""
+    if actor.kind == "system":
+        return true()
+    if actor.is_device:
+        raise Forbidden(DEVICES_READ_NO_CASES)
+    if actor.role is Role.UNIT_HANDLER:
+        if actor.unit_id is None:  # create_user forbids this; a hand-edited row must not see everything
+            raise Forbidden(f"unit handler '{actor.name}' has no unit and so sees no cases")
+        return Case.unit_id == actor.unit_id
+    return true()
+
+
+def _utc(name: str, value: dt.datetime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        raise InvalidInput(f"{name} {value.isoformat()} cannot be expressed in UTC", field=name) from None
+
+
+def _filtered(actor: Actor, filters: CaseFilter) -> Select[Case]:
+    created_from = _utc("created_from", filters.created_from)
+    created_to = _utc("created_to", filters.created_to)
+    if created_from and created_to and created_from >= created_to:
+        raise InvalidInput(
+            f"created_from ({created_from.isoformat()}) must be before created_to ({created_to.isoformat()})",
+            field="created_from",
+        )
+    query = select(Case).where(visibility_clause(actor))
+    if filters.statuses:
+        query = query.where(Case.status.in_([s.value for s in filters.statuses]))
+    if filters.violation_codes:
+        query = query.where(Case.violation_code.in_(filters.violation_codes))
+    if filters.unit_id is not None:
+        query = query.where(Case.unit_id == filters.unit_id)
+    if filters.place_key is not None:
+        query = query.where(
+            Case.place_id == select(Place.id).where(Place.key == filters.place_key).scalar_subquery()
+        )
+    if filters.camera is not None:
+        query = query.where(Case.camera_code == filters.camera)
+    if created_from is not None:
+        query = query.where(Case.created_at >= created_from)
+    if created_to is not None:
+        query = query.where(Case.created_at < created_to)
+    if filters.overdue is not None:
+        query = query.where(Case.overdue.is_(filters.overdue))
+    if filters.source is not None:
+        query = query.where(Case.source == filters.source)
+    return query
+
+
+def list_cases(
+    session: Session, actor: Actor, filters: CaseFilter, *, limit: int, offset: int
+) -> tuple[list[Case], int]:
+    """One page of the cases ``actor`` may see, newest first, and how many match in all."""
+    query = _filtered(actor, filters)
+    count = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    page = session.scalars(query.order_by(Case.created_at.desc(), Case.id.desc()).limit(limit).offset(offset))
+    return list(page), count
+
+
+def get_visible_case(session: Session, actor: Actor, case_id: int, *, with_details: bool = False) -> Case:
+    """The case if ``actor`` may see it; NotFound otherwise (also for other units' cases)."""
+    query = select(Case).where(Case.id == case_id, visibility_clause(actor))
+    if with_details:
+        query = query.options(
+            selectinload(Case.sightings), selectinload(Case.evidence), selectinload(Case.events)
+        )
+    case = session.scalar(query)
+    if case is None:
+        raise NotFound(f"case {case_id} not found")
+    return case
+
+
+def recurrence_ids(session: Session, case_id: int) -> list[int]:
+    """Ids of the later cases that recur ``case_id`` (复发), oldest first."""
+    return list(session.scalars(select(Case.id).where(Case.recurrence_of_id == case_id).order_by(Case.id)))

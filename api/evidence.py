@@ -1,0 +1,276 @@
+"""Evidence images: checked to be real JPEG or PNG, size-limited, stored once by sha256, and served only
+to operators who may see a case that has them.
+
+Files live at ``<evidence_dir>/<first two hex digits>/<sha256>.<jpg|png>``. The name is the content's
+hash, never anything a client sent, and reads accept only 64 lowercase hex digits, so no request can
+name a path outside the store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import cv2
+import numpy as np
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api.actors import Actor
+from api.audit import record_event
+from api.case_queries import get_visible_case, visibility_clause
+from api.errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge
+from api.ingest import begin_write
+from api.models import Camera, Case, Evidence, Role, Sighting, utcnow
+from api.settings import Settings
+
+
+class EvidenceKind(StrEnum):
+    FIRST_SEEN = "first_seen"  # the first frame the pipeline saw the violation in
+    CONFIRMATION = "confirmation"  # the frame at which the dwell time confirmed it
+    CROP = "crop"  # a close-up of the object
+    AFTER = "after"  # verification: the place after handling
+    HANDLING = "handling"  # a photo from the unit that handled it
+
+
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+_SHA256 = re.compile(SHA256_PATTERN)
+MAX_PIXELS = 50_000_000  # refuse to decode anything bigger (decompression bombs); 4K frames are 8.3 MP
+_JPEG_MAGIC = b"\xff\xd8\xff"
+_JPEG_END = b"\xff\xd9"
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_PNG_END = b"IEND\xaeB`\x82"
+# Which image best shows the violation; "after" and "handling" images never become the case's best evidence.
+_BEST_RANK = {EvidenceKind.CONFIRMATION: 3, EvidenceKind.FIRST_SEEN: 2, EvidenceKind.CROP: 1}
+_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png"}
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    content_type: str  # image/jpeg | image/png
+    width: int
+    height: int
+
+
+def evidence_url(sha256: str) -> str:
+    return f"/api/v1/evidence/{sha256}"
+
+
+def check_image(data: bytes, max_bytes: int) -> CheckedImage:
+    """Accept ``data`` only if it is a whole JPEG or PNG that decodes; raise InvalidInput/PayloadTooLarge."""
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(
+            f"evidence image is larger than the limit of {max_bytes} bytes", field="file", max_bytes=max_bytes
+        )
+    if not data:
+        raise InvalidInput("evidence file is empty: expected a JPEG or PNG image", field="file")
+    if data.startswith(_JPEG_MAGIC):
+        content_type, size = "image/jpeg", _jpeg_size(data)
+        if not data.rstrip(b"\x00").endswith(_JPEG_END):
+            raise InvalidInput("JPEG has no end-of-image marker (FFD9): truncated upload?", field="file")
+    elif data.startswith(_PNG_MAGIC):
+        content_type, size = "image/png", _png_size(data)
+        if not data.endswith(_PNG_END):
+            raise InvalidInput("PNG does not end with its IEND chunk: truncated upload?", field="file")
+    else:
+        raise InvalidInput(
+            f"not a JPEG or PNG image (the file starts with {data[:8].hex()}); evidence must be JPEG or PNG",
+            field="file",
+        )
+    kind = content_type.removeprefix("image/").upper()
+    if size is None:
+        raise InvalidInput(f"{kind} header has no image size: corrupt file", field="file")
+    if size[0] * size[1] > MAX_PIXELS:
+        raise PayloadTooLarge(
+            f"{kind} is {size[0]}x{size[1]} pixels, more than the limit of {MAX_PIXELS}", field="file"
+        )
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise InvalidInput(
+            f"file has a {kind} signature but does not decode: corrupt or truncated", field="file"
+        )
+    height, width = image.shape[:2]
+    return CheckedImage(content_type, int(width), int(height))
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    if len(data) < 24 or data[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {
+    0xC4,
+    0xC8,
+    0xCC,
+}  # start-of-frame markers (DHT, JPG, DAC are not)
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from the JPEG start-of-frame segment, without decoding."""
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            i += 2
+            continue
+        if marker in _JPEG_SOF:
+            if i + 9 > len(data):
+                return None
+            return int.from_bytes(data[i + 7 : i + 9], "big"), int.from_bytes(data[i + 5 : i + 7], "big")
+        if marker == 0xDA:  # scan data before any frame header
+            return None
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+    return None
+
+
+def evidence_path(evidence_dir: Path, sha256: str, content_type: str) -> Path:
+    if not _SHA256.fullmatch(sha256):
+        raise InvalidInput(
+            f"'{sha256[:80]}' is not a sha256: expected 64 lowercase hex digits", field="sha256"
+        )
+    return evidence_dir / sha256[:2] / f"{sha256}.{_EXTENSIONS[content_type]}"
+
+
+def store_image(evidence_dir: Path, sha256: str, content_type: str, data: bytes) -> Path:
+    """Write ``data`` under its hash atomically (temp file, fsync, rename); same bytes are stored once."""
+    path = evidence_path(evidence_dir, sha256, content_type)
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=".upload-", suffix=".tmp")
+    temp = Path(temp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temp.replace(path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _kind(kind: str) -> EvidenceKind:
+    try:
+        return EvidenceKind(kind)
+    except ValueError:
+        allowed = ", ".join(k.value for k in EvidenceKind)
+        raise InvalidInput(f"unknown evidence kind '{kind[:40]}'; allowed: {allowed}", field="kind") from None
+
+
+def _case_for_upload(session: Session, case_id: int, actor: Actor) -> Case:
+    """The case ``actor`` may add evidence to: a device, cases it reported or that are on its cameras;
+    an operator, cases they may see and act on (viewers are read-only)."""
+    if actor.is_device:
+        reported = exists().where(Sighting.case_id == Case.id, Sighting.device_id == actor.id)
+        own_camera = exists().where(Camera.code == Case.camera_code, Camera.device_id == actor.id)
+        case = session.scalar(select(Case).where(Case.id == case_id, reported | own_camera))
+        if case is None:
+            raise NotFound(f"case {case_id} not found among the cases of device '{actor.name}'")
+        return case
+    case = get_visible_case(session, actor, case_id)
+    if actor.role is Role.VIEWER:
+        raise Forbidden("viewers are read-only: adding evidence needs another role")
+    return case
+
+
+def add_evidence(
+    session: Session,
+    case_id: int,
+    actor: Actor,
+    *,
+    data: bytes,
+    kind: str,
+    settings: Settings,
+    now: dt.datetime | None = None,
+) -> tuple[Evidence, bool]:
+    """Check, store and attach an image to a case; returns the evidence and whether it is new to the case.
+
+    The same bytes uploaded again to the same case (a device retrying) return the existing evidence.
+    """
+    now = now or utcnow()
+    case = _case_for_upload(session, case_id, actor)  # who may, before what is wrong with the upload
+    evidence_kind = _kind(kind)
+    image = check_image(data, settings.evidence_max_bytes)
+    sha256 = hashlib.sha256(data).hexdigest()
+    store_image(settings.evidence_dir, sha256, image.content_type, data)  # an orphan at worst if we roll back
+    begin_write(session)  # decoding and writing the file happened outside SQLite's write lock
+    try:
+        with session.begin_nested():
+            evidence = Evidence(
+                case_id=case.id,
+                sha256=sha256,
+                kind=evidence_kind.value,
+                content_type=image.content_type,
+                size=len(data),
+                width=image.width,
+                height=image.height,
+                uploaded_by=actor.label,
+                created_at=now,
+            )
+            session.add(evidence)
+            session.flush()
+    except IntegrityError:  # uq_evidence_case_sha256: this case already has these bytes
+        existing = session.scalar(
+            select(Evidence).where(Evidence.case_id == case.id, Evidence.sha256 == sha256)
+        )
+        if existing is None:
+            raise
+        return existing, False
+    _update_best_evidence(session, case, evidence, now)
+    record_event(
+        session,
+        case,
+        actor,
+        "evidence",
+        at=now,
+        data={"evidence_id": evidence.id, "sha256": sha256, "kind": evidence.kind, "size": len(data)},
+    )
+    return evidence, True
+
+
+def _update_best_evidence(session: Session, case: Case, evidence: Evidence, now: dt.datetime) -> None:
+    """Best evidence: the first confirmation image, else the first first-seen image, else a crop."""
+    rank = _BEST_RANK.get(EvidenceKind(evidence.kind))
+    if rank is None:
+        return
+    current = session.get(Evidence, case.best_evidence_id) if case.best_evidence_id is not None else None
+    if current is None or rank > _BEST_RANK.get(EvidenceKind(current.kind), 0):
+        case.best_evidence_id = evidence.id
+        case.updated_at = now
+
+
+def open_evidence(session: Session, actor: Actor, sha256: str, settings: Settings) -> tuple[Path, str]:
+    """The file and content type of evidence ``sha256`` if ``actor`` may see a case that has it."""
+    if actor.is_device:
+        raise Forbidden("devices may upload evidence but not read it")
+    if not _SHA256.fullmatch(sha256):
+        raise InvalidInput(
+            f"'{sha256[:80]}' is not a sha256: expected 64 lowercase hex digits", field="sha256"
+        )
+    content_type = session.scalar(
+        select(Evidence.content_type)
+        .join(Case, Case.id == Evidence.case_id)
+        .where(Evidence.sha256 == sha256, visibility_clause(actor))
+        .limit(1)
+    )
+    if content_type is None:
+        raise NotFound(f"evidence {sha256} not found")
+    path = evidence_path(settings.evidence_dir, sha256, content_type)
+    if not path.is_file():
+        raise NotFound(f"evidence {sha256} is recorded but its file is missing from the evidence store")
+    return path, content_type

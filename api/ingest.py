@@ -1,0 +1,408 @@
+"""Device reports become cases, exactly once.
+
+Two unique constraints carry the guarantees, on SQLite and PostgreSQL alike (STYLE 11: never
+check-then-insert):
+
+- ``sightings.idempotency_key``: the pipeline mints one key per incident and retries with it; a key
+  already stored returns the case it created (``duplicate=True``), however many retries race.
+- ``cases.open_slot`` (``"<place_id>|<violation_code>"`` while a case is open): at most one open case per
+  place and violation; a report for a place+violation with an open case becomes a sighting of it.
+
+Each insert that can lose a race runs in a SAVEPOINT; on IntegrityError the savepoint is rolled back
+and the report is re-read as a duplicate or merged into the case that won.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+from sqlalchemy import CursorResult, literal, or_, select, update
+from sqlalchemy import case as sql_case
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api.actors import SYSTEM, Actor
+from api.audit import record_event
+from api.case_schemas import CaseReport, IngestResult
+from api.errors import Conflict, Forbidden, InvalidInput
+from api.models import Camera, Case, CaseStatus, Place, Sighting, UTCDateTime, ViolationType, utcnow
+from api.settings import Settings
+
+MAX_ATTEMPTS = 4  # create-or-merge rounds; each lost race is followed by a merge, so 2 suffice in practice
+
+
+class _CaseClosedMeanwhile(Exception):
+    """The open case found for a report was closed before the sighting could be added: start over."""
+
+
+def open_slot(place_id: int, violation_code: str) -> str:
+    """The value of ``Case.open_slot`` while a case for this place and violation is open."""
+    return f"{place_id}|{violation_code}"
+
+
+def ingest_report(
+    session: Session, report: CaseReport, device: Actor, settings: Settings, *, now: dt.datetime | None = None
+) -> IngestResult:
+    """Store ``report`` from ``device`` as a new case or a sighting of the open one; exactly once per key."""
+    if not device.is_device or device.id is None:
+        raise Forbidden("only devices submit case reports (X-Device-Key)")
+    now = now or utcnow()
+    _check_values(report)
+    begin_write(session)
+    known = _find_sighting(session, report.idempotency_key)
+    if known is not None:
+        return _duplicate(session, known, device)
+    violation = resolve_violation(session, report)
+    _check_camera(session, report.camera, device)
+    place, place_created = _get_or_create_place(session, report.place)
+    slot = open_slot(place.id, violation.code)
+    for _ in range(MAX_ATTEMPTS):
+        case = session.scalar(select(Case).where(Case.open_slot == slot))
+        if case is None:
+            result = _open_case(session, report, device, settings, violation, place, place_created, now)
+        else:
+            result = _add_sighting(session, case, report, device, now)
+        if result is not None:
+            return result
+    raise Conflict(
+        f"could not store report {report.idempotency_key}: the open case for place '{place.key}' and "
+        f"violation {violation.code} kept changing; retry later",
+        retry=True,
+    )
+
+
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+
+
+def _check_values(report: CaseReport) -> None:
+    """What the schema lets through but the store cannot keep: times far out of range, NaN boxes."""
+    for name in ("first_seen_at", "confirmed_at"):
+        value: dt.datetime = getattr(report, name)
+        try:
+            in_range = EARLIEST <= value.astimezone(dt.UTC) < LATEST
+        except OverflowError:
+            in_range = False
+        if not in_range:
+            raise InvalidInput(
+                f"{name} {value.isoformat()} is outside the years {EARLIEST.year}-{LATEST.year - 1}: "
+                "check the device clock",
+                field=name,
+            )
+    for index, box in enumerate(report.boxes):
+        if not all(math.isfinite(v) for v in box.xyxy):
+            raise InvalidInput(f"boxes[{index}].xyxy has a non-finite coordinate: {box.xyxy}", field="boxes")
+
+
+def resolve_violation(session: Session, report: CaseReport) -> ViolationType:
+    """The violation type: ``event_code`` if given, else the default code of ``violation_type``."""
+    if report.event_code:
+        violation = session.scalar(select(ViolationType).where(ViolationType.code == report.event_code))
+        if violation is None or not violation.active:
+            raise InvalidInput(
+                f"unknown event_code '{report.event_code}'; codes for '{report.violation_type}': "
+                f"{_codes_for(session, report.violation_type) or 'none'}",
+                field="event_code",
+            )
+        if violation.pipeline_type != report.violation_type:
+            raise InvalidInput(
+                f"event_code '{violation.code}' ({violation.name}) is a '{violation.pipeline_type}' code, "
+                f"not '{report.violation_type}'",
+                field="event_code",
+            )
+        return violation
+    violation = session.scalar(
+        select(ViolationType)
+        .where(
+            ViolationType.pipeline_type == report.violation_type,
+            ViolationType.default_for_type.is_(True),
+            ViolationType.active.is_(True),
+        )
+        .order_by(ViolationType.id)
+        .limit(1)
+    )
+    if violation is not None:
+        return violation
+    codes = _codes_for(session, report.violation_type)
+    if codes:
+        raise InvalidInput(
+            f"violation_type '{report.violation_type}' has no default event code: "
+            f"send event_code, one of {codes}",
+            field="event_code",
+        )
+    known = sorted(
+        set(session.scalars(select(ViolationType.pipeline_type).where(ViolationType.active.is_(True))))
+    )
+    raise InvalidInput(
+        f"unknown violation_type '{report.violation_type}'; "
+        f"known types: {', '.join(known) or 'none configured'}",
+        field="violation_type",
+        known=known,
+    )
+
+
+def _codes_for(session: Session, pipeline_type: str) -> str:
+    codes = session.scalars(
+        select(ViolationType.code)
+        .where(ViolationType.pipeline_type == pipeline_type, ViolationType.active.is_(True))
+        .order_by(ViolationType.code)
+    )
+    return ", ".join(codes)
+
+
+def begin_write(session: Session) -> None:
+    """On SQLite, take the write lock now (``BEGIN IMMEDIATE``).
+
+    pysqlite opens a transaction only at the first INSERT/UPDATE, so a SAVEPOINT issued before that would
+    become the outermost transaction and its RELEASE would commit half an ingest. Taking the lock up front
+    also makes the reads below see the state the writes apply to; SQLite has one writer at a time anyway.
+    PostgreSQL needs nothing here: its unique indexes make concurrent inserts wait and then fail.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    raw = connection.connection.dbapi_connection
+    if raw is not None and not raw.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _find_sighting(session: Session, key: str) -> Sighting | None:
+    return session.scalar(select(Sighting).where(Sighting.idempotency_key == key))
+
+
+def _duplicate(session: Session, sighting: Sighting, device: Actor) -> IngestResult:
+    if sighting.device_id is not None and sighting.device_id != device.id:
+        raise Conflict(
+            f"idempotency key {sighting.idempotency_key} was already used by another device; "
+            "keys are minted once per incident by the reporting device",
+            field="idempotency_key",
+        )
+    status = session.scalar(select(Case.status).where(Case.id == sighting.case_id))
+    return IngestResult(
+        case_id=sighting.case_id, sighting_id=sighting.id, created=False, duplicate=True, status=str(status)
+    )
+
+
+def _check_camera(session: Session, camera_code: str, device: Actor) -> None:
+    owner = session.scalar(select(Camera.device_id).where(Camera.code == camera_code))
+    if owner is not None and owner != device.id:
+        raise Forbidden(
+            f"camera '{camera_code}' is registered to another device; device '{device.name}' may report "
+            "only its own cameras and unregistered ones",
+            field="camera",
+        )
+
+
+def _get_or_create_place(session: Session, key: str) -> tuple[Place, bool]:
+    """The place with responsibility key ``key``; an unknown key is created without an owner unit.
+
+    Losing a camera's case is worse than an unregistered place: the case is kept and its audit event
+    says that the place has to be registered (an owner unit) before it can be routed by place.
+    """
+    place = session.scalar(select(Place).where(Place.key == key))
+    if place is not None:
+        return place, False
+    try:
+        with session.begin_nested():
+            place = Place(key=key, name=key)
+            session.add(place)
+            session.flush()
+        return place, True
+    except IntegrityError:  # another report created it first
+        place = session.scalar(select(Place).where(Place.key == key))
+        if place is None:
+            raise
+        return place, False
+
+
+def _recurrence_of(
+    session: Session, place_id: int, violation_code: str, seen_at: dt.datetime, settings: Settings
+) -> int | None:
+    """The last case for this place and violation closed within the recurrence window before ``seen_at``."""
+    if settings.recurrence_window_hours <= 0:
+        return None
+    since = seen_at - dt.timedelta(hours=settings.recurrence_window_hours)
+    return session.scalar(
+        select(Case.id)
+        .where(
+            Case.place_id == place_id,
+            Case.violation_code == violation_code,
+            Case.status == CaseStatus.CLOSED.value,
+            Case.closed_at >= since,
+        )
+        .order_by(Case.closed_at.desc(), Case.id.desc())
+        .limit(1)
+    )
+
+
+def _new_sighting(case_id: int, report: CaseReport, device: Actor, now: dt.datetime) -> Sighting:
+    return Sighting(
+        case_id=case_id,
+        idempotency_key=report.idempotency_key,
+        device_id=device.id,
+        camera_code=report.camera,
+        zone_code=report.zone,
+        confidence=report.confidence,
+        boxes=[box.model_dump(mode="json") for box in report.boxes],
+        first_seen_at=report.first_seen_at,
+        confirmed_at=report.confirmed_at,
+        received_at=now,
+        payload=report.model_dump(mode="json", exclude={"boxes"}),
+    )
+
+
+def _after_lost_race(
+    session: Session, report: CaseReport, device: Actor, slot: str, error: IntegrityError
+) -> IngestResult | None:
+    """After a lost race: the same key won (a duplicate), or another report opened the case first
+    (``None``: merge into it); any other integrity error is re-raised."""
+    known = _find_sighting(session, report.idempotency_key)
+    if known is not None:
+        return _duplicate(session, known, device)
+    if session.scalar(select(Case.id).where(Case.open_slot == slot)) is not None:
+        return None
+    raise error
+
+
+def _open_case(
+    session: Session,
+    report: CaseReport,
+    device: Actor,
+    settings: Settings,
+    violation: ViolationType,
+    place: Place,
+    place_created: bool,
+    now: dt.datetime,
+) -> IngestResult | None:
+    slot = open_slot(place.id, violation.code)
+    recurrence_of = _recurrence_of(session, place.id, violation.code, report.first_seen_at, settings)
+    try:
+        with session.begin_nested():
+            case = Case(
+                status=CaseStatus.PENDING_REVIEW.value,
+                violation_code=violation.code,
+                place_id=place.id,
+                camera_code=report.camera,
+                zone_code=report.zone,
+                source="camera",
+                description=report.note,
+                lat=report.lat if report.lat is not None else place.lat,
+                lon=report.lon if report.lon is not None else place.lon,
+                confidence=report.confidence,
+                model_name=report.model_name,
+                model_version=report.model_version or None,
+                sighting_count=1,
+                first_seen_at=report.first_seen_at,
+                last_seen_at=report.confirmed_at,
+                confirmed_at=report.confirmed_at,
+                created_at=now,
+                updated_at=now,
+                recurrence_of_id=recurrence_of,
+                open_slot=slot,
+            )
+            session.add(case)
+            session.flush()
+            sighting = _new_sighting(case.id, report, device, now)
+            session.add(sighting)
+            session.flush()
+    except IntegrityError as error:
+        return _after_lost_race(session, report, device, slot, error)
+    note = None
+    if place_created:
+        note = (
+            f"place '{place.key}' was not registered: created it without an owner unit; register it "
+            "(owner unit, routing rules) so that its cases can be routed"
+        )
+    record_event(
+        session,
+        case,
+        device,
+        "created",
+        to_status=case.status,
+        note=note,
+        at=now,
+        data={
+            **_sighting_data(report, sighting),
+            "place_created": place_created,
+            "recurrence_of": recurrence_of,
+        },
+    )
+    _auto_file(session, case, violation, report.confidence, settings)
+    return IngestResult(
+        case_id=case.id, sighting_id=sighting.id, created=True, duplicate=False, status=case.status
+    )
+
+
+def _add_sighting(
+    session: Session, case: Case, report: CaseReport, device: Actor, now: dt.datetime
+) -> IngestResult | None:
+    try:
+        with session.begin_nested():
+            sighting = _new_sighting(case.id, report, device, now)
+            session.add(sighting)
+            session.flush()
+            _merge_into_case(session, case, report, now)
+    except IntegrityError:
+        known = _find_sighting(session, report.idempotency_key)
+        if known is None:
+            raise
+        return _duplicate(session, known, device)
+    except _CaseClosedMeanwhile:
+        return None
+    session.expire(case)  # counters were updated in SQL
+    record_event(session, case, device, "sighting", at=now, data=_sighting_data(report, sighting))
+    return IngestResult(
+        case_id=case.id, sighting_id=sighting.id, created=False, duplicate=False, status=case.status
+    )
+
+
+def _merge_into_case(session: Session, case: Case, report: CaseReport, now: dt.datetime) -> None:
+    """Count the sighting on the case in one conditional UPDATE, so concurrent merges add up."""
+    first_seen = literal(report.first_seen_at, UTCDateTime())
+    last_seen = literal(report.confirmed_at, UTCDateTime())
+    result = session.execute(
+        update(Case)
+        .where(Case.id == case.id, Case.open_slot == case.open_slot)
+        .values(
+            sighting_count=Case.sighting_count + 1,
+            first_seen_at=sql_case(
+                (or_(Case.first_seen_at.is_(None), Case.first_seen_at > first_seen), first_seen),
+                else_=Case.first_seen_at,
+            ),
+            last_seen_at=sql_case(
+                (or_(Case.last_seen_at.is_(None), Case.last_seen_at < last_seen), last_seen),
+                else_=Case.last_seen_at,
+            ),
+            confidence=sql_case(
+                (or_(Case.confidence.is_(None), Case.confidence < report.confidence), report.confidence),
+                else_=Case.confidence,
+            ),
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if not isinstance(result, CursorResult) or result.rowcount != 1:
+        raise _CaseClosedMeanwhile
+
+
+def _sighting_data(report: CaseReport, sighting: Sighting) -> dict[str, Any]:
+    return {
+        "sighting_id": sighting.id,
+        "idempotency_key": report.idempotency_key,
+        "camera": report.camera,
+        "zone": report.zone,
+        "confidence": report.confidence,
+    }
+
+
+def _auto_file(
+    session: Session, case: Case, violation: ViolationType, confidence: float, settings: Settings
+) -> None:
+    """File a new case as the system actor if its violation type says so and the detection is sure enough."""
+    if not violation.auto_file or confidence < violation.auto_file_min_confidence:
+        return
+    from api.case_actions import apply_action  # the workflow module; imported late to keep ingest importable
+
+    apply_action(session, case, "file", SYSTEM, settings=settings)
