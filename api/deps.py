@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
@@ -16,6 +17,7 @@ from api.models import Role, utcnow
 from api.settings import Settings
 
 TOKEN_COOKIE = "streetwatch_token"
+LAST_SEEN_RESOLUTION = dt.timedelta(minutes=1)
 
 
 class Unauthorized(ApiError):
@@ -42,7 +44,8 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit before the response is sent, so a client never sees 2xx for a lost write.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 _bearer = HTTPBearer(auto_error=False, description="Operator token (swt_...) or device key (swd_...)")
 _device_header = APIKeyHeader(name="X-Device-Key", auto_error=False, description="Device API key (swd_...)")
@@ -62,7 +65,11 @@ def get_actor(
         device = authenticate_device(session, secret)
         if device is None:
             raise Unauthorized("invalid or disabled device key")
-        device.last_seen_at = utcnow()
+        now = utcnow()
+        # Touch last_seen at most once a minute: the write row-locks the device until commit on PostgreSQL,
+        # which would serialise every request from one box.
+        if device.last_seen_at is None or now - device.last_seen_at > LAST_SEEN_RESOLUTION:
+            device.last_seen_at = now
         return Actor(kind="device", id=device.id, name=device.name)
     if secret.startswith(f"{TOKEN_PREFIX}_"):
         user = authenticate_token(session, secret)

@@ -130,6 +130,9 @@ class ViolationType(Base):
     auto_file: Mapped[bool] = mapped_column(Boolean, default=False)
     auto_file_min_confidence: Mapped[float] = mapped_column(Float, default=0.9)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Open311 services.json: a longer description and the group (major class, e.g. "05 街面秩序").
+    description: Mapped[str] = mapped_column(Text, default="")
+    category: Mapped[str] = mapped_column(String(64), default="")
 
 
 class RoutingRule(Base):
@@ -287,6 +290,9 @@ class Case(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     filed_at: Mapped[dt.datetime | None]
     dispatched_at: Mapped[dt.datetime | None]
+    # The first dispatch: dispatched_at restarts with every re-dispatch and rework, so statistics (time to
+    # dispatch, dispatched in a period) use this when set. The workflow sets it once (if still NULL).
+    first_dispatched_at: Mapped[dt.datetime | None]
     deadline_at: Mapped[dt.datetime | None] = mapped_column(index=True)
     resolved_at: Mapped[dt.datetime | None]
     verified_at: Mapped[dt.datetime | None]
@@ -335,6 +341,8 @@ class Evidence(Base):
     """An image stored by sha256 under the data directory; served only to authorised users."""
 
     __tablename__ = "evidence"
+    # The same bytes attach to a case once (a device retrying an upload gets the existing row back).
+    __table_args__ = (UniqueConstraint("case_id", "sha256", name="uq_evidence_case_sha256"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     sha256: Mapped[str] = mapped_column(String(64), index=True)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Generic, TypeVar
+
 from pydantic import BaseModel, ConfigDict
 
+T = TypeVar("T")
 
-class Page[T](BaseModel):
+
+class Page(BaseModel, Generic[T]):  # noqa: UP046 - PEP 695 syntax needs Python 3.12; we support 3.11
     """A page of results and the total count matching the filters."""
 
     data: list[T]

@@ -1,0 +1,200 @@
+"""The daemon's YAML configuration: strict (unknown keys rejected), with errors naming file, line and field."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from detector.yaml_lines import LocatedYaml, YamlSyntaxError, load_located_yaml
+from pipeline.schedule import Schedule, ScheduleError
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; the message lists every problem as ``file:line: field: message``."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DetectorConfig(_Strict):
+    model: Path = Field(description="A model card (.yaml) or any Ultralytics/YOLOX ONNX file.")
+    provider: Literal["cpu", "cuda", "tensorrt", "openvino"] = "cpu"
+    classes: dict[str, str] = Field(min_length=1, description="Model class name -> violation type.")
+    confidence: float | None = Field(None, ge=0, le=1)
+    iou: float | None = Field(None, gt=0, le=1)
+    max_detections: int | None = Field(None, ge=1)
+    threads: int | None = Field(None, ge=1, description="ONNX Runtime intra-op threads.")
+    batch_size: int = Field(8, ge=1, le=64, description="Frames from several cameras per inference call.")
+
+
+class StoreConfig(_Strict):
+    url: str = Field(pattern=r"^https?://", description="Case store base URL.")
+    device_key_file: Path = Field(description="File holding this box's device key (never the key itself).")
+    outbox: Path = Field(Path("data/outbox.sqlite"), description="Durable queue of reports not yet delivered.")
+    timeout_s: float = Field(10.0, gt=0)
+    retry_max_s: float = Field(300.0, gt=0, description="Longest wait between delivery attempts.")
+
+
+class KeyframeSampling(_Strict):
+    mode: Literal["keyframes"]
+
+
+class FpsSampling(_Strict):
+    mode: Literal["fps"]
+    fps: float = Field(gt=0, le=60)
+
+
+Sampling = Annotated[KeyframeSampling | FpsSampling, Field(discriminator="mode")]
+
+
+class RuleConfig(_Strict):
+    dwell_s: float = Field(ge=1, le=86_400, description="Seconds an object must stay, stationary, to confirm.")
+    schedule: str | None = Field(None, description="When the rule applies, e.g. 'mon-fri 07:00-08:30'.")
+    min_confidence: float = Field(0.3, ge=0, le=1)
+
+    @field_validator("schedule")
+    @classmethod
+    def _parse_schedule(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                Schedule.parse(value)
+            except ScheduleError as exc:
+                raise ValueError(str(exc)) from exc
+        return value
+
+    @property
+    def parsed_schedule(self) -> Schedule:
+        return Schedule.parse(self.schedule) if self.schedule else Schedule.always()
+
+
+Point = tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]]
+
+
+class ZoneConfig(_Strict):
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    place: str = Field(min_length=1, max_length=64, description="Responsibility key (grid code / road section).")
+    polygon: list[Point] = Field(min_length=3, description="Normalised [x, y] corners (0..1).")
+    rules: dict[str, RuleConfig] = Field(min_length=1, description="Violation type -> rule.")
+    anchor: Literal["bottom_center", "center"] = "bottom_center"
+
+
+class CameraConfig(_Strict):
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    url: str = Field(min_length=1, description="File path, rtsp://, http(s):// or /dev/videoN.")
+    sample: Sampling = KeyframeSampling(mode="keyframes")
+    zones: list[ZoneConfig] = Field(min_length=1)
+    timezone: str = Field("Asia/Shanghai", description="Where schedules are read.")
+    realtime: bool = Field(False, description="Files: pace frames at their real rate, like a live camera.")
+    loop: bool = Field(False, description="Files: start again at the end.")
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (expected an IANA name like Asia/Shanghai)") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _unique_zone_ids(self) -> CameraConfig:
+        seen: set[str] = set()
+        for zone in self.zones:
+            if zone.id in seen:
+                raise ValueError(f"zone id {zone.id!r} appears twice on camera {self.id!r}")
+            seen.add(zone.id)
+        return self
+
+
+class EvidenceConfig(_Strict):
+    dir: Path = Path("data/evidence")
+    blur_persons: bool = Field(True, description="Privacy: blur people in evidence images.")
+    jpeg_quality: int = Field(85, ge=30, le=100)
+
+
+class IncidentConfig(_Strict):
+    quiet_period_s: float = Field(300.0, gt=0, description="An incident ends after this long unseen.")
+    gap_tolerance_s: float = Field(20.0, ge=0, description="Detection gaps shorter than this keep the dwell.")
+    stationary_iou: float = Field(0.6, gt=0, le=1, description="IoU with its anchor box for 'not moving'.")
+
+
+class VerificationConfig(_Strict):
+    enabled: bool = True
+    absent_s: float = Field(120.0, gt=0, description="Zone clear this long after 'resolved' -> verified.")
+    poll_interval_s: float = Field(60.0, gt=0)
+
+
+class MetricsConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics and /healthz; 0 = off.")
+
+
+class DaemonConfig(_Strict):
+    detector: DetectorConfig
+    store: StoreConfig
+    cameras: list[CameraConfig] = Field(min_length=1)
+    evidence: EvidenceConfig = EvidenceConfig()
+    incidents: IncidentConfig = IncidentConfig()
+    verification: VerificationConfig = VerificationConfig()
+    metrics: MetricsConfig = MetricsConfig()
+
+    @model_validator(mode="after")
+    def _unique_camera_ids(self) -> DaemonConfig:
+        seen: set[str] = set()
+        for camera in self.cameras:
+            if camera.id in seen:
+                raise ValueError(f"camera id {camera.id!r} appears twice")
+            seen.add(camera.id)
+        return self
+
+    def unused_rules(self) -> list[str]:
+        """Zone rules for violation types no detector class maps to: they can never fire."""
+        produced = set(self.detector.classes.values())
+        return [
+            f"camera {c.id} zone {z.id}: rule {v!r}"
+            for c in self.cameras
+            for z in c.zones
+            for v in z.rules
+            if v not in produced
+        ]
+
+
+def _resolve_model(config: DaemonConfig, located: LocatedYaml) -> DaemonConfig:
+    """The model path is read relative to the config file, then to the working directory."""
+    model = config.detector.model
+    candidates = [model] if model.is_absolute() else [located.path.parent / model, Path.cwd() / model]
+    for candidate in candidates:
+        if candidate.is_file():
+            detector = config.detector.model_copy(update={"model": candidate.resolve()})
+            return config.model_copy(update={"detector": detector})
+    line = located.line_of(("detector", "model"))
+    tried = ", ".join(str(c) for c in candidates)
+    raise ConfigError(f"{located.path}:{line}: detector.model: model file not found (tried {tried})")
+
+
+def load_config(path: Path) -> DaemonConfig:
+    """Parse and validate ``path``; raise :class:`ConfigError` listing every problem with its line."""
+    try:
+        located = load_located_yaml(path)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: configuration file not found") from exc
+    except (YamlSyntaxError, OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(exc)) from exc
+    if not isinstance(located.data, dict):
+        raise ConfigError(f"{path}:1: the configuration must be a YAML mapping (detector, store, cameras, ...)")
+    try:
+        config = DaemonConfig.model_validate(located.data)
+    except ValidationError as exc:
+        raise ConfigError(located.describe(exc)) from exc
+    config = _resolve_model(config, located)
+    for unused in config.unused_rules():
+        log.warning("%s: %s has no detector class mapped to it in detector.classes", path, unused)
+    return config
