@@ -1,5 +1,264 @@
-"""Placeholder: replaced by the module's owner while the case store is being built."""
+"""Edge boxes: their own configuration (cameras, zones, violation types) and camera health reports,
+the operators' device list, and a trivial ping used as the benchmark's baseline."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+import datetime as dt
+import hashlib
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api import reference as ref
+from api.deps import DeviceDep, OperatorDep, SessionDep
+from api.models import Camera, Device, ViolationType
+
+router = APIRouter(prefix="/api/v1", tags=["devices"])
+
+CameraCode = Annotated[str, Path(min_length=1, max_length=64, pattern=ref.CODE_PATTERN)]
+
+
+class DeviceZone(BaseModel):
+    code: str
+    place: str = Field(description="Responsibility key to report cases for.")
+    polygon: list[list[float]] = Field(description="Normalised [[x, y], ...].")
+    rules: dict[str, ref.ZoneRule]
+    updated_at: dt.datetime
+
+
+class DeviceCamera(BaseModel):
+    code: str
+    name: str
+    zones: list[DeviceZone]
+
+
+class DeviceViolationType(BaseModel):
+    code: str
+    pipeline_type: str
+    default_for_type: bool
+    name: str
+
+
+class DeviceConfig(BaseModel):
+    """Everything an edge box needs from the case store. Stream URLs stay on the box."""
+
+    device: str
+    timezone: str = Field(description="Time zone of the zones' schedules (the working calendar's).")
+    cameras: list[DeviceCamera]
+    violation_types: list[DeviceViolationType] = Field(description="Active types: which event codes exist.")
+    version: str = Field(description="Changes whenever the configuration does; also sent as the ETag.")
+
+
+class CameraHealthPublic(BaseModel):
+    camera: str
+    health: dict[str, object]
+    health_at: dt.datetime
+
+
+class DevicePublic(BaseModel):
+    id: int
+    name: str
+    active: bool
+    created_at: dt.datetime
+    last_seen_at: dt.datetime | None
+    cameras: list[str]
+
+
+class Ping(BaseModel):
+    status: str = "ok"
+
+
+def device_config(session: Session, device_id: int, device_name: str) -> DeviceConfig:
+    """The configuration of one device; ``version`` is a hash of it, so a box can poll cheaply."""
+    cameras = session.scalars(select(Camera).where(Camera.device_id == device_id).order_by(Camera.code))
+    violations = session.scalars(
+        select(ViolationType).where(ViolationType.active.is_(True)).order_by(ViolationType.code)
+    )
+    body = {
+        "device": device_name,
+        "timezone": ref.get_calendar(session).timezone,
+        "cameras": [
+            {
+                "code": camera.code,
+                "name": camera.name,
+                "zones": [
+                    {
+                        "code": zone.code,
+                        "place": zone.place.key,
+                        "polygon": zone.polygon,
+                        "rules": zone.rules,
+                        "updated_at": zone.updated_at.isoformat(),
+                    }
+                    for zone in sorted(camera.zones, key=lambda z: z.code)
+                ],
+            }
+            for camera in cameras
+        ],
+        "violation_types": [
+            {
+                "code": v.code,
+                "pipeline_type": v.pipeline_type,
+                "default_for_type": v.default_for_type,
+                "name": v.name,
+            }
+            for v in violations
+        ],
+    }
+    version = hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+    return DeviceConfig.model_validate({**body, "version": version})
+
+
+@router.get(
+    "/devices/me/config",
+    response_model=DeviceConfig,
+    responses={304: {"description": "Unchanged since the version sent in If-None-Match."}},
+    summary="The calling device's cameras, zones and violation types (X-Device-Key)",
+)
+def my_config(
+    device: DeviceDep,
+    session: SessionDep,
+    response: Response,
+    if_none_match: Annotated[str | None, Header(max_length=200)] = None,
+) -> DeviceConfig | Response:
+    """Only the cameras assigned to this device. Poll with If-None-Match: 304 while nothing changed."""
+    assert device.id is not None  # a device actor always has its row id
+    config = device_config(session, device.id, device.name)
+    etag = f'"{config.version}"'
+    if if_none_match is not None and etag in {tag.strip() for tag in if_none_match.split(",")}:
+        return Response(status_code=304, headers={"ETag": etag})
+    response.headers["ETag"] = etag
+    return config
+
+
+@router.put(
+    "/devices/me/cameras/{code}/health",
+    response_model=CameraHealthPublic,
+    summary="Report the health of one of the calling device's cameras",
+)
+def report_health(
+    code: CameraCode, body: ref.CameraHealthIn, device: DeviceDep, session: SessionDep
+) -> CameraHealthPublic:
+    """up / reconnecting / failed, last frame time and fps. 404 for a camera not assigned to this device."""
+    assert device.id is not None
+    camera = ref.record_camera_health(session, device.id, code, body)
+    assert camera.health is not None and camera.health_at is not None  # just written
+    return CameraHealthPublic(camera=camera.code, health=camera.health, health_at=camera.health_at)
+
+
+@router.get("/devices", response_model=list[DevicePublic], summary="Edge boxes and their cameras (operators)")
+def list_devices(_: OperatorDep, session: SessionDep) -> list[DevicePublic]:
+    cameras: dict[int, list[str]] = {}
+    for device_id, code in session.execute(
+        select(Camera.device_id, Camera.code).where(Camera.device_id.is_not(None)).order_by(Camera.code)
+    ):
+        if device_id is not None:
+            cameras.setdefault(device_id, []).append(code)
+    return [
+        DevicePublic(
+            id=d.id,
+            name=d.name,
+            active=d.active,
+            created_at=d.created_at,
+            last_seen_at=d.last_seen_at,
+            cameras=cameras.get(d.id, []),
+        )
+        for d in session.scalars(select(Device).order_by(Device.name))
+    ]
+
+
+@router.get("/ping", response_model=Ping, tags=["meta"], summary="Liveness without database or auth")
+def ping() -> Ping:
+    """A trivial endpoint: the API benchmark's baseline for what the framework alone costs."""
+    return Ping()
+
+
+# --- Verification by camera (edge daemon): the resolved cases on the calling device's own cameras -------
+
+from typing import Literal  # noqa: E402
+
+from fastapi import Query  # noqa: E402
+from sqlalchemy import ColumnElement, and_, exists, func, or_  # noqa: E402
+
+from api.models import Case, Place, Sighting  # noqa: E402
+from api.schemas import Page  # noqa: E402
+
+
+class DeviceCase(BaseModel):
+    """Only what a box needs to look at a zone again; devices read no other case data."""
+
+    id: int
+    status: str
+    camera: str
+    zone: str | None
+    place: str
+    violation_code: str
+    violation_type: str | None = Field(description="The pipeline's type (illegal_parking) of the event code.")
+    resolved_at: dt.datetime | None
+    rework_count: int
+
+
+def own_camera_clause(device_id: int) -> ColumnElement[bool]:
+    """The case's camera is this device's: registered to it, or registered to no device and reported by it
+    from that camera. A case on another box's camera never shows, even if this box reported the place."""
+    registered_here = exists().where(Camera.code == Case.camera_code, Camera.device_id == device_id)
+    registered_elsewhere = exists().where(Camera.code == Case.camera_code, Camera.device_id.is_not(None))
+    reported_here = exists().where(
+        Sighting.case_id == Case.id, Sighting.device_id == device_id, Sighting.camera_code == Case.camera_code
+    )
+    return or_(registered_here, and_(~registered_elsewhere, reported_here))
+
+
+@router.get(
+    "/devices/me/cases",
+    response_model=Page[DeviceCase],
+    summary="Resolved (or verified) cases on the calling device's cameras, for verification by camera",
+)
+def my_cases(
+    device: DeviceDep,
+    session: SessionDep,
+    status: Annotated[Literal["resolved", "verified"], Query(description="Case status.")] = "resolved",
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> Page[DeviceCase]:
+    """Oldest resolution first. Only cases whose camera is this device's (see ``own_camera_clause``)."""
+    assert device.id is not None  # a device actor always has its row id
+    where = and_(Case.status == status, Case.camera_code.is_not(None), own_camera_clause(device.id))
+    count = session.scalar(select(func.count()).select_from(Case).where(where)) or 0
+    rows = session.execute(
+        select(
+            Case.id,
+            Case.status,
+            Case.camera_code,
+            Case.zone_code,
+            Place.key,
+            Case.violation_code,
+            ViolationType.pipeline_type,
+            Case.resolved_at,
+            Case.rework_count,
+        )
+        .join(Place, Place.id == Case.place_id)
+        .outerjoin(ViolationType, ViolationType.code == Case.violation_code)
+        .where(where)
+        .order_by(Case.resolved_at, Case.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    data = [
+        DeviceCase(
+            id=case_id,
+            status=case_status,
+            camera=camera or "",
+            zone=zone,
+            place=place,
+            violation_code=code,
+            violation_type=pipeline_type,
+            resolved_at=resolved_at,
+            rework_count=rework_count,
+        )
+        for case_id, case_status, camera, zone, place, code, pipeline_type, resolved_at, rework_count in rows
+    ]
+    return Page[DeviceCase](data=data, count=count)

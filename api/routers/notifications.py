@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Path, Query
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, UrlConstraints, ValidationError
 
 from api.deps import OperatorDep, SessionDep, SettingsDep
@@ -102,10 +102,10 @@ def deliveries_route(
     session: SessionDep,
     unit: Annotated[str | None, Query(max_length=64, description="Unit code.")] = None,
     status: Annotated[Literal["pending", "delivered", "failed"] | None, Query()] = None,
-    case: Annotated[int | None, Query(ge=1, description="Case id.")] = None,
+    case: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="Case id.")] = None,
     channel: Annotated[Literal["webhook", "mqtt"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> DeliveriesPublic:
     filters = DeliveryFilter(unit_code=unit, status=status, case_id=case, channel=channel)
     rows, count = list_deliveries(session, actor, filters, limit=limit, offset=offset)
@@ -115,7 +115,9 @@ def deliveries_route(
 @router.post(
     "/deliveries/{delivery_id}/retry", response_model=DeliveryPublic, summary="Retry a delivery now (admin)"
 )
-def retry_route(delivery_id: int, actor: OperatorDep, session: SessionDep) -> DeliveryPublic:
+def retry_route(
+    delivery_id: Annotated[int, Path(ge=1, le=2**31 - 1)], actor: OperatorDep, session: SessionDep
+) -> DeliveryPublic:
     delivery, unit_code = retry_delivery(session, actor, delivery_id)
     return delivery_public(delivery, unit_code)
 
