@@ -7,7 +7,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from detector.yaml_lines import LocatedYaml, YamlSyntaxError, load_located_yaml
 from pipeline.schedule import Schedule, ScheduleError
@@ -40,10 +48,28 @@ class StoreConfig(_Strict):
     outbox: Path = Field(Path("data/outbox.sqlite"), description="Durable queue of reports not yet delivered.")
     timeout_s: float = Field(10.0, gt=0)
     retry_max_s: float = Field(300.0, gt=0, description="Longest wait between delivery attempts.")
+    retry_base_s: float = Field(
+        2.0, gt=0, description="First wait after a failed delivery; doubles up to retry_max_s."
+    )
+    keep_delivered_h: float = Field(
+        168.0, gt=0, description="Delivered or refused outbox rows and their evidence files are kept this long."
+    )
+    health_report_s: float = Field(
+        60.0, ge=0, description="Report camera health to the store this often (PUT .../health); 0 = never."
+    )
 
 
 class KeyframeSampling(_Strict):
     mode: Literal["keyframes"]
+    max_interval_s: float = Field(
+        10.0,
+        gt=0,
+        description="Keyframes further apart than this (a long GOP): decode every frame and sample at "
+        "fallback_fps instead.",
+    )
+    fallback_fps: float = Field(
+        1.0, gt=0, le=60, description="Sample rate for a long GOP, or when every frame is a keyframe (MJPEG)."
+    )
 
 
 class FpsSampling(_Strict):
@@ -94,6 +120,42 @@ class CameraConfig(_Strict):
     realtime: bool = Field(False, description="Files: pace frames at their real rate, like a live camera.")
     loop: bool = Field(False, description="Files: start again at the end.")
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
+    start_time: AwareDatetime | None = Field(
+        None, description="Files: stream time of the first frame (default: the wall clock when it is read)."
+    )
+    skip_unchanged: bool = Field(
+        True, description="Scene-change skip: no inference on a sample that looks like the last analysed one."
+    )
+    change_threshold: float = Field(
+        0.001,
+        gt=0,
+        le=1,
+        description="Scene-change skip: share of a 160 px wide gray thumbnail's pixels that must change "
+        "(by more than 20 gray levels) for a sample to be analysed.",
+    )
+    max_skip_s: float = Field(
+        5.0, gt=0, description="Scene-change skip: analyse at least one sample per this many stream seconds."
+    )
+    timeout_s: float = Field(
+        10.0, gt=0, description="Give up opening a stream, or waiting for its next packet, after this long."
+    )
+    reconnect_min_s: float = Field(1.0, gt=0, description="First wait before reconnecting; doubles (jitter).")
+    reconnect_max_s: float = Field(60.0, gt=0, description="Longest wait between reconnection attempts.")
+    failed_after: int = Field(
+        3, ge=1, description="Failed attempts in a row before the camera counts as failed (it keeps trying)."
+    )
+    ffmpeg_options: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra FFmpeg input options, e.g. {video_size: 1280x720, input_format: mjpeg} for V4L2.",
+    )
+
+    @field_validator("reconnect_max_s")
+    @classmethod
+    def _backoff_order(cls, value: float, info: ValidationInfo) -> float:
+        low = info.data.get("reconnect_min_s")
+        if low is not None and value < low:
+            raise ValueError(f"reconnect_max_s ({value}) is below reconnect_min_s ({low})")
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -104,14 +166,16 @@ class CameraConfig(_Strict):
             raise ValueError(f"unknown time zone {value!r} (expected an IANA name like Asia/Shanghai)") from exc
         return value
 
-    @model_validator(mode="after")
-    def _unique_zone_ids(self) -> CameraConfig:
+    @field_validator("zones")
+    @classmethod
+    def _unique_zone_ids(cls, zones: list[ZoneConfig]) -> list[ZoneConfig]:
+        # A field validator, not a model validator, so that the error names the ``zones`` line.
         seen: set[str] = set()
-        for zone in self.zones:
+        for zone in zones:
             if zone.id in seen:
-                raise ValueError(f"zone id {zone.id!r} appears twice on camera {self.id!r}")
+                raise ValueError(f"zone id {zone.id!r} appears twice on this camera")
             seen.add(zone.id)
-        return self
+        return zones
 
 
 class EvidenceConfig(_Strict):
@@ -124,12 +188,40 @@ class IncidentConfig(_Strict):
     quiet_period_s: float = Field(300.0, gt=0, description="An incident ends after this long unseen.")
     gap_tolerance_s: float = Field(20.0, ge=0, description="Detection gaps shorter than this keep the dwell.")
     stationary_iou: float = Field(0.6, gt=0, le=1, description="IoU with its anchor box for 'not moving'.")
+    min_seen_ratio: float = Field(
+        0.6,
+        gt=0,
+        le=1,
+        description="A staying object is seen in at least this share of its recent analysed frames; "
+        "passers-by crossing the same spot now and then are not.",
+    )
+    first_seen_after_s: float = Field(
+        5.0, ge=0, description="Stay before the first-sight event and picture (capped at the rule's dwell)."
+    )
 
 
 class VerificationConfig(_Strict):
     enabled: bool = True
     absent_s: float = Field(120.0, gt=0, description="Zone clear this long after 'resolved' -> verified.")
     poll_interval_s: float = Field(60.0, gt=0)
+
+
+class SchedulerConfig(_Strict):
+    """How frames wait for the detector (see pipeline.daemon: queues and drop policy)."""
+
+    frames_per_camera: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="Sampled frames a live camera may have waiting for the detector; a newer frame drops "
+        "the oldest (counted in streetwatch_frames_skipped_total{reason='behind'}).",
+    )
+    results_queue: int = Field(
+        16, ge=1, le=1024, description="Analysed frames waiting for rules; when full, the detector waits."
+    )
+    drain_timeout_s: float = Field(
+        30.0, ge=0, description="On shutdown, how long to keep delivering the outbox before exiting."
+    )
 
 
 class MetricsConfig(_Strict):
@@ -145,15 +237,18 @@ class DaemonConfig(_Strict):
     incidents: IncidentConfig = IncidentConfig()
     verification: VerificationConfig = VerificationConfig()
     metrics: MetricsConfig = MetricsConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
 
-    @model_validator(mode="after")
-    def _unique_camera_ids(self) -> DaemonConfig:
+    @field_validator("cameras")
+    @classmethod
+    def _unique_camera_ids(cls, cameras: list[CameraConfig]) -> list[CameraConfig]:
+        # A field validator, not a model validator, so that the error names the ``cameras`` line.
         seen: set[str] = set()
-        for camera in self.cameras:
+        for camera in cameras:
             if camera.id in seen:
                 raise ValueError(f"camera id {camera.id!r} appears twice")
             seen.add(camera.id)
-        return self
+        return cameras
 
     def unused_rules(self) -> list[str]:
         """Zone rules for violation types no detector class maps to: they can never fire."""

@@ -1,0 +1,521 @@
+"""Zone and dwell rules to incidents: one open incident per (place, violation type), confirmed once.
+
+Per frame of one camera, :meth:`RuleEngine.update`:
+
+1. keeps the detections whose class maps to a violation type (``detector.classes``), pairs each with the zones
+   its anchor lies in (:mod:`pipeline.zones`, a mask lookup), and keeps the pairs whose zone has a rule for
+   that type with at least the rule's ``min_confidence``;
+2. matches the pairs with the camera's stationary tracks (:mod:`pipeline.tracker`, one block per
+   zone x violation type); a track's *stay* starts when it was first seen at its anchor box, or when the
+   rule's schedule last became active in the camera's time zone, whichever is later. A stay survives gaps
+   between sightings up to ``incidents.gap_tolerance_s`` (stream time) and counts only while the track is
+   seen in at least ``incidents.min_seen_ratio`` of the camera's recent analysed frames;
+3. updates the incidents of the places those zones belong to.
+
+Incident lifecycle (stream time throughout, never frame counts):
+
+* ``first_seen``: an object has stayed ``first_seen_after_s`` (at most the dwell) in a zone of a place with no
+  open incident for that type. The incident id (uuid4 hex, the case's idempotency key) is minted here, once.
+  Passing traffic never gets this far, so it writes no evidence.
+* ``confirmed``: an object of the incident has stayed, stationary, for the rule's ``dwell_s``. Emitted once
+  per incident; only this event leads to a case report.
+* ``sighting``: after confirmation, an object that has stayed ``dwell_s`` is seen again; emitted at most every
+  ``sighting_every_s`` per incident (the count is kept for every frame).
+* ``ended``: a confirmed incident ends after ``quiet_period_s`` with no object staying ``dwell_s`` seen in the
+  place; an unconfirmed one ends as soon as its objects are gone (no sighting for ``gap_tolerance_s``), so a
+  car that stopped briefly does not hold the place open.
+
+Two cameras (or two zones) whose zones share a ``place`` share the incident: the first to confirm confirms it,
+the others' sightings update it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import numpy.typing as npt
+
+from detector.detections import Detections
+from pipeline.config import CameraConfig, DaemonConfig
+from pipeline.errors import RuleConfigError, StreamTimeError, UnknownCameraError
+from pipeline.schedule import Schedule
+from pipeline.tracker import StationaryTracker, TrackerStep
+from pipeline.zones import CameraZones, ZoneMasks
+
+log = logging.getLogger(__name__)
+
+EventKind = Literal["first_seen", "confirmed", "sighting", "ended"]
+
+#: Time going backwards by more than this on one camera (a file restarted, a clock reset) resets its tracks.
+CLOCK_SLACK_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentEvent:
+    """Something that happened to an incident: evidence (first_seen, confirmed), case reports (confirmed).
+
+    Attributes:
+        kind: ``first_seen``, ``confirmed``, ``sighting`` or ``ended``.
+        incident_id: uuid4 hex minted once per incident: the case report's idempotency key.
+        camera_id, zone_id: where this event was seen (for ``ended``: where the incident was last seen).
+        place: the zones' responsibility key; one open incident per (place, violation_type).
+        violation_type: e.g. ``illegal_parking``.
+        first_seen_at: when the offending object started staying (aware UTC, stream time).
+        at: stream time of the frame this event comes from (aware UTC); for ``confirmed``, the confirmation.
+        confidence: highest confidence among ``boxes`` (0 for ``ended``).
+        boxes: the offending objects in frame pixels, with ``track_id`` set (empty for ``ended``).
+        polygon_px: (K, 2) int32 polygon of ``zone_id`` in frame pixels, for drawing.
+        sighting_count: frames in which the incident's objects were seen staying so far.
+        confirmed_at: when the incident was confirmed, None until then.
+    """
+
+    kind: EventKind
+    incident_id: str
+    camera_id: str
+    zone_id: str
+    place: str
+    violation_type: str
+    first_seen_at: dt.datetime
+    at: dt.datetime
+    confidence: float
+    boxes: Detections
+    polygon_px: npt.NDArray[np.int32]
+    sighting_count: int = 1
+    confirmed_at: dt.datetime | None = None
+
+
+@dataclass(slots=True)
+class _Incident:
+    incident_id: str
+    place: str
+    violation_type: str
+    first_seen_s: float
+    # Last frame with an object that stayed first_seen_after_s (unconfirmed) or dwell_s (confirmed).
+    last_seen_s: float
+    camera_id: str
+    zone_id: str
+    polygon_px: npt.NDArray[np.int32]
+    sighting_count: int = 0
+    confirmed_s: float | None = None
+    last_event_s: float = field(default=-np.inf)
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """One frame of one camera: the tracks seen (rows of ``step``) with their zone, type and stay.
+
+    ``stay_s`` is -inf where the rule's schedule is inactive; ``settled``/``staying``: stayed at least the
+    first-seen time / the dwell; ``key``: place index x violation index, the incident key.
+    """
+
+    masks: ZoneMasks
+    detections: Detections
+    pair_detection: npt.NDArray[np.intp]
+    step: TrackerStep
+    zone: npt.NDArray[np.intp]
+    violation: npt.NDArray[np.intp]
+    stay_s: npt.NDArray[np.float64]
+    settled: npt.NDArray[np.bool_]
+    staying: npt.NDArray[np.bool_]
+    key: npt.NDArray[np.int64]
+
+
+def _utc(seconds: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+
+def _class_violation(
+    config: DaemonConfig, class_names: list[str], violations: list[str]
+) -> npt.NDArray[np.intp]:
+    """(n_classes,) violation index of each model class, -1 where ``detector.classes`` does not map it."""
+    missing = sorted(set(config.detector.classes) - set(class_names))
+    if missing:
+        shown = ", ".join(class_names[:12]) + (", ..." if len(class_names) > 12 else "")
+        raise RuleConfigError(
+            f"detector.classes names {', '.join(map(repr, missing))}, which the model "
+            f"{config.detector.model.name} does not have (its classes: {shown})"
+        )
+    table = np.full(len(class_names), -1, np.intp)
+    for name, violation in config.detector.classes.items():
+        table[class_names.index(name)] = violations.index(violation)
+    return table
+
+
+class _CameraRules:
+    """Zones, rule tables and the stationary tracker of one camera. Arrays are indexed [zone, violation]."""
+
+    def __init__(
+        self,
+        camera: CameraConfig,
+        violations: list[str],
+        place_index: dict[str, int],
+        tracker: StationaryTracker,
+        first_seen_after_s: float,
+    ) -> None:
+        self.camera_id = camera.id
+        self.tz = ZoneInfo(camera.timezone)
+        self.zones = CameraZones(camera.id, camera.zones)
+        n_zones, n_viol = len(camera.zones), len(violations)
+        self.n_violations = n_viol
+        self.has_rule = np.zeros((n_zones, n_viol), np.bool_)
+        self.dwell_s = np.full((n_zones, n_viol), np.inf)
+        self.min_confidence = np.ones((n_zones, n_viol), np.float32)
+        self.schedules: list[tuple[int, int, Schedule]] = []
+        for z, zone in enumerate(camera.zones):
+            for v_name, rule in zone.rules.items():
+                if v_name not in violations:
+                    continue  # no detector class maps to it; config.unused_rules() already warned
+                v = violations.index(v_name)
+                self.has_rule[z, v] = True
+                self.dwell_s[z, v] = rule.dwell_s
+                self.min_confidence[z, v] = rule.min_confidence
+                self.schedules.append((z, v, rule.parsed_schedule))
+        self.first_seen_after_s = np.minimum(self.dwell_s, first_seen_after_s)
+        self.zone_place = np.array([place_index[z.place] for z in camera.zones], np.int64)
+        self.tracker = tracker
+        self.active_since = np.full((n_zones, n_viol), np.nan)
+        self._active_minute: int | None = None
+        self._active = np.zeros((n_zones, n_viol), np.bool_)
+        self.last_s: float | None = None
+
+    def active(self, now_s: float, at: dt.datetime) -> npt.NDArray[np.bool_]:
+        """(Z, V) rules active now; schedules have minute resolution, so this is recomputed once a minute."""
+        minute = int(now_s // 60)
+        if minute != self._active_minute:
+            active = np.zeros_like(self.has_rule)
+            for z, v, schedule in self.schedules:
+                active[z, v] = schedule.active(at, self.tz)
+            self._active, self._active_minute = active, minute
+        became = self._active & np.isnan(self.active_since)
+        self.active_since[became] = now_s
+        self.active_since[~self._active] = np.nan
+        return self._active
+
+    def reset(self) -> None:
+        self.tracker.reset()
+        self.active_since.fill(np.nan)
+        self._active_minute = None
+
+
+class RuleEngine:
+    """Zones, stationary tracking, dwell, schedules and incidents for every camera of a daemon configuration.
+
+    Args:
+        config: the daemon configuration (cameras, zones, rules, ``detector.classes``, ``incidents``).
+        class_names: the model's class names, index = class id.
+        sighting_every_s: least stream time between two ``sighting`` events of one incident.
+        max_tracks_per_camera: bound on each camera's tracker.
+
+    Raises:
+        RuleConfigError: a class in ``detector.classes`` is not one of ``class_names``.
+
+    Not thread-safe: call :meth:`update`, :meth:`expire` and :meth:`present` from one thread.
+    """
+
+    def __init__(
+        self,
+        config: DaemonConfig,
+        class_names: list[str],
+        *,
+        sighting_every_s: float = 60.0,
+        max_tracks_per_camera: int = 512,
+    ) -> None:
+        self.config = config
+        self.class_names = list(class_names)
+        self.violations = sorted(set(config.detector.classes.values()))
+        self.class_violation = _class_violation(config, self.class_names, self.violations)
+        self.places = sorted({zone.place for camera in config.cameras for zone in camera.zones})
+        place_index = {p: i for i, p in enumerate(self.places)}
+        incidents = config.incidents
+        self.quiet_period_s = incidents.quiet_period_s
+        self.gap_tolerance_s = incidents.gap_tolerance_s
+        self.sighting_every_s = sighting_every_s
+        self.min_seen_ratio = incidents.min_seen_ratio
+        self.cameras = {
+            camera.id: _CameraRules(
+                camera,
+                self.violations,
+                place_index,
+                StationaryTracker(
+                    stationary_iou=incidents.stationary_iou,
+                    gap_tolerance_s=incidents.gap_tolerance_s,
+                    max_tracks=max_tracks_per_camera,
+                ),
+                incidents.first_seen_after_s,
+            )
+            for camera in config.cameras
+        }
+        self._open: dict[tuple[int, int], _Incident] = {}  # (place index, violation index) -> incident
+
+    # ---- public API -------------------------------------------------------------------------------------
+
+    def update(
+        self, camera_id: str, stream_time: dt.datetime, detections: Detections, frame_hw: tuple[int, int]
+    ) -> list[IncidentEvent]:
+        """Feed one analysed frame of ``camera_id``; return the incident events it caused, ended ones first.
+
+        Args:
+            camera_id: a camera of the configuration.
+            stream_time: the frame's stream time as an aware datetime (UTC).
+            detections: the frame's detections in frame pixels (any classes; unmapped ones are ignored).
+            frame_hw: (height, width) of the frame the boxes refer to.
+        """
+        cam = self._camera(camera_id)
+        now_s = self._stream_seconds(cam, stream_time)
+        events = self.expire(stream_time)
+        active = cam.active(now_s, stream_time)
+        masks = cam.zones.at((int(frame_hw[0]), int(frame_hw[1])))
+        pairs, step = self._track(cam, masks, now_s, detections)
+        if len(step):
+            seen = self._classify(cam, masks, detections, pairs, step, now_s, active)
+            events.extend(self._update_incidents(cam, seen, now_s, stream_time))
+        cam.last_s = now_s
+        return events
+
+    def expire(self, now: dt.datetime) -> list[IncidentEvent]:
+        """End the incidents whose quiet period (confirmed) or objects (unconfirmed) have run out by ``now``.
+
+        :meth:`update` calls this; a daemon may also call it when no frames arrive at all.
+        """
+        if now.tzinfo is None:
+            raise StreamTimeError(f"expire(): time {now.isoformat()} has no time zone")
+        now_s = now.timestamp()
+        events = []
+        for key, incident in list(self._open.items()):
+            limit = self.quiet_period_s if incident.confirmed_s is not None else self.gap_tolerance_s
+            if now_s - incident.last_seen_s > limit:
+                del self._open[key]
+                events.append(self._event("ended", incident, now_s, Detections.empty()))
+                log.info(
+                    "incident %s (%s, %s) ended",
+                    incident.incident_id,
+                    incident.place,
+                    incident.violation_type,
+                )
+        return events
+
+    def present(
+        self, camera_id: str, zone_id: str, violation_type: str, *, min_stay_s: float | None = None
+    ) -> bool:
+        """Whether ``camera_id`` currently sees an object of ``violation_type`` staying in ``zone_id``.
+
+        "Staying" means a live track (seen within ``gap_tolerance_s`` of the camera's latest frame) that has
+        stood still for at least ``min_stay_s`` (default: the ``first_seen`` time), so passing traffic does
+        not count. Schedules are ignored: verification asks whether the object is there, not whether it is
+        banned at this hour.
+        """
+        cam = self._camera(camera_id)
+        try:
+            z = cam.zones.index_of(zone_id)
+        except ValueError:
+            raise UnknownCameraError(
+                f"camera {camera_id!r} has no zone {zone_id!r} (zones: {', '.join(cam.zones.zone_ids)})"
+            ) from None
+        if violation_type not in self.violations or cam.last_s is None:
+            return False
+        v = self.violations.index(violation_type)
+        if not cam.has_rule[z, v]:
+            return False
+        stay = float(cam.first_seen_after_s[z, v]) if min_stay_s is None else min_stay_s
+        return cam.tracker.staying_in_block(
+            z * cam.n_violations + v, now_s=cam.last_s, min_stay_s=stay, min_seen_ratio=self.min_seen_ratio
+        )
+
+    @property
+    def open_incidents(self) -> int:
+        return len(self._open)
+
+    # ---- one frame ----------------------------------------------------------------------------------------
+
+    def _camera(self, camera_id: str) -> _CameraRules:
+        try:
+            return self.cameras[camera_id]
+        except KeyError:
+            raise UnknownCameraError(
+                f"camera {camera_id!r} is not in the configuration (cameras: {', '.join(self.cameras)})"
+            ) from None
+
+    def _stream_seconds(self, cam: _CameraRules, stream_time: dt.datetime) -> float:
+        if stream_time.tzinfo is None:
+            raise StreamTimeError(
+                f"camera {cam.camera_id!r}: stream time {stream_time.isoformat()} has no time zone "
+                "(expected an aware UTC datetime)"
+            )
+        now_s = stream_time.timestamp()
+        if cam.last_s is not None and now_s < cam.last_s - CLOCK_SLACK_S:
+            log.warning(
+                "camera %s: stream time went back %.1f s; its tracks start over",
+                cam.camera_id,
+                cam.last_s - now_s,
+            )
+            cam.reset()
+        return now_s
+
+    def _track(
+        self,
+        cam: _CameraRules,
+        masks: ZoneMasks,
+        now_s: float,
+        detections: Detections,
+    ) -> tuple[npt.NDArray[np.intp], TrackerStep]:
+        """(detection index per pair, tracker step): pairs are (detection, zone) with a rule for its type."""
+        class_id = detections.class_id
+        known = (class_id >= 0) & (class_id < len(self.class_violation))
+        violation = np.where(known, self.class_violation[np.where(known, class_id, 0)], -1)
+        candidates = np.flatnonzero(violation >= 0)
+        inside = masks.membership(detections.xyxy[candidates])  # (C, Z)
+        v = violation[candidates]
+        # Pairs count for tracking whenever the zone has a rule, active or not (presence for verification);
+        # only active ones count towards incidents (see _classify).
+        ok = (
+            inside
+            & cam.has_rule[:, v].T
+            & (detections.confidence[candidates, None] >= cam.min_confidence[:, v].T)
+        )
+        cand_row, zone = np.nonzero(ok)
+        det = candidates[cand_row]
+        block = zone.astype(np.int64) * cam.n_violations + v[cand_row]
+        h, w = masks.frame_hw
+        boxes = detections.xyxy[det].astype(np.float64) / np.array([w, h, w, h], np.float64)
+        return det, cam.tracker.update(now_s, boxes, detections.confidence[det], block)
+
+    def _classify(
+        self,
+        cam: _CameraRules,
+        masks: ZoneMasks,
+        detections: Detections,
+        pair_detection: npt.NDArray[np.intp],
+        step: TrackerStep,
+        now_s: float,
+        active: npt.NDArray[np.bool_],
+    ) -> _Seen:
+        zone = (step.block // cam.n_violations).astype(np.intp)
+        violation = (step.block % cam.n_violations).astype(np.intp)
+        counts = active[zone, violation]
+        start = np.fmax(step.started, cam.active_since[zone, violation])  # NaN (inactive) -> started
+        stay_s = np.where(counts, now_s - start, -np.inf)
+        steady = step.seen_ratio >= self.min_seen_ratio
+        return _Seen(
+            masks=masks,
+            detections=detections,
+            pair_detection=pair_detection,
+            step=step,
+            zone=zone,
+            violation=violation,
+            stay_s=stay_s,
+            settled=steady & (stay_s >= cam.first_seen_after_s[zone, violation]),
+            staying=steady & (stay_s >= cam.dwell_s[zone, violation]),
+            key=cam.zone_place[zone] * len(self.violations) + violation,
+        )
+
+    def _update_incidents(
+        self, cam: _CameraRules, seen: _Seen, now_s: float, stream_time: dt.datetime
+    ) -> list[IncidentEvent]:
+        events: list[IncidentEvent] = []
+        n_viol = len(self.violations)
+        # One iteration per (place, violation) with a settled object in this frame: a handful, not per box.
+        for key in np.unique(seen.key[seen.settled]):
+            in_key = seen.key == key
+            settled = np.flatnonzero(in_key & seen.settled)
+            staying = np.flatnonzero(in_key & seen.staying)
+            place_v = (int(key) // n_viol, int(key) % n_viol)
+            incident = self._open.get(place_v)
+            if incident is None:
+                incident = self._open_incident(cam, seen, settled, place_v, now_s)
+                events.append(self._frame_event("first_seen", incident, cam, seen, settled, now_s))
+            confirmed_before = incident.confirmed_s is not None
+            # Unconfirmed: a settled object keeps the incident open; confirmed: only one that stayed dwell_s.
+            if (staying if confirmed_before else settled).size == 0:
+                continue
+            incident.last_seen_s = max(incident.last_seen_s, now_s)
+            incident.sighting_count += 1
+            if not confirmed_before and staying.size:
+                self._locate(incident, cam, seen, staying)
+                incident.first_seen_s = float(now_s - seen.stay_s[staying].max())
+                incident.confirmed_s = now_s
+                events.append(self._frame_event("confirmed", incident, cam, seen, staying, now_s))
+                log.info(
+                    "incident %s (%s, %s) confirmed on %s/%s at %s",
+                    incident.incident_id,
+                    incident.place,
+                    incident.violation_type,
+                    cam.camera_id,
+                    incident.zone_id,
+                    stream_time.isoformat(),
+                )
+            elif confirmed_before and now_s - incident.last_event_s >= self.sighting_every_s:
+                self._locate(incident, cam, seen, staying)
+                events.append(self._frame_event("sighting", incident, cam, seen, staying, now_s))
+        return events
+
+    # ---- incidents and events -----------------------------------------------------------------------------
+
+    def _open_incident(
+        self,
+        cam: _CameraRules,
+        seen: _Seen,
+        settled: npt.NDArray[np.intp],
+        place_v: tuple[int, int],
+        now_s: float,
+    ) -> _Incident:
+        incident = _Incident(
+            incident_id=uuid.uuid4().hex,
+            place=self.places[place_v[0]],
+            violation_type=self.violations[place_v[1]],
+            first_seen_s=float(now_s - seen.stay_s[settled].max()),
+            last_seen_s=now_s,
+            camera_id=cam.camera_id,
+            zone_id="",
+            polygon_px=np.zeros((0, 2), np.int32),
+        )
+        self._locate(incident, cam, seen, settled)
+        self._open[place_v] = incident
+        log.info("incident %s (%s, %s) opened", incident.incident_id, incident.place, incident.violation_type)
+        return incident
+
+    @staticmethod
+    def _locate(incident: _Incident, cam: _CameraRules, seen: _Seen, rows: npt.NDArray[np.intp]) -> None:
+        """Point the incident at the zone of its longest-staying object in ``rows`` on this camera."""
+        z = int(seen.zone[rows[np.argmax(seen.stay_s[rows])]])
+        incident.camera_id = cam.camera_id
+        incident.zone_id = cam.zones.zone_ids[z]
+        incident.polygon_px = seen.masks.polygons_px[z]
+
+    def _frame_event(
+        self,
+        kind: EventKind,
+        incident: _Incident,
+        cam: _CameraRules,
+        seen: _Seen,
+        rows: npt.NDArray[np.intp],
+        now_s: float,
+    ) -> IncidentEvent:
+        """An event carrying the boxes of the tracks ``rows`` of ``seen`` in this frame."""
+        boxes = seen.detections[seen.pair_detection[seen.step.row[rows]]]
+        boxes = Detections(boxes.xyxy, boxes.confidence, boxes.class_id, seen.step.track_id[rows].copy())
+        incident.last_event_s = now_s
+        return self._event(kind, incident, now_s, boxes)
+
+    @staticmethod
+    def _event(kind: EventKind, incident: _Incident, at_s: float, boxes: Detections) -> IncidentEvent:
+        return IncidentEvent(
+            kind=kind,
+            incident_id=incident.incident_id,
+            camera_id=incident.camera_id,
+            zone_id=incident.zone_id,
+            place=incident.place,
+            violation_type=incident.violation_type,
+            first_seen_at=_utc(incident.first_seen_s),
+            at=_utc(at_s),
+            confidence=float(boxes.confidence.max()) if len(boxes) else 0.0,
+            boxes=boxes,
+            polygon_px=incident.polygon_px,
+            sighting_count=max(incident.sighting_count, 1),
+            confirmed_at=None if incident.confirmed_s is None else _utc(incident.confirmed_s),
+        )
