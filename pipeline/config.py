@@ -275,6 +275,28 @@ def _resolve_model(config: DaemonConfig, located: LocatedYaml) -> DaemonConfig:
     raise ConfigError(f"{located.path}:{line}: detector.model: model file not found (tried {tried})")
 
 
+def _check_sampling_against_gaps(config: DaemonConfig, located: LocatedYaml) -> None:
+    """Dwell survives gaps shorter than incidents.gap_tolerance_s, so every camera must be analysed more often."""
+    tolerance = config.incidents.gap_tolerance_s
+    problems = []
+    for index, camera in enumerate(config.cameras):
+        sample = camera.sample
+        # keyframes: at most max_interval_s between keyframes before the fallback rate takes over.
+        interval = 1 / sample.fps if isinstance(sample, FpsSampling) else sample.max_interval_s
+        if camera.skip_unchanged:
+            interval = max(interval, camera.max_skip_s)
+        if interval >= tolerance:
+            field = "max_skip_s" if interval == camera.max_skip_s and camera.skip_unchanged else "sample"
+            line = located.line_of(("cameras", index, field))
+            problems.append(
+                f"{located.path}:{line}: cameras.{index}: up to {interval:g} s between analysed frames "
+                f"(sample rate, max_skip_s) is not below incidents.gap_tolerance_s = {tolerance:g} s: "
+                "every stay would reset between two frames"
+            )
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
 def load_config(path: Path) -> DaemonConfig:
     """Parse and validate ``path``; raise :class:`ConfigError` listing every problem with its line."""
     try:
@@ -289,6 +311,7 @@ def load_config(path: Path) -> DaemonConfig:
         config = DaemonConfig.model_validate(located.data)
     except ValidationError as exc:
         raise ConfigError(located.describe(exc)) from exc
+    _check_sampling_against_gaps(config, located)
     config = _resolve_model(config, located)
     for unused in config.unused_rules():
         log.warning("%s: %s has no detector class mapped to it in detector.classes", path, unused)

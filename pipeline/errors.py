@@ -74,7 +74,7 @@ class SourceError(PipelineError):
 
 
 class SourceOpenError(SourceError):
-    """The stream cannot be opened: unreachable, refused, timed out, not a video, or a file that is missing."""
+    """The stream cannot be opened: unreachable, refused, timed out, not a video, or a missing file."""
 
 
 class SourceReadError(SourceError):

@@ -8,6 +8,7 @@ import os
 import typer
 
 from detector.cli import detect_command, models_app
+from pipeline.cli import run_command, validate_config_command
 
 try:
     from api.cli import api_app
@@ -21,6 +22,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("detect")(detect_command)
+app.command("run")(run_command)
+app.command("validate-config")(validate_config_command)
 app.add_typer(models_app, name="models", help="Inspect, export and quantize detector models.")
 app.add_typer(api_app, name="api", help="The case store: migrate, serve, create users and devices.")
 

@@ -1,0 +1,107 @@
+"""Command-line entry points of the edge daemon: ``streetwatch run`` and ``streetwatch validate-config``.
+
+Both read the configuration the same way (:func:`check_config`): the YAML is validated strictly, then the
+model it names is checked (the file exists; the class names mapped in ``detector.classes`` are classes of
+that model). Every problem is printed as ``file:line: field: message`` and the command exits with code 2,
+before anything is started: an invalid configuration never starts a half-working daemon.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from detector.card import is_card_path, read_card_fields
+from detector.errors import DetectorError
+from detector.session import check_model_file
+from detector.yaml_lines import YamlSyntaxError, load_located_yaml
+from pipeline.config import ConfigError, DaemonConfig, load_config
+
+log = logging.getLogger(__name__)
+
+ConfigArgument = Annotated[Path, typer.Argument(help="The daemon's YAML configuration.", show_default=False)]
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="The daemon's YAML configuration.", show_default=False)
+]
+
+
+def _where(path: Path, loc: tuple[str | int, ...]) -> str:
+    """``file:line`` of ``loc`` in ``path`` (just ``file`` when the line cannot be found)."""
+    try:
+        line = load_located_yaml(path).line_of(loc)
+    except (OSError, UnicodeDecodeError, YamlSyntaxError):
+        line = None
+    return f"{path}:{line}" if line else str(path)
+
+
+def model_problems(path: Path, config: DaemonConfig) -> list[str]:
+    """What the configuration asks of its model that the model cannot do, as ``file:line: field: message``.
+
+    Reads the model card (no ONNX Runtime session: this is cheap); for a bare ONNX file only its
+    existence is checked here, and its class names when the daemon loads it.
+    """
+    model = config.detector.model
+    problems: list[str] = []
+    try:
+        fields = read_card_fields(model) if is_card_path(model) else {"path": model}
+        check_model_file(Path(fields["path"]))
+    except DetectorError as exc:
+        return [f"{_where(path, ('detector', 'model'))}: detector.model: {exc}"]
+    classes = fields.get("classes")
+    if isinstance(classes, list):
+        known = {str(name) for name in classes}
+        for name in config.detector.classes:
+            if name not in known:
+                problems.append(
+                    f"{_where(path, ('detector', 'classes', name))}: detector.classes.{name}: "
+                    f"{name!r} is not a class of model {model.name} (it has {len(known)} classes, "
+                    f"e.g. {', '.join(sorted(known)[:5])})"
+                )
+    return problems
+
+
+def check_config(path: Path) -> DaemonConfig:
+    """Load ``path`` and check it against its model; raise :class:`ConfigError` listing every problem."""
+    config = load_config(path)
+    problems = model_problems(path, config)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return config
+
+
+def _config_or_exit(path: Path) -> DaemonConfig:
+    try:
+        return check_config(path)
+    except ConfigError as exc:
+        for line in str(exc).splitlines():
+            typer.echo(line, err=True)
+        raise typer.Exit(2) from exc
+
+
+def validate_config_command(config: ConfigArgument) -> None:
+    """Check a daemon configuration; print each problem as file:line: field: message (exit code 2).
+
+    Rules no detector class maps to are logged as warnings: valid, but they can never fire."""
+    checked = _config_or_exit(config)
+    zones = sum(len(camera.zones) for camera in checked.cameras)
+    model = checked.detector.model
+    typer.echo(f"{config}: ok ({len(checked.cameras)} cameras, {zones} zones, model {model})")
+
+
+def run_command(config: ConfigOption) -> None:
+    """Run the edge daemon until SIGTERM or SIGINT (or, for finite files, the end of every stream)."""
+    checked = _config_or_exit(config)
+    from pipeline.daemon import Daemon  # heavy imports (ONNX Runtime, PyAV) only when running
+    from pipeline.errors import PipelineError
+
+    try:
+        daemon = Daemon(checked)
+    except (PipelineError, DetectorError, OSError) as exc:
+        typer.echo(f"error: {config}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    code = daemon.run(install_signal_handlers=True)
+    if code:
+        raise typer.Exit(code)
