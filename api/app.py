@@ -40,7 +40,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app = FastAPI(
         title="streetwatch case store",
         version="0.1.0",
-        description="Cases from city cameras: review, dispatch with deadlines, handling, verification, closing.",
+        description=(
+            "Cases from city cameras: review, dispatch with deadlines, handling, verification, closing."
+        ),
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -49,13 +51,17 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(status_code=exc.status_code, content={"detail": exc.message, "code": exc.code, **exc.details})
+        return JSONResponse(
+            status_code=exc.status_code, content={"detail": exc.message, "code": exc.code, **exc.details}
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's default echoes the rejected input, which may be a password or a webhook secret.
         errors = [{k: v for k, v in e.items() if k not in ("input", "ctx", "url")} for e in exc.errors()]
-        return JSONResponse(status_code=422, content={"detail": jsonable_encoder(errors), "code": "invalid_input"})
+        return JSONResponse(
+            status_code=422, content={"detail": jsonable_encoder(errors), "code": "invalid_input"}
+        )
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict[str, str]:

@@ -25,8 +25,15 @@ def record_event(
     at: dt.datetime | None = None,
 ) -> AuditEvent:
     event = AuditEvent(
-        case_id=case.id, at=at or utcnow(), actor=actor.label, action=action, from_status=from_status,
-        to_status=to_status, reason=reason, note=note, data=data,
+        case_id=case.id,
+        at=at or utcnow(),
+        actor=actor.label,
+        action=action,
+        from_status=from_status,
+        to_status=to_status,
+        reason=reason,
+        note=note,
+        data=data,
     )
     session.add(event)
     return event

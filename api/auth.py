@@ -70,12 +70,21 @@ def authenticate_device(session: Session, key: str) -> Device | None:
 
 
 def create_user(
-    session: Session, *, username: str, password: str, role: Role, unit_id: int | None = None, display_name: str = ""
+    session: Session,
+    *,
+    username: str,
+    password: str,
+    role: Role,
+    unit_id: int | None = None,
+    display_name: str = "",
 ) -> User:
     if role is Role.UNIT_HANDLER and unit_id is None:
         raise ValueError("a unit handler needs a unit")
     user = User(
-        username=username, password_hash=hash_password(password), role=role.value, unit_id=unit_id,
+        username=username,
+        password_hash=hash_password(password),
+        role=role.value,
+        unit_id=unit_id,
         display_name=display_name or username,
     )
     session.add(user)

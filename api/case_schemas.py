@@ -25,9 +25,13 @@ class CaseReport(BaseModel):
     idempotency_key: str = Field(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")
     camera: str = Field(min_length=1, max_length=64)
     zone: str = Field(min_length=1, max_length=64)
-    place: str = Field(min_length=1, max_length=64, description="Responsibility key (grid code / road section).")
+    place: str = Field(
+        min_length=1, max_length=64, description="Responsibility key (grid code / road section)."
+    )
     violation_type: str = Field(min_length=1, max_length=64, description="e.g. illegal_parking")
-    event_code: str | None = Field(None, max_length=16, description="e.g. 0505; default: the type's default code")
+    event_code: str | None = Field(
+        None, max_length=16, description="e.g. 0505; default: the type's default code"
+    )
     first_seen_at: AwareDatetime
     confirmed_at: AwareDatetime
     confidence: float = Field(ge=0, le=1)

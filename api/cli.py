@@ -16,7 +16,8 @@ DataDirOption = Annotated[
     Path | None, typer.Option("--data-dir", help="Data directory (default: $STREETWATCH_DATA_DIR or ./data).")
 ]
 DatabaseOption = Annotated[
-    str | None, typer.Option("--database-url", help="SQLAlchemy URL (default: $STREETWATCH_DATABASE_URL or SQLite).")
+    str | None,
+    typer.Option("--database-url", help="SQLAlchemy URL (default: $STREETWATCH_DATABASE_URL or SQLite)."),
 ]
 
 
@@ -99,7 +100,8 @@ def create_user_command(
     role: Annotated[Role, typer.Option(help="admin, shift_leader, dispatcher, unit_handler or viewer.")],
     unit: Annotated[str | None, typer.Option(help="Unit code (required for unit handlers).")] = None,
     password: Annotated[
-        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, envvar="STREETWATCH_PASSWORD")
+        str,
+        typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, envvar="STREETWATCH_PASSWORD"),
     ] = "",
     display_name: Annotated[str, typer.Option()] = "",
     data_dir: DataDirOption = None,
@@ -126,7 +128,12 @@ def create_user_command(
                     raise ValueError(f"unknown unit code {unit!r}")
                 unit_id = found.id
             user = create_user(
-                session, username=username, password=password, role=role, unit_id=unit_id, display_name=display_name
+                session,
+                username=username,
+                password=password,
+                role=role,
+                unit_id=unit_id,
+                display_name=display_name,
             )
             typer.echo(f"created {user.role} {user.username} (id {user.id})")
     except (ValueError, RuntimeError) as exc:
@@ -135,7 +142,9 @@ def create_user_command(
 
 
 @api_app.command("create-device")
-def create_device_command(name: str, data_dir: DataDirOption = None, database_url: DatabaseOption = None) -> None:
+def create_device_command(
+    name: str, data_dir: DataDirOption = None, database_url: DatabaseOption = None
+) -> None:
     """Register an edge box and print its API key once (only a hash is stored)."""
     from api.auth import create_device
     from api.db import make_engine, make_session_factory, session_scope

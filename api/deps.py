@@ -76,7 +76,9 @@ def get_actor(
         if user is None:
             raise Unauthorized("invalid, expired or revoked token: log in again")
         return Actor(kind="user", id=user.id, name=user.username, role=Role(user.role), unit_id=user.unit_id)
-    raise Unauthorized("unrecognised credential: expected an operator token (swt_...) or a device key (swd_...)")
+    raise Unauthorized(
+        "unrecognised credential: expected an operator token (swt_...) or a device key (swd_...)"
+    )
 
 
 ActorDep = Annotated[Actor, Depends(get_actor)]

@@ -55,7 +55,9 @@ class JobRunner:
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(_loop(j, self.sessions, self.settings), name=j.name) for j in self.jobs]
+        self._tasks = [
+            asyncio.create_task(_loop(j, self.sessions, self.settings), name=j.name) for j in self.jobs
+        ]
 
     async def stop(self) -> None:
         for task in self._tasks:

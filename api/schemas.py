@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict
 T = TypeVar("T")
 
 
-class Page(BaseModel, Generic[T]):  # noqa: UP046 - PEP 695 syntax needs Python 3.12; we support 3.11
+class Page(BaseModel, Generic[T]):
     """A page of results and the total count matching the filters."""
 
     data: list[T]

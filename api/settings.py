@@ -14,15 +14,20 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path("data"), description="SQLite database, evidence images and the secret key.")
     database_url: str | None = Field(
-        None, description="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db; default SQLite in data_dir."
+        None,
+        description="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db; default SQLite in data_dir.",
     )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     workers: int = Field(1, ge=1)
     evidence_max_bytes: int = Field(5 * 1024 * 1024, gt=0)
-    recurrence_window_hours: float = Field(72.0, ge=0, description="复发: same place+violation after closing.")
+    recurrence_window_hours: float = Field(
+        72.0, ge=0, description="复发: same place+violation after closing."
+    )
     token_ttl_hours: float = Field(12.0, gt=0)
-    run_jobs: bool = Field(True, description="Run the overdue checker and notification sender in this process.")
+    run_jobs: bool = Field(
+        True, description="Run the overdue checker and notification sender in this process."
+    )
     overdue_check_interval_s: float = Field(60.0, gt=0)
     delivery_interval_s: float = Field(2.0, gt=0)
     delivery_max_attempts: int = Field(8, ge=1)
@@ -30,7 +35,9 @@ class Settings(BaseSettings):
     mqtt_port: int = 1883
     mqtt_topic_prefix: str = "streetwatch/units"
     webhook_timeout_s: float = Field(5.0, gt=0)
-    public_url: str = Field("http://127.0.0.1:8000", description="Base URL used in links (Open311 media_url).")
+    public_url: str = Field(
+        "http://127.0.0.1:8000", description="Base URL used in links (Open311 media_url)."
+    )
     ranking_min_cases: int = Field(5, ge=1, description="Units with fewer cases are left out of the ranking.")
 
     @property

@@ -44,8 +44,12 @@ def detect_command(
     iou: Annotated[float | None, typer.Option(help="NMS IoU threshold (default: the card's).")] = None,
     max_det: Annotated[int | None, typer.Option(help="Top-k boxes per frame (default: the card's).")] = None,
     every: Annotated[int, typer.Option(min=1, help="Analyse every N-th video frame.")] = 1,
-    max_frames: Annotated[int | None, typer.Option(min=1, help="Stop a video after this many analysed frames.")] = None,
-    save_media: Annotated[bool, typer.Option("--save-media/--json-only", help="Write annotated images/videos.")] = True,
+    max_frames: Annotated[
+        int | None, typer.Option(min=1, help="Stop a video after this many analysed frames.")
+    ] = None,
+    save_media: Annotated[
+        bool, typer.Option("--save-media/--json-only", help="Write annotated images/videos.")
+    ] = True,
 ) -> None:
     """Run the detector on SOURCE; write annotated images/videos and one JSON file per source."""
     with user_errors():
@@ -64,8 +68,16 @@ def _write_json(out: Path, path: Path, detector: Detector, frames: list[dict[str
     target = out / f"{path.stem}.json"
     document = {
         "source": str(path),
-        "model": {"name": detector.card.name, "version": detector.card.version, "layout": detector.card.layout.value},
-        "thresholds": {"confidence": detector.confidence, "iou": detector.iou, "max_detections": detector.max_detections},
+        "model": {
+            "name": detector.card.name,
+            "version": detector.card.version,
+            "layout": detector.card.layout.value,
+        },
+        "thresholds": {
+            "confidence": detector.confidence,
+            "iou": detector.iou,
+            "max_detections": detector.max_detections,
+        },
         "frames": frames,
     }
     target.write_text(json.dumps(document, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -78,8 +90,11 @@ def _summary(path: Path, json_path: Path, media: Path | None, frames: list[dict[
         for det in frame["detections"]:
             counts[det["class_name"]] = counts.get(det["class_name"], 0) + 1
     return {
-        "source": str(path), "frames": len(frames), "json": str(json_path),
-        "media": str(media) if media else None, "detections_by_class": counts,
+        "source": str(path),
+        "frames": len(frames),
+        "json": str(json_path),
+        "media": str(media) if media else None,
+        "detections_by_class": counts,
     }
 
 
@@ -105,10 +120,13 @@ def _detect_video(
     try:
         for frame in iter_video(path, every=every, max_frames=max_frames):
             detections = detector(frame.bgr)
-            frames.append({
-                "index": frame.index, "time_s": round(frame.time_s, 3),
-                "detections": detections.to_records(detector.class_names),
-            })
+            frames.append(
+                {
+                    "index": frame.index,
+                    "time_s": round(frame.time_s, 3),
+                    "detections": detections.to_records(detector.class_names),
+                }
+            )
             if media is not None:
                 if writer is None:
                     height, width = frame.bgr.shape[:2]
@@ -173,5 +191,6 @@ def _print_report(report: dict[str, Any], echo: Callable[[str], Any]) -> None:
 from detector.export import export_command  # noqa: E402
 
 models_app.command("export")(export_command)
-from detector.quantize import quantize_command  # noqa: E402, I001
+from detector.quantize import quantize_command  # noqa: E402
+
 models_app.command("quantize")(quantize_command)

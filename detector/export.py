@@ -74,15 +74,28 @@ def export_model(
     out_dir.mkdir(parents=True, exist_ok=True)
     options = {
         "imgsz": list(imgsz) if isinstance(imgsz, tuple) else imgsz,
-        "dynamic": dynamic, "batch": batch, "opset": opset, "simplify": simplify,
+        "dynamic": dynamic,
+        "batch": batch,
+        "opset": opset,
+        "simplify": simplify,
     }
     _run_export(ultralytics, weights, source, onnx_path, options, half=half, end2end=end2end)
     command = reproduce_command(
-        weights, out_dir=out_dir, imgsz=imgsz, dynamic=dynamic, half=half, batch=batch, opset=opset,
-        name=name, simplify=simplify, end2end=end2end, version=version,
+        weights,
+        out_dir=out_dir,
+        imgsz=imgsz,
+        dynamic=dynamic,
+        half=half,
+        batch=batch,
+        opset=opset,
+        name=name,
+        simplify=simplify,
+        end2end=end2end,
+        version=version,
     )
-    card = _card_for(onnx_path, weights, ultralytics.__version__, version=version, thresholds=thresholds,
-                     command=command)
+    card = _card_for(
+        onnx_path, weights, ultralytics.__version__, version=version, thresholds=thresholds, command=command
+    )
     write_card(card, card_path, command=command)
     load_model(card_path)  # the card must load back: checksum, layout and classes agree with the file
     return onnx_path, card_path
@@ -123,7 +136,13 @@ def _check_targets(weights: Path, onnx_path: Path, card_path: Path, *, overwrite
 
 
 def _run_export(
-    ultralytics: Any, weights: Path, source: str, onnx_path: Path, options: dict[str, Any], *, half: bool,
+    ultralytics: Any,
+    weights: Path,
+    source: str,
+    onnx_path: Path,
+    options: dict[str, Any],
+    *,
+    half: bool,
     end2end: bool,
 ) -> None:
     """Export in a scratch folder (Ultralytics writes beside the weights, or into the working folder for a
@@ -171,7 +190,12 @@ def _head_args(model: Any, end2end: bool, defaults: dict[str, Any]) -> dict[str,
 
 
 def _card_for(
-    onnx_path: Path, weights: Path, ultralytics_version: str, *, version: str, thresholds: Thresholds | None,
+    onnx_path: Path,
+    weights: Path,
+    ultralytics_version: str,
+    *,
+    version: str,
+    thresholds: Thresholds | None,
     command: str,
 ) -> ModelCard:
     """The card of the exported file, read back from it (layout, input, classes, licence) plus provenance."""
@@ -181,13 +205,15 @@ def _card_for(
     if card.layout is not expected:
         raise ExportError(f"{onnx_path}: exported layout {card.layout.value}, expected {expected.value}")
     described = (metadata.get("description") or "Ultralytics model").strip()
-    return card.model_copy(update={
-        "version": version,
-        "sha256": sha256_of(onnx_path),
-        "thresholds": thresholds or card.thresholds,
-        "source": _describe_source(weights, ultralytics_version),
-        "description": f"{described}; exported with: {command}",
-    })
+    return card.model_copy(
+        update={
+            "version": version,
+            "sha256": sha256_of(onnx_path),
+            "thresholds": thresholds or card.thresholds,
+            "source": _describe_source(weights, ultralytics_version),
+            "description": f"{described}; exported with: {command}",
+        }
+    )
 
 
 def _describe_source(weights: Path, ultralytics_version: str) -> str:
@@ -208,8 +234,18 @@ def write_card(card: ModelCard, card_path: Path, *, command: str) -> None:
 
 
 def reproduce_command(
-    weights: Path, *, out_dir: Path, imgsz: ImageSize, dynamic: bool, half: bool, batch: int,
-    opset: int | None, name: str, simplify: bool, end2end: bool, version: str,
+    weights: Path,
+    *,
+    out_dir: Path,
+    imgsz: ImageSize,
+    dynamic: bool,
+    half: bool,
+    batch: int,
+    opset: int | None,
+    name: str,
+    simplify: bool,
+    end2end: bool,
+    version: str,
 ) -> str:
     """The ``streetwatch models export`` command line that makes the same file (non-default flags only)."""
     size = f"{imgsz[0]},{imgsz[1]}" if isinstance(imgsz, tuple) else str(imgsz)
@@ -255,12 +291,30 @@ def export_command(
 
     with user_errors():
         onnx_path, card_path = export_model(
-            weights, out_dir=out, imgsz=parse_imgsz(imgsz), dynamic=dynamic, half=half, batch=batch,
-            opset=opset, name=name, simplify=simplify, end2end=end2end, version=version, overwrite=overwrite,
+            weights,
+            out_dir=out,
+            imgsz=parse_imgsz(imgsz),
+            dynamic=dynamic,
+            half=half,
+            batch=batch,
+            opset=opset,
+            name=name,
+            simplify=simplify,
+            end2end=end2end,
+            version=version,
+            overwrite=overwrite,
         )
         card = load_model(card_path).card
-        typer.echo(json.dumps({
-            "onnx": str(onnx_path), "card": str(card_path), "layout": card.layout.value,
-            "input_hw": list(card.input.size_hw), "dynamic": card.input.dynamic, "classes": len(card.classes),
-            "sha256": card.sha256,
-        }))
+        typer.echo(
+            json.dumps(
+                {
+                    "onnx": str(onnx_path),
+                    "card": str(card_path),
+                    "layout": card.layout.value,
+                    "input_hw": list(card.input.size_hw),
+                    "dynamic": card.input.dynamic,
+                    "classes": len(card.classes),
+                    "sha256": card.sha256,
+                }
+            )
+        )

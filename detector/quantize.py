@@ -55,10 +55,17 @@ PREDICTION_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
 # Shape arithmetic reads a tensor's dims, never its values: a path through it leaves the head.
 SHAPE_OPS = frozenset({"Shape", "Size"})
 PER_CHANNEL_OPSET = 13  # DequantizeLinear gained its 'axis' (per-channel scales) in opset 13
-QUANTIZED_OPS = frozenset({
-    "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
-    "ConvInteger", "MatMulInteger",
-})
+QUANTIZED_OPS = frozenset(
+    {
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "DynamicQuantizeLinear",
+        "QLinearConv",
+        "QLinearMatMul",
+        "ConvInteger",
+        "MatMulInteger",
+    }
+)
 INSTALL_HINT = "install the 'dev' or 'train' extra (pip install 'streetwatch[dev]')"
 
 
@@ -299,7 +306,10 @@ def calibrate_ranges(
         Calibration.MINMAX: (CalibrationMethod.MinMax, {}, None),
     }[settings.calibration]
     calibrator = create_calibrator(
-        model_path, [], augmented_model_path=str(work_dir / "augmented.onnx"), calibrate_method=method,
+        model_path,
+        [],
+        augmented_model_path=str(work_dir / "augmented.onnx"),
+        calibrate_method=method,
         extra_options=options,
     )
     # Min/max calibrators keep two scalars per tensor and batch: one pass, so "average" means every frame.
@@ -378,7 +388,9 @@ def quantize_onnx(
         uint8 = settings.activations is Activations.UINT8
         with _quiet_onnxruntime():
             q.quantize_static(
-                model, str(out), None,
+                model,
+                str(out),
+                None,
                 calibration_cache_path=work / "ranges.json",
                 calibrate_method=ranges.calibration_method,
                 quant_format=q.QuantFormat.QDQ,
@@ -430,24 +442,30 @@ def int8_card(
     card: ModelCard, onnx_path: Path, *, settings: QuantizeSettings, calibration: str, float_path: Path
 ) -> ModelCard:
     """The source card with the INT8 file's name, path and checksum, saying how it was made."""
-    return card.model_copy(update={
-        "name": f"{card.name}-int8",
-        "path": onnx_path.resolve(),
-        "sha256": sha256_of(onnx_path),
-        "source": f"streetwatch models quantize of {float_path.name} (sha256 {sha256_of(float_path)[:12]})",
-        "description": (
-            f"Static INT8 of {card.name} ({settings.describe()}), calibrated on {calibration} through the "
-            "card's own preprocessing; the detection head is kept in float."
-        ),
-    })
+    return card.model_copy(
+        update={
+            "name": f"{card.name}-int8",
+            "path": onnx_path.resolve(),
+            "sha256": sha256_of(onnx_path),
+            "source": (
+                f"streetwatch models quantize of {float_path.name} (sha256 {sha256_of(float_path)[:12]})"
+            ),
+            "description": (
+                f"Static INT8 of {card.name} ({settings.describe()}), calibrated on {calibration} "
+                "through the card's own preprocessing; the detection head is kept in float."
+            ),
+        }
+    )
 
 
 def write_card(card: ModelCard, card_path: Path) -> None:
     data = card_to_yaml_dict(card, relative_to=card_path.parent)
     header = "# Written by `streetwatch models quantize`; the description says how it was calibrated.\n"
-    card_path.write_text(header + yaml.safe_dump(
-        data, sort_keys=False, allow_unicode=True, default_flow_style=None, width=110
-    ), encoding="utf-8")
+    card_path.write_text(
+        header
+        + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=None, width=110),
+        encoding="utf-8",
+    )
 
 
 def check_targets(model: Path, float_path: Path, out: Path, card_path: Path) -> None:
@@ -600,8 +618,10 @@ def _latency_ms(samples: Sequence[float]) -> dict[str, float | None]:
         return {"mean": None, "p50": None, "p90": None, "min": None}
     ms = np.asarray(samples) * 1000.0
     p50, p90 = np.percentile(ms, [50, 90])
-    return {key: round(float(value), 2) for key, value in
-            (("mean", ms.mean()), ("p50", p50), ("p90", p90), ("min", ms.min()))}
+    return {
+        key: round(float(value), 2)
+        for key, value in (("mean", ms.mean()), ("p50", p50), ("p90", p90), ("min", ms.min()))
+    }
 
 
 def compare_models(
@@ -647,11 +667,18 @@ def quantize_model(
     log.info("calibrating on %d frames of %s", len(split.calibration), calib)
     head, batches = quantize_onnx(loaded, iter_frames_at(calib, split.calibration), out, settings)
     calibration = f"{len(split.calibration)} frames of {calib.name}"
-    write_card(int8_card(loaded.card, out, settings=settings, calibration=calibration, float_path=float_path),
-               card_path)
+    write_card(
+        int8_card(loaded.card, out, settings=settings, calibration=calibration, float_path=float_path),
+        card_path,
+    )
     document: dict[str, Any] = {
-        "model": {"float": str(float_path), "int8": str(out), "int8_card": str(card_path),
-                  "float_mb": _megabytes(float_path), "int8_mb": _megabytes(out)},
+        "model": {
+            "float": str(float_path),
+            "int8": str(out),
+            "int8_card": str(card_path),
+            "float_mb": _megabytes(float_path),
+            "int8_mb": _megabytes(out),
+        },
         "settings": {"description": settings.describe(), **asdict(settings)},
         "head_in_float": {"nodes": head.names, "prediction_layers": head.prediction_layers},
         "calibration": {"source": str(calib), "frames": split.calibration, "batches": batches},

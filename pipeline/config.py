@@ -1,4 +1,4 @@
-"""The daemon's YAML configuration: strict (unknown keys rejected), with errors naming file, line and field."""
+"""The daemon's YAML configuration: strict (unknown keys rejected); errors name file, line and field."""
 
 from __future__ import annotations
 
@@ -45,14 +45,18 @@ class DetectorConfig(_Strict):
 class StoreConfig(_Strict):
     url: str = Field(pattern=r"^https?://", description="Case store base URL.")
     device_key_file: Path = Field(description="File holding this box's device key (never the key itself).")
-    outbox: Path = Field(Path("data/outbox.sqlite"), description="Durable queue of reports not yet delivered.")
+    outbox: Path = Field(
+        Path("data/outbox.sqlite"), description="Durable queue of reports not yet delivered."
+    )
     timeout_s: float = Field(10.0, gt=0)
     retry_max_s: float = Field(300.0, gt=0, description="Longest wait between delivery attempts.")
     retry_base_s: float = Field(
         2.0, gt=0, description="First wait after a failed delivery; doubles up to retry_max_s."
     )
     keep_delivered_h: float = Field(
-        168.0, gt=0, description="Delivered or refused outbox rows and their evidence files are kept this long."
+        168.0,
+        gt=0,
+        description="Delivered or refused outbox rows and their evidence files are kept this long.",
     )
     health_report_s: float = Field(
         60.0, ge=0, description="Report camera health to the store this often (PUT .../health); 0 = never."
@@ -81,7 +85,9 @@ Sampling = Annotated[KeyframeSampling | FpsSampling, Field(discriminator="mode")
 
 
 class RuleConfig(_Strict):
-    dwell_s: float = Field(ge=1, le=86_400, description="Seconds an object must stay, stationary, to confirm.")
+    dwell_s: float = Field(
+        ge=1, le=86_400, description="Seconds an object must stay, stationary, to confirm."
+    )
     schedule: str | None = Field(None, description="When the rule applies, e.g. 'mon-fri 07:00-08:30'.")
     min_confidence: float = Field(0.3, ge=0, le=1)
 
@@ -105,7 +111,9 @@ Point = tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, 
 
 class ZoneConfig(_Strict):
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
-    place: str = Field(min_length=1, max_length=64, description="Responsibility key (grid code / road section).")
+    place: str = Field(
+        min_length=1, max_length=64, description="Responsibility key (grid code / road section)."
+    )
     polygon: list[Point] = Field(min_length=3, description="Normalised [x, y] corners (0..1).")
     rules: dict[str, RuleConfig] = Field(min_length=1, description="Violation type -> rule.")
     anchor: Literal["bottom_center", "center"] = "bottom_center"
@@ -163,7 +171,9 @@ class CameraConfig(_Strict):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r} (expected an IANA name like Asia/Shanghai)") from exc
+            raise ValueError(
+                f"unknown time zone {value!r} (expected an IANA name like Asia/Shanghai)"
+            ) from exc
         return value
 
     @field_validator("zones")
@@ -276,7 +286,7 @@ def _resolve_model(config: DaemonConfig, located: LocatedYaml) -> DaemonConfig:
 
 
 def _check_sampling_against_gaps(config: DaemonConfig, located: LocatedYaml) -> None:
-    """Dwell survives gaps shorter than incidents.gap_tolerance_s, so every camera must be analysed more often."""
+    """Dwell survives gaps below incidents.gap_tolerance_s: every camera must be analysed more often."""
     tolerance = config.incidents.gap_tolerance_s
     problems = []
     for index, camera in enumerate(config.cameras):
@@ -306,7 +316,9 @@ def load_config(path: Path) -> DaemonConfig:
     except (YamlSyntaxError, OSError, UnicodeDecodeError) as exc:
         raise ConfigError(str(exc)) from exc
     if not isinstance(located.data, dict):
-        raise ConfigError(f"{path}:1: the configuration must be a YAML mapping (detector, store, cameras, ...)")
+        raise ConfigError(
+            f"{path}:1: the configuration must be a YAML mapping (detector, store, cameras, ...)"
+        )
     try:
         config = DaemonConfig.model_validate(located.data)
     except ValidationError as exc:

@@ -74,7 +74,8 @@ class Schedule:
             match = _WINDOW.match(part)
             if match is None:
                 raise ScheduleError(
-                    f"{text!r}: cannot read {part.strip()!r}; expected e.g. 'mon-fri 07:00-08:30, sat 09:00-12:00'"
+                    f"{text!r}: cannot read {part.strip()!r}; "
+                    "expected e.g. 'mon-fri 07:00-08:30, sat 09:00-12:00'"
                 )
             windows.append(
                 Window(

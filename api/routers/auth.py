@@ -37,12 +37,18 @@ class TokenPublic(BaseModel):
 
 def user_public(user: User) -> UserPublic:
     return UserPublic(
-        id=user.id, username=user.username, display_name=user.display_name, role=user.role, unit_id=user.unit_id
+        id=user.id,
+        username=user.username,
+        display_name=user.display_name,
+        role=user.role,
+        unit_id=user.unit_id,
     )
 
 
 @router.post("/login", response_model=TokenPublic)
-def login_route(body: LoginRequest, session: SessionDep, settings: SettingsDep, response: Response) -> TokenPublic:
+def login_route(
+    body: LoginRequest, session: SessionDep, settings: SettingsDep, response: Response
+) -> TokenPublic:
     user = login(session, body.username, body.password)
     if user is None:
         raise Unauthorized("wrong username or password")
@@ -55,7 +61,9 @@ def login_route(body: LoginRequest, session: SessionDep, settings: SettingsDep, 
 
 @router.post("/logout", status_code=204)
 def logout_route(actor: OperatorDep, session: SessionDep, response: Response) -> None:
-    for row in session.scalars(select(ApiToken).where(ApiToken.user_id == actor.id, ApiToken.revoked.is_(False))):
+    for row in session.scalars(
+        select(ApiToken).where(ApiToken.user_id == actor.id, ApiToken.revoked.is_(False))
+    ):
         row.revoked = True
     response.delete_cookie(TOKEN_COOKIE)
 

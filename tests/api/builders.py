@@ -38,7 +38,13 @@ def make_world(sessions: sessionmaker[Session]) -> World:
     with sessions.begin() as session:
         for code, name, name_en, pipeline_type, default in DEFAULT_VIOLATIONS:
             session.add(
-                ViolationType(code=code, name=name, name_en=name_en, pipeline_type=pipeline_type, default_for_type=default)
+                ViolationType(
+                    code=code,
+                    name=name,
+                    name_en=name_en,
+                    pipeline_type=pipeline_type,
+                    default_for_type=default,
+                )
             )
         district = Unit(code="district", name="东城区城管执法局", kind="street_office")
         session.add(district)
@@ -58,7 +64,10 @@ def make_operator(
     """A user with ``role``; returns a bearer token."""
     with sessions.begin() as session:
         user = create_user(
-            session, username=username or f"{role.value}-{unit_id or 0}", password="correct-horse", role=role,
+            session,
+            username=username or f"{role.value}-{unit_id or 0}",
+            password="correct-horse",
+            role=role,
             unit_id=unit_id,
         )
         token, _ = issue_token(session, user, ttl_hours=1)
@@ -108,16 +117,29 @@ def make_pending_case(
     now = dt.datetime.now(dt.UTC)
     with sessions.begin() as session:
         case = Case(
-            violation_code=violation_code, place_id=place_id, camera_code=camera, zone_code="z1",
-            open_slot=f"{place_id}|{violation_code}", sighting_count=1, first_seen_at=now, last_seen_at=now,
-            confirmed_at=now, confidence=0.8,
+            violation_code=violation_code,
+            place_id=place_id,
+            camera_code=camera,
+            zone_code="z1",
+            open_slot=f"{place_id}|{violation_code}",
+            sighting_count=1,
+            first_seen_at=now,
+            last_seen_at=now,
+            confirmed_at=now,
+            confidence=0.8,
         )
         session.add(case)
         session.flush()
         session.add(
             Sighting(
-                case_id=case.id, idempotency_key=uuid.uuid4().hex, device_id=device_id, camera_code=camera,
-                zone_code="z1", confidence=0.8, first_seen_at=now, confirmed_at=now,
+                case_id=case.id,
+                idempotency_key=uuid.uuid4().hex,
+                device_id=device_id,
+                camera_code=camera,
+                zone_code="z1",
+                confidence=0.8,
+                first_seen_at=now,
+                confirmed_at=now,
             )
         )
         return case.id

@@ -102,7 +102,10 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
     settings = Settings(
-        data_dir=data_dir, database_url=_pg_url(name), run_jobs=False, _env_file=None  # type: ignore[call-arg]
+        data_dir=data_dir,
+        database_url=_pg_url(name),
+        run_jobs=False,
+        _env_file=None,  # type: ignore[call-arg]
     )
     engine = make_engine(settings)
     yield Store("postgresql", settings, engine, make_session_factory(engine))

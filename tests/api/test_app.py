@@ -18,13 +18,16 @@ from tests.api.conftest import Store
 
 def test_refuses_to_start_on_an_unmigrated_database(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, run_jobs=False)
-    with pytest.raises(DatabaseNotMigratedError, match="revision none .* run `streetwatch api migrate`"):
+    with pytest.raises(DatabaseNotMigratedError, match=r"revision none .* run `streetwatch api migrate`"):
         create_app(settings, engine=make_engine(settings))
 
 
 def test_login_me_logout(client: TestClient, store: Store) -> None:
     make_operator(store.sessions, Role.SHIFT_LEADER, username="li")
-    assert client.post("/api/v1/auth/login", json={"username": "li", "password": "wrong-pass"}).status_code == 401
+    assert (
+        client.post("/api/v1/auth/login", json={"username": "li", "password": "wrong-pass"}).status_code
+        == 401
+    )
     response = client.post("/api/v1/auth/login", json={"username": "li", "password": "correct-horse"})
     assert response.status_code == 200
     token = response.json()["access_token"]

@@ -92,8 +92,17 @@ def test_an_architecture_is_never_overwritten_by_its_own_card(tmp_path: Path) ->
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("640", 640), ("384,640", (384, 640)), ("384x640", (384, 640)), (" 320 ", 320),
-     ("0", ValueError), ("a", ValueError), ("1,2,3", ValueError), ("", ValueError), ("-320", ValueError)],
+    [
+        ("640", 640),
+        ("384,640", (384, 640)),
+        ("384x640", (384, 640)),
+        (" 320 ", 320),
+        ("0", ValueError),
+        ("a", ValueError),
+        ("1,2,3", ValueError),
+        ("", ValueError),
+        ("-320", ValueError),
+    ],
 )
 def test_parse_imgsz(text: str, expected: int | tuple[int, int] | type[Exception]) -> None:
     if isinstance(expected, type):
@@ -110,8 +119,17 @@ def test_reproduce_command_lists_only_what_differs_from_the_defaults() -> None:
     )
     assert plain == "streetwatch models export best.pt --out models --imgsz 640"
     custom = reproduce_command(
-        Path("runs/my best.pt"), out_dir=Path("models"), imgsz=(384, 640), dynamic=True, half=True, batch=1,
-        opset=17, name="cams", simplify=False, end2end=False, version="2.0",
+        Path("runs/my best.pt"),
+        out_dir=Path("models"),
+        imgsz=(384, 640),
+        dynamic=True,
+        half=True,
+        batch=1,
+        opset=17,
+        name="cams",
+        simplify=False,
+        end2end=False,
+        version="2.0",
     )
     assert custom == (
         "streetwatch models export 'runs/my best.pt' --out models --imgsz 384,640 --dynamic --half"
@@ -147,8 +165,13 @@ def test_cli_exports_an_architecture_and_its_card_loads_back(
     onnx, card_path = out / "arch.onnx", out / "arch.yaml"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["arch.yaml", "models"]  # nothing left behind
     assert summary_of(result) == {
-        "onnx": str(onnx), "card": str(card_path), "layout": "ultralytics", "input_hw": [320, 320],
-        "dynamic": False, "classes": 80, "sha256": sha256_of(onnx),
+        "onnx": str(onnx),
+        "card": str(card_path),
+        "layout": "ultralytics",
+        "input_hw": [320, 320],
+        "dynamic": False,
+        "classes": 80,
+        "sha256": sha256_of(onnx),
     }
 
     detector = Detector(card_path)
@@ -182,7 +205,11 @@ def test_cli_exports_an_architecture_and_its_card_loads_back(
     [(True, Layout.END2END, (1, 300, 6)), (False, Layout.ULTRALYTICS, (1, 84, 1680))],
 )
 def test_yolo26_exports_its_nms_free_head_unless_asked_not_to(
-    tmp_path: Path, ultralytics_cfg: Path, frame: npt.NDArray[np.uint8], end2end: bool, layout: Layout,
+    tmp_path: Path,
+    ultralytics_cfg: Path,
+    frame: npt.NDArray[np.uint8],
+    end2end: bool,
+    layout: Layout,
     output_shape: tuple[int, ...],
 ) -> None:
     # A bare architecture name is Ultralytics' own; a rectangular size (height, width) is kept as given.

@@ -122,7 +122,9 @@ def assert_same_boxes(
 ) -> None:
     pairs = match_boxes(ours, theirs)
     np.testing.assert_allclose(
-        ours.confidence[pairs[:, 0]], theirs.confidence[pairs[:, 1]], atol=SCORE_MARGIN,
+        ours.confidence[pairs[:, 0]],
+        theirs.confidence[pairs[:, 1]],
+        atol=SCORE_MARGIN,
         err_msg=f"{where}: matched boxes score differently",
     )
     for name, side, index in (("streetwatch", ours, 0), ("ultralytics", theirs, 1)):
@@ -141,8 +143,12 @@ def ultralytics_detections(yolo: Any, frame: npt.NDArray[np.uint8], detector: De
     """``YOLO.predict`` with the detector's thresholds; ``imgsz`` matters only to dynamic exports, whose
     metadata size Ultralytics does not read (it would letterbox to 640)."""
     result = yolo.predict(
-        frame, conf=detector.confidence, iou=detector.iou, max_det=detector.max_detections,
-        imgsz=list(detector.card.input.size_hw), verbose=False,
+        frame,
+        conf=detector.confidence,
+        iou=detector.iou,
+        max_det=detector.max_detections,
+        imgsz=list(detector.card.input.size_hw),
+        verbose=False,
     )[0]
     boxes = result.boxes
     return Detections(
@@ -191,13 +197,17 @@ def untrained_checkpoint(architecture: str, frames: list[npt.NDArray[np.uint8]],
         if isinstance(module, torch.nn.BatchNorm2d):
             module.reset_running_stats()
             module.momentum = None  # cumulative average: one batch sets the statistics
-    batch = torch.cat([
-        torch.nn.functional.interpolate(
-            torch.from_numpy(np.ascontiguousarray(frame[:, :, ::-1].transpose(2, 0, 1)))[None].float() / 255,
-            size=(320, 320), mode="bilinear",
-        )
-        for frame in frames
-    ])
+    batch = torch.cat(
+        [
+            torch.nn.functional.interpolate(
+                torch.from_numpy(np.ascontiguousarray(frame[:, :, ::-1].transpose(2, 0, 1)))[None].float()
+                / 255,
+                size=(320, 320),
+                mode="bilinear",
+            )
+            for frame in frames
+        ]
+    )
     yolo.model.train()
     with torch.no_grad():
         yolo.model(batch)
@@ -309,6 +319,7 @@ def test_nms_keeps_classes_apart_when_boxes_start_off_the_input() -> None:
     """Regression: OpenCV offsets each class by the largest coordinate + 1, so a class-1 box at negative
     coordinates used to overlap (and be suppressed by) a class-0 box in the bottom-right corner."""
     xyxy = np.array([[300, 300, 330, 330], [-20, -20, 10, 10]], np.float32)
-    keep = batched_nms(xyxy, np.array([0.9, 0.8], np.float32), np.array([0, 1]), iou_threshold=0.2,
-                       max_detections=10)
+    keep = batched_nms(
+        xyxy, np.array([0.9, 0.8], np.float32), np.array([0, 1]), iou_threshold=0.2, max_detections=10
+    )
     assert keep.tolist() == [0, 1]

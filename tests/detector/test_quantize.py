@@ -141,15 +141,19 @@ def test_box_iou_batch_known_values() -> None:
 
 
 def test_match_detections_pairs_same_class_by_confidence() -> None:
-    reference = make_detections([
-        (0, 0, 10, 10, 0.4, 0),
-        (1, 0, 11, 10, 0.9, 0),  # more confident: takes the best box first
-        (50, 50, 60, 60, 0.8, 2),
-    ])
-    candidate = make_detections([
-        (1, 0, 11, 10, 0.85, 0),
-        (50, 50, 60, 60, 0.7, 7),  # right place, wrong class: no match
-    ])
+    reference = make_detections(
+        [
+            (0, 0, 10, 10, 0.4, 0),
+            (1, 0, 11, 10, 0.9, 0),  # more confident: takes the best box first
+            (50, 50, 60, 60, 0.8, 2),
+        ]
+    )
+    candidate = make_detections(
+        [
+            (1, 0, 11, 10, 0.85, 0),
+            (50, 50, 60, 60, 0.7, 7),  # right place, wrong class: no match
+        ]
+    )
     ref, cand, iou = match_detections(reference, candidate)
     assert ref.tolist() == [1] and cand.tolist() == [0]
     np.testing.assert_allclose(iou, [1.0])
@@ -213,8 +217,15 @@ def test_ultralytics_head_walks_through_dfl_to_the_branch_convs(yolov8_graph: An
 def quantized(yolox_card: Path, vtest_path: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("quantize") / "yolox-nano-int8.onnx"
     result = quantize_cli(
-        yolox_card, "--calib", vtest_path, "--frames", CALIBRATION_FRAMES, "--eval-frames", EVALUATION_FRAMES,
-        "--out", out,
+        yolox_card,
+        "--calib",
+        vtest_path,
+        "--frames",
+        CALIBRATION_FRAMES,
+        "--eval-frames",
+        EVALUATION_FRAMES,
+        "--out",
+        out,
     )
     assert result.exit_code == 0, result.stderr
     report = json.loads(out.with_suffix(".report.json").read_text(encoding="utf-8"))
@@ -259,8 +270,18 @@ def test_report_has_every_field(quantized: dict[str, Any]) -> None:
     assert not set(report["calibration"]["frames"]) & set(report["evaluation"]["frames"])
     drift = report["drift"]
     for key in (
-        "frames", "float_detections", "int8_detections", "matched", "recall", "precision", "recall_confident",
-        "mean_iou", "mean_abs_confidence_change", "mean_corner_shift_px", "latency_ms", "per_class",
+        "frames",
+        "float_detections",
+        "int8_detections",
+        "matched",
+        "recall",
+        "precision",
+        "recall_confident",
+        "mean_iou",
+        "mean_abs_confidence_change",
+        "mean_corner_shift_px",
+        "latency_ms",
+        "per_class",
     ):
         assert drift[key] is not None, key
     assert set(drift["latency_ms"]) == {"float", "int8"} and drift["latency_ms"]["int8"]["mean"] > 0
@@ -280,8 +301,17 @@ def test_average_calibration_without_held_out_frames(
 ) -> None:
     out = tmp_path / "average.onnx"
     result = quantize_cli(
-        yolox_card, "--calib", vtest_path, "--frames", 2, "--eval-frames", 0, "--calibration", "average",
-        "--out", out,
+        yolox_card,
+        "--calib",
+        vtest_path,
+        "--frames",
+        2,
+        "--eval-frames",
+        0,
+        "--calibration",
+        "average",
+        "--out",
+        out,
     )
     assert result.exit_code == 0, result.stderr
     assert "no held-out frames left" in result.stdout
