@@ -18,8 +18,8 @@ import datetime as dt
 import math
 from typing import Any
 
-from sqlalchemy import CursorResult, literal, or_, select, update
 from sqlalchemy import case as sql_case
+from sqlalchemy import literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -343,7 +343,11 @@ def _add_sighting(
             sighting = _new_sighting(case.id, report, device, now)
             session.add(sighting)
             session.flush()
-            _merge_into_case(session, case, report, now)
+            record_event(session, case, device, "sighting", at=now, data=_sighting_data(report, sighting))
+            session.flush()
+            # The case row is updated last: its row lock is then held only until the commit that follows,
+            # not across the other statements, so merges into one busy case do not queue behind each other.
+            status = _merge_into_case(session, case, report, now)
     except IntegrityError:
         known = _find_sighting(session, report.idempotency_key)
         if known is None:
@@ -351,18 +355,18 @@ def _add_sighting(
         return _duplicate(session, known, device)
     except _CaseClosedMeanwhile:
         return None
-    session.expire(case)  # counters were updated in SQL
-    record_event(session, case, device, "sighting", at=now, data=_sighting_data(report, sighting))
+    case_id = case.id
+    session.expire(case)  # counters were updated in SQL; reload only if someone reads them
     return IngestResult(
-        case_id=case.id, sighting_id=sighting.id, created=False, duplicate=False, status=case.status
+        case_id=case_id, sighting_id=sighting.id, created=False, duplicate=False, status=status
     )
 
 
-def _merge_into_case(session: Session, case: Case, report: CaseReport, now: dt.datetime) -> None:
-    """Count the sighting on the case in one conditional UPDATE, so concurrent merges add up."""
+def _merge_into_case(session: Session, case: Case, report: CaseReport, now: dt.datetime) -> str:
+    """Count the sighting on the case in one conditional UPDATE, so concurrent merges add up; its status."""
     first_seen = literal(report.first_seen_at, UTCDateTime())
     last_seen = literal(report.confirmed_at, UTCDateTime())
-    result = session.execute(
+    row = session.execute(
         update(Case)
         .where(Case.id == case.id, Case.open_slot == case.open_slot)
         .values(
@@ -381,10 +385,12 @@ def _merge_into_case(session: Session, case: Case, report: CaseReport, now: dt.d
             ),
             updated_at=now,
         )
+        .returning(Case.status)
         .execution_options(synchronize_session=False)
-    )
-    if not isinstance(result, CursorResult) or result.rowcount != 1:
+    ).first()
+    if row is None:
         raise _CaseClosedMeanwhile
+    return str(row[0])
 
 
 def _sighting_data(report: CaseReport, sighting: Sighting) -> dict[str, Any]:
