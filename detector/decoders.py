@@ -41,7 +41,7 @@ def decode_ultralytics(output: F32, confidence: float, **_: object) -> Candidate
     class_scores = output[4:]
     best = class_scores.max(axis=0)
     index = np.flatnonzero(best > confidence)
-    class_id = class_scores[:, index].argmax(axis=0).astype(np.int64)
+    class_id = class_scores[:, index].argmax(axis=0).astype(np.int64, copy=False)
     return Candidates(cxcywh_to_xyxy(output[:4, index].T), best[index], class_id, needs_nms=True)
 
 
@@ -70,7 +70,11 @@ def yolox_grid(input_hw: tuple[int, int], strides: tuple[int, ...]) -> tuple[F32
 
 
 def decode_yolox(
-    output: F32, confidence: float, *, input_hw: tuple[int, int] = (0, 0), strides: tuple[int, ...] = (8, 16, 32),
+    output: F32,
+    confidence: float,
+    *,
+    input_hw: tuple[int, int] = (0, 0),
+    strides: tuple[int, ...] = (8, 16, 32),
     **_: object,
 ) -> Candidates:
     """``output`` (N, 5+nc): raw x, y, log w, log h per grid cell, objectness, class scores."""
@@ -83,14 +87,15 @@ def decode_yolox(
     index = np.flatnonzero(output[:, 4] > confidence)
     rows = output[index]
     class_scores = rows[:, 5:]
-    class_id = class_scores.argmax(axis=1)
-    score = rows[:, 4] * class_scores[np.arange(len(rows)), class_id]
-    keep = score > confidence
-    rows, index, class_id, score = rows[keep], index[keep], class_id[keep], score[keep]
-    cxcywh = np.empty((len(rows), 4), np.float32)
-    cxcywh[:, :2] = (rows[:, :2] + grid[index]) * stride[index]
-    cxcywh[:, 2:] = np.exp(rows[:, 2:4]) * stride[index]
-    return Candidates(cxcywh_to_xyxy(cxcywh), score.astype(np.float32), class_id.astype(np.int64), needs_nms=True)
+    score = rows[:, 4] * class_scores.max(axis=1)
+    keep = np.flatnonzero(score > confidence)
+    rows, index = rows[keep], index[keep]
+    cell_stride = stride[index]
+    centre = (rows[:, :2] + grid[index]) * cell_stride
+    half_wh = np.exp(rows[:, 2:4]) * cell_stride * 0.5
+    xyxy = np.concatenate((centre - half_wh, centre + half_wh), axis=1)
+    class_id = class_scores[keep].argmax(axis=1).astype(np.int64, copy=False)
+    return Candidates(xyxy, score[keep].astype(np.float32, copy=False), class_id, needs_nms=True)
 
 
 Decoder = Callable[..., Candidates]

@@ -35,13 +35,26 @@ def batched_nms(
         return np.zeros((0,), np.intp)
     if len(scores) > MAX_NMS_CANDIDATES:
         keep = top_k_indices(scores, MAX_NMS_CANDIDATES)
-        return keep[batched_nms(xyxy[keep], scores[keep], class_id[keep], iou_threshold=iou_threshold,
-                                max_detections=max_detections)]
+        return keep[
+            batched_nms(
+                xyxy[keep],
+                scores[keep],
+                class_id[keep],
+                iou_threshold=iou_threshold,
+                max_detections=max_detections,
+            )
+        ]
     xywh = np.empty((len(xyxy), 4), np.float64)
-    xywh[:, :2] = xyxy[:, :2]
+    # OpenCV keeps classes apart by offsetting each by (largest coordinate + 1), which fails when a box starts
+    # left of or above the input; translating all boxes so none is negative leaves every IoU unchanged.
+    np.subtract(xyxy[:, :2], min(float(xyxy.min()), 0.0), out=xywh[:, :2])
     xywh[:, 2:] = xyxy[:, 2:] - xyxy[:, :2]
-    kept = cv2.dnn.NMSBoxesBatched(
-        xywh, scores.astype(np.float32, copy=False), class_id.astype(np.int32), 0.0, float(iou_threshold),
-        top_k=int(max_detections),
+    # No top_k here: OpenCV's top_k cuts the candidates *before* suppression; Ultralytics cuts after it.
+    kept = cv2.dnn.NMSBoxesBatched(  # the stubs say Sequence; OpenCV takes the arrays as they are
+        xywh,  # type: ignore[arg-type]
+        scores.astype(np.float32, copy=False),  # type: ignore[arg-type]
+        class_id.astype(np.int32),  # type: ignore[arg-type]
+        0.0,
+        float(iou_threshold),
     )
-    return np.asarray(kept, dtype=np.intp).reshape(-1)
+    return np.asarray(kept, dtype=np.intp).reshape(-1)[:max_detections]
