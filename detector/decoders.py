@@ -81,7 +81,8 @@ def decode_yolox(
     grid, stride = yolox_grid(input_hw, strides)
     if len(grid) != len(output):
         raise ValueError(
-            f"YOLOX output has {len(output)} rows but strides {list(strides)} on input {input_hw} give {len(grid)}"
+            f"YOLOX output has {len(output)} rows but strides {list(strides)} "
+            f"on input {input_hw} give {len(grid)}"
         )
     # score = objectness x best class score <= objectness, so filter on objectness first.
     index = np.flatnonzero(output[:, 4] > confidence)
