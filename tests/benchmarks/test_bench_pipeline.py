@@ -1,0 +1,176 @@
+"""Smoke run of benchmarks/bench_pipeline.py (tiny clip, one camera, seconds-long windows) plus unit tests of
+its K search and its verdict. Speed itself is measured by running the benchmark, never asserted here."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from benchmarks import bench_pipeline
+from benchmarks.bench_pipeline import ClipSpec, Criteria, KSearch
+
+HAS_NAIVE = all(importlib.util.find_spec(m) is not None for m in ("ultralytics", "supervision", "psutil"))
+
+
+SMOKE_ARGS = (
+    "--clip-height 180 --clip-seconds 3 --target-fps 1 --warmup-s 1.5 --window-s 2 --max-cameras 1 "
+    "--saturate-cameras 2 --saturate-modes files --raw-seconds 0.3 --dwell-s 1 --threads 1 --quiet"
+)
+
+
+def test_smoke_run_writes_every_sample_to_json_and_csv(
+    yolov8_int8: Path, vtest_path: Path, tmp_path: Path
+) -> None:
+    if not HAS_NAIVE:
+        pytest.skip("the naive loop needs ultralytics and supervision (pip install -e '.[dev,train]')")
+    paths = ["--model", str(yolov8_int8), "--video", str(vtest_path), "--cache", str(tmp_path / "cache")]
+    document = bench_pipeline.main([*paths, "--out", str(tmp_path / "results"), *SMOKE_ARGS.split()])
+
+    written = json.loads(Path(document["json_path"]).read_text(encoding="utf-8"))
+    summaries = [trial["summary"] for trial in written["trials"]]
+    assert [(s["system"], s["mode"], s["cameras"]) for s in summaries] == [
+        ("streetwatch", "realtime", 1),
+        ("naive", "realtime", 1),
+        ("streetwatch", "files", 2),
+    ]
+    for trial in written["trials"]:
+        summary, raw = trial["summary"], trial["document"]
+        assert not raw["errors"], raw["errors"]
+        assert summary["analysed_fps"] > 0 and summary["cpu_cores"] > 0 and summary["rss_mb"] > 0
+        assert len(raw["frames"]) >= summary["analysed_fps"] * summary["window_s"] > 0  # every frame kept
+    for summary in summaries[:2]:  # realtime: lags from each frame's stream time
+        lag = summary["lag"]
+        assert lag["n"] == sum(summary["analysed_per_camera"]) > 0
+        assert 0 < lag["p50_ms"] <= lag["p90_ms"] <= lag["p99_ms"]
+    streetwatch = summaries[0]
+    assert streetwatch["cases"] == 1 and streetwatch["frame_to_case"]["p50_ms"] > 0  # the scripted car
+    assert summaries[2]["inference_busy"] > 0 and summaries[2]["lag"]["n"] == 0  # files: no lag
+    assert written["raw"]["fps"] > 0 and len(written["raw"]["samples_ms"]) == written["raw"]["n"]
+    assert set(written["search"]) == {"streetwatch", "naive"}
+    assert written["saturation"]["share_of_raw"]["files"] > 0
+    assert Path(written["config"]["clip"]).stat().st_size > 0
+
+    with Path(document["csv_path"]).open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["system"] for row in rows] == ["streetwatch", "naive", "streetwatch"]
+    assert all(float(row["analysed_fps"]) > 0 for row in rows)
+
+
+def test_clip_keeps_a_keyframe_every_gop_across_the_loop(vtest_path: Path, tmp_path: Path) -> None:
+    import av
+
+    spec = ClipSpec(height=180, fps=25, gop_s=1.0, seconds=3.5)
+    clip = bench_pipeline.prepare_clip(vtest_path, tmp_path, spec)
+    assert bench_pipeline.prepare_clip(vtest_path, tmp_path, spec) == clip  # cached
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        keys = [float(p.pts * stream.time_base) for p in container.demux(stream) if p.size and p.is_keyframe]
+        assert (stream.width, stream.height) == (320, 180)
+    assert keys == [0.0, 1.0, 2.0]  # 3 whole GOPs of the 3.5 s asked for: the loop stays on the grid
+
+
+def run_search(passes_up_to: int, start: int, max_k: int = 128) -> tuple[int, list[int]]:
+    search = KSearch(start, max_k)
+    tried = []
+    while (k := search.next_k()) is not None:
+        tried.append(k)
+        search.record(k, k <= passes_up_to)
+    return search.result()["cameras"], tried
+
+
+@pytest.mark.parametrize(
+    ("passes_up_to", "start", "max_k", "expected", "tried"),
+    [
+        (13, 1, 128, 13, [1, 2, 4, 8, 16, 12, 14, 13]),
+        (13, 8, 128, 13, [8, 16, 12, 14, 13]),
+        (5, 8, 128, 5, [8, 4, 6, 5]),
+        (0, 1, 128, 0, [1]),
+        (500, 4, 20, 20, [4, 8, 16, 20]),
+        (1, 1, 128, 1, [1, 2]),
+    ],
+)
+def test_k_search_doubles_then_bisects(
+    passes_up_to: int, start: int, max_k: int, expected: int, tried: list[int]
+) -> None:
+    assert run_search(passes_up_to, start, max_k) == (expected, tried)
+
+
+def trial_document(
+    frames: list[list[float]], *, cameras: int = 2, errors: list[str] | None = None
+) -> dict[str, Any]:
+    spec = {"system": "streetwatch", "cameras": cameras, "target_fps": 0.5, "realtime": True}
+    window = {
+        "start": 100.0,
+        "end": 110.0,
+        "cpu_s": 5.0,
+        "machine_busy_s": 12.0,
+        "rss_mb": [300.0, 310.0],
+        "loadavg": [1.0, 1.0],
+    }
+    return {
+        "spec": spec,
+        "window": window,
+        "rss_base_mb": 200.0,
+        "errors": errors or [],
+        "frames": frames,
+        "cases": [[0, 104.0, 104.5]],
+        "batches": [[101.0, 0.1, 2], [103.0, 0.1, 1]],
+    }
+
+
+def every_frame(lag_s: float, cameras: int = 2, skip: tuple[int, float] | None = None) -> list[list[float]]:
+    """Frames due every 2 s from t=100 on each camera, analysed ``lag_s`` later (minus one ``skip``)."""
+    return [[c, t, t + lag_s] for c in range(cameras) for t in np.arange(100.0, 110.0, 2.0) if (c, t) != skip]
+
+
+@pytest.mark.parametrize(
+    ("frames", "errors", "passed", "reason"),
+    [
+        (every_frame(0.3), None, True, "no backlog"),
+        (every_frame(2.5), None, False, "p99 lag 2.50 s"),
+        (every_frame(0.3, skip=(1, 104.0)), None, False, "slowest camera got 80%"),
+        (every_frame(0.3), ["naive camera 0: boom"], False, "error: naive camera 0: boom"),
+        ([], None, False, "no frame"),
+    ],
+)
+def test_judge_counts_due_frames_per_camera_and_bounds_the_lag(
+    frames: list[list[float]], errors: list[str] | None, passed: bool, reason: str
+) -> None:
+    summary = bench_pipeline.judge(
+        trial_document(frames, errors=errors), Criteria(min_rate=0.95, max_lag_s=2.0)
+    )
+    assert summary["passed"] is passed
+    assert reason in summary["reason"]
+    if frames:
+        assert summary["analysed_per_camera"][0] == 5
+        assert summary["cpu_cores"] == pytest.approx(0.5) and summary["machine_busy_cores"] == pytest.approx(
+            1.2
+        )
+        assert summary["other_cores"] == pytest.approx(0.7)  # what other processes used meanwhile
+        assert summary["rss_per_camera_mb"] == pytest.approx(52.5)
+        assert summary["frame_to_case"]["p50_ms"] == pytest.approx(500.0)
+        assert summary["inference_busy"] == pytest.approx(0.02)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--systems", "streetwatch,gpu"], "--systems"),
+        (["--window-s", "0"], "--window-s must be positive"),
+        (["--min-rate", "1.5"], "--min-rate must be in (0, 1]"),
+        (["--saturate-cameras", "-1"], "--saturate-cameras must not be negative"),
+    ],
+)
+def test_bad_arguments_exit_with_a_message(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        bench_pipeline.parse_args(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
