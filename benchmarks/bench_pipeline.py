@@ -95,6 +95,7 @@ CSV_FIELDS = (
     "lag_p50_ms",
     "lag_p90_ms",
     "lag_p99_ms",
+    "lag_growth_s",
     "analysed_fps",
     "cpu_cores",
     "machine_busy_cores",
@@ -631,9 +632,35 @@ def run_streetwatch(spec: TrialSpec) -> dict[str, Any]:
     daemon.start()
     try:
         window = observe(spec, epoch, lambda: "; ".join(daemon.failures) or None)
+        stages = stage_means(daemon.metrics.registry)
     finally:
         daemon.shutdown()
-    return trial_document(spec, window, recorder, rss_base, daemon.failures)
+    return {**trial_document(spec, window, recorder, rss_base, daemon.failures), "daemon_metrics": stages}
+
+
+STAGE_HISTOGRAMS = ("decode", "frame_wait", "inference", "batch_frames", "rules", "frame_to_outbox")
+
+
+def stage_means(registry: Any) -> dict[str, Any]:
+    """The daemon's own Prometheus figures over the whole trial: mean per stage (decode and conversion of a
+    sample, its wait for the detector, one detector call, rules) and frames skipped by reason."""
+    totals: dict[str, float] = {}
+    for metric in registry.collect():
+        for sample in metric.samples:
+            if sample.name.endswith(("_sum", "_count")) or sample.name == "streetwatch_frames_skipped_total":
+                key = sample.name + (f":{sample.labels['reason']}" if "reason" in sample.labels else "")
+                totals[key] = totals.get(key, 0.0) + float(sample.value)
+    means: dict[str, Any] = {}
+    for stage in STAGE_HISTOGRAMS:
+        name = f"streetwatch_{stage}" + ("" if stage == "batch_frames" else "_seconds")
+        count = totals.get(f"{name}_count", 0.0)
+        means[stage] = {"count": count, "mean": totals.get(f"{name}_sum", 0.0) / count if count else None}
+    means["skipped"] = {
+        key.split(":", 1)[1]: value
+        for key, value in totals.items()
+        if key.startswith("streetwatch_frames_skip")
+    }
+    return means
 
 
 # --- the naive loop ---
@@ -794,13 +821,26 @@ def judge(document: dict[str, Any], criteria: Criteria) -> dict[str, Any]:
         "rate_min": float(rates.min()) if k else 0.0,
         "rate_mean": float(rates.mean()) if k else 0.0,
         "lag": percentiles_ms(lags_ms),
+        "lag_growth_s": lag_growth_s(frames[due], start, span) if spec["realtime"] else None,
         "analysed_fps": float(done.sum() / span) if span > 0 else 0.0,
         **resource_figures(document, k, span),
         **case_figures(document, realtime=spec["realtime"]),
         **inference_figures(document, span),
+        **stage_figures(document),
     }
     summary["passed"], summary["reason"] = verdict(summary, document["errors"], criteria, spec["realtime"])
     return summary
+
+
+def lag_growth_s(frames: npt.NDArray[np.float64], start: float, span: float) -> float | None:
+    """Mean lag of the window's last third minus its first third: > 0 while a backlog builds up, < 0 while
+    one from the start is being worked off (reported, not judged)."""
+    offset = frames[:, 1] - start
+    lags = frames[:, 2] - frames[:, 1]
+    first, last = lags[offset < span / 3], lags[offset >= 2 * span / 3]
+    if not len(first) or not len(last):
+        return None
+    return float(last.mean() - first.mean())
 
 
 def verdict(
@@ -842,6 +882,19 @@ def case_figures(document: dict[str, Any], *, realtime: bool) -> dict[str, Any]:
     cases = document["cases"]
     latencies = [(put - confirmed) * 1e3 for _, confirmed, put in cases] if realtime else []
     return {"cases": len(cases), "frame_to_case": percentiles_ms(latencies)}
+
+
+def stage_figures(document: dict[str, Any]) -> dict[str, Any]:
+    """The daemon's per-stage means (ms; batch_frames in frames) and skipped frames, whole trial."""
+    stages = document.get("daemon_metrics")
+    if not stages:
+        return {}
+    means = {
+        stage: None if v["mean"] is None else v["mean"] * (1 if stage == "batch_frames" else 1e3)
+        for stage, v in stages.items()
+        if stage != "skipped"
+    }
+    return {"daemon_stage_means": means, "daemon_skipped": stages["skipped"]}
 
 
 def inference_figures(document: dict[str, Any], span: float) -> dict[str, Any]:
@@ -924,7 +977,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "only; any other value makes it sample at the target fps, decoding every frame).",
     )
     p.add_argument("--target-fps", type=float, default=0.5, help="Analysed frames per second per camera.")
-    p.add_argument("--warmup-s", type=float, default=8.0, help="Per trial, before the window.")
+    p.add_argument(
+        "--warmup-s",
+        type=float,
+        default=15.0,
+        help="Per trial, before the window (the daemon's sources probe each stream's GOP at start by "
+        "decoding every frame of its first 2 s: a burst of K x 50 frames to absorb).",
+    )
     p.add_argument("--window-s", type=float, default=20.0, help="Per trial, the measurement window.")
     p.add_argument("--min-rate", type=float, default=0.95, help="No backlog: share of due frames analysed.")
     p.add_argument("--max-lag-s", type=float, help="No backlog: p99 lag bound (default: 1 / target fps).")
@@ -967,6 +1026,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if not 0 < args.min_rate <= 1:
         p.error("--min-rate must be in (0, 1]")
     args.max_lag_s = args.max_lag_s or 1.0 / args.target_fps
+    interval = 1.0 / args.target_fps  # a window of whole sampling intervals: every camera owes the same count
+    args.window_s = math.ceil(args.window_s / interval - 1e-9) * interval
     args.gop_s = args.gop_s or 1.0 / args.target_fps
     return args
 
@@ -1055,8 +1116,10 @@ class Run:
 def short(summary: dict[str, Any]) -> str:
     lag = summary["lag"]
     p99 = "-" if lag["p99_ms"] is None else f"{lag['p99_ms']:.0f}"
+    growth = "" if summary["lag_growth_s"] is None else f" (growth {summary['lag_growth_s']:+.2f} s)"
     return (
-        f"rate min {summary['rate_min']:.2f}, lag p99 {p99} ms, {summary['analysed_fps']:.2f} fps analysed, "
+        f"rate min {summary['rate_min']:.2f}, lag p99 {p99} ms{growth}, "
+        f"{summary['analysed_fps']:.2f} fps analysed, "
         f"CPU {summary['cpu_cores']:.2f} cores, others {summary['other_cores']:.2f} cores"
     )
 
@@ -1131,16 +1194,25 @@ def search(run: Run, systems: list[str], starts: dict[str, int]) -> dict[str, di
     return {s: searches[s].result() for s in systems}
 
 
-def saturate(run: Run, raw_fps: float, frame: Frame) -> dict[str, Any]:
-    """Raw ORT fps before and after the daemon's inference-bound trials (realtime and files)."""
+def saturation_cameras(args: argparse.Namespace, raw_fps: float, first_failure: int | None) -> int:
+    """K for the inference-bound trials: 25% past the first K that had a backlog (more than the detector can
+    serve, without drowning the box in decoding), else 1.25 x what raw inference could serve."""
+    if args.saturate_cameras is not None:
+        return int(args.saturate_cameras)
+    if first_failure:
+        return max(first_failure + 1, math.ceil(1.25 * first_failure))
+    return int(max(args.batch_size, math.ceil(1.25 * raw_fps / args.target_fps)))
+
+
+def saturate(run: Run, frame: Frame, first_failure: int | None) -> dict[str, Any]:
+    """The daemon's analysed fps when inference-bound (realtime and/or files), and raw ORT fps just before
+    and just after those trials."""
     a = run.args
-    k = a.saturate_cameras
-    if k is None:
-        k = max(a.batch_size, math.ceil(1.25 * raw_fps / a.target_fps))
-    if k == 0:
+    if a.saturate_cameras == 0:
         return {"skipped": "--saturate-cameras 0"}
     before = measure_raw(run.facts.model, frame, threads=a.threads, batch=a.batch_size, seconds=a.raw_seconds)
     run.say(f"raw ONNX Runtime before the inference-bound trials: {before['fps']:.2f} fps")
+    k = saturation_cameras(a, before["fps"], first_failure)
     results: dict[str, Any] = {
         "cameras": k,
         "modes": list(a.saturate_modes),
@@ -1250,7 +1322,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     say(f"raw ONNX Runtime: {raw['fps']:.2f} fps (batch {raw['batch']}, p50 {raw['p50_ms']:.1f} ms)")
     run = Run(args, facts, clip, Criteria(args.min_rate, args.max_lag_s), say)
     searched = search(run, systems, first_starts(args, raw["fps"])) if systems else {}
-    saturation = saturate(run, raw["fps"], frame) if "streetwatch" in systems else {}
+    failure = searched.get("streetwatch", {}).get("first_failure")
+    saturation = saturate(run, frame, failure) if "streetwatch" in systems else {}
     document = {
         "benchmark": "bench_pipeline",
         "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
@@ -1307,6 +1380,7 @@ def csv_rows(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
             "lag_p50_ms": _fmt(s["lag"]["p50_ms"]),
             "lag_p90_ms": _fmt(s["lag"]["p90_ms"]),
             "lag_p99_ms": _fmt(s["lag"]["p99_ms"]),
+            "lag_growth_s": _fmt(s["lag_growth_s"], 3),
             "analysed_fps": f"{s['analysed_fps']:.3f}",
             "cpu_cores": f"{s['cpu_cores']:.3f}",
             "machine_busy_cores": f"{s['machine_busy_cores']:.3f}",
