@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
+from api import console
 from api.db import make_engine, make_session_factory
 from api.errors import ApiError
 from api.jobs import JobRunner, default_jobs
@@ -69,4 +70,5 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     for module in (auth, cases, actions, stats, notifications, reference, open311, devices):
         app.include_router(module.router)
+    console.register(app)  # the operator console's pages under /console
     return app

@@ -1,0 +1,36 @@
+"""The operator console: server-rendered pages (Jinja2, a little vanilla JS) served by the case store.
+
+How to add an area (one module per area):
+
+1. ``api/console/pages_<area>.py`` with
+   ``router = APIRouter(prefix="/console/<area>", include_in_schema=False)``;
+   handlers take :data:`api.console.deps.PageDep` (login, language, CSRF token, time zone) and return
+   :func:`api.console.rendering.render` (page, "<area>/<name>.html", **context).
+2. Templates in ``api/console/templates/<area>/`` extending ``base.html`` (blocks ``title``, ``content``,
+   ``scripts``); every visible string through ``t("<area>.key")``.
+3. Messages in ``api/console/i18n/<area>.py`` as ``MESSAGES = {"<area>.key": ("中文", "English")}``.
+4. Form posts carry ``{{ csrf_input() }}`` and the handler calls
+   :func:`api.console.security.check_csrf` first.
+5. Add the module to :data:`PAGE_MODULES` below and, if it needs one, a link in :mod:`api.console.nav`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from api.console import pages_auth
+from api.console.errors import install_error_handlers
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+PAGE_MODULES = (pages_auth,)
+
+
+def register(app: FastAPI) -> None:
+    """Mount the console on ``app``: its pages under /console, static files, HTML error handling."""
+    for module in PAGE_MODULES:
+        app.include_router(module.router)
+    app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")
+    install_error_handlers(app)

@@ -1,0 +1,48 @@
+// streetwatch console: small helpers shared by every page (no framework, no build step).
+"use strict";
+
+window.streetwatch = (function () {
+  const csrf = () => document.querySelector('meta[name="csrf-token"]').content;
+
+  // Post form fields to a console endpoint with the CSRF token; resolves to the parsed JSON answer.
+  async function post(url, fields) {
+    const body = new FormData();
+    body.append("csrf_token", csrf());
+    for (const [key, value] of Object.entries(fields)) {
+      for (const item of Array.isArray(value) ? value : [value]) body.append(key, item);
+    }
+    const response = await fetch(url, {
+      method: "POST", body, credentials: "same-origin", headers: { Accept: "application/json" },
+    });
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(data.detail || response.statusText);
+    return data;
+  }
+
+  // True when the user is typing: single-key shortcuts must not fire then.
+  function typing(event) {
+    const el = event.target;
+    return el.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(el.tagName);
+  }
+
+  // Live deadline countdowns: <span class="countdown" data-deadline="ISO" data-left="…{time}…" data-over="…">.
+  function formatSpan(ms) {
+    const minutes = Math.floor(Math.abs(ms) / 60000);
+    const d = Math.floor(minutes / 1440), h = Math.floor((minutes % 1440) / 60), m = minutes % 60;
+    return (d ? d + "d " : "") + (d || h ? h + "h " : "") + m + "m";
+  }
+  function tickCountdowns() {
+    for (const el of document.querySelectorAll(".countdown[data-deadline]")) {
+      const ms = Date.parse(el.dataset.deadline) - Date.now();
+      const template = ms >= 0 ? el.dataset.left : el.dataset.over;
+      el.textContent = template.replace("{time}", formatSpan(ms));
+      el.classList.toggle("over", ms < 0);
+    }
+  }
+  document.addEventListener("DOMContentLoaded", () => {
+    tickCountdowns();
+    setInterval(tickCountdowns, 30000);
+  });
+
+  return { post, typing, tickCountdowns };
+})();
