@@ -17,6 +17,7 @@ from api.errors import ApiError
 from api.jobs import JobRunner, default_jobs
 from api.migrate import check_migrated
 from api.routers import actions, auth, cases, devices, notifications, open311, reference, stats
+from api.routers import cameras as camera_routes
 from api.settings import Settings
 
 
@@ -70,5 +71,6 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     for module in (auth, cases, actions, stats, notifications, reference, open311, devices):
         app.include_router(module.router)
+    app.include_router(camera_routes.router)
     console.register(app)  # the operator console's pages under /console
     return app

@@ -216,6 +216,11 @@ class Camera(Base):
     device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id"))
     health: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     health_at: Mapped[dt.datetime | None]
+    # The latest frame its daemon uploaded (<data_dir>/snapshots/<code>.jpg): what the zone editor shows.
+    snapshot_sha256: Mapped[str | None] = mapped_column(String(64))
+    snapshot_width: Mapped[int | None] = mapped_column(Integer)
+    snapshot_height: Mapped[int | None] = mapped_column(Integer)
+    snapshot_at: Mapped[dt.datetime | None]
 
     zones: Mapped[list[Zone]] = relationship(back_populates="camera", cascade="all, delete-orphan")
 

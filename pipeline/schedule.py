@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -89,3 +91,62 @@ class Schedule:
         local = at.astimezone(tz)
         minute = local.hour * 60 + local.minute
         return any(w.contains(local.weekday(), minute) for w in self.windows)
+
+
+# --- the case store's form: [{"days": [1..7 ISO], "start": "HH:MM", "end": "HH:MM"}, ...] ----------------
+# The store (and its zone editor) keeps schedules as structured windows; the daemon's YAML as text. These two
+# functions are the one place where the forms meet, and each undoes the other.
+
+
+def _day_runs(iso_days: Sequence[int]) -> str:
+    """ISO weekdays (1 = Monday) as the text form: runs of consecutive days become ``mon-fri``."""
+    days = sorted({int(d) - 1 for d in iso_days})
+    runs: list[list[int]] = []
+    for day in days:
+        if runs and day == runs[-1][-1] + 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return "/".join(DAYS[r[0]] if len(r) == 1 else f"{DAYS[r[0]]}-{DAYS[r[-1]]}" for r in runs)
+
+
+def windows_to_text(windows: Sequence[Mapping[str, Any]]) -> str | None:
+    """The store's windows as a schedule string (``None`` for no windows: always active).
+
+    Raises :class:`ScheduleError` naming the window when one is malformed.
+    """
+    parts = []
+    for index, window in enumerate(windows):
+        try:
+            days, start, end = window["days"], str(window["start"]), str(window["end"])
+            if not days or any(not 1 <= int(d) <= 7 for d in days):
+                raise ValueError(f"days {days!r} are not ISO weekdays 1..7")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ScheduleError(f"schedule window {index}: {exc} (expected {{days, start, end}})") from exc
+        parts.append(f"{_day_runs(days)} {start}-{end}")
+    if not parts:
+        return None
+    text = ", ".join(parts)
+    Schedule.parse(text)  # the text must read back; raises ScheduleError naming the bad part
+    return text
+
+
+def text_to_windows(text: str | None) -> list[dict[str, Any]]:
+    """A schedule string as the store's windows (``[]`` for ``None``: always active).
+
+    The store keeps times as HH:MM up to 23:59, so an end of ``24:00`` becomes ``00:00`` (the same window:
+    an end before the start runs to midnight), and a whole day (``00:00-24:00``), which the store cannot
+    write as one window, becomes two halves.
+    """
+    if text is None:
+        return []
+    windows = []
+    for window in Schedule.parse(text).windows:
+        days = [d + 1 for d in sorted(window.weekdays)]
+        start, end = window.start_min, window.end_min % (24 * 60)
+        halves = [(start, 12 * 60), (12 * 60, end)] if start == end == 0 else [(start, end)]
+        for a, b in halves:
+            windows.append(
+                {"days": days, "start": f"{a // 60:02d}:{a % 60:02d}", "end": f"{b // 60:02d}:{b % 60:02d}"}
+            )
+    return windows

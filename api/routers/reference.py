@@ -1,5 +1,6 @@
 """Reference data API: units, places, violation types, cameras and zones, routing rules, deadlines and
-the working calendar. Any operator reads; admins write (dispatchers may also edit routing rules)."""
+the working calendar. Any operator reads; admins write (dispatchers may also edit routing rules, shift
+leaders zones)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 
 from api import reference as ref
 from api.actors import Actor
+from api.cameras import ZONE_EDITOR_ROLES
 from api.deps import AdminDep, OperatorDep, SessionDep, require_roles
 from api.models import Role
 from api.schemas import Page
@@ -17,6 +19,7 @@ from api.schemas import Page
 router = APIRouter(prefix="/api/v1", tags=["reference"])
 
 RoutingEditorDep = Annotated[Actor, Depends(require_roles(Role.ADMIN, Role.DISPATCHER))]
+ZoneEditorDep = Annotated[Actor, Depends(require_roles(*ZONE_EDITOR_ROLES))]
 Limit = Annotated[int, Query(ge=1, le=5000, description="Page size.")]
 Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Rows to skip.")]
 CodePath = Annotated[str, Path(min_length=1, max_length=64, pattern=ref.CODE_PATTERN)]
@@ -175,14 +178,14 @@ def list_zones(code: CodePath, _: OperatorDep, session: SessionDep) -> list[ref.
 
 @router.put("/cameras/{code}/zones/{zone_code}", response_model=ref.ZonePublic)
 def put_zone(
-    code: CodePath, zone_code: CodePath, body: ref.ZoneBody, _: AdminDep, session: SessionDep
+    code: CodePath, zone_code: CodePath, body: ref.ZoneBody, _: ZoneEditorDep, session: SessionDep
 ) -> ref.ZonePublic:
     """Create or replace a zone: polygon in normalised image coordinates, rules per violation type."""
     return ref.zone_public(ref.put_zone(session, code, zone_code, body))
 
 
 @router.delete("/cameras/{code}/zones/{zone_code}", status_code=204, response_class=Response)
-def delete_zone(code: CodePath, zone_code: CodePath, _: AdminDep, session: SessionDep) -> Response:
+def delete_zone(code: CodePath, zone_code: CodePath, _: ZoneEditorDep, session: SessionDep) -> Response:
     ref.delete_zone(session, code, zone_code)
     return no_content()
 

@@ -1,0 +1,98 @@
+"""Cameras beyond reference data: who may edit zones, each camera's latest frame (uploaded by its device,
+shown in the zone editor) and how fresh its health report is."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from api import reference as ref
+from api.errors import InvalidInput, NotFound
+from api.evidence import check_image
+from api.models import Camera, Role, utcnow
+from api.settings import Settings
+
+# Zones decide what becomes a case, so only the people who own the configuration change them.
+ZONE_EDITOR_ROLES = (Role.ADMIN, Role.SHIFT_LEADER)
+# A camera whose daemon has not reported for this long (3 missed reports at the default 60 s) is stale.
+STALE_AFTER = dt.timedelta(minutes=3)
+
+
+def snapshot_path(settings: Settings, camera_code: str) -> Path:
+    return settings.data_dir / "snapshots" / f"{camera_code}.jpg"
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=".snapshot-", suffix=".tmp")
+    temp = Path(temp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        temp.replace(path)  # readers see the old frame or the new one, never half of one
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def store_snapshot(
+    session: Session, settings: Settings, device_id: int, camera_code: str, data: bytes
+) -> Camera:
+    """Keep ``data`` as the latest frame of one of the device's own cameras (404 for any other camera).
+
+    Only a whole JPEG within ``evidence_max_bytes`` is accepted (checked like evidence, without decoding).
+    """
+    camera = ref.camera_by_code(session, camera_code)
+    if camera is None or camera.device_id != device_id:
+        raise NotFound(f"this device has no camera {camera_code!r}")
+    checked = check_image(data, settings.evidence_max_bytes)
+    if checked.content_type != "image/jpeg":
+        raise InvalidInput(f"a snapshot must be a JPEG image, got {checked.content_type}", field="file")
+    _write_atomically(snapshot_path(settings, camera.code), data)
+    camera.snapshot_sha256 = hashlib.sha256(data).hexdigest()
+    camera.snapshot_width, camera.snapshot_height = checked.width, checked.height
+    camera.snapshot_at = utcnow()
+    session.flush()
+    return camera
+
+
+def open_snapshot(session: Session, settings: Settings, camera_code: str) -> Path:
+    camera = ref.get_camera(session, camera_code)
+    path = snapshot_path(settings, camera.code)
+    if camera.snapshot_at is None or not path.is_file():
+        raise NotFound(f"camera {camera_code!r} has sent no frame yet")
+    return path
+
+
+@dataclass(frozen=True)
+class CameraHealth:
+    """What the camera list shows: the daemon's last report and whether it is too old to trust."""
+
+    state: str  # up | reconnecting | failed | unknown (never reported)
+    last_frame_at: dt.datetime | None
+    reported_at: dt.datetime | None
+    fps: float | None
+    error: str | None
+    stale: bool
+
+
+def camera_health(camera: Camera, now: dt.datetime | None = None) -> CameraHealth:
+    now = now or utcnow()
+    health = camera.health or {}
+    last_frame = health.get("last_frame_at")
+    fps = health.get("fps")
+    reported = camera.health_at
+    return CameraHealth(
+        state=str(health.get("state", "unknown")),
+        last_frame_at=dt.datetime.fromisoformat(last_frame) if isinstance(last_frame, str) else None,
+        reported_at=reported,
+        fps=float(fps) if isinstance(fps, int | float) else None,
+        error=str(health["error"]) if health.get("error") else None,
+        stale=reported is None or now - reported > STALE_AFTER,
+    )
