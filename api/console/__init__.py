@@ -21,11 +21,11 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.console import pages_auth
+from api.console import pages_auth, pages_board, pages_cases, pages_review
 from api.console.errors import install_error_handlers
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-PAGE_MODULES = (pages_auth,)
+PAGE_MODULES = (pages_auth, pages_review, pages_cases, pages_board)
 
 
 def register(app: FastAPI) -> None:

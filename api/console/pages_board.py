@@ -1,0 +1,53 @@
+"""The unit board: a unit handler's own queue (start, resolve with a note and a photo); for the command
+centre, all units' loads with overdue cases highlighted, and the cases awaiting dispatch or checking."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from api.console import board
+from api.console.deps import PageDep
+from api.console.rendering import render
+from api.errors import Forbidden
+from api.models import Role, Unit
+from api.workflow import Action, allowed_actions
+
+router = APIRouter(prefix="/console/board", include_in_schema=False)
+
+
+@router.get("")
+def board_page(page: PageDep) -> Response:
+    actor = page.operator
+    if actor.role is Role.UNIT_HANDLER:
+        if actor.unit_id is None:
+            raise Forbidden(f"unit handler '{actor.name}' has no unit")
+        todo, done = board.unit_queue(page.session, actor.unit_id)
+        unit = page.session.get(Unit, actor.unit_id)
+        # Which buttons each row gets comes from the workflow table, as for every other action.
+        moves = {
+            row.id: allowed_actions(
+                row.status, Role.UNIT_HANDLER.value, owns_case=True, extension_pending=False
+            )
+            for row in todo
+        }
+        return render(
+            page,
+            "board/unit.html",
+            unit=unit,
+            todo=todo,
+            done=done,
+            moves=moves,
+            START=Action.START,
+            RESOLVE=Action.RESOLVE,
+            limit=board.LIST_LIMIT,
+        )
+    return render(
+        page,
+        "board/overview.html",
+        loads=board.unit_loads(page.session),
+        handling=board.handling_cases(page.session),
+        to_dispatch=board.to_dispatch(page.session),
+        to_verify=board.to_verify(page.session),
+        limit=board.LIST_LIMIT,
+    )

@@ -1,0 +1,105 @@
+"""The case page: evidence before and after, sightings, the audit timeline, the deadline, recurrences,
+and a form for exactly the moves the workflow allows this user (api.case_actions.allowed_actions_for)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Path, UploadFile
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+
+from api.case_actions import allowed_actions_for, get_case_for
+from api.case_queries import recurrence_ids
+from api.console.acting import ActionRequest, act
+from api.console.deps import Page, PageDep
+from api.console.rendering import render
+from api.console.security import CSRF_FIELD, check_csrf, safe_next
+from api.deps import SettingsDep
+from api.evidence import EvidenceKind
+from api.models import CLOCK_STATUSES, Case, Evidence, Unit, ViolationType
+from api.workflow import TABLE, Action
+
+router = APIRouter(prefix="/console/cases", include_in_schema=False)
+CaseId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+BEFORE = (EvidenceKind.FIRST_SEEN, EvidenceKind.CONFIRMATION, EvidenceKind.CROP)
+AFTER = (EvidenceKind.AFTER, EvidenceKind.HANDLING)
+
+
+def _evidence(case: Case, kinds: tuple[EvidenceKind, ...]) -> list[Evidence]:
+    wanted = {k.value for k in kinds}
+    return [e for e in case.evidence if e.kind in wanted]
+
+
+def render_case(page: Page, case_id: int, *, error: str | None = None, status_code: int = 200) -> Response:
+    session = page.session
+    actor = page.operator
+    case = get_case_for(session, case_id, actor)  # 404 for another unit's case, as in the API
+    violation = session.scalar(select(ViolationType).where(ViolationType.code == case.violation_code))
+    escalated = session.get(Unit, case.escalated_to_unit_id) if case.escalated_to_unit_id else None
+    allowed = [TABLE[Action(name)] for name in allowed_actions_for(case, actor)]
+    needs_units = any(row.takes_unit for row in allowed)
+    units = (
+        session.scalars(select(Unit).where(Unit.active.is_(True)).order_by(Unit.name)).all()
+        if needs_units
+        else []
+    )
+    return render(
+        page,
+        "cases/case.html",
+        status_code=status_code,
+        case=case,
+        violation=violation,
+        escalated=escalated,
+        before=_evidence(case, BEFORE),
+        after=_evidence(case, AFTER),
+        allowed=allowed,
+        units=units,
+        recurrences=recurrence_ids(session, case.id),
+        clock_running=case.status in CLOCK_STATUSES,
+        error=error,
+        done=page.request.query_params.get("done"),
+    )
+
+
+@router.get("/{case_id}")
+def case_page(case_id: CaseId, page: PageDep) -> Response:
+    return render_case(page, case_id)
+
+
+@router.post("/{case_id}/act")
+def case_action(
+    case_id: CaseId,
+    page: PageDep,
+    settings: SettingsDep,
+    action: Annotated[str, Form(max_length=32)],
+    note: Annotated[str | None, Form(max_length=4000)] = None,
+    reason: Annotated[str | None, Form(max_length=64)] = None,
+    unit_id: Annotated[str | None, Form(max_length=12)] = None,
+    hours: Annotated[str | None, Form(max_length=12)] = None,
+    photo: Annotated[UploadFile | None, File()] = None,
+    csrf_token: Annotated[str, Form(alias=CSRF_FIELD)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Take one workflow action; on success back to ``next`` (this page), else this page with the error."""
+    check_csrf(page.request, csrf_token)
+    data = photo.file.read(settings.evidence_max_bytes + 1) if photo is not None and photo.filename else None
+    try:
+        request = ActionRequest(
+            action,
+            reason=reason or None,
+            note=note or None,
+            unit_id=int(unit_id) if unit_id else None,
+            hours=float(hours) if hours else None,
+            photo=data or None,
+        )
+    except ValueError:
+        return render_case(
+            page, case_id, error=f"unit_id or hours is not a number: {unit_id!r}, {hours!r}", status_code=422
+        )
+    outcome = act(page.session, page.operator, settings, case_id, request)
+    if not outcome.ok:
+        return render_case(page, case_id, error=outcome.error, status_code=outcome.http_status)
+    target = safe_next(next, f"/console/cases/{case_id}")
+    separator = "&" if "?" in target else "?"
+    return RedirectResponse(f"{target}{separator}done={action}", status_code=303)

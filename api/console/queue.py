@@ -1,0 +1,194 @@
+"""The review queue's data: pending cases newest first, one query per page however deep.
+
+Pages are keyset-paginated on (created_at, id), the order of the index ``ix_cases_status_created``
+(status, created_at), so page 200 costs what page 1 costs; OFFSET would read and drop every earlier row.
+Each row carries what the reviewer looks at (place and violation names, the best evidence image), joined
+in the same query instead of one query per case.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from api.actors import Actor
+from api.case_queries import visibility_clause
+from api.errors import InvalidInput
+from api.models import Case, CaseStatus, Evidence, Place, ViolationType
+
+PAGE_SIZE = 25
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueFilter:
+    """Reviewer filters; ``None`` means any. Times are UTC, ``created_to`` exclusive."""
+
+    camera: str | None = None
+    place_key: str | None = None
+    violation: str | None = None
+    created_from: dt.datetime | None = None
+    created_to: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page starts: strictly older than this case in (created_at, id) order."""
+
+    created_at: dt.datetime
+    case_id: int
+
+    def encode(self) -> str:
+        raw = f"{self.created_at.astimezone(dt.UTC).isoformat()}|{self.case_id}"
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+            moment, case_id = raw.split("|")
+            created_at = dt.datetime.fromisoformat(moment)
+            if created_at.tzinfo is None:
+                raise ValueError("naive time")
+            return cls(created_at, int(case_id))
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            raise InvalidInput(f"bad page cursor {text[:40]!r}: open the first page", field="after") from None
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    id: int
+    created_at: dt.datetime
+    camera_code: str | None
+    zone_code: str | None
+    place_key: str
+    place_name: str
+    violation_code: str
+    violation_name: str
+    violation_name_en: str
+    confidence: float | None
+    sighting_count: int
+    evidence_sha256: str | None
+    evidence_width: int | None
+    evidence_height: int | None
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    rows: list[QueueRow]
+    total: int  # pending cases matching the filters, on every page
+    next_cursor: Cursor | None
+
+
+def _pending(actor: Actor, filters: QueueFilter) -> Select[Any]:
+    query = select(Case.id).where(Case.status == CaseStatus.PENDING_REVIEW.value, visibility_clause(actor))
+    if filters.camera:
+        query = query.where(Case.camera_code == filters.camera)
+    if filters.place_key:
+        place_id = select(Place.id).where(Place.key == filters.place_key).scalar_subquery()
+        query = query.where(Case.place_id == place_id)
+    if filters.violation:
+        query = query.where(Case.violation_code == filters.violation)
+    if filters.created_from is not None:
+        query = query.where(Case.created_at >= filters.created_from)
+    if filters.created_to is not None:
+        query = query.where(Case.created_at < filters.created_to)
+    return query
+
+
+def review_queue(
+    session: Session,
+    actor: Actor,
+    filters: QueueFilter,
+    *,
+    after: Cursor | None = None,
+    limit: int = PAGE_SIZE,
+) -> QueuePage:
+    """One page of pending cases ``actor`` may see, newest first, starting after ``after``."""
+    base = _pending(actor, filters)
+    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
+    query = (
+        base.with_only_columns(
+            Case.id,
+            Case.created_at,
+            Case.camera_code,
+            Case.zone_code,
+            Place.key,
+            Place.name,
+            Case.violation_code,
+            ViolationType.name,
+            ViolationType.name_en,
+            Case.confidence,
+            Case.sighting_count,
+            Evidence.sha256,
+            Evidence.width,
+            Evidence.height,
+        )
+        .join(Place, Place.id == Case.place_id)
+        .outerjoin(ViolationType, ViolationType.code == Case.violation_code)
+        .outerjoin(Evidence, Evidence.id == Case.best_evidence_id)
+        .order_by(Case.created_at.desc(), Case.id.desc())
+        .limit(limit + 1)  # one more tells whether there is a next page
+    )
+    if after is not None:
+        query = query.where(
+            or_(
+                Case.created_at < after.created_at,
+                and_(Case.created_at == after.created_at, Case.id < after.case_id),
+            )
+        )
+    rows = [
+        QueueRow(
+            id=r[0],
+            created_at=r[1],
+            camera_code=r[2],
+            zone_code=r[3],
+            place_key=r[4],
+            place_name=r[5] or r[4],
+            violation_code=r[6],
+            violation_name=r[7] or r[6],
+            violation_name_en=r[8] or r[7] or r[6],
+            confidence=r[9],
+            sighting_count=r[10],
+            evidence_sha256=r[11],
+            evidence_width=r[12],
+            evidence_height=r[13],
+        )
+        for r in session.execute(query)
+    ]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = Cursor(rows[-1].created_at, rows[-1].id) if more else None
+    return QueuePage(rows, total, next_cursor)
+
+
+@dataclass(frozen=True)
+class FilterOptions:
+    cameras: list[str]
+    places: list[tuple[str, str]]  # (key, name)
+    violations: list[tuple[str, str, str]]  # (code, name, name_en)
+
+
+def filter_options(session: Session, actor: Actor) -> FilterOptions:
+    """The cameras and places that have pending cases, and every active violation type."""
+    pending = and_(Case.status == CaseStatus.PENDING_REVIEW.value, visibility_clause(actor))
+    cameras = session.scalars(
+        select(Case.camera_code).where(pending, Case.camera_code.is_not(None)).distinct()
+    ).all()
+    place_ids = select(Case.place_id).where(pending).distinct().scalar_subquery()
+    places = session.execute(select(Place.key, Place.name).where(Place.id.in_(place_ids)).order_by(Place.key))
+    violations = session.execute(
+        select(ViolationType.code, ViolationType.name, ViolationType.name_en)
+        .where(ViolationType.active.is_(True))
+        .order_by(ViolationType.code)
+    )
+    return FilterOptions(
+        cameras=sorted(c for c in cameras if c),
+        places=[(key, name or key) for key, name in places],
+        violations=[(code, name, name_en or name) for code, name, name_en in violations],
+    )

@@ -1,0 +1,131 @@
+// Review queue: j/k move, Enter/c confirm, x reject (1/2/3 reason), space select, bulk buttons.
+"use strict";
+
+(function () {
+  const queue = document.getElementById("queue");
+  if (!queue) return;
+  const canDecide = queue.dataset.canDecide === "true";
+  const dialog = document.getElementById("reject-dialog");
+  const flashArea = document.getElementById("flash");
+  const countBadge = document.getElementById("queue-count");
+  let current = 0;
+  let rejectTargets = [];
+
+  const cards = () => Array.from(queue.querySelectorAll(".case-card"));
+  const fill = (template, values) => template.replace(/\{(\w+)\}/g, (_, k) => values[k] ?? "");
+
+  function flash(text, ok) {
+    const line = document.createElement("p");
+    line.className = "flash " + (ok ? "ok" : "error");
+    line.textContent = text;
+    flashArea.prepend(line);
+    while (flashArea.children.length > 4) flashArea.lastChild.remove();
+  }
+
+  function select(index) {
+    const all = cards();
+    if (!all.length) return;
+    current = Math.max(0, Math.min(index, all.length - 1));
+    all.forEach((card, i) => card.classList.toggle("current", i === current));
+    all[current].focus({ preventScroll: true });
+    all[current].scrollIntoView({ block: "nearest" });
+  }
+
+  const selectedIds = () =>
+    cards().filter((c) => c.querySelector(".select:checked")).map((c) => c.dataset.caseId);
+  const currentId = () => (cards()[current] || {}).dataset?.caseId;
+
+  async function decide(ids, decision, reason, note) {
+    if (!ids.length) return flash(queue.dataset.msgNothing, false);
+    let results;
+    try {
+      ({ results } = await window.streetwatch.post("/console/review/decide", {
+        decision, case_id: ids, reason: reason || "", note: note || "",
+      }));
+    } catch (error) {
+      return flash(String(error.message || error), false);
+    }
+    for (const r of results) {
+      if (r.ok) {
+        document.getElementById("case-" + r.case_id)?.remove();
+        const template = decision === "file" ? queue.dataset.msgFiled : queue.dataset.msgVoided;
+        flash(fill(template, { id: r.case_id, status: r.status_label, unit: r.unit || "" }), true);
+        const count = Number(countBadge.dataset.count) - 1;
+        countBadge.dataset.count = count;
+        countBadge.textContent = fill(queue.dataset.msgCount, { count });
+      } else {
+        flash(fill(queue.dataset.msgFailed, { id: r.case_id, error: r.error }), false);
+      }
+    }
+    select(current);
+  }
+
+  function openReject(ids) {
+    if (!ids.length) return flash(queue.dataset.msgNothing, false);
+    rejectTargets = ids;
+    document.getElementById("reject-note").value = "";
+    dialog.showModal();
+  }
+
+  function rejectWith(reason) {
+    const note = document.getElementById("reject-note").value;
+    dialog.close();
+    decide(rejectTargets, "void", reason, note);
+  }
+
+  if (canDecide) {
+    queue.addEventListener("click", (event) => {
+      const card = event.target.closest(".case-card");
+      if (!card) return;
+      if (event.target.closest(".confirm")) decide([card.dataset.caseId], "file");
+      else if (event.target.closest(".reject")) openReject([card.dataset.caseId]);
+      else if (!event.target.closest("a, input")) select(cards().indexOf(card));
+    });
+    document.getElementById("bulk-confirm")?.addEventListener("click", () => decide(selectedIds(), "file"));
+    document.getElementById("bulk-reject")?.addEventListener("click", () => openReject(selectedIds()));
+    document.getElementById("select-all")?.addEventListener("change", (event) => {
+      for (const box of queue.querySelectorAll(".select")) box.checked = event.target.checked;
+    });
+    for (const button of dialog.querySelectorAll(".reason")) {
+      button.addEventListener("click", () => rejectWith(button.dataset.reason));
+    }
+    dialog.addEventListener("keydown", (event) => {
+      const buttons = dialog.querySelectorAll(".reason");
+      const n = Number(event.key);
+      if (event.target.tagName !== "TEXTAREA" && n >= 1 && n <= buttons.length) {
+        event.preventDefault();
+        rejectWith(buttons[n - 1].dataset.reason);
+      }
+    });
+  }
+
+  document.addEventListener("keydown", (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey || dialog?.open) return;
+    if (window.streetwatch.typing(event)) return;
+    const onCard = event.target === document.body || event.target.classList.contains("case-card");
+    switch (event.key) {
+      case "j": select(current + 1); break;
+      case "k": select(current - 1); break;
+      case "Enter": case "c":
+        if (!canDecide || (event.key === "Enter" && !onCard)) return;
+        if (currentId()) decide([currentId()], "file");
+        break;
+      case "x":
+        if (canDecide) {
+          const ids = selectedIds();
+          openReject(ids.length ? ids : [currentId()].filter(Boolean));
+        }
+        break;
+      case " ": {
+        const box = cards()[current]?.querySelector(".select");
+        if (!box || !onCard) return;
+        box.checked = !box.checked;
+        break;
+      }
+      default: return;
+    }
+    event.preventDefault();
+  });
+
+  select(0);
+})();
