@@ -61,6 +61,27 @@ class StoreConfig(_Strict):
     health_report_s: float = Field(
         60.0, ge=0, description="Report camera health to the store this often (PUT .../health); 0 = never."
     )
+    zone_sync_s: float = Field(
+        30.0,
+        ge=0,
+        description="Poll the store for this box's zones this often (ETag, 304 when unchanged) and apply "
+        "changes without a restart; 0 = use only the zones in this file.",
+    )
+    zone_cache: Path | None = Field(
+        None,
+        description="Where the last good zones from the store are kept, for a start while the store is "
+        "unreachable (default: zones.json beside the outbox).",
+    )
+    snapshot_s: float = Field(
+        60.0,
+        ge=0,
+        description="Upload each camera's latest frame (JPEG, people blurred) this often and on start, for "
+        "the zone editor; 0 = never.",
+    )
+
+    @property
+    def zone_cache_path(self) -> Path:
+        return self.zone_cache or self.outbox.parent / "zones.json"
 
 
 class KeyframeSampling(_Strict):

@@ -59,9 +59,11 @@ import numpy.typing as npt
 
 from api.case_schemas import Box, CaseReport
 from detector.detections import Detections
-from pipeline.config import CameraConfig, DaemonConfig
+from pipeline.config import CameraConfig, DaemonConfig, ZoneConfig
 from pipeline.errors import OutboxError, StageError
 from pipeline.metrics import DaemonMetrics, HealthLike, HealthStatus, MetricsServer, health_record
+from pipeline.store_sync import StoreSync, encode_snapshot
+from pipeline.zone_sync import CameraZoneMap, ZoneSync
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +221,10 @@ def _source_ended(source: SourceLike) -> bool:
     return str(source.health.state) == "ended"
 
 
+def _describe_zones(zones: Sequence[ZoneConfig]) -> str:
+    return ", ".join(f"{z.id} ({z.place}: {', '.join(z.rules)})" for z in zones) or "none"
+
+
 def _detector_frame(frame: FrameLike) -> npt.NDArray[np.uint8]:
     """What the detector sees: the source's downscaled copy when it made one, else the full frame."""
     small = getattr(frame, "small", None)
@@ -330,6 +336,25 @@ class Daemon:
         # wall clock, so the rules thread can also end them while a camera sends nothing at all.
         self._expire_on_wall_clock = not any(_is_file(camera) for camera in config.cameras)
         self._next_expire = 0.0
+        self._init_store_sync(config)
+
+    def _init_store_sync(self, config: DaemonConfig) -> None:
+        """Zones from the store (polled; the cache on disk first) and snapshots, on one thread."""
+        store = config.store
+        zone_sync = (
+            ZoneSync(self.pusher.client, config.cameras, store.zone_cache_path)
+            if store.zone_sync_s > 0
+            else None
+        )
+        self.store_sync = StoreSync(self.pusher.client, zone_sync, store.zone_sync_s, self._queue_zones)
+        self._zones_lock = threading.Lock()
+        self._pending_zones: CameraZoneMap = {}  # written by the store-sync thread, applied by the rules
+        self._applied_zones: CameraZoneMap = {camera.id: tuple(camera.zones) for camera in config.cameras}
+        self._next_snapshot: dict[str, float] = {}
+        cached = zone_sync.cached() if zone_sync is not None else None
+        if cached is not None:  # nothing runs yet: apply now, so the first frame sees them
+            self._queue_zones(cached)
+            self._apply_pending_zones()
 
     # --- construction helpers ---
 
@@ -393,6 +418,9 @@ class Daemon:
             self._scheduler.start()
             if self.config.store.health_report_s > 0:
                 self._health_thread.start()
+            if self.config.store.zone_sync_s > 0 or self.config.store.snapshot_s > 0:
+                self.store_sync.start()
+                started.append(lambda: self.store_sync.stop(timeout_s=2.0))
             for cam in self.cameras:
                 cam.source.start()
                 started.append(cam.source.stop)
@@ -458,6 +486,7 @@ class Daemon:
         self._join(self._scheduler, SCHEDULER_JOIN_S)
         self._join(self._rules_thread, RULES_JOIN_S)
         self._join(self._health_thread, self.config.store.timeout_s + 1.0)
+        self.store_sync.stop(timeout_s=self.config.store.timeout_s + 1.0)
         self._save_unsaved()
         self._bounded("stop verification", lambda: self.verifier.stop(timeout_s=5.0), 10.0)
         self._drain()
@@ -695,6 +724,7 @@ class Daemon:
     def _rules_loop(self) -> None:
         try:
             while True:
+                self._apply_pending_zones()  # between two frames: a frame sees old zones or new ones
                 try:
                     item = self._results.get(timeout=QUEUE_POLL_S)
                 except queue.Empty:
@@ -737,6 +767,65 @@ class Daemon:
             except Exception:
                 self.metrics.stage_errors.labels("verification").inc()
                 log.exception("verification failed on camera %s", item.camera_id)
+        self._maybe_snapshot(item)
+
+    # --- zones from the store, snapshots to it ---
+
+    def _queue_zones(self, zones: CameraZoneMap) -> None:
+        """From the store-sync thread: the zones every camera should run with; the rules thread applies
+        the ones that differ before its next frame."""
+        with self._zones_lock:
+            for camera_id, camera_zones in zones.items():
+                if self._applied_zones.get(camera_id) != camera_zones:
+                    self._pending_zones[camera_id] = camera_zones
+                else:
+                    self._pending_zones.pop(camera_id, None)
+
+    def _apply_pending_zones(self) -> None:
+        if not self._pending_zones:
+            return
+        with self._zones_lock:
+            pending, self._pending_zones = self._pending_zones, {}
+        replace = getattr(self.rules, "replace_zones", None)
+        for camera_id, zones in pending.items():
+            try:
+                if replace is None:
+                    raise TypeError(f"{type(self.rules).__name__} cannot replace zones")
+                events = replace(camera_id, zones)
+            except Exception:
+                self.metrics.stage_errors.labels("zones").inc()
+                log.exception("camera %s: new zones not applied; the previous ones stay", camera_id)
+                continue
+            with self._zones_lock:
+                self._applied_zones[camera_id] = zones
+            self.verifier.set_zones(camera_id, zones)
+            for event in events:
+                self.metrics.incident_events.labels(event.kind).inc()
+                self._on_ended(event)
+            log.info("camera %s: zones now %s", camera_id, _describe_zones(zones))
+
+    def zones(self, camera_id: str) -> tuple[ZoneConfig, ...]:
+        """The zones ``camera_id`` runs with now (thread-safe)."""
+        with self._zones_lock:
+            return self._applied_zones[camera_id]
+
+    def _maybe_snapshot(self, item: _Analysed) -> None:
+        """At most every ``store.snapshot_s`` per camera (and on its first frame): offer the frame, people
+        blurred, for upload as the camera's latest view."""
+        every = self.config.store.snapshot_s
+        now = time.monotonic()
+        if every <= 0 or now < self._next_snapshot.get(item.camera_id, 0.0):
+            return
+        self._next_snapshot[item.camera_id] = now + every
+        try:
+            jpeg = encode_snapshot(
+                item.frame.image, item.detections, self.class_names, blur=self.config.evidence.blur_persons
+            )
+        except Exception:
+            self.metrics.stage_errors.labels("snapshot").inc()
+            log.exception("camera %s: snapshot not encoded", item.camera_id)
+            return
+        self.store_sync.offer_snapshot(item.camera_id, jpeg)
 
     def _on_event(self, event: EventLike, item: _Analysed) -> None:
         self.metrics.incident_events.labels(event.kind).inc()

@@ -79,3 +79,7 @@ class SourceOpenError(SourceError):
 
 class SourceReadError(SourceError):
     """An open stream broke off or stalled for longer than the camera's timeout_s."""
+
+
+class ZoneSyncError(PipelineError):
+    """The case store's zone configuration cannot be used; the message names camera, zone and field."""

@@ -34,6 +34,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -42,7 +43,7 @@ import numpy as np
 import numpy.typing as npt
 
 from detector.detections import Detections
-from pipeline.config import CameraConfig, DaemonConfig
+from pipeline.config import CameraConfig, DaemonConfig, ZoneConfig
 from pipeline.errors import RuleConfigError, StreamTimeError, UnknownCameraError
 from pipeline.schedule import Schedule
 from pipeline.tracker import StationaryTracker, TrackerStep
@@ -158,7 +159,9 @@ class _CameraRules:
         tracker: StationaryTracker,
         first_seen_after_s: float,
     ) -> None:
+        self.camera = camera
         self.camera_id = camera.id
+        self.zone_configs = tuple(camera.zones)
         self.tz = ZoneInfo(camera.timezone)
         self.zones = CameraZones(camera.id, camera.zones)
         n_zones, n_viol = len(camera.zones), len(violations)
@@ -230,8 +233,11 @@ class RuleEngine:
         self.class_names = list(class_names)
         self.violations = sorted(set(config.detector.classes.values()))
         self.class_violation = _class_violation(config, self.class_names, self.violations)
+        # Append-only (zones reloaded from the store may bring new places): incident keys stay valid.
         self.places = sorted({zone.place for camera in config.cameras for zone in camera.zones})
         place_index = {p: i for i, p in enumerate(self.places)}
+        self._place_index = place_index
+        self._first_seen_after_s = config.incidents.first_seen_after_s
         incidents = config.incidents
         self.quiet_period_s = incidents.quiet_period_s
         self.gap_tolerance_s = incidents.gap_tolerance_s
@@ -330,6 +336,72 @@ class RuleEngine:
     @property
     def open_incidents(self) -> int:
         return len(self._open)
+
+    def zones_of(self, camera_id: str) -> tuple[ZoneConfig, ...]:
+        return self._camera(camera_id).zone_configs
+
+    def replace_zones(self, camera_id: str, zones: Sequence[ZoneConfig]) -> list[IncidentEvent]:
+        """Swap the zones and rules of ``camera_id`` between two frames; return the ``ended`` events.
+
+        Tracks (and so the stay so far) are kept in every zone whose polygon and anchor are unchanged, also
+        when its rules changed: the object has been there all along. The open incidents that point at a zone
+        of this camera that is gone, moved to another place, or lost the incident's rule end now. Raises
+        :class:`pipeline.errors.ZoneError` (more than 64 zones) and changes nothing then.
+        """
+        old = self._camera(camera_id)
+        for zone in zones:
+            if zone.place not in self._place_index:
+                self._place_index[zone.place] = len(self.places)
+                self.places.append(zone.place)
+        camera = old.camera.model_copy(update={"zones": list(zones)})
+        new = _CameraRules(camera, self.violations, self._place_index, old.tracker, self._first_seen_after_s)
+        n_viol = len(self.violations)
+        new_block = np.full(len(old.zone_configs) * n_viol, -1, np.int64)
+        by_id = {zone.id: z for z, zone in enumerate(new.zone_configs)}
+        for z_old, before in enumerate(old.zone_configs):
+            z_new = by_id.get(before.id)
+            if z_new is None:
+                continue
+            after = new.zone_configs[z_new]
+            if (before.polygon, before.anchor) == (after.polygon, after.anchor):
+                new_block[z_old * n_viol : (z_old + 1) * n_viol] = np.arange(n_viol) + z_new * n_viol
+                for v, name in enumerate(self.violations):  # same schedule: active since when it was
+                    rule_before, rule_after = before.rules.get(name), after.rules.get(name)
+                    if rule_before and rule_after and rule_before.schedule == rule_after.schedule:
+                        new.active_since[z_new, v] = old.active_since[z_old, v]
+        old.tracker.remap_blocks(new_block)
+        new.last_s = old.last_s
+        self.cameras[camera_id] = new
+        return self._end_incidents_of_changed_zones(camera_id, old.zone_configs, by_id, new.zone_configs)
+
+    def _end_incidents_of_changed_zones(
+        self,
+        camera_id: str,
+        before: tuple[ZoneConfig, ...],
+        by_id: dict[str, int],
+        after: tuple[ZoneConfig, ...],
+    ) -> list[IncidentEvent]:
+        previous = {zone.id: zone for zone in before}
+        events = []
+        for key, incident in list(self._open.items()):
+            if incident.camera_id != camera_id or incident.zone_id not in previous:
+                continue
+            z = by_id.get(incident.zone_id)
+            zone = after[z] if z is not None else None
+            if zone is not None and zone.place == incident.place and incident.violation_type in zone.rules:
+                continue
+            del self._open[key]
+            at_s = max(incident.last_seen_s, self.cameras[camera_id].last_s or incident.last_seen_s)
+            events.append(self._event("ended", incident, at_s, Detections.empty()))
+            log.info(
+                "incident %s (%s, %s) ended: zone %s/%s was changed or removed",
+                incident.incident_id,
+                incident.place,
+                incident.violation_type,
+                camera_id,
+                incident.zone_id,
+            )
+        return events
 
     # ---- one frame ----------------------------------------------------------------------------------------
 

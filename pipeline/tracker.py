@@ -210,6 +210,15 @@ class StationaryTracker:
         """Forget every track (the camera's clock went back, or its view changed)."""
         self.tracks = _Tracks.empty()
 
+    def remap_blocks(self, new_block: IntArray) -> None:
+        """Renumber blocks after a configuration change: block ``b`` becomes ``new_block[b]``; tracks whose
+        block maps to -1 (or lies outside ``new_block``) are dropped with their stay."""
+        tracks = self.tracks
+        known = (tracks.block >= 0) & (tracks.block < len(new_block))
+        mapped = np.where(known, new_block[np.where(known, tracks.block, 0)], -1)
+        tracks.block = mapped
+        self.tracks = tracks.select(mapped >= 0)
+
     def evict(self, now_s: float) -> None:
         """Drop the tracks whose gap since their last sighting exceeds ``gap_tolerance_s`` (TTL)."""
         if len(self.tracks):

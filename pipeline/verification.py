@@ -119,6 +119,12 @@ class Verifier:
         self._thread: threading.Thread | None = None
         self._store_ok = True
 
+    def set_zones(self, camera_id: str, zones: Sequence[ZoneConfig]) -> None:
+        """The camera's zones changed (store zone sync): watch new cases against these from now on."""
+        with self._lock:
+            kept = {key: zone for key, zone in self._zones.items() if key[0] != camera_id}
+            self._zones = kept | {(camera_id, zone.id): zone for zone in zones}
+
     # --- lifecycle ---
 
     def start(self) -> None:

@@ -1,0 +1,171 @@
+"""Zones from the case store: poll ``GET /api/v1/devices/me/config`` with the device key and an ETag (304
+while nothing changed), turn the store's zones into :class:`ZoneConfig`, cache the last good answer.
+
+Which zones a camera runs with: the store's when the store has any for it, else the ones in the local YAML
+(the fallback, also while the store is unreachable and no cache exists). A store answer that cannot be used is
+logged and ignored: the previous zones stay. Applying zones is the daemon's job (between two frames, in the
+rules thread): this module only fetches and validates.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+from pydantic import ValidationError
+
+from pipeline.config import CameraConfig, ZoneConfig
+from pipeline.errors import ZoneError, ZoneSyncError
+from pipeline.schedule import ScheduleError, windows_to_text
+from pipeline.zones import CameraZones
+
+log = logging.getLogger(__name__)
+
+CameraZoneMap = dict[str, tuple[ZoneConfig, ...]]
+CONFIG_PATH = "/api/v1/devices/me/config"
+
+
+class RequestLike(Protocol):
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response: ...
+
+
+def _store_zone(camera: str, index: int, zone: Any) -> ZoneConfig | None:
+    """One store zone as the daemon's zone; ``None`` for a zone without rules (it judges nothing)."""
+    where = f"camera {camera} zone {index}"
+    if not isinstance(zone, Mapping):
+        raise ZoneSyncError(f"{where}: expected an object with code, place, polygon and rules")
+    where = f"camera {camera} zone {zone.get('code', index)!s}"
+    rules_in = zone.get("rules")
+    if not isinstance(rules_in, Mapping):
+        raise ZoneSyncError(f"{where}: rules: expected an object (violation type -> rule)")
+    rules = {}
+    for violation, rule in rules_in.items():
+        if not isinstance(rule, Mapping):
+            raise ZoneSyncError(f"{where}: rules.{violation}: expected {{dwell_s, schedule}}")
+        try:
+            schedule = windows_to_text(rule.get("schedule") or [])
+        except ScheduleError as exc:
+            raise ZoneSyncError(f"{where}: rules.{violation}.schedule: {exc}") from exc
+        rules[violation] = {"dwell_s": rule.get("dwell_s"), "schedule": schedule}
+    if not rules:
+        log.debug("%s has no rules: it judges nothing and is left out", where)
+        return None
+    try:
+        return ZoneConfig.model_validate(
+            {
+                "id": zone.get("code"),
+                "place": zone.get("place"),
+                "polygon": zone.get("polygon"),
+                "rules": rules,
+            }
+        )
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ZoneSyncError(f"{where}: {problems}") from exc
+
+
+def zones_from_store(document: Any, local: Sequence[CameraConfig]) -> CameraZoneMap:
+    """The zones each local camera runs with, given the store's device configuration ``document``.
+
+    Raises :class:`ZoneSyncError` naming camera, zone and field when any part cannot be used: a partly
+    valid answer is not applied, so a camera never runs with half of what an operator saved.
+    """
+    if not isinstance(document, Mapping) or not isinstance(document.get("cameras"), list):
+        raise ZoneSyncError("the store's answer has no 'cameras' list")
+    from_store: dict[str, list[ZoneConfig]] = {}
+    for entry in document["cameras"]:
+        code = entry.get("code") if isinstance(entry, Mapping) else None
+        zones = entry.get("zones") if isinstance(entry, Mapping) else None
+        if not isinstance(code, str) or not isinstance(zones, list):
+            raise ZoneSyncError(
+                f"a camera in the store's answer has no code or zones list: {str(entry)[:80]}"
+            )
+        converted = [_store_zone(code, i, zone) for i, zone in enumerate(zones)]
+        from_store[code] = [zone for zone in converted if zone is not None]
+    result: CameraZoneMap = {}
+    for camera in local:
+        zones = from_store.get(camera.id) or list(camera.zones)  # nothing in the store: the YAML's
+        ids = [zone.id for zone in zones]
+        if len(set(ids)) != len(ids):
+            raise ZoneSyncError(f"camera {camera.id}: zone codes repeat: {', '.join(ids)}")
+        try:
+            CameraZones(camera.id, zones)  # the limits the rules engine enforces
+        except ZoneError as exc:
+            raise ZoneSyncError(str(exc)) from exc
+        result[camera.id] = tuple(zones)
+    unknown = sorted(set(from_store) - {camera.id for camera in local})
+    if unknown:
+        log.debug("store cameras without a stream on this box (not in its YAML): %s", ", ".join(unknown))
+    return result
+
+
+class ZoneSync:
+    """Polls the store for this box's zones. Not thread-safe: one thread calls :meth:`poll`."""
+
+    def __init__(self, client: RequestLike, cameras: Sequence[CameraConfig], cache: Path | None) -> None:
+        self.client = client
+        self.cameras = list(cameras)
+        self.cache = cache
+        self.etag: str | None = None
+        self._store_down = False
+
+    def cached(self) -> CameraZoneMap | None:
+        """The zones of the last good answer saved on disk; ``None`` without a usable cache."""
+        if self.cache is None or not self.cache.is_file():
+            return None
+        try:
+            saved = json.loads(self.cache.read_text(encoding="utf-8"))
+            zones = zones_from_store(saved["config"], self.cameras)
+        except (OSError, ValueError, KeyError, TypeError, ZoneSyncError) as exc:
+            log.warning("zone cache %s is not usable (%s); starting with the YAML's zones", self.cache, exc)
+            return None
+        self.etag = saved.get("etag")
+        log.info("zones from the cache %s (the store's as of its last answer)", self.cache)
+        return zones
+
+    def poll(self) -> CameraZoneMap | None:
+        """New zones when the store answers with a changed, valid configuration; else ``None`` (unchanged,
+        unreachable, refused or invalid: each logged, the previous zones stay)."""
+        headers = {"If-None-Match": self.etag} if self.etag else {}
+        try:
+            response = self.client.request("GET", CONFIG_PATH, headers=headers)
+        except httpx.TransportError as exc:
+            if not self._store_down:
+                log.warning("zone sync: the store is unreachable (%s); keeping the current zones", exc)
+            self._store_down = True
+            return None
+        self._store_down = False
+        if response.status_code == 304:
+            return None
+        if response.status_code != 200:
+            log.warning("zone sync: the store answered %d: %s", response.status_code, response.text[:200])
+            return None
+        etag = response.headers.get("ETag")
+        try:
+            document = response.json()
+            zones = zones_from_store(document, self.cameras)
+        except (ValueError, ZoneSyncError) as exc:
+            log.error("zone sync: the store's zones are not usable, keeping the current ones: %s", exc)
+            self.etag = etag  # do not log the same broken version on every poll
+            return None
+        self.etag = etag
+        self._save(document, etag)
+        return zones
+
+    def _save(self, document: Any, etag: str | None) -> None:
+        if self.cache is None:
+            return
+        try:
+            self.cache.parent.mkdir(parents=True, exist_ok=True)
+            fd, temp = tempfile.mkstemp(dir=self.cache.parent, prefix=".zones-", suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump({"etag": etag, "config": document}, handle, ensure_ascii=False)
+            Path(temp).replace(self.cache)
+        except OSError as exc:
+            log.warning("zone cache %s not written: %s", self.cache, exc)
