@@ -1,5 +1,5 @@
-"""The whole life of a case through the console, in a real browser: confirmed from the review queue by
-keyboard, dispatched by routing, resolved by the unit with a photo, verified and closed by the shift leader."""
+"""A case through the console in a real browser: confirmed from the review queue by keyboard,
+dispatched by routing, resolved by the unit with a photo, verified and closed by the shift leader."""
 
 from __future__ import annotations
 

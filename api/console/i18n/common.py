@@ -88,4 +88,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "reason.false_positive": ("误报", "False positive"),
     "reason.duplicate": ("重复", "Duplicate"),
     "reason.not_our_responsibility": ("非本部门职责", "Not our responsibility"),
+    "reason.auto_dispatch": ("自动派遣", "Automatic dispatch"),
+    "reason.no_unit": ("无责任单位", "No responsible unit"),
+    "reason.deadline_passed": ("超过处置时限", "Deadline passed"),
 }
