@@ -7,6 +7,7 @@ import os
 
 import typer
 
+from datasets.cli import dataset_app, evaluate_command, train_command
 from detector.cli import detect_command, models_app
 from pipeline.cli import run_command, validate_config_command
 
@@ -26,6 +27,9 @@ app.command("run")(run_command)
 app.command("validate-config")(validate_config_command)
 app.add_typer(models_app, name="models", help="Inspect, export and quantize detector models.")
 app.add_typer(api_app, name="api", help="The case store: migrate, serve, create users and devices.")
+app.add_typer(dataset_app, name="dataset", help="Datasets: export reviewed cases, convert COCO <-> YOLO.")
+app.command("train")(train_command)
+app.command("evaluate")(evaluate_command)
 
 
 @app.callback()
