@@ -148,15 +148,15 @@ class ConsoleWorld:
 
 @pytest.fixture
 def console(tmp_path: Path) -> Iterator[ConsoleWorld]:
-    store = LiveStore(tmp_path)
-    world = store.world
-    with store.sessions.begin() as session:
+    live = LiveStore(tmp_path)
+    world = live.world
+    with live.sessions.begin() as session:
         session.add(Place(key=SECOND_PLACE, name="王府井大街 grid 2", owner_unit_id=world.district_id))
         session.add(RoutingRule(violation_code="0102", unit_id=world.sanitation_id, priority=10))
         session.add(RoutingRule(violation_code="0505", unit_id=world.traffic_id, priority=10))
     user_ids: dict[str, int] = {}
     password_hash = hash_password(PASSWORD)  # argon2 once, not once per user
-    with store.sessions.begin() as session:
+    with live.sessions.begin() as session:
         for username, (role, unit_attr) in USERS.items():
             user = User(
                 username=username,
@@ -168,12 +168,12 @@ def console(tmp_path: Path) -> Iterator[ConsoleWorld]:
             session.add(user)
             session.flush()
             user_ids[username] = user.id
-    _device_id, key = store.add_device("box-1", cameras=("cam-1", "cam-2"))
-    store.start()
+    _device_id, key = live.add_device("box-1", cameras=("cam-1", "cam-2"))
+    live.start()
     try:
-        yield ConsoleWorld(store, key, user_ids)
+        yield ConsoleWorld(live, key, user_ids)
     finally:
-        store.close()
+        live.close()
 
 
 @pytest.fixture(scope="session")
@@ -243,3 +243,7 @@ def assert_fits_phone(page: Any) -> None:
     assert scroll_width <= inner_width, (
         f"{page.url}: horizontal overflow ({scroll_width}px > {inner_width}px)"
     )
+
+
+# The case-store fixtures (a clean migrated store on SQLite and on PostgreSQL) for the data-level tests.
+from tests.api.conftest import pg_template, sqlite_template, store  # noqa: E402, F401
