@@ -334,7 +334,7 @@ def incident_roots(session: Session) -> dict[int, int]:
 
     from api.models import Case
 
-    parent = dict(session.execute(select(Case.id, Case.recurrence_of_id)).tuples().all())
+    parent = {case_id: root for case_id, root in session.execute(select(Case.id, Case.recurrence_of_id))}
     roots: dict[int, int] = {}
     for case_id in parent:
         seen: list[int] = []
@@ -413,7 +413,9 @@ def export_reviewed(
     _check_fractions(fractions)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise ExportError(f"{out_dir}: exists and is not empty; export into a new folder")
-    types = dict(session.execute(select(ViolationType.code, ViolationType.pipeline_type)).tuples().all())
+    types = {
+        code: kind for code, kind in session.execute(select(ViolationType.code, ViolationType.pipeline_type))
+    }
     cases = session.scalars(
         select(Case)
         .where(
@@ -453,9 +455,10 @@ def export_reviewed(
             f"case {first['case']}: {first['reason']} ({len(report.skipped)} case image(s) cannot be "
             "exported; without --strict they are skipped and listed in export-report.json)"
         )
-    if not samples:
+    if not any(len(sample.labels) for sample in samples):
         raise ExportError(
-            f"nothing to export: {report.confirmed_cases} confirmed and {report.rejected_cases} rejected "
+            f"nothing to export: no labelled image from {report.confirmed_cases} confirmed and "
+            f"{report.rejected_cases} rejected "
             f"(voided as {NEGATIVE_VOID_REASON}) case(s) found"
             + (
                 f"; skipped: {report.skipped[0]['reason']} (case {report.skipped[0]['case']})"
