@@ -8,6 +8,7 @@ import os
 import typer
 
 from datasets.cli import dataset_app, evaluate_command, train_command
+from datasets.scenes.cli import scenes_app
 from detector.cli import detect_command, models_app
 from pipeline.cli import run_command, validate_config_command
 
@@ -28,6 +29,7 @@ app.command("validate-config")(validate_config_command)
 app.add_typer(models_app, name="models", help="Inspect, export and quantize detector models.")
 app.add_typer(api_app, name="api", help="The case store: migrate, serve, create users and devices.")
 app.add_typer(dataset_app, name="dataset", help="Datasets: export reviewed cases, convert COCO <-> YOLO.")
+app.add_typer(scenes_app, name="scenes", help="Generated street scenes, the demo clip and its scoring.")
 app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)
 

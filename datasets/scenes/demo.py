@@ -1,0 +1,204 @@
+"""The demo clip: one fixed camera over a shopping street, with scripted incidents and distractors.
+
+Incidents (what the daemon must turn into cases, one each):
+  * a car parks in no-parking zone A for about two minutes;
+  * a truck parks in no-parking zone B, later, for almost two minutes;
+  * a street stall sets up on the pavement, trades, and packs away;
+  * bags of rubbish are dumped on the pavement and later removed by a sanitation worker.
+Distractors (no case expected): traffic in both directions, people walking through, cars parked legally
+on the far kerb (outside every zone), and a car that stops in zone B for only 12 s (under the dwell).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from datasets.scenes.actors import Actor
+from datasets.scenes.camera import Camera
+from datasets.scenes.street import Street
+
+WIDTH, HEIGHT, FPS = 640, 360, 10
+DURATION_S = 240.0
+DWELL_S = 30.0
+STREET = Street(
+    road_m=10.0, lanes=3, left_pavement_m=4, right_pavement_m=6, left_facade_m=12, right_facade_m=11
+)
+CAMERA = Camera(
+    WIDTH,
+    HEIGHT,
+    focal_px=WIDTH / 2 / math.tan(math.radians(64) / 2),
+    position=(-3.0, 9.0, 0.0),
+    yaw_rad=math.radians(24),
+    pitch_rad=math.radians(24),
+)
+KERB = STREET.right_kerb
+PARKED_X = KERB - 1.1  # a car's centre when parked against the right kerb
+PLACES = {"no-parking-a": "310101001001001", "no-parking-b": "310101001001002", "pavement": "310101001001003"}
+
+
+@dataclass(frozen=True)
+class Zone:
+    id: str
+    place: str
+    x_m: tuple[float, float]  # the zone on the ground: X and Z ranges in metres
+    z_m: tuple[float, float]
+    rules: tuple[str, ...]
+
+    def polygon(self, camera: Camera) -> list[tuple[float, float]]:
+        """The zone in normalised image coordinates, clipped to the frame."""
+        (x0, x1), (z0, z1) = self.x_m, self.z_m
+        corners = camera.clip_polygon(np.array([[x0, 0, z0], [x1, 0, z0], [x1, 0, z1], [x0, 0, z1]]))
+        frame = np.array(
+            [[0, 0], [camera.width, 0], [camera.width, camera.height], [0, camera.height]], np.float32
+        )
+        _, inside = cv2.intersectConvexConvex(corners.astype(np.float32), frame)
+        points = inside.reshape(-1, 2) / np.array([camera.width, camera.height])
+        return [(round(float(x), 4), round(float(y), 4)) for x, y in np.clip(points, 0, 1)]
+
+
+ZONES = (
+    Zone("no-parking-a", PLACES["no-parking-a"], (KERB - 2.6, KERB + 0.3), (7.0, 17.0), ("illegal_parking",)),
+    Zone(
+        "no-parking-b", PLACES["no-parking-b"], (KERB - 2.6, KERB + 0.3), (25.0, 38.0), ("illegal_parking",)
+    ),
+    Zone(
+        "pavement",
+        PLACES["pavement"],
+        (KERB + 0.3, STREET.right_wall - 0.3),
+        (9.0, 33.0),
+        ("street_stall", "exposed_garbage"),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Incident:
+    violation_type: str
+    zone: str
+    start_s: float  # the object is in place (stopped, set up, dumped)
+    end_s: float  # ... and gone from then on
+    what: str
+
+    @property
+    def place(self) -> str:
+        return next(z.place for z in ZONES if z.id == self.zone)
+
+
+def _drive_in_park_leave(kind: str, seed: int, arrive: float, leave: float, z: float) -> Actor:
+    """Comes up the near lane, pulls in to the kerb at ``z``, stands, then drives on."""
+    return Actor(
+        kind,
+        seed,
+        (
+            (arrive - 7.0, 0.0, -8.0),
+            (arrive - 3.5, 0.0, z - 12.0),
+            (arrive - 1.5, PARKED_X, z - 4.0),
+            (arrive, PARKED_X, z),
+            (leave, PARKED_X, z),
+            (leave + 1.5, PARKED_X, z + 3.0),
+            (leave + 3.5, 0.0, z + 10.0),
+            (leave + 10.0, 0.0, 95.0),
+        ),
+    )
+
+
+def _walk(seed: int, *points: tuple[float, float, float]) -> Actor:
+    return Actor("person", seed, points)
+
+
+def incidents() -> tuple[Incident, ...]:
+    return (
+        Incident("illegal_parking", "no-parking-a", 21.0, 150.0, "a car parks in no-parking zone A"),
+        Incident("street_stall", "pavement", 40.0, 165.0, "a stall sets up on the pavement and packs away"),
+        Incident(
+            "exposed_garbage", "pavement", 62.0, 200.0, "bags are dumped on the pavement, later removed"
+        ),
+        Incident("illegal_parking", "no-parking-b", 97.0, 205.0, "a truck parks in no-parking zone B"),
+    )
+
+
+def scripted_actors() -> list[Actor]:
+    """The incidents' actors (their timing matches :func:`incidents`) and the fixed distractors."""
+    stall_at, garbage_at = (KERB + 3.0, 24.0), (KERB + 1.5, 15.0)
+    return [
+        _drive_in_park_leave("car", 101, 21.0, 150.0, 12.0),
+        _drive_in_park_leave("truck", 102, 97.0, 205.0, 31.0),
+        _drive_in_park_leave("car", 103, 43.0, 55.0, 31.0),  # stops 12 s: under the dwell, no case
+        Actor("stall", 104, ((40.0, *stall_at), (165.0, *stall_at)), style="canopy_stall", heading=0.0),
+        _walk(
+            105,
+            (30.0, KERB + 5.0, 45.0),
+            (39.0, KERB + 3.6, 25.5),
+            (168.0, KERB + 3.6, 25.5),
+            (180.0, KERB + 5.0, 45.0),
+        ),
+        Actor("garbage", 106, ((62.0, *garbage_at), (200.0, *garbage_at)), style="pile"),
+        _walk(
+            107,
+            (52.0, KERB + 4.5, 2.0),
+            (61.0, KERB + 1.8, 14.0),
+            (63.0, KERB + 1.8, 14.0),
+            (75.0, KERB + 5.0, 40.0),
+        ),
+        _walk(
+            108,
+            (188.0, KERB + 4.0, 40.0),
+            (198.0, KERB + 2.0, 16.0),
+            (201.0, KERB + 2.0, 16.0),
+            (213.0, KERB + 4.0, 40.0),
+        ),
+        Actor(
+            "car",
+            109,
+            ((0.0, STREET.left_kerb + 1.1, 14.0), (DURATION_S, STREET.left_kerb + 1.1, 14.0)),
+            heading=math.pi,
+        ),
+        Actor(
+            "car",
+            110,
+            ((0.0, STREET.left_kerb + 1.1, 28.0), (DURATION_S, STREET.left_kerb + 1.1, 28.0)),
+            heading=0.0,
+        ),
+    ]
+
+
+def traffic(rng: np.random.Generator) -> list[Actor]:
+    """Vehicles driving through in both directions and people walking along both pavements."""
+    actors: list[Actor] = []
+    kinds, weights = ["car", "truck", "bus", "motorcycle"], [0.75, 0.08, 0.07, 0.10]
+    for lane_x, z_from, z_to in ((0.0, -8.0, 95.0), (-STREET.road_m / 3, 95.0, -8.0)):
+        t = float(rng.uniform(0, 6))
+        while t < DURATION_S:
+            kind = str(rng.choice(kinds, p=weights))
+            speed = float(rng.uniform(8, 12))
+            end = t + abs(z_to - z_from) / speed
+            seed = int(rng.integers(1 << 31))
+            actors.append(Actor(kind, seed, ((t, lane_x, z_from), (end, lane_x, z_to))))
+            if kind == "motorcycle":
+                actors.append(
+                    Actor(
+                        "person",
+                        seed + 1,
+                        ((t, lane_x, z_from - 0.05), (end, lane_x, z_to - 0.05)),
+                        style="riding",
+                    )
+                )
+            t += float(rng.uniform(7, 16))
+    for x_range in ((KERB + 0.8, STREET.right_wall - 0.8), (STREET.left_wall + 0.6, STREET.left_kerb - 0.6)):
+        t = float(rng.uniform(0, 4))
+        while t < DURATION_S:
+            x = float(rng.uniform(*x_range))
+            z0, z1 = (-3.0, 60.0) if rng.random() < 0.5 else (60.0, -3.0)
+            actors.append(
+                _walk(
+                    int(rng.integers(1 << 31)),
+                    (t, x, z0),
+                    (t + abs(z1 - z0) / float(rng.uniform(1.1, 1.6)), x, z1),
+                )
+            )
+            t += float(rng.uniform(4, 10))
+    return actors

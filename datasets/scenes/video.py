@@ -1,0 +1,158 @@
+"""Render the demo clip to H.264 (PyAV), with its ground-truth timeline (JSON) and daemon config (YAML)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import yaml
+
+from datasets.scenes import demo
+from datasets.scenes.actors import Actor
+from datasets.scenes.compose import Label, composite
+from datasets.scenes.street import render_street
+from datasets.scenes.textures import Image
+
+START_TIME = dt.datetime(2026, 5, 4, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+CAMERA_ID = "demo-street"
+NOISE_FRAMES = 7
+CLASS_TO_VIOLATION = {
+    "car": "illegal_parking",
+    "truck": "illegal_parking",
+    "bus": "illegal_parking",
+    "motorcycle": "illegal_parking",
+    "stall": "street_stall",
+    "garbage": "exposed_garbage",
+}
+
+
+@dataclass(frozen=True)
+class DemoFiles:
+    video: Path
+    timeline: Path
+    config: Path
+
+
+class DemoScene:
+    """The demo's street and actors for one seed; :meth:`frame` draws any moment of it."""
+
+    def __init__(self, seed: int, duration_s: float = demo.DURATION_S) -> None:
+        rng = np.random.default_rng(seed)
+        self.seed, self.duration_s = seed, duration_s
+        self.background = render_street(rng, demo.STREET, demo.CAMERA)
+        self.actors: list[Actor] = demo.scripted_actors() + demo.traffic(rng)
+        # Sensor noise: a bank of seeded noise frames, cycled (cheap, and the same on every machine).
+        noise = rng.normal(0, 2.0, (NOISE_FRAMES, demo.HEIGHT, demo.WIDTH, 3))
+        self.noise = np.round(noise).astype(np.int16)
+
+    def frame(self, t: float) -> tuple[Image, list[Label]]:
+        things = [thing for thing in (a.at(t) for a in self.actors) if thing is not None]
+        image, labels = composite(self.background, demo.CAMERA, things, night=False)
+        noise = self.noise[round(t * demo.FPS) % NOISE_FRAMES]
+        noisy: Image = cv2.add(image, noise, dtype=cv2.CV_8U).astype(np.uint8, copy=False)
+        return noisy, labels
+
+    def frames(self, fps: int) -> Iterator[tuple[float, Image]]:
+        for index in range(round(self.duration_s * fps)):
+            t = index / fps
+            yield t, self.frame(t)[0]
+
+
+def write_video(scene: DemoScene, path: Path, fps: int = demo.FPS) -> None:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = demo.WIDTH, demo.HEIGHT
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "23", "preset": "veryfast", "g": str(2 * fps)}
+        for _, image in scene.frames(fps):
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
+def timeline(scene: DemoScene, video: Path) -> dict[str, object]:
+    return {
+        "video": video.name,
+        "camera": CAMERA_ID,
+        "seed": scene.seed,
+        "fps": demo.FPS,
+        "duration_s": scene.duration_s,
+        "start_time": START_TIME.isoformat(),
+        "dwell_s": demo.DWELL_S,
+        "incidents": [
+            {**asdict(incident), "place": incident.place}
+            for incident in demo.incidents()
+            if incident.start_s < scene.duration_s
+        ],
+    }
+
+
+def daemon_config(
+    *, video: Path, model: Path, store_url: str, device_key_file: Path, work_dir: Path
+) -> dict[str, object]:
+    """A daemon configuration for the clip: the file read once, unpaced, stream time from START_TIME."""
+    return {
+        "detector": {"model": str(model), "provider": "cpu", "classes": CLASS_TO_VIOLATION, "batch_size": 4},
+        "store": {
+            "url": store_url,
+            "device_key_file": str(device_key_file),
+            "outbox": str(work_dir / "outbox.sqlite"),
+            "retry_base_s": 0.5,
+            "retry_max_s": 5.0,
+        },
+        "cameras": [
+            {
+                "id": CAMERA_ID,
+                "url": str(video),
+                "sample": {"mode": "fps", "fps": 2},
+                "start_time": START_TIME.isoformat(),
+                "zones": [
+                    {
+                        "id": zone.id,
+                        "place": zone.place,
+                        "polygon": [list(p) for p in zone.polygon(demo.CAMERA)],
+                        "rules": {rule: {"dwell_s": demo.DWELL_S} for rule in zone.rules},
+                    }
+                    for zone in demo.ZONES
+                ],
+            }
+        ],
+        "evidence": {"dir": str(work_dir / "evidence"), "blur_persons": True},
+        "verification": {"enabled": False},
+        "metrics": {"port": 0},
+    }
+
+
+def render_demo(
+    out: Path,
+    seed: int,
+    *,
+    model: Path,
+    store_url: str = "http://127.0.0.1:8765",
+    device_key_file: Path | None = None,
+    duration_s: float = demo.DURATION_S,
+) -> DemoFiles:
+    """Write ``demo.mp4``, ``timeline.json`` and ``daemon.yaml`` into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    scene = DemoScene(seed, duration_s)
+    files = DemoFiles(out / "demo.mp4", out / "timeline.json", out / "daemon.yaml")
+    write_video(scene, files.video)
+    files.timeline.write_text(json.dumps(timeline(scene, files.video), indent=2) + "\n", encoding="utf-8")
+    config = daemon_config(
+        video=files.video.resolve(),
+        model=model.resolve(),
+        store_url=store_url,
+        device_key_file=(device_key_file or out / "device.key").resolve(),
+        work_dir=(out / "edge").resolve(),
+    )
+    header = f"# The demo clip's daemon configuration (streetwatch scenes render-demo, seed {seed}).\n"
+    files.config.write_text(header + yaml.safe_dump(config, sort_keys=False, width=110), encoding="utf-8")
+    return files
