@@ -1,0 +1,337 @@
+"""Operator console: server time of review-queue pages with many cases, against trivial requests on the
+same server in the same run.
+
+For each backend (SQLite in a scratch data directory; PostgreSQL in a scratch database, created and
+dropped by the run) a migrated case store is filled by bulk INSERTs with ``--cases`` cases in a
+realistic mix (``--pending-share`` awaiting review, the rest dispatched, in progress, resolved, closed
+or voided) over 30 days, 40 cameras, 300 places and the default violation types, each case with one
+sighting and one confirmation image row. A real uvicorn server (``api.app:create_app``, one worker) then
+answers one logged-in shift leader's requests, one at a time (``--iterations`` timed after ``--warmup``):
+
+* baselines: ``GET /healthz`` (no database, no login) and ``GET /api/v1/auth/me`` (login + one row);
+* ``queue_first``: ``/console/review``, the newest page (25 cases with names and image joined, the total);
+* ``queue_deep``: the page at 90% of the queue depth, through the keyset cursor a browser would carry;
+* ``queue_filtered``: one camera and one violation type;
+* ``case_page``: ``/console/cases/{id}`` of a dispatched case; ``board``: the command centre's unit board.
+
+Latency is measured by the client on loopback (``time.perf_counter`` around each request; every sample
+kept): with one request in flight it is the server's time plus a loopback round trip. p50/p95 and the
+ratio of each page's p50 to ``/api/v1/auth/me``'s p50 are reported, and written to one JSON file::
+
+    .venv/bin/python -m benchmarks.bench_console                       # 10,000 cases on SQLite
+    .venv/bin/python -m benchmarks.bench_console --backends sqlite,postgresql --iterations 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import re
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import insert, select, update
+
+from benchmarks.bench_api import DEFAULT_PG, Target, machine_info, percentile, scratch_database, server
+
+PROG = "python -m benchmarks.bench_console"
+PASSWORD = "bench-password"
+CAMERAS = 40
+PLACES = 300
+DAYS = 30
+# status -> share of the cases that are not pending review
+SETTLED_MIX = {
+    "dispatched": 0.15,
+    "in_progress": 0.10,
+    "resolved": 0.05,
+    "closed": 0.60,
+    "voided": 0.10,
+}
+_OPEN = {"pending_review", "dispatched", "in_progress", "resolved"}
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench_console", description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--backends", default="sqlite", help="Comma-separated: sqlite, postgresql.")
+    parser.add_argument("--cases", type=int, default=10_000, help="Cases in the database.")
+    parser.add_argument("--pending-share", type=float, default=0.5, help="Share awaiting review.")
+    parser.add_argument("--iterations", type=int, default=200, help="Timed requests per page.")
+    parser.add_argument("--warmup", type=int, default=10, help="Untimed requests per page first.")
+    parser.add_argument("--seed", type=int, default=7, help="Random seed of the case mix.")
+    parser.add_argument(
+        "--pg-url", default=DEFAULT_PG, help="PostgreSQL admin URL (a scratch DB is made there)."
+    )
+    parser.add_argument("--startup-timeout", type=float, default=60.0, help="Seconds to wait for the server.")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="JSON folder.")
+    parser.add_argument("--quiet", action="store_true", help="Do not print the table.")
+    args = parser.parse_args(argv)
+    args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = set(args.backends) - {"sqlite", "postgresql"}
+    if unknown or not args.backends:
+        parser.error(f"--backends: unknown {sorted(unknown)}; use sqlite and/or postgresql")
+    if args.cases < 30 or args.iterations < 1 or args.warmup < 0 or not 0 < args.pending_share <= 1:
+        parser.error("need --cases >= 30, --iterations >= 1, --warmup >= 0 and 0 < --pending-share <= 1")
+    return args
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Seeding
+
+
+def _status(rng: random.Random, pending_share: float) -> str:
+    if rng.random() < pending_share:
+        return "pending_review"
+    return rng.choices(list(SETTLED_MIX), weights=list(SETTLED_MIX.values()))[0]
+
+
+def _case_rows(
+    args: argparse.Namespace, place_ids: list[int], unit_ids: list[int], codes: list[str]
+) -> list[dict[str, Any]]:
+    rng = random.Random(args.seed)
+    now = dt.datetime.now(dt.UTC)
+    rows = []
+    for i in range(args.cases):
+        status = _status(rng, args.pending_share)
+        created = now - dt.timedelta(seconds=rng.uniform(0, DAYS * 86400))
+        handled = status not in ("pending_review", "voided")
+        place_id = rng.choice(place_ids)
+        code = rng.choice(codes)
+        rows.append(
+            {
+                "status": status,
+                "violation_code": code,
+                "place_id": place_id,
+                "camera_code": f"cam-{rng.randrange(CAMERAS):03d}",
+                "zone_code": "z1",
+                "unit_id": rng.choice(unit_ids) if handled else None,
+                "confidence": round(rng.uniform(0.35, 0.98), 3),
+                "sighting_count": rng.randint(1, 6),
+                "first_seen_at": created - dt.timedelta(minutes=5),
+                "last_seen_at": created,
+                "confirmed_at": created,
+                "created_at": created,
+                "updated_at": created,
+                "filed_at": created if handled else None,
+                "dispatched_at": created if handled else None,
+                "deadline_at": created + dt.timedelta(days=2) if handled else None,
+                "overdue": handled and status in ("dispatched", "in_progress") and rng.random() < 0.2,
+                # one open case per place and violation is the rule; bench cases get unique slots
+                "open_slot": f"bench|{i}" if status in _OPEN else None,
+            }
+        )
+    return rows
+
+
+def seed(data_dir: Path, database_url: str | None, args: argparse.Namespace) -> dict[str, Any]:
+    """Migrate, load reference data and the cases; returns what the requests need (ids, a cursor)."""
+    from api.actors import SYSTEM
+    from api.auth import create_user
+    from api.config_import import DEFAULT_CONFIG, ReferenceConfig, import_config, import_file
+    from api.console.queue import Cursor
+    from api.db import make_engine, make_session_factory
+    from api.migrate import upgrade
+    from api.models import Case, CaseStatus, Evidence, Place, Role, Sighting, Unit, ViolationType
+    from api.settings import Settings
+
+    settings = Settings(data_dir=data_dir, database_url=database_url, _env_file=None)
+    engine = make_engine(settings)
+    upgrade(engine)
+    city = ReferenceConfig.model_validate(
+        {
+            "units": [{"code": f"unit-{u}", "name": f"Unit {u}"} for u in range(8)],
+            "places": [{"key": f"grid-{p:04d}", "owner": f"unit-{p % 8}"} for p in range(PLACES)],
+        }
+    )
+    began = time.perf_counter()
+    with make_session_factory(engine).begin() as session:
+        import_file(session, DEFAULT_CONFIG, SYSTEM)
+        import_config(session, city, SYSTEM, label="bench console")
+        create_user(session, username="bench-leader", password=PASSWORD, role=Role.SHIFT_LEADER)
+        place_ids = list(session.scalars(select(Place.id)))
+        unit_ids = list(session.scalars(select(Unit.id)))
+        codes = list(session.scalars(select(ViolationType.code).where(ViolationType.active.is_(True))))
+        session.execute(insert(Case), _case_rows(args, place_ids, unit_ids, codes))
+        cases = session.execute(select(Case.id, Case.created_at, Case.camera_code)).all()
+        session.execute(
+            insert(Sighting),
+            [
+                {"case_id": c.id, "idempotency_key": uuid.uuid4().hex, "camera_code": c.camera_code}
+                for c in cases
+            ],
+        )
+        session.execute(
+            insert(Evidence),
+            [
+                {
+                    "case_id": c.id,
+                    "sha256": f"{c.id:064x}",
+                    "kind": "confirmation",
+                    "content_type": "image/jpeg",
+                    "size": 150_000,
+                    "width": 1280,
+                    "height": 720,
+                    "uploaded_by": "device:bench",
+                    "created_at": c.created_at,
+                }
+                for c in cases
+            ],
+        )
+        evidence = {r[0]: r[1] for r in session.execute(select(Evidence.case_id, Evidence.id))}
+        session.execute(
+            update(Case), [{"id": case_id, "best_evidence_id": e} for case_id, e in evidence.items()]
+        )
+        pending = session.execute(
+            select(Case.id, Case.created_at)
+            .where(Case.status == CaseStatus.PENDING_REVIEW.value)
+            .order_by(Case.created_at.desc(), Case.id.desc())
+        ).all()
+        deep_index = int(len(pending) * 0.9)
+        dispatched = session.scalar(select(Case.id).where(Case.status == "dispatched").limit(1))
+        camera, code = session.execute(
+            select(Case.camera_code, Case.violation_code).where(Case.status == "pending_review").limit(1)
+        ).one()
+    seeded_s = time.perf_counter() - began
+    engine.dispose()
+    return {
+        "seed_s": seeded_s,
+        "pending": len(pending),
+        "deep_position": deep_index,
+        "deep_cursor": Cursor(pending[deep_index].created_at, pending[deep_index].id).encode(),
+        "dispatched_case": dispatched,
+        "filter": {"camera": camera, "violation": code},
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Measuring
+
+
+def time_get(client: httpx.Client, path: str, iterations: int, warmup: int) -> dict[str, Any]:
+    """``iterations`` sequential GETs after ``warmup`` untimed ones; every sample kept, in milliseconds."""
+    for _ in range(warmup):
+        client.get(path).raise_for_status()
+    samples: list[float] = []
+    size = 0
+    for _ in range(iterations):
+        began = time.perf_counter()
+        response = client.get(path)
+        samples.append((time.perf_counter() - began) * 1000)
+        response.raise_for_status()
+        size = len(response.content)
+    ordered = sorted(samples)
+    return {
+        "path": path,
+        "requests": len(samples),
+        "bytes": size,
+        "p50_ms": percentile(ordered, 50),
+        "p95_ms": percentile(ordered, 95),
+        "p99_ms": percentile(ordered, 99),
+        "mean_ms": statistics.fmean(samples),
+        "samples_ms": [round(s, 3) for s in samples],
+    }
+
+
+def pages(seeded: dict[str, Any]) -> dict[str, str]:
+    flt = seeded["filter"]
+    return {
+        "healthz": "/healthz",
+        "auth_me": "/api/v1/auth/me",
+        "queue_first": "/console/review",
+        "queue_deep": f"/console/review?after={seeded['deep_cursor']}",
+        "queue_filtered": f"/console/review?camera={flt['camera']}&violation={flt['violation']}",
+        "case_page": f"/console/cases/{seeded['dispatched_case']}",
+        "board": "/console/board",
+    }
+
+
+CARD = re.compile(r'class="case-card"')
+
+
+def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
+    with scratch_database(backend, args.pg_url) as (data_dir, database_url):
+        seeded = seed(data_dir, database_url, args)
+        env = {"STREETWATCH_DATA_DIR": str(data_dir), "STREETWATCH_RUN_JOBS": "false"}
+        if database_url:
+            env["STREETWATCH_DATABASE_URL"] = database_url
+        target = Target(backend, env, [], [])
+        with (
+            server(target, 1, args.startup_timeout) as base,
+            httpx.Client(base_url=base, timeout=30) as client,
+        ):
+            login = client.post("/api/v1/auth/login", json={"username": "bench-leader", "password": PASSWORD})
+            login.raise_for_status()
+            results = {
+                name: time_get(client, path, args.iterations, args.warmup)
+                for name, path in pages(seeded).items()
+            }
+            cards = {
+                name: len(CARD.findall(client.get(results[name]["path"]).text))
+                for name in ("queue_first", "queue_deep", "queue_filtered")
+            }
+    baseline = results["auth_me"]["p50_ms"]
+    ratios = {name: r["p50_ms"] / baseline for name, r in results.items()}
+    return {
+        "backend": backend,
+        "seeded": seeded,
+        "pages": results,
+        "cards_shown": cards,
+        "ratio_p50_to_auth_me": ratios,
+    }
+
+
+def format_table(document: dict[str, Any]) -> str:
+    lines = [f"{'backend':<11}{'page':<16}{'p50 ms':>9}{'p95 ms':>9}{'x auth/me':>11}{'KiB':>7}"]
+    for run in document["runs"]:
+        for name, r in run["pages"].items():
+            ratio = run["ratio_p50_to_auth_me"][name]
+            timings = f"{r['p50_ms']:>9.2f}{r['p95_ms']:>9.2f}{ratio:>11.2f}"
+            lines.append(f"{run['backend']:<11}{name:<16}{timings}{r['bytes'] / 1024:>7.1f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark, write JSON into ``--out``, print a table, return the JSON document."""
+    args = parse_args(argv)
+    machine = machine_info()
+    runs = [run_backend(backend, args) for backend in args.backends]
+    document: dict[str, Any] = {
+        "benchmark": "bench_console",
+        "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+        "command": " ".join([PROG, *(sys.argv[1:] if argv is None else argv)]),
+        "machine": {**machine, "loadavg_1m_end": os.getloadavg()[0]},
+        "config": {
+            "backends": args.backends,
+            "cases": args.cases,
+            "pending_share": args.pending_share,
+            "iterations": args.iterations,
+            "warmup": args.warmup,
+            "seed": args.seed,
+            "mix": {
+                "pending_review": args.pending_share,
+                **{k: v * (1 - args.pending_share) for k, v in SETTLED_MIX.items()},
+            },
+        },
+        "runs": runs,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = "".join(c for c in document["timestamp"][:23] if c.isdigit() or c == "T")
+    path = args.out / f"bench_console_{stamp}.json"
+    path.write_text(json.dumps(document, indent=1), encoding="utf-8")
+    document["json_path"] = str(path)
+    if not args.quiet:
+        print(format_table(document))
+        print(f"JSON: {path}")
+    return document
+
+
+if __name__ == "__main__":
+    main()

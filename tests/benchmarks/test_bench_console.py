@@ -1,0 +1,45 @@
+"""Smoke run of benchmarks/bench_console.py: a real server over a few hundred cases, few requests; checks
+that the pages answer, show cases, and that the JSON is written. Speed is measured by running the
+benchmark, never asserted here (machines are noisy)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from benchmarks import bench_console
+from tests.api.conftest import PG_ADMIN_URL, _pg_available
+
+
+def test_smoke_run_writes_json(tmp_path: Path) -> None:
+    backends = "sqlite,postgresql" if _pg_available() else "sqlite"
+    small = ["--cases", "300", "--iterations", "3", "--warmup", "1"]
+    document = bench_console.main(
+        ["--backends", backends, *small, "--pg-url", PG_ADMIN_URL, "--out", str(tmp_path), "--quiet"]
+    )
+    assert [run["backend"] for run in document["runs"]] == backends.split(",")
+    for run in document["runs"]:
+        seeded = run["seeded"]
+        assert 100 < seeded["pending"] < 200  # half of 300, give or take the random mix
+        assert seeded["deep_position"] == int(seeded["pending"] * 0.9)
+        assert set(run["pages"]) == {
+            "healthz",
+            "auth_me",
+            "queue_first",
+            "queue_deep",
+            "queue_filtered",
+            "case_page",
+            "board",
+        }
+        for page in run["pages"].values():
+            assert page["requests"] == len(page["samples_ms"]) == 3
+            assert 0 < page["p50_ms"] <= page["p95_ms"]
+        shown = run["cards_shown"]
+        assert shown["queue_first"] == 25  # a full first page
+        assert 0 < shown["queue_deep"] <= 25  # the deep cursor lands inside the queue
+        assert 0 < shown["queue_filtered"] <= 25
+        assert run["ratio_p50_to_auth_me"]["auth_me"] == 1.0
+        assert all(math.isfinite(r) and r > 0 for r in run["ratio_p50_to_auth_me"].values())
+    saved = json.loads(Path(document["json_path"]).read_text(encoding="utf-8"))
+    assert saved["config"]["cases"] == 300
