@@ -14,9 +14,10 @@ install_debian_packages() {
     [ -f "$VTEST" ] || missing+=(opencv-doc)
     # GStreamer's RTSP server, run by tests/pipeline/rtsp_server.py under the system python3 (a real
     # camera for the source and daemon tests): appsrc (base), h264parse (bad), rtph264pay and udp (good).
+    # Debian's chromium: the browser the console tests drive through Playwright (never `playwright install`).
     local package
     for package in gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base \
-        gstreamer1.0-plugins-good gstreamer1.0-plugins-bad; do
+        gstreamer1.0-plugins-good gstreamer1.0-plugins-bad chromium; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
     done
     if [ ${#missing[@]} -gt 0 ]; then
