@@ -179,6 +179,9 @@ def evaluate_command(
     iou: Annotated[float, typer.Option(help="NMS IoU threshold.")] = 0.7,
     max_det: Annotated[int, typer.Option(help="Boxes kept per image.")] = 300,
     provider: Annotated[str, typer.Option(help="cpu, cuda, tensorrt or openvino.")] = "cpu",
+    protocol: Annotated[
+        str, typer.Option(help="daemon (one class per box) or ultralytics (multi-label, as yolo val).")
+    ] = "daemon",
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the result as JSON here.")
     ] = None,
@@ -188,7 +191,14 @@ def evaluate_command(
 
     with user_errors():
         result = evaluate(
-            model, dataset, split=split, confidence=conf, iou=iou, max_detections=max_det, provider=provider
+            model,
+            dataset,
+            split=split,
+            confidence=conf,
+            iou=iou,
+            max_detections=max_det,
+            provider=provider,
+            protocol=protocol,
         )
         typer.echo(result.table(), err=True)
         if json_out is not None:

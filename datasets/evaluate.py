@@ -5,6 +5,12 @@ decoder and NMS), so an exported model is checked the way it will be used. Only 
 evaluation keeps almost everything (confidence 0.001, NMS IoU 0.7, 300 boxes, Ultralytics' ``val``
 defaults) because AP integrates over all confidences.
 
+Two protocols. ``daemon`` (the default) keeps one class per box, the most likely, exactly as the daemon
+does. ``ultralytics`` keeps every (box, class) pair above the threshold before NMS, as ``yolo val`` does
+(``multi_label=True``): a box scored 0.6 truck and 0.3 car also counts as a car. That inflates mAP where
+classes are confused and is never what a camera produces, but it is the number Ultralytics reports, so
+it is there to compare with it (Ultralytics-layout models; other layouts are single-label anyway).
+
 Model and dataset classes are matched by name: predictions of model classes the dataset does not name
 are ignored, and a dataset class the model does not know is an error.
 """
@@ -31,10 +37,16 @@ from datasets.yolo import (
     split_images,
     xywhn_to_xyxy,
 )
+from detector.card import Layout
+from detector.decoders import cxcywh_to_xyxy
+from detector.detections import Detections
+from detector.detector import Detector
+from detector.nms import batched_nms
 
 EVAL_CONFIDENCE = 0.001
 EVAL_IOU = 0.7
 EVAL_MAX_DETECTIONS = 300
+PROTOCOLS = ("daemon", "ultralytics")
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,7 @@ class Evaluation:
     class_names: list[str]
     thresholds: dict[str, float]
     seconds: float
+    protocol: str = "daemon"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -71,6 +84,7 @@ class Evaluation:
                 for c in self.per_class
             ],
             "thresholds": self.thresholds,
+            "protocol": self.protocol,
             "seconds": round(self.seconds, 2),
         }
 
@@ -116,10 +130,11 @@ def evaluate(
     iou: float = EVAL_IOU,
     max_detections: int = EVAL_MAX_DETECTIONS,
     provider: str = "cpu",
+    protocol: str = "daemon",
 ) -> Evaluation:
     """Run ``model`` over the images of ``split`` of ``dataset_yaml`` and score it against their labels."""
-    from detector.detector import Detector  # ONNX Runtime only when evaluating
-
+    if protocol not in PROTOCOLS:
+        raise DatasetError(f"protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
     spec = read_dataset_yaml(dataset_yaml)
     split = split or default_split(spec)
     images = split_images(spec, split)
@@ -133,14 +148,16 @@ def evaluate(
     accumulator = MatchAccumulator()
     labels_seen = 0
     for image_path in images:
-        frame = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
-        if frame is None:
+        decoded = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+        if decoded is None:
             raise DatasetError(
                 f"{image_path}: cannot decode as an image (listed in split '{split}' of {spec.path})"
             )
+        frame: npt.NDArray[np.uint8] = np.asarray(decoded, np.uint8)
         height, width = frame.shape[:2]
         labels = read_labels(label_path_for(image_path), len(spec.names))
-        detections = detector(np.asarray(frame, np.uint8))
+        multi = protocol == "ultralytics" and detector.card.layout is Layout.ULTRALYTICS
+        detections = detect_multi_label(detector, frame) if multi else detector(frame)
         classes = to_dataset[detections.class_id]
         kept = classes >= 0
         accumulator.add(
@@ -164,7 +181,31 @@ def evaluate(
         per_class=per_class,
         class_names=spec.names,
         thresholds={"confidence": confidence, "iou": iou, "max_detections": max_detections},
+        protocol=protocol,
         seconds=time.perf_counter() - started,
+    )
+
+
+def detect_multi_label(detector: Detector, frame: npt.NDArray[np.uint8]) -> Detections:
+    """Ultralytics-layout detection keeping every (box, class) score above the threshold (``yolo val``'s
+    ``multi_label``), through the detector's own preprocessing, session and class-aware NMS."""
+    tensor, letterboxes = detector.preprocessor([frame], batch_size=detector.fixed_batch)
+    output = detector.session.run([detector.output_name], {detector.input_name: tensor})[0][0]
+    output = np.asarray(output, np.float32)  # (4 + nc, N)
+    class_id, anchor = np.nonzero(output[4:] > detector.confidence)
+    scores = output[4:][class_id, anchor]
+    xyxy = cxcywh_to_xyxy(np.ascontiguousarray(output[:4, anchor].T))
+    keep = batched_nms(
+        xyxy,
+        scores,
+        class_id.astype(np.int64),
+        iou_threshold=detector.iou,
+        max_detections=detector.max_detections,
+    )
+    return Detections(
+        xyxy=letterboxes[0].boxes_to_frame(xyxy[keep]),
+        confidence=scores[keep],
+        class_id=class_id[keep].astype(np.int64),
     )
 
 
