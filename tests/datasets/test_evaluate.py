@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -87,6 +89,7 @@ def test_cli_prints_json_and_names_bad_input(dataset: Path, tmp_path: Path) -> N
 
 def test_dataset_classes_unknown_to_the_model(tmp_path: Path) -> None:
     (tmp_path / "images" / "val").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "images" / "val" / "a.jpg"), np.zeros((32, 32, 3), np.uint8))
     (tmp_path / "dataset.yaml").write_text("val: images/val\nnames: [car, stall]\n")
     with pytest.raises(DatasetError, match="1 dataset class\\(es\\) are not classes of the model: 'stall'"):
         evaluate(require(YOLOV8_INT8, "shared data"), tmp_path / "dataset.yaml")
