@@ -1,0 +1,148 @@
+"""Cameras and zones: the camera list with the daemons' health reports (stale ones highlighted), and the
+zone editor (the camera's latest frame, polygons drawn with the mouse, rules per violation type, schedules
+and the place). Zones are saved through the same service as the API's PUT .../zones/{zone}; the editor
+sends schedules as text (``mon-fri 07:00-08:30``), converted in :mod:`pipeline.schedule` like the daemon's.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Path
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from api import reference as ref
+from api.cameras import ZONE_EDITOR_ROLES, camera_health
+from api.console.deps import Page, PageDep
+from api.console.rendering import render
+from api.console.security import CSRF_FIELD, check_csrf
+from api.errors import ApiError, Forbidden
+from api.models import Camera, Device, Place, Role, ViolationType
+from pipeline.schedule import ScheduleError, text_to_windows, windows_to_text
+
+router = APIRouter(prefix="/console/cameras", include_in_schema=False)
+
+VIEWER_ROLES = (Role.ADMIN, Role.SHIFT_LEADER, Role.DISPATCHER, Role.VIEWER)
+CodePath = Annotated[str, Path(min_length=1, max_length=64, pattern=ref.CODE_PATTERN)]
+
+
+def _require(page: Page, roles: tuple[Role, ...]) -> None:
+    if page.operator.role not in roles:
+        raise Forbidden(f"role '{page.operator.role}' may not open this page")
+
+
+@router.get("")
+def cameras_page(page: PageDep) -> Response:
+    _require(page, VIEWER_ROLES)
+    cameras = list(page.session.scalars(select(Camera).order_by(Camera.code)))
+    devices = {d.id: d.name for d in page.session.scalars(select(Device))}
+    rows = [
+        {
+            "camera": camera,
+            "device": devices.get(camera.device_id) if camera.device_id else None,
+            "health": camera_health(camera),
+            "zones": len(camera.zones),
+        }
+        for camera in cameras
+    ]
+    return render(page, "cameras/list.html", rows=rows, can_edit=page.operator.role in ZONE_EDITOR_ROLES)
+
+
+def _editor_zone(zone: Any) -> dict[str, Any]:
+    """A stored zone for the editor's script: schedules as text, as people type them."""
+    return {
+        "code": zone.code,
+        "place": zone.place.key,
+        "polygon": zone.polygon,
+        "rules": {
+            name: {"dwell_s": rule["dwell_s"], "schedule": windows_to_text(rule.get("schedule") or []) or ""}
+            for name, rule in zone.rules.items()
+        },
+    }
+
+
+@router.get("/{code}/zones")
+def zone_editor_page(code: CodePath, page: PageDep) -> Response:
+    _require(page, ZONE_EDITOR_ROLES)
+    camera = ref.get_camera(page.session, code)
+    places = list(page.session.scalars(select(Place).order_by(Place.key)))
+    types = sorted(set(page.session.scalars(select(ViolationType.pipeline_type).where(ViolationType.active))))
+    zones = [_editor_zone(zone) for zone in sorted(camera.zones, key=lambda z: z.code)]
+    return render(
+        page,
+        "cameras/editor.html",
+        camera=camera,
+        health=camera_health(camera),
+        places=places,
+        types=types,
+        zones_json=json.dumps(zones, ensure_ascii=False).replace("</", "<\\/"),  # inside <script>
+    )
+
+
+def _error(status: int, message: str, field: str | None) -> JSONResponse:
+    return JSONResponse({"detail": message, "field": field}, status_code=status)
+
+
+def _zone_body(data: Any) -> ref.ZoneBody:
+    """The editor's JSON as the API's zone body; schedule text becomes the store's windows."""
+    if not isinstance(data, dict) or not isinstance(data.get("rules"), dict):
+        raise ValueError("expected {place, polygon, rules}")
+    rules = {}
+    for name, rule in data["rules"].items():
+        text = str((rule or {}).get("schedule") or "").strip()
+        try:
+            windows = text_to_windows(text or None)
+        except ScheduleError as exc:
+            raise ScheduleError(f"rules.{name}.schedule: {exc}") from exc
+        rules[name] = {"dwell_s": (rule or {}).get("dwell_s"), "schedule": windows}
+    return ref.ZoneBody.model_validate(
+        {"place": data.get("place"), "polygon": data.get("polygon"), "rules": rules}
+    )
+
+
+@router.post("/{code}/zones/{zone_code}")
+def save_zone(
+    code: CodePath,
+    zone_code: CodePath,
+    page: PageDep,
+    zone: Annotated[str, Form(max_length=100_000)],
+    csrf_token: Annotated[str, Form(alias=CSRF_FIELD)] = "",
+) -> Response:
+    """Create or replace one zone; JSON answer (the editor's script shows errors next to the field)."""
+    check_csrf(page.request, csrf_token)
+    _require(page, ZONE_EDITOR_ROLES)
+    try:
+        body = _zone_body(json.loads(zone))
+        saved = ref.put_zone(page.session, code, zone_code, body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        return _error(422, f"{field}: {first['msg']}", field)
+    except ScheduleError as exc:
+        return _error(422, str(exc), str(exc).split(":", 1)[0])
+    except ValueError as exc:
+        return _error(422, str(exc), None)
+    except ApiError as exc:
+        return _error(exc.status_code, exc.message, exc.details.get("field"))
+    page.session.commit()
+    return JSONResponse({"saved": _editor_zone(saved)})
+
+
+@router.post("/{code}/zones/{zone_code}/delete")
+def remove_zone(
+    code: CodePath,
+    zone_code: CodePath,
+    page: PageDep,
+    csrf_token: Annotated[str, Form(alias=CSRF_FIELD)] = "",
+) -> Response:
+    check_csrf(page.request, csrf_token)
+    _require(page, ZONE_EDITOR_ROLES)
+    try:
+        ref.delete_zone(page.session, code, zone_code)
+    except ApiError as exc:
+        return _error(exc.status_code, exc.message, None)
+    page.session.commit()
+    return JSONResponse({"deleted": zone_code})
