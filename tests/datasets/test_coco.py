@@ -202,3 +202,29 @@ def test_bad_files_are_named(tmp_path: Path) -> None:
                 ),
             )
         )
+
+
+def test_cli_converts_and_names_errors(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from streetwatch.cli import app
+
+    source = _write(tmp_path / "in.json", _coco())
+    result = CliRunner().invoke(app, ["dataset", "coco-to-yolo", str(source), str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["crowd_skipped"] == 1
+    back = CliRunner().invoke(
+        app,
+        [
+            "dataset",
+            "yolo-to-coco",
+            str(tmp_path / "out" / "dataset.yaml"),
+            str(tmp_path / "b.json"),
+            "--split",
+            "train",
+        ],
+    )
+    assert back.exit_code == 0 and json.loads(back.output)["boxes"] == 2
+    bad = _write(tmp_path / "bad.json", _coco(annotations=[_annotation(category_id=4)]))
+    failed = CliRunner().invoke(app, ["dataset", "coco-to-yolo", str(bad), str(tmp_path / "o2")])
+    assert failed.exit_code == 2 and "annotation 5 (annotations[0]): category_id 4" in failed.output

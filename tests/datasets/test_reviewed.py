@@ -233,3 +233,21 @@ def test_round_trip_reviewed_cases_train_one_epoch(reviewed: Reviewed, tmp_path:
     assert detector.card.input.size_hw == (64, 64)
     frame = cv2.imread(str(split_images(read_dataset_yaml(yaml_path), "val")[0]))
     assert detector(frame).xyxy.shape[1] == 4
+
+
+def test_cli_exports_from_the_store_data_dir(
+    reviewed: Reviewed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from streetwatch.cli import app
+
+    monkeypatch.delenv("STREETWATCH_DATABASE_URL", raising=False)
+    monkeypatch.setenv("STREETWATCH_DATA_DIR", str(reviewed.store.settings.data_dir))  # restored afterwards
+    out = tmp_path / "ds"
+    result = CliRunner().invoke(app, ["dataset", "export-reviewed", str(out), "--split", "1,0,0"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["images"]["train"] == len(reviewed.filed) + len(reviewed.rejected)
+    again = CliRunner().invoke(app, ["dataset", "export-reviewed", str(out)])
+    assert again.exit_code == 2 and "exists and is not empty" in again.output
