@@ -29,7 +29,12 @@ def video_frames(path: Path, indices: Iterable[int]) -> list[npt.NDArray[np.uint
 
 
 def pseudo_labelled_dataset(
-    root: Path, frames: list[npt.NDArray[np.uint8]], labeller: Path, *, split: str = "val", confidence: float = 0.35
+    root: Path,
+    frames: list[npt.NDArray[np.uint8]],
+    labeller: Path,
+    *,
+    split: str = "val",
+    confidence: float = 0.35,
 ) -> Path:
     """A YOLO dataset whose labels are ``labeller``'s confident detections (all its class names kept, so
     class ids agree with any model trained on the same classes); returns ``dataset.yaml``."""
