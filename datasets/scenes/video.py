@@ -22,6 +22,7 @@ from datasets.scenes.textures import Image
 START_TIME = dt.datetime(2026, 5, 4, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 CAMERA_ID = "demo-street"
 NOISE_FRAMES = 7
+CONFIRM_MARGIN_S = 8.0
 CLASS_TO_VIOLATION = {
     "car": "illegal_parking",
     "truck": "illegal_parking",
@@ -87,10 +88,11 @@ def timeline(scene: DemoScene, video: Path) -> dict[str, object]:
         "duration_s": scene.duration_s,
         "start_time": START_TIME.isoformat(),
         "dwell_s": demo.DWELL_S,
+        # A shortened clip keeps the incidents it can confirm (dwell + a margin before the end), cut short.
         "incidents": [
-            {**asdict(incident), "place": incident.place}
+            {**asdict(incident), "end_s": min(incident.end_s, scene.duration_s), "place": incident.place}
             for incident in demo.incidents()
-            if incident.start_s < scene.duration_s
+            if incident.start_s + demo.DWELL_S + CONFIRM_MARGIN_S <= scene.duration_s
         ],
     }
 

@@ -1,0 +1,112 @@
+"""The demo clip: its timeline says what the scripted actors do, the frames show it, the files are usable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from datasets.scenes import demo
+from datasets.scenes.actors import Actor
+from datasets.scenes.video import CLASS_TO_VIOLATION, DemoScene, render_demo
+from pipeline.config import load_config
+from tests.conftest import YOLOX_CARD
+
+ZONES = {zone.id: zone for zone in demo.ZONES}
+
+
+def in_zone_rect(actor: Actor, t: float, zone: demo.Zone) -> bool:
+    thing = actor.at(t)
+    if thing is None:
+        return False
+    return zone.x_m[0] <= thing.x <= zone.x_m[1] and zone.z_m[0] <= thing.z <= zone.z_m[1]
+
+
+def causes(actor: Actor, incident: demo.Incident) -> bool:
+    """The actor stands in the incident's zone, unmoved, from its start to its end."""
+    if CLASS_TO_VIOLATION.get(actor.kind) != incident.violation_type:
+        return False
+    zone = ZONES[incident.zone]
+    times = np.arange(incident.start_s, incident.end_s + 1e-9, 1.0)
+    if not all(in_zone_rect(actor, t, zone) for t in times):
+        return False
+    spots = {(round(thing.x, 6), round(thing.z, 6)) for t in times if (thing := actor.at(t)) is not None}
+    return len(spots) == 1
+
+
+def test_every_incident_is_one_scripted_actor_standing_in_its_zone_and_gone_outside_it() -> None:
+    actors = DemoScene(7).actors
+    for incident in demo.incidents():
+        responsible = [actor for actor in actors if causes(actor, incident)]
+        assert len(responsible) == 1, incident
+        actor = responsible[0]
+        zone = ZONES[incident.zone]
+        assert not in_zone_rect(actor, incident.start_s - 2, zone) or actor.at(
+            incident.start_s - 2
+        ) != actor.at(incident.start_s)
+        assert not in_zone_rect(actor, incident.end_s + 4, zone), incident
+    # The car that stops in zone B stays less than the dwell: no incident, by design.
+    brief = [
+        a
+        for a in actors
+        if a.kind == "car" and any(in_zone_rect(a, t, ZONES["no-parking-b"]) for t in (46, 50))
+    ]
+    assert len(brief) == 1
+    stopped = [
+        t for t in np.arange(0, demo.DURATION_S, 0.5) if in_zone_rect(brief[0], t, ZONES["no-parking-b"])
+    ]
+    assert 0 < stopped[-1] - stopped[0] < demo.DWELL_S
+
+
+def anchor_in_polygon(box: tuple[int, int, int, int], polygon: list[tuple[float, float]]) -> bool:
+    x0, _, x1, y1 = box
+    anchor = ((x0 + x1) / 2 / demo.WIDTH, y1 / demo.HEIGHT)
+    contour = np.array(polygon, np.float32).reshape(-1, 1, 2)
+    return cv2.pointPolygonTest(contour, anchor, False) >= 0
+
+
+@pytest.mark.parametrize("incident", demo.incidents(), ids=lambda i: f"{i.violation_type}-{i.zone}")
+def test_mid_incident_the_frame_labels_the_object_with_its_anchor_in_the_zone(
+    incident: demo.Incident,
+) -> None:
+    scene = DemoScene(7)
+    polygon = ZONES[incident.zone].polygon(demo.CAMERA)
+    kinds = {kind for kind, violation in CLASS_TO_VIOLATION.items() if violation == incident.violation_type}
+    for t in (incident.start_s + 1, (incident.start_s + incident.end_s) / 2, incident.end_s - 1):
+        _, labels = scene.frame(t)
+        inside = [label for label in labels if label.name in kinds and anchor_in_polygon(label.xyxy, polygon)]
+        assert inside, (t, labels)
+
+
+def test_render_demo_writes_an_h264_clip_its_timeline_and_a_config_the_daemon_accepts(tmp_path: Path) -> None:
+    files = render_demo(tmp_path, 7, model=YOLOX_CARD, duration_s=70.0)
+    with av.open(str(files.video)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        assert (stream.codec_context.width, stream.codec_context.height) == (demo.WIDTH, demo.HEIGHT)
+        frames = sum(1 for _ in container.decode(video=0))
+    assert frames == 70 * demo.FPS
+    timeline = json.loads(files.timeline.read_text(encoding="utf-8"))
+    # 70 s: the parked car (in place at 21 s, confirmable at 51 s) fits; the stall (40 s + 30 s) does not.
+    assert [(i["violation_type"], i["zone"]) for i in timeline["incidents"]] == [
+        ("illegal_parking", "no-parking-a")
+    ]
+    assert timeline["incidents"][0]["end_s"] == 70.0
+    assert timeline["start_time"] == "2026-05-04T09:00:00+08:00"
+    (tmp_path / "device.key").write_text("k" * 40 + "\n", encoding="utf-8")
+    config = load_config(files.config)
+    camera = config.cameras[0]
+    assert camera.url == str(files.video.resolve())
+    assert [z.id for z in camera.zones] == [z.id for z in demo.ZONES]
+    assert config.detector.classes["stall"] == "street_stall"
+    assert config.unused_rules() == []
+
+
+def test_the_same_seed_renders_the_same_frames() -> None:
+    first, second = DemoScene(7).frame(33.3), DemoScene(7).frame(33.3)
+    assert np.array_equal(first[0], second[0]) and first[1] == second[1]
+    assert not np.array_equal(first[0], DemoScene(8).frame(33.3)[0])
