@@ -46,6 +46,7 @@ def test_a_case_from_review_to_closed(console: ConsoleWorld, desktop: Any, tmp_p
     login(page, console, "wang")
     assert page.url.endswith("/console/board")
     card = page.locator(f"#case-{garbage}")
+    card.locator(".start-note").fill("已到现场")
     card.locator("button.start").click()
     page.wait_for_url("**/console/board?done=start")
     assert _case(console, garbage).status == CaseStatus.IN_PROGRESS
@@ -84,6 +85,6 @@ def test_a_case_from_review_to_closed(console: ConsoleWorld, desktop: Any, tmp_p
         ).all()
     assert list(stored) == TIMELINE
     timeline_text = page.locator("#timeline").inner_text()
-    for word in ("立案", "派遣", "开始处置", "处理反馈", "核查通过", "结案", "垃圾已清运"):
+    for word in ("立案", "派遣", "开始处置", "已到现场", "处理反馈", "核查通过", "结案", "垃圾已清运"):
         assert word in timeline_text
     screenshot(page, "case-closed-1366x768")
