@@ -21,6 +21,7 @@ import argparse
 import csv
 import gc
 import json
+import math
 import os
 import platform
 import sys
@@ -42,6 +43,7 @@ DEFAULT_MODEL = SHARED_DATA / "models" / "yolov8n_int8_coco.onnx"
 DEFAULT_VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 MODES = ("raw", "full", "ultralytics")
 TARGET_OVERHEAD_PCT = 5.0  # the issue's target: full call at most 5% slower than raw run
+SIGNIFICANCE = 0.01  # "faster than Ultralytics" must hold in a sign test over the paired rounds
 CSV_NAME = "bench_detector.csv"
 PROG = "python -m benchmarks.bench_detector"
 CSV_FIELDS = (
@@ -252,16 +254,35 @@ def ratios(samples: dict[str, list[float]], stats: dict[str, dict[str, Any]]) ->
     return found
 
 
-def target_check(stats: dict[str, dict[str, Any]], found: dict[str, dict[str, float]]) -> dict[str, Any]:
-    """The issue's target: overhead (p50) within 5% of raw, and faster than Ultralytics."""
+def target_check(
+    samples: dict[str, list[float]], stats: dict[str, dict[str, Any]], found: dict[str, dict[str, float]]
+) -> dict[str, Any]:
+    """The issue's targets: overhead within 5% of raw, and faster than Ultralytics.
+
+    The overhead is judged on the median of per-round ratios: each round runs the modes back to back, so
+    a load burst from other processes hits both sides of a ratio; p50s of each mode are kept as figures.
+    """
     check: dict[str, Any] = {"max_overhead_pct": TARGET_OVERHEAD_PCT}
     if "full/raw" in found:
         check["overhead_ms_p50"] = stats["full"]["p50_ms"] - stats["raw"]["p50_ms"]
         check["overhead_pct_p50"] = (found["full/raw"]["p50"] - 1.0) * 100.0
-        check["overhead_met"] = check["overhead_pct_p50"] <= TARGET_OVERHEAD_PCT
+        check["overhead_pct_paired"] = (found["full/raw"]["paired_median"] - 1.0) * 100.0
+        check["overhead_met"] = check["overhead_pct_paired"] <= TARGET_OVERHEAD_PCT
     if "ultralytics/full" in found:
-        check["faster_than_ultralytics"] = found["ultralytics/full"]["p50"] > 1.0
+        slower = np.asarray(samples["ultralytics"]) > np.asarray(samples["full"])
+        wins, rounds = int(slower.sum()), int(slower.size)
+        check["ultralytics_slower_rounds"] = f"{wins}/{rounds}"
+        check["sign_test_p"] = sign_test_p(wins, rounds)
+        # Faster = slower Ultralytics in the typical paired round, and not by chance (one-sided sign test).
+        check["faster_than_ultralytics"] = bool(
+            found["ultralytics/full"]["paired_median"] > 1.0 and check["sign_test_p"] < SIGNIFICANCE
+        )
     return check
+
+
+def sign_test_p(wins: int, rounds: int) -> float:
+    """One-sided exact binomial p-value of at least ``wins`` of ``rounds`` under a fair coin."""
+    return float(sum(math.comb(rounds, k) for k in range(wins, rounds + 1)) / 2**rounds) if rounds else 1.0
 
 
 def cpu_model() -> str:
@@ -387,9 +408,19 @@ def format_table(document: dict[str, Any]) -> str:
     target = document["target"]
     if "overhead_pct_p50" in target:
         verdict = "met" if target["overhead_met"] else "NOT met"
-        pct, ms = target["overhead_pct_p50"], target["overhead_ms_p50"]
+        pct, ms = target["overhead_pct_paired"], target["overhead_ms_p50"]
         limit = f"target <= {TARGET_OVERHEAD_PCT}%"
-        lines.append(f"overhead (p50) {pct:+.2f}% = {ms:+.2f} ms ({limit}: {verdict})")
+        lines.append(
+            f"overhead (paired median) {pct:+.2f}%, p50 {target['overhead_pct_p50']:+.2f}% = {ms:+.2f} ms "
+            f"({limit}: {verdict})"
+        )
+    if "faster_than_ultralytics" in target:
+        verdict = "met" if target["faster_than_ultralytics"] else "NOT met"
+        lines.append(
+            f"Ultralytics slower in {target['ultralytics_slower_rounds']} paired rounds, sign test "
+            f"p={target['sign_test_p']:.2g} (target: faster than Ultralytics predict, "
+            f"p < {SIGNIFICANCE}: {verdict})"
+        )
     lines.extend(f"skipped {mode}: {why}" for mode, why in document["skipped"].items())
     return "\n".join(lines)
 
@@ -412,7 +443,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "config": run_config(args, setup),
         "modes": stats,
         "ratios": found,
-        "target": target_check(stats, found),
+        "target": target_check(samples, stats, found),
         "skipped": setup.skipped,
     }
     args.out.mkdir(parents=True, exist_ok=True)

@@ -76,6 +76,11 @@ def test_smoke_yolov8_all_modes_write_json_and_csv(
         # same ONNX, same thresholds: both decoders must find a similar number of boxes
         full, ultra = written["modes"]["full"], written["modes"]["ultralytics"]
         assert abs(full["detections_per_frame"] - ultra["detections_per_frame"]) <= 1
+        target = written["target"]
+        wins, rounds = map(int, target["ultralytics_slower_rounds"].split("/"))
+        assert rounds == 3 and 0 <= wins <= 3
+        # 3 rounds can never be significant at 1%: the claim needs a real run
+        assert target["sign_test_p"] >= 0.125 and target["faster_than_ultralytics"] is False
 
     rows = read_csv_rows(Path(document["csv_path"]))
     assert [row["mode"] for row in rows] == expected
