@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Annotated
@@ -68,8 +69,36 @@ def score_command(
     except TimelineError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
     password = os.environ.get("STREETWATCH_PASSWORD", "")
     result = score(loaded.incidents, fetch_cases(store_url, username, password, loaded.start_time), tolerance)
     typer.echo(report(result))
     if min(result.precision, result.recall) < min_score:
         raise typer.Exit(1)
+
+
+@scenes_app.command("false-alarms")
+def false_alarms_command(
+    model: Annotated[Path, typer.Option(help="Model card or ONNX file.")] = DEMO_MODEL,
+    vtest: Annotated[Path, typer.Option(help="Debian's vtest.avi (opencv-doc).")] = Path(
+        "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
+    ),
+    lot: Annotated[
+        Path, typer.Option(help="car-detection.mp4 (Intel IoT DevKit sample videos).")
+    ] = REPO.parent / "shared" / "data" / "videos" / "car-detection.mp4",
+) -> None:
+    """Incidents the model raises on real footage through the daemon's rules, per camera and violation."""
+    from datasets.scenes.false_alarms import count_incidents
+
+    videos = {"vtest": vtest, "lot": lot}
+    for name, path in videos.items():
+        if not path.is_file():
+            typer.echo(f"error: {path}: video not found (--{name})", err=True)
+            raise typer.Exit(2)
+    counts = count_incidents(model, videos)
+    for camera in videos:
+        parts = [
+            f"{kind} {counts[(camera, kind)]}"
+            for kind in ("illegal_parking", "street_stall", "exposed_garbage")
+        ]
+        typer.echo(f"{camera}: " + ", ".join(parts))
