@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Any
+from typing import Any, NamedTuple, NoReturn, cast
 
+from sqlalchemy import Float, Select, Table, Update, bindparam, insert, or_, select, update
 from sqlalchemy import case as sql_case
-from sqlalchemy import literal, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,14 +29,24 @@ from api.actors import SYSTEM, Actor
 from api.audit import record_event
 from api.case_schemas import CaseReport, IngestResult
 from api.errors import Conflict, Forbidden, InvalidInput
-from api.models import Camera, Case, CaseStatus, Place, Sighting, UTCDateTime, ViolationType, utcnow
+from api.models import (
+    AuditEvent,
+    Camera,
+    Case,
+    CaseStatus,
+    Place,
+    Sighting,
+    UTCDateTime,
+    ViolationType,
+    utcnow,
+)
 from api.settings import Settings
 
 MAX_ATTEMPTS = 4  # create-or-merge rounds; each lost race is followed by a merge, so 2 suffice in practice
 
 
-class _CaseClosedMeanwhile(Exception):
-    """The open case found for a report was closed before the sighting could be added: start over."""
+class _StartOver(Exception):
+    """The attempt lost a race it cannot repair in place (the open case closed meanwhile): roll it back."""
 
 
 def open_slot(place_id: int, violation_code: str) -> str:
@@ -45,32 +57,106 @@ def open_slot(place_id: int, violation_code: str) -> str:
 def ingest_report(
     session: Session, report: CaseReport, device: Actor, settings: Settings, *, now: dt.datetime | None = None
 ) -> IngestResult:
-    """Store ``report`` from ``device`` as a new case or a sighting of the open one; exactly once per key."""
+    """Store ``report`` from ``device`` as a new case or a sighting of the open one; exactly once per key.
+
+    The common path (a sighting of an open case) is seven statements with the device lookup and the commit:
+    the facts the report refers to are read in one query (:func:`_lookup`), the sighting is inserted with
+    ``ON CONFLICT DO NOTHING`` instead of inside a SAVEPOINT, and the rare race in which the case closes
+    between its lookup and its update rolls the whole attempt back and starts over.
+    """
     if not device.is_device or device.id is None:
         raise Forbidden("only devices submit case reports (X-Device-Key)")
     now = now or utcnow()
     _check_values(report)
-    begin_write(session)
-    known = _find_sighting(session, report.idempotency_key)
-    if known is not None:
-        return _duplicate(session, known, device)
-    violation = resolve_violation(session, report)
-    _check_camera(session, report.camera, device)
-    place, place_created = _get_or_create_place(session, report.place)
-    slot = open_slot(place.id, violation.code)
     for _ in range(MAX_ATTEMPTS):
-        case = session.scalar(select(Case).where(Case.open_slot == slot))
-        if case is None:
-            result = _open_case(session, report, device, settings, violation, place, place_created, now)
-        else:
-            result = _add_sighting(session, case, report, device, now)
+        try:
+            result = _ingest_once(session, report, device, settings, now)
+        except _StartOver:
+            session.rollback()
+            continue
         if result is not None:
             return result
     raise Conflict(
-        f"could not store report {report.idempotency_key}: the open case for place '{place.key}' and "
-        f"violation {violation.code} kept changing; retry later",
+        f"could not store report {report.idempotency_key}: the open case for place '{report.place}' and "
+        f"violation '{report.event_code or report.violation_type}' kept changing; retry later",
         retry=True,
     )
+
+
+def _ingest_once(
+    session: Session, report: CaseReport, device: Actor, settings: Settings, now: dt.datetime
+) -> IngestResult | None:
+    begin_write(session)
+    facts = _lookup(session, report)
+    if facts.sighting_id is not None:
+        return _duplicate(session, _sighting(session, facts.sighting_id), device)
+    if facts.violation_id is None or facts.violation_code is None:
+        resolve_violation(session, report)  # raises the error that names the known types and codes
+        return None  # it was added meanwhile: read again
+    if facts.camera_owner is not None and facts.camera_owner != device.id:
+        _camera_forbidden(report.camera, device)
+    place_id, place_created = facts.place_id, False
+    if place_id is None:
+        place, place_created = _get_or_create_place(session, report.place)
+        place_id = place.id
+    slot = open_slot(place_id, facts.violation_code)
+    for _ in range(MAX_ATTEMPTS):
+        case_id = session.scalar(select(Case.id).where(Case.open_slot == slot))
+        if case_id is not None:
+            return _add_sighting(session, case_id, slot, report, device, now)
+        violation = session.get_one(ViolationType, facts.violation_id)
+        place = session.get_one(Place, place_id)
+        result = _open_case(session, report, device, settings, violation, place, place_created, now)
+        if result is not None:
+            return result
+    return None
+
+
+class _Facts(NamedTuple):
+    sighting_id: int | None  # a sighting already stored under the report's idempotency key
+    violation_id: int | None
+    violation_code: str | None
+    camera_owner: int | None  # the device the camera is registered to
+    place_id: int | None
+
+
+def _lookup_statement(*, by_event_code: bool) -> Select[tuple[Any, ...]]:
+    violation = select(ViolationType.id, ViolationType.code).where(ViolationType.active.is_(True))
+    if by_event_code:
+        violation = violation.where(
+            ViolationType.code == bindparam("event_code"), ViolationType.pipeline_type == bindparam("type")
+        )
+    else:
+        violation = violation.where(
+            ViolationType.pipeline_type == bindparam("type"), ViolationType.default_for_type.is_(True)
+        )
+    violation = violation.order_by(ViolationType.id).limit(1)
+    return select(
+        select(Sighting.id).where(Sighting.idempotency_key == bindparam("key")).scalar_subquery(),
+        violation.with_only_columns(ViolationType.id).scalar_subquery(),
+        violation.with_only_columns(ViolationType.code).scalar_subquery(),
+        select(Camera.device_id).where(Camera.code == bindparam("camera")).scalar_subquery(),
+        select(Place.id).where(Place.key == bindparam("place")).scalar_subquery(),
+    )
+
+
+# Built once: constructing these statements per request cost more Python time than running them.
+_LOOKUP_BY_TYPE = _lookup_statement(by_event_code=False)
+_LOOKUP_BY_EVENT_CODE = _lookup_statement(by_event_code=True)
+
+
+def _lookup(session: Session, report: CaseReport) -> _Facts:
+    """Everything the report refers to, in one round trip (scalar subqueries; NULL where not found)."""
+    statement = _LOOKUP_BY_EVENT_CODE if report.event_code else _LOOKUP_BY_TYPE
+    params = {
+        "key": report.idempotency_key,
+        "type": report.violation_type,
+        "camera": report.camera,
+        "place": report.place,
+    }
+    if report.event_code:
+        params["event_code"] = report.event_code
+    return _Facts(*session.execute(statement, params).one())
 
 
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
@@ -172,6 +258,10 @@ def _find_sighting(session: Session, key: str) -> Sighting | None:
     return session.scalar(select(Sighting).where(Sighting.idempotency_key == key))
 
 
+def _sighting(session: Session, sighting_id: int) -> Sighting:
+    return session.get_one(Sighting, sighting_id)
+
+
 def _duplicate(session: Session, sighting: Sighting, device: Actor) -> IngestResult:
     if sighting.device_id is not None and sighting.device_id != device.id:
         raise Conflict(
@@ -185,14 +275,12 @@ def _duplicate(session: Session, sighting: Sighting, device: Actor) -> IngestRes
     )
 
 
-def _check_camera(session: Session, camera_code: str, device: Actor) -> None:
-    owner = session.scalar(select(Camera.device_id).where(Camera.code == camera_code))
-    if owner is not None and owner != device.id:
-        raise Forbidden(
-            f"camera '{camera_code}' is registered to another device; device '{device.name}' may report "
-            "only its own cameras and unregistered ones",
-            field="camera",
-        )
+def _camera_forbidden(camera_code: str, device: Actor) -> NoReturn:
+    raise Forbidden(
+        f"camera '{camera_code}' is registered to another device; device '{device.name}' may report "
+        "only its own cameras and unregistered ones",
+        field="camera",
+    )
 
 
 def _get_or_create_place(session: Session, key: str) -> tuple[Place, bool]:
@@ -237,20 +325,24 @@ def _recurrence_of(
     )
 
 
+def _sighting_values(case_id: int, report: CaseReport, device: Actor, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "case_id": case_id,
+        "idempotency_key": report.idempotency_key,
+        "device_id": device.id,
+        "camera_code": report.camera,
+        "zone_code": report.zone,
+        "confidence": report.confidence,
+        "boxes": [box.model_dump(mode="json") for box in report.boxes],
+        "first_seen_at": report.first_seen_at,
+        "confirmed_at": report.confirmed_at,
+        "received_at": now,
+        "payload": report.model_dump(mode="json", exclude={"boxes"}),
+    }
+
+
 def _new_sighting(case_id: int, report: CaseReport, device: Actor, now: dt.datetime) -> Sighting:
-    return Sighting(
-        case_id=case_id,
-        idempotency_key=report.idempotency_key,
-        device_id=device.id,
-        camera_code=report.camera,
-        zone_code=report.zone,
-        confidence=report.confidence,
-        boxes=[box.model_dump(mode="json") for box in report.boxes],
-        first_seen_at=report.first_seen_at,
-        confirmed_at=report.confirmed_at,
-        received_at=now,
-        payload=report.model_dump(mode="json", exclude={"boxes"}),
-    )
+    return Sighting(**_sighting_values(case_id, report, device, now))
 
 
 def _after_lost_race(
@@ -324,7 +416,7 @@ def _open_case(
         note=note,
         at=now,
         data={
-            **_sighting_data(report, sighting),
+            **_sighting_data(report, sighting.id),
             "place_created": place_created,
             "recurrence_of": recurrence_of,
         },
@@ -336,39 +428,53 @@ def _open_case(
 
 
 def _add_sighting(
-    session: Session, case: Case, report: CaseReport, device: Actor, now: dt.datetime
-) -> IngestResult | None:
-    try:
-        with session.begin_nested():
-            sighting = _new_sighting(case.id, report, device, now)
-            session.add(sighting)
-            session.flush()
-            record_event(session, case, device, "sighting", at=now, data=_sighting_data(report, sighting))
-            session.flush()
-            # The case row is updated last: its row lock is then held only until the commit that follows,
-            # not across the other statements, so merges into one busy case do not queue behind each other.
-            status = _merge_into_case(session, case, report, now)
-    except IntegrityError:
+    session: Session, case_id: int, slot: str, report: CaseReport, device: Actor, now: dt.datetime
+) -> IngestResult:
+    """The report as a sighting of the open case ``case_id``: sighting, audit event, then the case row.
+
+    The case row is updated last: its row lock is then held only until the commit that follows, not
+    across the other statements, so merges into one busy case do not queue behind each other.
+    """
+    insert_sighting = _INSERT_SIGHTING[session.get_bind().dialect.name == "postgresql"]
+    sighting_id = session.scalar(insert_sighting, _sighting_values(case_id, report, device, now))
+    if sighting_id is None:  # the same key was stored by a concurrent retry, which has committed
         known = _find_sighting(session, report.idempotency_key)
         if known is None:
-            raise
+            raise _StartOver
         return _duplicate(session, known, device)
-    except _CaseClosedMeanwhile:
-        return None
-    case_id = case.id
-    session.expire(case)  # counters were updated in SQL; reload only if someone reads them
+    session.execute(
+        _INSERT_EVENT,
+        {
+            "case_id": case_id,
+            "at": now,
+            "actor": device.label,
+            "action": "sighting",
+            "data": _sighting_data(report, sighting_id),
+        },
+    )
+    status = _merge_into_case(session, case_id, slot, report, now)
     return IngestResult(
-        case_id=case_id, sighting_id=sighting.id, created=False, duplicate=False, status=status
+        case_id=case_id, sighting_id=sighting_id, created=False, duplicate=False, status=status
     )
 
 
-def _merge_into_case(session: Session, case: Case, report: CaseReport, now: dt.datetime) -> str:
-    """Count the sighting on the case in one conditional UPDATE, so concurrent merges add up; its status."""
-    first_seen = literal(report.first_seen_at, UTCDateTime())
-    last_seen = literal(report.confirmed_at, UTCDateTime())
-    row = session.execute(
+# ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` on the table (Core, not the ORM bulk insert),
+# indexed by "is PostgreSQL"; SQLite (3.35+) has the same clause.
+_SIGHTINGS = cast(Table, Sighting.__table__)
+_INSERT_SIGHTING = (
+    sqlite_insert(_SIGHTINGS).on_conflict_do_nothing().returning(_SIGHTINGS.c.id),
+    postgresql_insert(_SIGHTINGS).on_conflict_do_nothing().returning(_SIGHTINGS.c.id),
+)
+_INSERT_EVENT = insert(cast(Table, AuditEvent.__table__))
+
+
+def _merge_statement() -> Update:
+    first_seen = bindparam("first_seen", type_=UTCDateTime())
+    last_seen = bindparam("last_seen", type_=UTCDateTime())
+    confidence = bindparam("confidence", type_=Float())
+    return (
         update(Case)
-        .where(Case.id == case.id, Case.open_slot == case.open_slot)
+        .where(Case.id == bindparam("case_id"), Case.open_slot == bindparam("slot"))
         .values(
             sighting_count=Case.sighting_count + 1,
             first_seen_at=sql_case(
@@ -380,22 +486,43 @@ def _merge_into_case(session: Session, case: Case, report: CaseReport, now: dt.d
                 else_=Case.last_seen_at,
             ),
             confidence=sql_case(
-                (or_(Case.confidence.is_(None), Case.confidence < report.confidence), report.confidence),
+                (or_(Case.confidence.is_(None), Case.confidence < confidence), confidence),
                 else_=Case.confidence,
             ),
-            updated_at=now,
+            updated_at=bindparam("now", type_=UTCDateTime()),
         )
         .returning(Case.status)
         .execution_options(synchronize_session=False)
+    )
+
+
+_MERGE = _merge_statement()
+
+
+def _merge_into_case(session: Session, case_id: int, slot: str, report: CaseReport, now: dt.datetime) -> str:
+    """Count the sighting on the case in one conditional UPDATE, so concurrent merges add up; its status.
+
+    No row: the case was closed since it was looked up, so the attempt starts over (and opens a new case).
+    """
+    row = session.execute(
+        _MERGE,
+        {
+            "case_id": case_id,
+            "slot": slot,
+            "first_seen": report.first_seen_at,
+            "last_seen": report.confirmed_at,
+            "confidence": report.confidence,
+            "now": now,
+        },
     ).first()
     if row is None:
-        raise _CaseClosedMeanwhile
+        raise _StartOver
     return str(row[0])
 
 
-def _sighting_data(report: CaseReport, sighting: Sighting) -> dict[str, Any]:
+def _sighting_data(report: CaseReport, sighting_id: int) -> dict[str, Any]:
     return {
-        "sighting_id": sighting.id,
+        "sighting_id": sighting_id,
         "idempotency_key": report.idempotency_key,
         "camera": report.camera,
         "zone": report.zone,
