@@ -65,7 +65,10 @@ def camera_config(camera_id: str, video: Path) -> dict[str, Any]:
 
 
 def count_incidents(
-    model: Path, videos: dict[str, Path], work_dir: Path | None = None
+    model: Path,
+    videos: dict[str, Path],
+    work_dir: Path | None = None,
+    classes: dict[str, str] | None = None,
 ) -> Counter[tuple[str, str]]:
     """Confirmed incidents per (camera, violation type) for ``videos`` (camera id -> file, ids from
     :data:`PARKING_ZONES`), each read once as fast as the box can."""
@@ -74,7 +77,7 @@ def count_incidents(
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "device.key").write_text("not-a-real-key-" + "0" * 32 + "\n", encoding="utf-8")
         document = {
-            "detector": {"model": str(model.resolve()), "classes": CLASSES, "batch_size": 4},
+            "detector": {"model": str(model.resolve()), "classes": classes or CLASSES, "batch_size": 4},
             "store": {
                 "url": "http://127.0.0.1:9",  # nobody listens: reports stay in the outbox
                 "device_key_file": str(folder / "device.key"),
