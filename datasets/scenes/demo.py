@@ -69,7 +69,7 @@ ZONES = (
         "pavement",
         PLACES["pavement"],
         (KERB + 0.3, STREET.right_wall - 0.3),
-        (9.0, 33.0),
+        (6.0, 33.0),
         ("street_stall", "exposed_garbage"),
     ),
 )
@@ -123,7 +123,7 @@ def incidents() -> tuple[Incident, ...]:
 
 def scripted_actors() -> list[Actor]:
     """The incidents' actors (their timing matches :func:`incidents`) and the fixed distractors."""
-    stall_at, garbage_at = (KERB + 3.0, 24.0), (KERB + 1.5, 15.0)
+    stall_at, garbage_at = (KERB + 3.2, 16.0), (KERB + 2.2, 9.0)
     return [
         _drive_in_park_leave("car", 101, 21.0, 150.0, 12.0),
         _drive_in_park_leave("truck", 102, 97.0, 205.0, 31.0),
@@ -132,23 +132,23 @@ def scripted_actors() -> list[Actor]:
         _walk(
             105,
             (30.0, KERB + 5.0, 45.0),
-            (39.0, KERB + 3.6, 25.5),
-            (168.0, KERB + 3.6, 25.5),
+            (39.0, KERB + 4.0, 17.5),
+            (168.0, KERB + 4.0, 17.5),
             (180.0, KERB + 5.0, 45.0),
         ),
         Actor("garbage", 106, ((62.0, *garbage_at), (200.0, *garbage_at)), style="pile"),
         _walk(
             107,
-            (52.0, KERB + 4.5, 2.0),
-            (61.0, KERB + 1.8, 14.0),
-            (63.0, KERB + 1.8, 14.0),
+            (52.0, KERB + 4.5, -2.0),
+            (61.0, KERB + 2.8, 8.0),
+            (63.0, KERB + 2.8, 8.0),
             (75.0, KERB + 5.0, 40.0),
         ),
         _walk(
             108,
             (188.0, KERB + 4.0, 40.0),
-            (198.0, KERB + 2.0, 16.0),
-            (201.0, KERB + 2.0, 16.0),
+            (198.0, KERB + 2.8, 10.0),
+            (201.0, KERB + 2.8, 10.0),
             (213.0, KERB + 4.0, 40.0),
         ),
         Actor(
