@@ -292,18 +292,60 @@ def measure_raw(
     for _ in range(2):
         detector.session.run(outputs, feeds)
     samples: list[float] = []
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     while time.perf_counter() - started < seconds or len(samples) < 3:
         t = time.perf_counter()
         detector.session.run(outputs, feeds)
         samples.append((time.perf_counter() - t) * 1e3)
+    cpu_ms = (time.process_time() - cpu_started) * 1e3
     del detector
     gc.collect()
     stats = percentiles_ms(samples)
     stats["batch"] = size
     stats["fps"] = 1e3 * size * len(samples) / sum(samples)
+    stats["cpu_ms_per_frame"] = cpu_ms / (size * len(samples))  # all of ORT's threads, spinning included
     stats["samples_ms"] = [round(v, 3) for v in samples]
     return stats
+
+
+def measure_sample_cpu(clip: Path, input_hw: tuple[int, int], samples: int = 24) -> dict[str, float]:
+    """CPU ms to turn one keyframe of ``clip`` into what the daemon analyses: demux, decode, full-size BGR
+    (evidence) and the detector-size copy, single-threaded as on a box busy with inference."""
+    import av
+
+    height, width = input_hw
+    cpu: list[float] = []
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.skip_frame = "NONKEY"
+        stream.thread_type = "NONE"
+        for packet in container.demux(stream):
+            t = time.process_time()
+            for frame in packet.decode():
+                frame.to_ndarray(format="bgr24")
+                scale = min(height / frame.height, width / frame.width, 1.0)
+                frame.reformat(
+                    width=round(frame.width * scale), height=round(frame.height * scale), format="bgr24"
+                ).to_ndarray()
+                cpu.append((time.process_time() - t) * 1e3)
+                t = time.process_time()
+            if len(cpu) >= samples:
+                break
+    return {"keyframes": len(cpu), "cpu_ms_per_sample": float(np.median(cpu)) if cpu else 0.0}
+
+
+def ceilings(raw: dict[str, Any], sample: dict[str, float], target_fps: float) -> dict[str, Any]:
+    """What no system can beat on this box when every sample is decoded and analysed: each analysed frame
+    costs one inference's CPU plus one keyframe's decode and conversion, on ``os.cpu_count()`` cores."""
+    per_frame = raw["cpu_ms_per_frame"] + sample["cpu_ms_per_sample"]
+    fps = min(raw["fps"], (os.cpu_count() or 1) * 1e3 / per_frame) if per_frame else raw["fps"]
+    return {
+        **sample,
+        "inference_cpu_ms_per_frame": raw["cpu_ms_per_frame"],
+        "analysed_fps_max": fps,
+        "raw_share_max": fps / raw["fps"] if raw["fps"] else None,
+        "cameras_max": fps / target_fps,
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1320,6 +1362,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         facts.model, frame, threads=args.threads, batch=args.batch_size, seconds=args.raw_seconds
     )
     say(f"raw ONNX Runtime: {raw['fps']:.2f} fps (batch {raw['batch']}, p50 {raw['p50_ms']:.1f} ms)")
+    ceiling = ceilings(raw, measure_sample_cpu(clip, facts.input_hw), args.target_fps)
+    say(
+        f"ceiling: {raw['cpu_ms_per_frame']:.0f} CPU ms per inference + "
+        f"{ceiling['cpu_ms_per_sample']:.0f} per keyframe decoded -> at most "
+        f"{ceiling['analysed_fps_max']:.2f} fps analysed "
+        f"({ceiling['raw_share_max']:.0%} of raw), {ceiling['cameras_max']:.1f} cameras"
+    )
     run = Run(args, facts, clip, Criteria(args.min_rate, args.max_lag_s), say)
     searched = search(run, systems, first_starts(args, raw["fps"])) if systems else {}
     failure = searched.get("streetwatch", {}).get("first_failure")
@@ -1335,6 +1384,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "clip": str(clip),
         },
         "raw": raw,
+        "ceiling": ceiling,
         "search": searched,
         "saturation": saturation,
         "targets": targets(searched, saturation),
@@ -1445,8 +1495,11 @@ def format_table(document: dict[str, Any]) -> str:
 
 
 def _target_lines(document: dict[str, Any]) -> list[str]:
-    t, sat = document["targets"], document["saturation"]
-    lines = []
+    t, sat, ceiling = document["targets"], document["saturation"], document["ceiling"]
+    lines = [
+        f"ceiling on this box (every sample decoded and analysed): {ceiling['analysed_fps_max']:.2f} fps = "
+        f"{ceiling['raw_share_max']:.0%} of raw, {ceiling['cameras_max']:.1f} cameras"
+    ]
     if "camera_ratio" in t:
         ratio = "n/a (naive: 0)" if t["camera_ratio"] is None else f"{t['camera_ratio']:.2f}x"
         lines.append(

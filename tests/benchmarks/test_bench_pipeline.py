@@ -54,6 +54,9 @@ def test_smoke_run_writes_every_sample_to_json_and_csv(
     assert streetwatch["daemon_skipped"] == {"unchanged": 0.0, "behind": 0.0}
     assert summaries[2]["inference_busy"] > 0 and summaries[2]["lag"]["n"] == 0  # files: no lag
     assert written["raw"]["fps"] > 0 and len(written["raw"]["samples_ms"]) == written["raw"]["n"]
+    ceiling = written["ceiling"]  # inference + keyframe decode CPU bound what any system can analyse
+    assert ceiling["keyframes"] > 0 and ceiling["cpu_ms_per_sample"] > 0
+    assert 0 < ceiling["raw_share_max"] <= 1 and ceiling["analysed_fps_max"] <= written["raw"]["fps"]
     assert set(written["search"]) == {"streetwatch", "naive"}
     assert written["saturation"]["share_of_raw"]["files"] > 0
     assert Path(written["config"]["clip"]).stat().st_size > 0
