@@ -101,7 +101,7 @@ def _ingest_once(
         place_id = place.id
     slot = open_slot(place_id, facts.violation_code)
     for _ in range(MAX_ATTEMPTS):
-        case_id = session.scalar(select(Case.id).where(Case.open_slot == slot))
+        case_id = session.connection().scalar(_OPEN_CASE, {"slot": slot})
         if case_id is not None:
             return _add_sighting(session, case_id, slot, report, device, now)
         violation = session.get_one(ViolationType, facts.violation_id)
@@ -140,9 +140,11 @@ def _lookup_statement(*, by_event_code: bool) -> Select[tuple[Any, ...]]:
     )
 
 
-# Built once: constructing these statements per request cost more Python time than running them.
+# Built once: constructing these statements per request cost more Python time than running them; they run
+# on the session's connection (Core), which skips the ORM's per-statement bookkeeping.
 _LOOKUP_BY_TYPE = _lookup_statement(by_event_code=False)
 _LOOKUP_BY_EVENT_CODE = _lookup_statement(by_event_code=True)
+_OPEN_CASE = select(Case.id).where(Case.open_slot == bindparam("slot"))
 
 
 def _lookup(session: Session, report: CaseReport) -> _Facts:
@@ -156,7 +158,7 @@ def _lookup(session: Session, report: CaseReport) -> _Facts:
     }
     if report.event_code:
         params["event_code"] = report.event_code
-    return _Facts(*session.execute(statement, params).one())
+    return _Facts(*session.connection().execute(statement, params).one())
 
 
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
@@ -436,13 +438,14 @@ def _add_sighting(
     across the other statements, so merges into one busy case do not queue behind each other.
     """
     insert_sighting = _INSERT_SIGHTING[session.get_bind().dialect.name == "postgresql"]
-    sighting_id = session.scalar(insert_sighting, _sighting_values(case_id, report, device, now))
+    connection = session.connection()  # Core statements: no ORM state to flush or load on this path
+    sighting_id = connection.scalar(insert_sighting, _sighting_values(case_id, report, device, now))
     if sighting_id is None:  # the same key was stored by a concurrent retry, which has committed
         known = _find_sighting(session, report.idempotency_key)
         if known is None:
             raise _StartOver
         return _duplicate(session, known, device)
-    session.execute(
+    connection.execute(
         _INSERT_EVENT,
         {
             "case_id": case_id,
@@ -504,17 +507,21 @@ def _merge_into_case(session: Session, case_id: int, slot: str, report: CaseRepo
 
     No row: the case was closed since it was looked up, so the attempt starts over (and opens a new case).
     """
-    row = session.execute(
-        _MERGE,
-        {
-            "case_id": case_id,
-            "slot": slot,
-            "first_seen": report.first_seen_at,
-            "last_seen": report.confirmed_at,
-            "confidence": report.confidence,
-            "now": now,
-        },
-    ).first()
+    row = (
+        session.connection()
+        .execute(
+            _MERGE,
+            {
+                "case_id": case_id,
+                "slot": slot,
+                "first_seen": report.first_seen_at,
+                "last_seen": report.confirmed_at,
+                "confidence": report.confidence,
+                "now": now,
+            },
+        )
+        .first()
+    )
     if row is None:
         raise _StartOver
     return str(row[0])
