@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from api.models import ApiToken, Device, Role, User, utcnow
@@ -57,16 +57,34 @@ def create_device(session: Session, name: str) -> IssuedDeviceKey:
     return IssuedDeviceKey(device, f"{DEVICE_KEY_PREFIX}_{key_id}_{secret}")
 
 
-def authenticate_device(session: Session, key: str) -> Device | None:
+@dataclass(frozen=True)
+class DeviceIdentity:
+    """Who a valid device key belongs to (read on every device request, so not an ORM entity)."""
+
+    id: int
+    name: str
+    last_seen_at: dt.datetime | None
+
+
+_DEVICE_BY_KEY_ID = select(Device.id, Device.name, Device.key_hash, Device.active, Device.last_seen_at).where(
+    Device.key_id == bindparam("key_id")
+)
+
+
+def authenticate_device(session: Session, key: str) -> DeviceIdentity | None:
     parts = key.split("_", 2)
     if len(parts) != 3 or parts[0] != DEVICE_KEY_PREFIX:
         return None
-    device = session.scalar(select(Device).where(Device.key_id == parts[1]))
-    if device is None or not device.active:
+    row = session.connection().execute(_DEVICE_BY_KEY_ID, {"key_id": parts[1]}).first()
+    if row is None or not row.active:
         return None
-    if not hmac.compare_digest(device.key_hash, sha256_hex(parts[2])):
+    if not hmac.compare_digest(row.key_hash, sha256_hex(parts[2])):
         return None
-    return device
+    return DeviceIdentity(row.id, row.name, row.last_seen_at)
+
+
+def touch_device(session: Session, device_id: int, now: dt.datetime) -> None:
+    session.connection().execute(update(Device).where(Device.id == device_id).values(last_seen_at=now))
 
 
 def create_user(

@@ -11,7 +11,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.orm import Session
 
 from api.actors import Actor
-from api.auth import DEVICE_KEY_PREFIX, TOKEN_PREFIX, authenticate_device, authenticate_token
+from api.auth import DEVICE_KEY_PREFIX, TOKEN_PREFIX, authenticate_device, authenticate_token, touch_device
 from api.errors import ApiError, Forbidden
 from api.models import Role, utcnow
 from api.settings import Settings
@@ -69,7 +69,7 @@ def get_actor(
         # Touch last_seen at most once a minute: the write row-locks the device until commit on PostgreSQL,
         # which would serialise every request from one box.
         if device.last_seen_at is None or now - device.last_seen_at > LAST_SEEN_RESOLUTION:
-            device.last_seen_at = now
+            touch_device(session, device.id, now)
         return Actor(kind="device", id=device.id, name=device.name)
     if secret.startswith(f"{TOKEN_PREFIX}_"):
         user = authenticate_token(session, secret)
