@@ -88,7 +88,14 @@ def train(args: argparse.Namespace) -> Path:
         return weights
     options = train_options(args, "finetune")
     # Ultralytics' "auto" optimizer chose AdamW at lr 0.00083 for the first cycle (8 classes, few steps).
-    options.update(time=args.finetune_hours, optimizer="AdamW", lr0=0.0005, warmup_epochs=0, close_mosaic=2)
+    options.update(
+        time=args.finetune_hours,
+        optimizer="AdamW",
+        lr0=0.0005,
+        warmup_epochs=0,
+        close_mosaic=2,
+        pretrained=True,
+    )
     ultralytics.YOLO(str(weights)).train(**options)
     finetuned: Path = args.runs.resolve() / "finetune" / "weights" / "best.pt"
     return finetuned
@@ -131,7 +138,7 @@ def export(weights: Path, args: argparse.Namespace, command: str) -> Path:
         out_dir=args.models,
         imgsz=args.imgsz,
         name=NAME,
-        thresholds=Thresholds(confidence=0.35, iou=0.5, max_detections=100),
+        thresholds=Thresholds(confidence=0.25, iou=0.5, max_detections=100),
         overwrite=True,
     )
     ours, theirs = streetwatch_metrics(card_path, args), ultralytics_metrics(weights, args)
