@@ -16,9 +16,23 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Any, NamedTuple, NoReturn, cast
+from typing import Any, NamedTuple, NoReturn
+from typing import cast as typing_cast
 
-from sqlalchemy import Float, Select, Table, Update, bindparam, insert, or_, select, update
+from sqlalchemy import (
+    Float,
+    Select,
+    String,
+    Table,
+    Update,
+    bindparam,
+    cast,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy import case as sql_case
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -59,10 +73,10 @@ def ingest_report(
 ) -> IngestResult:
     """Store ``report`` from ``device`` as a new case or a sighting of the open one; exactly once per key.
 
-    The common path (a sighting of an open case) is seven statements with the device lookup and the commit:
-    the facts the report refers to are read in one query (:func:`_lookup`), the sighting is inserted with
-    ``ON CONFLICT DO NOTHING`` instead of inside a SAVEPOINT, and the rare race in which the case closes
-    between its lookup and its update rolls the whole attempt back and starts over.
+    The common path (a sighting of an open case) is six statements with the device lookup and the commit:
+    the facts the report refers to, its open case included, are read in one query (:func:`_lookup`), the
+    sighting is inserted with ``ON CONFLICT DO NOTHING`` instead of inside a SAVEPOINT, and the rare race
+    in which the case closes between its lookup and its update rolls the whole attempt back and starts over.
     """
     if not device.is_device or device.id is None:
         raise Forbidden("only devices submit case reports (X-Device-Key)")
@@ -100,8 +114,10 @@ def _ingest_once(
         place, place_created = _get_or_create_place(session, report.place)
         place_id = place.id
     slot = open_slot(place_id, facts.violation_code)
-    for _ in range(MAX_ATTEMPTS):
-        case_id = session.connection().scalar(_OPEN_CASE, {"slot": slot})
+    case_id = facts.open_case_id
+    for attempt in range(MAX_ATTEMPTS):
+        if attempt:  # a concurrent report opened the case first: merge into it
+            case_id = session.connection().scalar(_OPEN_CASE, {"slot": slot})
         if case_id is not None:
             return _add_sighting(session, case_id, slot, report, device, now)
         violation = session.get_one(ViolationType, facts.violation_id)
@@ -118,6 +134,7 @@ class _Facts(NamedTuple):
     violation_code: str | None
     camera_owner: int | None  # the device the camera is registered to
     place_id: int | None
+    open_case_id: int | None  # the open case for this place and violation, if both exist
 
 
 def _lookup_statement(*, by_event_code: bool) -> Select[tuple[Any, ...]]:
@@ -131,12 +148,16 @@ def _lookup_statement(*, by_event_code: bool) -> Select[tuple[Any, ...]]:
             ViolationType.pipeline_type == bindparam("type"), ViolationType.default_for_type.is_(True)
         )
     violation = violation.order_by(ViolationType.id).limit(1)
+    violation_code = violation.with_only_columns(ViolationType.code).scalar_subquery()
+    place_id = select(Place.id).where(Place.key == bindparam("place")).scalar_subquery()
+    slot = cast(place_id, String) + literal("|") + violation_code  # as open_slot() writes it
     return select(
         select(Sighting.id).where(Sighting.idempotency_key == bindparam("key")).scalar_subquery(),
         violation.with_only_columns(ViolationType.id).scalar_subquery(),
-        violation.with_only_columns(ViolationType.code).scalar_subquery(),
+        violation_code,
         select(Camera.device_id).where(Camera.code == bindparam("camera")).scalar_subquery(),
-        select(Place.id).where(Place.key == bindparam("place")).scalar_subquery(),
+        place_id,
+        select(Case.id).where(Case.open_slot == slot).scalar_subquery(),
     )
 
 
@@ -463,12 +484,12 @@ def _add_sighting(
 
 # ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` on the table (Core, not the ORM bulk insert),
 # indexed by "is PostgreSQL"; SQLite (3.35+) has the same clause.
-_SIGHTINGS = cast(Table, Sighting.__table__)
+_SIGHTINGS = typing_cast(Table, Sighting.__table__)
 _INSERT_SIGHTING = (
     sqlite_insert(_SIGHTINGS).on_conflict_do_nothing().returning(_SIGHTINGS.c.id),
     postgresql_insert(_SIGHTINGS).on_conflict_do_nothing().returning(_SIGHTINGS.c.id),
 )
-_INSERT_EVENT = insert(cast(Table, AuditEvent.__table__))
+_INSERT_EVENT = insert(typing_cast(Table, AuditEvent.__table__))
 
 
 def _merge_statement() -> Update:
