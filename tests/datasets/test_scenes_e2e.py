@@ -70,9 +70,8 @@ def test_the_demo_clip_through_daemon_and_store_scores_at_least_0_9(tmp_path: Pa
         daemon = Daemon(load_config(files.config))
         assert daemon.run() == 0
         with store.sessions() as session:
-            codes = dict(
-                session.execute(select(ViolationType.code, ViolationType.pipeline_type)).tuples().all()
-            )
+            pairs = session.execute(select(ViolationType.code, ViolationType.pipeline_type)).all()
+        codes = dict(pairs)
         rows = store_cases(store)
         result = score(timeline.incidents, case_events(rows, codes, timeline.start_time))
         assert {row["camera_code"] for row in rows} == {CAMERA_ID}
