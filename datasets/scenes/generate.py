@@ -75,21 +75,24 @@ def _write_one(out: Path, seed: int, index: int, count: int) -> None:
     label_path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")  # last: marks it done
 
 
-def write_dataset(out: Path, count: int, seed: int, *, workers: int = 1) -> Path:
+def write_dataset(
+    out: Path, count: int, seed: int, *, workers: int = 1, only_split: str | None = None
+) -> Path:
     """``count`` scenes (scene i uses seed ``seed * 1_000_003 + i``) as a YOLO dataset; returns dataset.yaml.
-    The result does not depend on ``workers``: every scene has its own seed."""
+    The result does not depend on ``workers``: every scene has its own seed. ``only_split`` writes just
+    that split's scenes (the same files as a full run), e.g. a model card's held-out test split."""
     for split, _ in SPLITS:
         (out / "images" / split).mkdir(parents=True, exist_ok=True)
         (out / "labels" / split).mkdir(parents=True, exist_ok=True)
+    indices = [i for i in range(count) if only_split is None or split_of(i, count) == only_split]
+    if only_split is not None and not indices:
+        raise ValueError(f"split must be one of {', '.join(name for name, _ in SPLITS)}, not {only_split!r}")
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
-            list(
-                pool.map(
-                    _write_one, [out] * count, [seed] * count, range(count), [count] * count, chunksize=16
-                )
-            )
+            n = len(indices)
+            list(pool.map(_write_one, [out] * n, [seed] * n, indices, [count] * n, chunksize=16))
     else:
-        for index in range(count):
+        for index in indices:
             _write_one(out, seed, index, count)
     document = {
         "path": str(out.resolve()),
