@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import csv
 import datetime as dt
-import json
 import os
 import platform
 import shutil
@@ -50,6 +49,8 @@ from typing import Any
 
 import httpx
 from sqlalchemy import create_engine, text
+
+from benchmarks.common import write_json
 
 REPO = Path(__file__).resolve().parents[1]
 PROG = "python -m benchmarks.bench_api"
@@ -434,13 +435,6 @@ def target_check(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def write_json(out: Path, document: dict[str, Any]) -> Path:
-    stamp = "".join(c for c in document["timestamp"][:23] if c.isdigit() or c == "T")
-    path = out / f"bench_api_{stamp}.json"
-    path.write_text(json.dumps(document, indent=1), encoding="utf-8")
-    return path
-
-
 def append_csv(out: Path, document: dict[str, Any]) -> Path:
     path = out / CSV_NAME
     new = not path.exists()
@@ -535,7 +529,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "target": target_check(runs),
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    document["json_path"] = str(write_json(args.out, document))
+    document["json_path"] = str(write_json(args.out, "bench_api", document))
     document["csv_path"] = str(append_csv(args.out, document))
     if not args.quiet:
         print(format_table(document))

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import random
 import re
@@ -42,6 +41,7 @@ import httpx
 from sqlalchemy import insert, select, update
 
 from benchmarks.bench_api import DEFAULT_PG, Target, machine_info, percentile, scratch_database, server
+from benchmarks.common import write_json
 
 PROG = "python -m benchmarks.bench_console"
 PASSWORD = "bench-password"
@@ -323,9 +323,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "runs": runs,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    stamp = "".join(c for c in document["timestamp"][:23] if c.isdigit() or c == "T")
-    path = args.out / f"bench_console_{stamp}.json"
-    path.write_text(json.dumps(document, indent=1), encoding="utf-8")
+    path = write_json(args.out, "bench_console", document)
     document["json_path"] = str(path)
     if not args.quiet:
         print(format_table(document))

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import csv
 import gc
-import json
 import math
 import os
 import platform
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from benchmarks.common import cpu_model, package_version, write_json
 from detector import Detector
 
 REPO = Path(__file__).resolve().parents[1]
@@ -285,25 +285,6 @@ def sign_test_p(wins: int, rounds: int) -> float:
     return float(sum(math.comb(rounds, k) for k in range(wins, rounds + 1)) / 2**rounds) if rounds else 1.0
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def package_version(name: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None
-
-
 def machine_info() -> dict[str, Any]:
     import cv2
     import onnxruntime
@@ -343,13 +324,6 @@ def run_config(args: argparse.Namespace, setup: Setup) -> dict[str, Any]:
             "max_detections": detector.max_detections,
         },
     }
-
-
-def write_json(out: Path, document: dict[str, Any]) -> Path:
-    stamp = "".join(c for c in document["timestamp"][:23] if c.isdigit() or c == "T")  # unique per ms
-    path = out / f"bench_detector_{document['config']['model_name']}_{stamp}.json"
-    path.write_text(json.dumps(document, indent=1), encoding="utf-8")
-    return path
 
 
 def append_csv(out: Path, document: dict[str, Any]) -> Path:
@@ -447,7 +421,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "skipped": setup.skipped,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    document["json_path"] = str(write_json(args.out, document))
+    document["json_path"] = str(
+        write_json(args.out, f"bench_detector_{document['config']['model_name']}", document)
+    )
     document["csv_path"] = str(append_csv(args.out, document))
     if not args.quiet:
         print(format_table(document))

@@ -63,6 +63,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from benchmarks.common import cpu_model, package_version, write_json
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 DEFAULT_CACHE = REPO / "benchmarks" / ".cache"
@@ -1299,35 +1301,16 @@ def machine_info() -> dict[str, Any]:
 
     return {
         "cpu_count": os.cpu_count(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "onnxruntime": onnxruntime.__version__,
         "opencv": cv2.__version__,
-        "ultralytics": _version("ultralytics"),
-        "supervision": _version("supervision"),
-        "av": _version("av"),
+        "ultralytics": package_version("ultralytics"),
+        "supervision": package_version("supervision"),
+        "av": package_version("av"),
         "loadavg": list(os.getloadavg()),
     }
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _version(name: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None
 
 
 def prepare(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[ModelFacts, Path]:
@@ -1393,7 +1376,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "elapsed_s": time.monotonic() - run.started,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    document["json_path"] = str(write_json(args.out, document))
+    name = f"bench_pipeline_{facts.name}"
+    document["json_path"] = str(write_json(args.out, name, document, indent=None))
     document["csv_path"] = str(append_csv(args.out, document))
     if not args.quiet:
         print(format_table(document))
@@ -1403,13 +1387,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 # Output
 # --------------------------------------------------------------------------------------------------
-
-
-def write_json(out: Path, document: dict[str, Any]) -> Path:
-    stamp = "".join(c for c in document["timestamp"][:23] if c.isdigit() or c == "T")
-    path = out / f"bench_pipeline_{document['config']['model_facts']['name']}_{stamp}.json"
-    path.write_text(json.dumps(document), encoding="utf-8")
-    return path
 
 
 def csv_rows(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
