@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from api.errors import InvalidInput, NotFound
 from api.evidence import check_image
 from api.models import Camera, Role, utcnow
 from api.settings import Settings
+from pipeline.files import write_atomically
 
 # Zones decide what becomes a case, so only the people who own the configuration change them.
 ZONE_EDITOR_ROLES = (Role.ADMIN, Role.SHIFT_LEADER)
@@ -26,19 +25,6 @@ STALE_AFTER = dt.timedelta(minutes=3)
 
 def snapshot_path(settings: Settings, camera_code: str) -> Path:
     return settings.data_dir / "snapshots" / f"{camera_code}.jpg"
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=".snapshot-", suffix=".tmp")
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        temp.replace(path)  # readers see the old frame or the new one, never half of one
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
 
 
 def store_snapshot(
@@ -54,7 +40,8 @@ def store_snapshot(
     checked = check_image(data, settings.evidence_max_bytes)
     if checked.content_type != "image/jpeg":
         raise InvalidInput(f"a snapshot must be a JPEG image, got {checked.content_type}", field="file")
-    _write_atomically(snapshot_path(settings, camera.code), data)
+    # readers see the old frame or the new one, never half of one; a lost frame is replaced a minute later
+    write_atomically(snapshot_path(settings, camera.code), data, prefix=".snapshot-", durable=False)
     camera.snapshot_sha256 = hashlib.sha256(data).hexdigest()
     camera.snapshot_width, camera.snapshot_height = checked.width, checked.height
     camera.snapshot_at = utcnow()

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -30,6 +28,7 @@ from api.errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge
 from api.ingest import begin_write
 from api.models import Camera, Case, Evidence, Role, Sighting, utcnow
 from api.settings import Settings
+from pipeline.files import write_atomically
 
 
 class EvidenceKind(StrEnum):
@@ -147,20 +146,8 @@ def evidence_path(evidence_dir: Path, sha256: str, content_type: str) -> Path:
 def store_image(evidence_dir: Path, sha256: str, content_type: str, data: bytes) -> Path:
     """Write ``data`` under its hash atomically (temp file, fsync, rename); same bytes are stored once."""
     path = evidence_path(evidence_dir, sha256, content_type)
-    if path.is_file():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=".upload-", suffix=".tmp")
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        temp.replace(path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    if not path.is_file():
+        write_atomically(path, data, prefix=".upload-")
     return path
 
 

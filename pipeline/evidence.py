@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +25,7 @@ import numpy.typing as npt
 from detector.detections import Detections
 from pipeline.config import EvidenceConfig
 from pipeline.errors import EvidenceError
+from pipeline.files import write_atomically
 
 Image = npt.NDArray[np.uint8]
 PRIVACY_CLASSES = frozenset({"person", "pedestrian", "people", "face", "head"})
@@ -253,18 +252,7 @@ def write_jpeg(image: Image, directory: Path, quality: int) -> Path:
     if path.is_file():
         return path
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=".evidence-", suffix=".tmp")
-        temp = Path(temp_name)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            temp.replace(path)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
+        write_atomically(path, data, prefix=".evidence-")
     except OSError as exc:
         raise EvidenceError(f"cannot write evidence under evidence.dir {directory}: {exc}") from exc
     return path

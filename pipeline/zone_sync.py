@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,6 +20,7 @@ from pydantic import ValidationError
 
 from pipeline.config import CameraConfig, ZoneConfig
 from pipeline.errors import ZoneError, ZoneSyncError
+from pipeline.files import write_atomically
 from pipeline.schedule import ScheduleError, windows_to_text
 from pipeline.zones import CameraZones
 
@@ -162,10 +161,7 @@ class ZoneSync:
         if self.cache is None:
             return
         try:
-            self.cache.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(dir=self.cache.parent, prefix=".zones-", suffix=".tmp")
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"etag": etag, "config": document}, handle, ensure_ascii=False)
-            Path(temp).replace(self.cache)
+            text = json.dumps({"etag": etag, "config": document}, ensure_ascii=False)
+            write_atomically(self.cache, text.encode("utf-8"), prefix=".zones-", durable=False)
         except OSError as exc:
             log.warning("zone cache %s not written: %s", self.cache, exc)
