@@ -25,7 +25,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,14 +61,6 @@ def zone(zone_id: str, place: str, polygon: list[list[float]], dwell_s: float) -
         "polygon": polygon,
         "rules": {"illegal_parking": {"dwell_s": dwell_s}},
     }
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[LiveStore]:
-    live = LiveStore(tmp_path)
-    live.start()
-    yield live
-    live.close()
 
 
 def write_config(

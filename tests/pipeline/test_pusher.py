@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -22,14 +22,6 @@ from tests.pipeline.test_outbox import make_jpeg, make_report
 
 FAST = {"retry_base_s": 0.05, "retry_max_s": 0.4, "timeout_s": 5.0}
 PLACE_A, PLACE_B = "110101001001001", "110101001001002"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[LiveStore]:
-    live = LiveStore(tmp_path)
-    live.start()
-    yield live
-    live.close()
 
 
 def store_config(store: LiveStore, key_file: Path, **overrides: float) -> StoreConfig:

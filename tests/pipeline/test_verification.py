@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from api.models import Role
 from detector.detections import Detections
@@ -31,14 +29,6 @@ NAMES = ["person", "bicycle", "car"]
 FRAME = noise_frame(hw=(360, 640))
 CAR_IN_ZONE = make_detections([(400, 60, 560, 160, 0.9, 2)])  # anchor (480, 160): inside z-gate
 ABSENT_S = 60.0
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[LiveStore]:
-    live = LiveStore(tmp_path)
-    live.start()
-    yield live
-    live.close()
 
 
 def daemon_config(store_url: str, key_file: Path, tmp_path: Path) -> DaemonConfig:

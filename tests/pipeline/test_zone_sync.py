@@ -5,7 +5,6 @@ disk for a start while the store is down, and ignores an answer it cannot use.""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +22,6 @@ YAML_ZONE = {
     "polygon": [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]],
     "rules": {"illegal_parking": {"dwell_s": 30}},
 }
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[LiveStore]:
-    live = LiveStore(tmp_path)
-    live.start()
-    yield live
-    live.close()
 
 
 def local_cameras(*codes: str) -> list[CameraConfig]:

@@ -9,7 +9,6 @@ Slow (real decoding and inference for ~40 s of video): marked ``e2e``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,14 +20,6 @@ from tests.pipeline.live_store import LiveStore
 from tests.pipeline.test_daemon_e2e import VAN_ZONE, WALKWAY_PLACE, WALKWAY_ZONE, wait_for, write_config, zone
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[LiveStore]:
-    live = LiveStore(tmp_path)
-    live.start()
-    yield live
-    live.close()
 
 
 def analysed(daemon: Daemon) -> float:
