@@ -103,7 +103,7 @@ def _ingest_once(
     begin_write(session)
     facts = _lookup(session, report)
     if facts.sighting_id is not None:
-        return _duplicate(session, _sighting(session, facts.sighting_id), device)
+        return _duplicate(session, session.get_one(Sighting, facts.sighting_id), device)
     if facts.violation_id is None or facts.violation_code is None:
         resolve_violation(session, report)  # raises the error that names the known types and codes
         return None  # it was added meanwhile: read again
@@ -281,10 +281,6 @@ def _find_sighting(session: Session, key: str) -> Sighting | None:
     return session.scalar(select(Sighting).where(Sighting.idempotency_key == key))
 
 
-def _sighting(session: Session, sighting_id: int) -> Sighting:
-    return session.get_one(Sighting, sighting_id)
-
-
 def _duplicate(session: Session, sighting: Sighting, device: Actor) -> IngestResult:
     if sighting.device_id is not None and sighting.device_id != device.id:
         raise Conflict(
@@ -376,7 +372,7 @@ def _after_lost_race(
     known = _find_sighting(session, report.idempotency_key)
     if known is not None:
         return _duplicate(session, known, device)
-    if session.scalar(select(Case.id).where(Case.open_slot == slot)) is not None:
+    if session.connection().scalar(_OPEN_CASE, {"slot": slot}) is not None:
         return None
     raise error
 
