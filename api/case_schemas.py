@@ -1,63 +1,11 @@
-"""The case resource family: the device report (CaseReport) and what operators read back."""
+"""The case resource family as operators read it back (what devices send is in :mod:`contract.reports`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
-
-
-class Box(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    xyxy: tuple[float, float, float, float] = Field(description="Frame pixels: x1, y1, x2, y2.")
-    confidence: float = Field(ge=0, le=1)
-    class_name: str = Field(max_length=64)
-    track_id: int | None = None
-
-
-class CaseReport(BaseModel):
-    """A confirmed violation from an edge box (pipeline -> case store). The pipeline mints the key once."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    idempotency_key: str = Field(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")
-    camera: str = Field(min_length=1, max_length=64)
-    zone: str = Field(min_length=1, max_length=64)
-    place: str = Field(
-        min_length=1, max_length=64, description="Responsibility key (grid code / road section)."
-    )
-    violation_type: str = Field(min_length=1, max_length=64, description="e.g. illegal_parking")
-    event_code: str | None = Field(
-        None, max_length=16, description="e.g. 0505; default: the type's default code"
-    )
-    first_seen_at: AwareDatetime
-    confirmed_at: AwareDatetime
-    confidence: float = Field(ge=0, le=1)
-    boxes: list[Box] = Field(default_factory=list, max_length=500)
-    model_name: str = Field(max_length=100)
-    model_version: str = Field("", max_length=50)
-    sighting_count: int = Field(1, ge=1)
-    lat: float | None = Field(None, ge=-90, le=90)
-    lon: float | None = Field(None, ge=-180, le=180)
-    note: str = Field("", max_length=2000)
-
-    @field_validator("confirmed_at")
-    @classmethod
-    def _confirmed_after_first_seen(cls, value: dt.datetime, info: Any) -> dt.datetime:
-        first = info.data.get("first_seen_at")
-        if first is not None and value < first:
-            raise ValueError("confirmed_at is before first_seen_at")
-        return value
-
-
-class IngestResult(BaseModel):
-    case_id: int
-    sighting_id: int
-    created: bool = Field(description="A new case was opened by this report.")
-    duplicate: bool = Field(description="This idempotency key was already received; nothing changed.")
-    status: str
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class SightingPublic(BaseModel):

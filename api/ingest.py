@@ -41,7 +41,6 @@ from sqlalchemy.orm import Session
 
 from api.actors import SYSTEM, Actor
 from api.audit import record_event
-from api.case_schemas import CaseReport, IngestResult
 from api.errors import Conflict, Forbidden, InvalidInput
 from api.models import (
     AuditEvent,
@@ -55,6 +54,7 @@ from api.models import (
     utcnow,
 )
 from api.settings import Settings
+from contract.reports import CaseReport, IngestResult
 
 MAX_ATTEMPTS = 4  # create-or-merge rounds; each lost race is followed by a merge, so 2 suffice in practice
 

@@ -17,8 +17,10 @@ from pydantic import (
     field_validator,
 )
 
+from contract.device_config import DEFAULT_ANCHOR, DEFAULT_MIN_CONFIDENCE, MAX_DWELL_S, Anchor
+from contract.fields import PIPELINE_TYPE_PATTERN, EventCode
+from contract.schedule import Schedule, ScheduleError
 from detector.yaml_lines import LocatedYaml, YamlSyntaxError, load_located_yaml
-from pipeline.schedule import Schedule, ScheduleError
 
 log = logging.getLogger(__name__)
 
@@ -27,19 +29,64 @@ class ConfigError(ValueError):
     """Invalid configuration; the message lists every problem as ``file:line: field: message``."""
 
 
+def check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r} (expected an IANA name like Asia/Shanghai)") from exc
+    return name
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ClassMapping(_Strict):
+    """A model class's violation type and the event code its cases are filed under."""
+
+    violation: str = Field(min_length=1, max_length=64, pattern=PIPELINE_TYPE_PATTERN)
+    event_code: EventCode | None = Field(
+        None, description="e.g. '0506'; default: the built-in code for this class, else the store's default."
+    )
+
+
+# Event codes a COCO class gets without one in the configuration: a bicycle parked on the pavement is a
+# non-motor vehicle (0506); motor vehicles take the store's default code of illegal_parking (0505).
+DEFAULT_EVENT_CODES: dict[tuple[str, str], str] = {("bicycle", "illegal_parking"): "0506"}
 
 
 class DetectorConfig(_Strict):
     model: Path = Field(description="A model card (.yaml) or any Ultralytics/YOLOX ONNX file.")
     provider: Literal["cpu", "cuda", "tensorrt", "openvino"] = "cpu"
-    classes: dict[str, str] = Field(min_length=1, description="Model class name -> violation type.")
+    classes: dict[str, str | ClassMapping] = Field(
+        min_length=1,
+        description="Model class name -> violation type, or -> {violation, event_code}.",
+    )
     confidence: float | None = Field(None, ge=0, le=1)
     iou: float | None = Field(None, gt=0, le=1)
     max_detections: int | None = Field(None, ge=1)
     threads: int | None = Field(None, ge=1, description="ONNX Runtime intra-op threads.")
     batch_size: int = Field(8, ge=1, le=64, description="Frames from several cameras per inference call.")
+
+    @property
+    def violation_of(self) -> dict[str, str]:
+        """Model class name -> violation type."""
+        return {
+            name: rule.violation if isinstance(rule, ClassMapping) else rule
+            for name, rule in self.classes.items()
+        }
+
+    @property
+    def event_codes(self) -> dict[str, str]:
+        """Model class name -> event code, for the classes that have one (configured or built in)."""
+        codes = {}
+        for name, violation in self.violation_of.items():
+            rule = self.classes[name]
+            code = rule.event_code if isinstance(rule, ClassMapping) else None
+            code = code or DEFAULT_EVENT_CODES.get((name, violation))
+            if code is not None:
+                codes[name] = code
+        return codes
 
 
 class StoreConfig(_Strict):
@@ -107,10 +154,10 @@ Sampling = Annotated[KeyframeSampling | FpsSampling, Field(discriminator="mode")
 
 class RuleConfig(_Strict):
     dwell_s: float = Field(
-        ge=1, le=86_400, description="Seconds an object must stay, stationary, to confirm."
+        ge=1, le=MAX_DWELL_S, description="Seconds an object must stay, stationary, to confirm."
     )
     schedule: str | None = Field(None, description="When the rule applies, e.g. 'mon-fri 07:00-08:30'.")
-    min_confidence: float = Field(0.3, ge=0, le=1)
+    min_confidence: float = Field(DEFAULT_MIN_CONFIDENCE, ge=0, le=1)
 
     @field_validator("schedule")
     @classmethod
@@ -137,7 +184,15 @@ class ZoneConfig(_Strict):
     )
     polygon: list[Point] = Field(min_length=3, description="Normalised [x, y] corners (0..1).")
     rules: dict[str, RuleConfig] = Field(min_length=1, description="Violation type -> rule.")
-    anchor: Literal["bottom_center", "center"] = "bottom_center"
+    anchor: Anchor = DEFAULT_ANCHOR
+    timezone: str | None = Field(
+        None, description="Where this zone's schedules are read; default: the camera's time zone."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return None if value is None else check_timezone(value)
 
 
 class CameraConfig(_Strict):
@@ -189,13 +244,7 @@ class CameraConfig(_Strict):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(
-                f"unknown time zone {value!r} (expected an IANA name like Asia/Shanghai)"
-            ) from exc
-        return value
+        return check_timezone(value)
 
     @field_validator("zones")
     @classmethod
@@ -228,6 +277,12 @@ class IncidentConfig(_Strict):
     )
     first_seen_after_s: float = Field(
         5.0, ge=0, description="Stay before the first-sight event and picture (capped at the rule's dwell)."
+    )
+    sighting_report_s: float = Field(
+        300.0,
+        ge=10,
+        description="Report a confirmed incident's later sightings to the store at most this often (stream "
+        "time); its end is always reported.",
     )
 
 
@@ -283,7 +338,7 @@ class DaemonConfig(_Strict):
 
     def unused_rules(self) -> list[str]:
         """Zone rules for violation types no detector class maps to: they can never fire."""
-        produced = set(self.detector.classes.values())
+        produced = set(self.detector.violation_of.values())
         return [
             f"camera {c.id} zone {z.id}: rule {v!r}"
             for c in self.cameras

@@ -50,18 +50,22 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from api.case_schemas import Box, CaseReport
+from contract import paths
+from contract.health import CAMERA_STATES, CameraHealth
+from contract.reports import CaseReport, IncidentUpdate
 from detector.detections import Detections
+from pipeline.case_reports import CaseReporter
 from pipeline.config import CameraConfig, DaemonConfig, ZoneConfig
 from pipeline.errors import OutboxError, StageError
+from pipeline.evidence import evidence_score
 from pipeline.metrics import DaemonMetrics, HealthLike, HealthStatus, MetricsServer, health_record
+from pipeline.outbox import QueuedImage
 from pipeline.store_sync import StoreSync, encode_snapshot
 from pipeline.zone_sync import CameraZoneMap, ZoneSync
 
@@ -77,7 +81,6 @@ SOURCE_STOP_S = 10.0
 SOURCE_STATS_EVERY_S = 1.0  # how often the scheduler copies the sources' counters into the metrics
 EXPIRE_EVERY_S = 5.0  # live cameras only: how often incidents are aged on the wall clock (see _maybe_expire)
 MAX_DETECTOR_FAILURES = 10  # consecutive failed detector calls before the daemon gives up
-MAX_REPORT_BOXES = 500  # CaseReport.boxes max_length
 EVIDENCE_MEMORY = 1024  # open incidents whose first-sight pictures are remembered until confirmation
 UNSAVED_MEMORY = 1000  # confirmed reports waiting for a failed outbox write to be retried
 
@@ -140,6 +143,12 @@ class EventLike(Protocol):
     def boxes(self) -> Detections: ...
     @property
     def polygon_px(self) -> Any: ...
+    @property
+    def sighting_count(self) -> int: ...
+    @property
+    def confirmed_at(self) -> dt.datetime | None: ...
+    @property
+    def last_seen_at(self) -> dt.datetime | None: ...
 
 
 class RulesLike(Protocol):
@@ -278,6 +287,9 @@ class Daemon:
         self.detector: DetectorLike = detector or self._load_detector(config)
         self.class_names = list(self.detector.class_names)
         self.model_name, self.model_version = self._model_identity(self.detector, config)
+        self.reporter = CaseReporter(
+            config, self.class_names, model_name=self.model_name, model_version=self.model_version
+        )
         self.rules: RulesLike = rules or RuleEngine(config, self.class_names)
         self.metrics = DaemonMetrics(camera.id for camera in config.cameras)
         self._frame_ready = threading.Event()  # set by the sources' on_frame: the scheduler has work
@@ -319,8 +331,10 @@ class Daemon:
         self._detector_failures = 0
         self._heartbeat = time.monotonic()
         self._started_at: float | None = None
-        self._first_sight: OrderedDict[str, list[tuple[str, Path]]] = OrderedDict()
-        self._unsaved: deque[tuple[CaseReport, list[tuple[str, Path]]]] = deque(maxlen=UNSAVED_MEMORY)
+        self._first_sight: OrderedDict[str, list[QueuedImage]] = OrderedDict()
+        self._unsaved: deque[tuple[CaseReport | IncidentUpdate, list[QueuedImage]]] = deque(
+            maxlen=UNSAVED_MEMORY
+        )
         self._scheduler = threading.Thread(target=self._schedule_loop, name="scheduler", daemon=True)
         self._rules_thread = threading.Thread(target=self._rules_loop, name="rules", daemon=True)
         self._health_thread = threading.Thread(
@@ -342,7 +356,12 @@ class Daemon:
         """Zones from the store (polled; the cache on disk first) and snapshots, on one thread."""
         store = config.store
         zone_sync = (
-            ZoneSync(self.pusher.client, config.cameras, store.zone_cache_path)
+            ZoneSync(
+                self.pusher.client,
+                config.cameras,
+                store.zone_cache_path,
+                event_codes=self.reporter.event_codes,
+            )
             if store.zone_sync_s > 0
             else None
         )
@@ -834,31 +853,50 @@ class Daemon:
             while len(self._first_sight) > EVIDENCE_MEMORY:
                 self._first_sight.popitem(last=False)
         elif event.kind == "confirmed":
-            images = self._first_sight.pop(event.incident_id, []) + self._evidence(event, item)
-            report = self._case_report(event)
-            try:
-                self.outbox.put(report, images)
-            except OutboxError:
-                log.exception("case %s could not be written to the outbox; retrying", report.idempotency_key)
-                self._unsaved.append((report, images))
-                return
-            self.metrics.frame_to_outbox_seconds.observe(time.monotonic() - item.received)
-            log.info(
-                "case queued: %s %s at %s/%s (place %s), first seen %s, confirmed %s",
-                report.idempotency_key,
-                report.violation_type,
-                report.camera,
-                report.zone,
-                report.place,
-                report.first_seen_at.isoformat(),
-                report.confirmed_at.isoformat(),
-            )
+            score = evidence_score(item.frame.image, event.boxes)
+            images = self._first_sight.pop(event.incident_id, []) + self._evidence(event, item, score)
+            report = self.reporter.report(event, score)
+            if self._queue(report, images):
+                self.metrics.frame_to_outbox_seconds.observe(time.monotonic() - item.received)
+                log.info(
+                    "case queued: %s %s%s at %s/%s (place %s), first seen %s, confirmed %s",
+                    report.idempotency_key,
+                    report.violation_type,
+                    f" ({report.event_code})" if report.event_code else "",
+                    report.camera,
+                    report.zone,
+                    report.place,
+                    report.first_seen_at.isoformat(),
+                    report.confirmed_at.isoformat(),
+                )
+        elif event.kind == "sighting" and self.reporter.sighting_due(event):
+            score = evidence_score(item.frame.image, event.boxes)
+            better = self.reporter.better_picture(event, score)
+            images = self._evidence(event, item, score) if better else []
+            self._queue(self.reporter.sighting(event, score if images else None), images)
         elif event.kind == "ended":
             self._on_ended(event)
 
+    def _queue(self, message: CaseReport | IncidentUpdate, images: list[QueuedImage]) -> bool:
+        """Put a report or an update in the outbox; kept in memory and retried when the outbox fails."""
+        try:
+            if isinstance(message, CaseReport):
+                self.outbox.put(message, images)
+            else:
+                self.outbox.put_update(message, images)
+        except OutboxError:
+            log.exception("%s could not be written to the outbox; retrying", message.idempotency_key)
+            self._unsaved.append((message, images))
+            return False
+        return True
+
     def _on_ended(self, event: EventLike) -> None:
-        for _, path in self._first_sight.pop(event.incident_id, []):  # never confirmed: not evidence
-            path.unlink(missing_ok=True)
+        for image in self._first_sight.pop(event.incident_id, []):  # never confirmed: not evidence
+            image[1].unlink(missing_ok=True)
+        update = self.reporter.ended(event)
+        if update is not None:
+            self._queue(update, [])
+            log.info("incident %s ended: last seen %s", event.incident_id, update.at.isoformat())
 
     def _maybe_expire(self) -> None:
         """Live cameras only: end incidents whose quiet period ran out while no frame came (a dead camera)."""
@@ -876,60 +914,29 @@ class Daemon:
             self.metrics.stage_errors.labels("rules").inc()
             log.exception("ending quiet incidents failed")
 
-    def _evidence(self, event: EventLike, item: _Analysed) -> list[tuple[str, Path]]:
+    def _evidence(self, event: EventLike, item: _Analysed, score: float | None = None) -> list[QueuedImage]:
+        """The event's pictures; the full-frame view carries ``score`` (the crop is never the best view)."""
         from pipeline.evidence import render_evidence
 
         try:
-            return render_evidence(
+            written = render_evidence(
                 item.frame.image, event, item.detections, self.class_names, self.config.evidence
             )
         except Exception:  # a case without pictures is better than no case
             self.metrics.stage_errors.labels("evidence").inc()
             log.exception("evidence for incident %s (%s) failed", event.incident_id, event.kind)
             return []
-
-    def _case_report(self, event: EventLike) -> CaseReport:
-        boxes = event.boxes
-        n = min(len(boxes), MAX_REPORT_BOXES)
-        names = self.class_names
-        records = [
-            Box(
-                xyxy=(float(x1), float(y1), float(x2), float(y2)),
-                confidence=min(max(float(confidence), 0.0), 1.0),
-                class_name=names[int(cid)] if 0 <= int(cid) < len(names) else str(int(cid)),
-                track_id=None if boxes.track_id is None else int(boxes.track_id[i]),
-            )
-            for i, ((x1, y1, x2, y2), confidence, cid) in enumerate(
-                zip(
-                    boxes.xyxy[:n].tolist(),
-                    boxes.confidence[:n].tolist(),
-                    boxes.class_id[:n].tolist(),
-                    strict=True,
-                )
-            )
-        ]
-        confirmed_at = getattr(event, "confirmed_at", None) or event.at
-        return CaseReport(
-            idempotency_key=event.incident_id,
-            camera=event.camera_id,
-            zone=event.zone_id,
-            place=event.place,
-            violation_type=event.violation_type,
-            first_seen_at=min(event.first_seen_at, confirmed_at),
-            confirmed_at=confirmed_at,
-            confidence=min(max(float(event.confidence), 0.0), 1.0),
-            boxes=records,
-            model_name=self.model_name,
-            model_version=self.model_version,
-            sighting_count=max(int(getattr(event, "sighting_count", 1)), 1),
-        )
+        return [(kind, path, None if kind == "crop" else score) for kind, path in written]
 
     def _save_unsaved(self) -> None:
         """Retry outbox writes that failed (a full disk that was cleared, a locked file)."""
         while self._unsaved:
-            report, images = self._unsaved[0]
+            message, images = self._unsaved[0]
             try:
-                self.outbox.put(report, images)
+                if isinstance(message, CaseReport):
+                    self.outbox.put(message, images)
+                else:
+                    self.outbox.put_update(message, images)
             except OutboxError as exc:
                 log.warning("%d case(s) still not in the outbox: %s", len(self._unsaved), exc)
                 return
@@ -950,18 +957,19 @@ class Daemon:
     def _report_health(self, cam: _Camera) -> None:
         health = cam.source.health
         state = str(health.state)
-        if state not in ("up", "reconnecting", "failed"):
+        if state not in CAMERA_STATES:
             return  # e.g. a file that has ended: nothing the store's states describe
-        last = health.last_frame_at
-        body = {
-            "state": state,
-            "last_frame_at": last.isoformat() if last else None,
-            "fps": round(min(max(float(health.fps), 0.0), 1000.0), 3),
-            "error": (health.last_error or None) and str(health.last_error)[:500],
-        }
+        body = CameraHealth.model_validate(
+            {
+                "state": state,
+                "last_frame_at": health.last_frame_at,
+                "fps": round(min(max(float(health.fps), 0.0), 1000.0), 3),
+                "error": (health.last_error or None) and str(health.last_error)[:500],
+            }
+        )
         try:
             response = self.pusher.client.request(
-                "PUT", f"/api/v1/devices/me/cameras/{cam.id}/health", json=body
+                "PUT", paths.camera_health(cam.id), json=body.model_dump(mode="json")
             )
         except Exception as exc:  # the store is down: the outbox has the important part
             log.debug("camera %s: health report failed: %s", cam.id, exc)

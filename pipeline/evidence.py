@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from contract.reports import SHARPNESS_FULL
 from detector.detections import Detections
 from pipeline.config import EvidenceConfig
 from pipeline.errors import EvidenceError
@@ -65,26 +66,45 @@ def render_evidence(
     config: EvidenceConfig,
 ) -> list[tuple[str, Path]]:
     """Write the evidence of ``event`` and return ``(kind, path)`` pairs for the outbox:
-    ``first_seen`` -> the annotated frame; ``confirmed`` -> the annotated frame (``confirmation``) and a
-    crop of the most confident offending box (``crop``); other events -> nothing.
+    ``first_seen`` and ``sighting`` -> the annotated frame; ``confirmed`` -> the annotated frame
+    (``confirmation``) and a crop of the most confident offending box (``crop``); ``ended`` -> nothing.
 
     ``frame_bgr`` is the full-resolution frame the event happened in (left unchanged), ``all_detections``
     everything detected in it (used to find the people to blur), ``class_names`` the model's classes.
     """
-    if event.kind not in ("first_seen", "confirmed"):
+    if event.kind not in ("first_seen", "confirmed", "sighting"):
         return []
     base = private_copy(frame_bgr, all_detections, class_names, blur=config.blur_persons)
     caption = _caption(event.camera_id, event.zone_id, event.violation_type, event.at)
     annotated = annotate(base, event.polygon_px, event.boxes, class_names, caption)
     directory = Path(config.dir)
-    if event.kind == "first_seen":
-        return [("first_seen", write_jpeg(annotated, directory, config.jpeg_quality))]
+    if event.kind in ("first_seen", "sighting"):
+        return [(event.kind, write_jpeg(annotated, directory, config.jpeg_quality))]
     written = [("confirmation", write_jpeg(annotated, directory, config.jpeg_quality))]
     if len(event.boxes):
         best = int(np.argmax(event.boxes.confidence))
         crop = crop_box(base, event.boxes.xyxy[best])
         written.append(("crop", write_jpeg(crop, directory, config.jpeg_quality)))
     return written
+
+
+def evidence_score(frame_bgr: Image, boxes: Detections) -> float:
+    """How well a frame shows its offending ``boxes`` (0..1), as :mod:`contract.reports` states it: the
+    highest box confidence times min(1, variance of the Laplacian of that box's gray crop / SHARPNESS_FULL).
+    A blurred, dark or half-hidden view scores lower than a sharp, confident one."""
+    if not len(boxes):
+        return 0.0
+    best = int(np.argmax(boxes.confidence))
+    height, width = frame_bgr.shape[:2]
+    x1, y1, x2, y2 = (round(float(v)) for v in boxes.xyxy[best])
+    x1, x2 = max(0, min(x1, width - 1)), max(1, min(x2, width))
+    y1, y2 = max(0, min(y1, height - 1)), max(1, min(y2, height))
+    if x2 - x1 < 3 or y2 - y1 < 3:
+        return 0.0
+    gray = cv2.cvtColor(frame_bgr[y1:y2, x1:x2], cv2.COLOR_BGR2GRAY)
+    sharpness = float(cv2.Laplacian(gray, cv2.CV_64F).var())
+    confidence = min(max(float(boxes.confidence[best]), 0.0), 1.0)
+    return round(confidence * min(1.0, sharpness / SHARPNESS_FULL), 4)
 
 
 def render_after(

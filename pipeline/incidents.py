@@ -42,10 +42,10 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 
+from contract.schedule import Schedule
 from detector.detections import Detections
 from pipeline.config import CameraConfig, DaemonConfig, ZoneConfig
 from pipeline.errors import RuleConfigError, StreamTimeError, UnknownCameraError
-from pipeline.schedule import Schedule
 from pipeline.tracker import StationaryTracker, TrackerStep
 from pipeline.zones import CameraZones, ZoneMasks
 
@@ -74,6 +74,7 @@ class IncidentEvent:
         polygon_px: (K, 2) int32 polygon of ``zone_id`` in frame pixels, for drawing.
         sighting_count: frames in which the incident's objects were seen staying so far.
         confirmed_at: when the incident was confirmed, None until then.
+        last_seen_at: stream time of the last frame its objects were seen staying in.
     """
 
     kind: EventKind
@@ -89,6 +90,7 @@ class IncidentEvent:
     polygon_px: npt.NDArray[np.int32]
     sighting_count: int = 1
     confirmed_at: dt.datetime | None = None
+    last_seen_at: dt.datetime | None = None
 
 
 @dataclass(slots=True)
@@ -143,7 +145,7 @@ def _class_violation(
             f"{config.detector.model.name} does not have (its classes: {shown})"
         )
     table = np.full(len(class_names), -1, np.intp)
-    for name, violation in config.detector.classes.items():
+    for name, violation in config.detector.violation_of.items():
         table[class_names.index(name)] = violations.index(violation)
     return table
 
@@ -169,8 +171,9 @@ class _CameraRules:
         self.has_rule = np.zeros((n_zones, n_viol), np.bool_)
         self.dwell_s = np.full((n_zones, n_viol), np.inf)
         self.min_confidence = np.ones((n_zones, n_viol), np.float32)
-        self.schedules: list[tuple[int, int, Schedule]] = []
+        self.schedules: list[tuple[int, int, Schedule, ZoneInfo]] = []
         for z, zone in enumerate(camera.zones):
+            zone_tz = ZoneInfo(zone.timezone) if zone.timezone else self.tz  # store zones: the store's
             for v_name, rule in zone.rules.items():
                 if v_name not in violations:
                     continue  # no detector class maps to it; config.unused_rules() already warned
@@ -178,7 +181,7 @@ class _CameraRules:
                 self.has_rule[z, v] = True
                 self.dwell_s[z, v] = rule.dwell_s
                 self.min_confidence[z, v] = rule.min_confidence
-                self.schedules.append((z, v, rule.parsed_schedule))
+                self.schedules.append((z, v, rule.parsed_schedule, zone_tz))
         self.first_seen_after_s = np.minimum(self.dwell_s, first_seen_after_s)
         self.zone_place = np.array([place_index[z.place] for z in camera.zones], np.int64)
         self.tracker = tracker
@@ -192,8 +195,8 @@ class _CameraRules:
         minute = int(now_s // 60)
         if minute != self._active_minute:
             active = np.zeros_like(self.has_rule)
-            for z, v, schedule in self.schedules:
-                active[z, v] = schedule.active(at, self.tz)
+            for z, v, schedule, tz in self.schedules:
+                active[z, v] = schedule.active(at, tz)
             self._active, self._active_minute = active, minute
         became = self._active & np.isnan(self.active_since)
         self.active_since[became] = now_s
@@ -231,7 +234,7 @@ class RuleEngine:
     ) -> None:
         self.config = config
         self.class_names = list(class_names)
-        self.violations = sorted(set(config.detector.classes.values()))
+        self.violations = sorted(set(config.detector.violation_of.values()))
         self.class_violation = _class_violation(config, self.class_names, self.violations)
         # Append-only (zones reloaded from the store may bring new places): incident keys stay valid.
         self.places = sorted({zone.place for camera in config.cameras for zone in camera.zones})
@@ -590,4 +593,5 @@ class RuleEngine:
             polygon_px=incident.polygon_px,
             sighting_count=max(incident.sighting_count, 1),
             confirmed_at=None if incident.confirmed_s is None else _utc(incident.confirmed_s),
+            last_seen_at=_utc(incident.last_seen_s),
         )

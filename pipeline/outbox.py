@@ -11,6 +11,9 @@ An *item* is one request to the store plus the images that go with it:
 - ``report``: ``POST /api/v1/cases`` with the CaseReport, then its images uploaded to the case the store
   answered with. Keyed by the report's idempotency key, so putting the same incident twice is a no-op and
   the store's own de-duplication makes re-delivery after a lost answer harmless.
+- ``update``: a later sighting of a reported incident, or its end (:class:`contract.IncidentUpdate`),
+  ``POST /api/v1/cases/incident-updates``, then its images (a better view) to the case the store answered
+  with. Keyed by the update's own idempotency key; delivered only after its incident's report was.
 - ``action``: a workflow action on a known case (``verify`` / ``rework`` from verification by camera):
   its images first (the "after" picture), then ``POST /api/v1/cases/{id}/actions/{action}``.
 
@@ -33,24 +36,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from api.case_schemas import CaseReport
+from contract.device_cases import DeviceAction
+from contract.reports import CaseReport, EvidenceKind, IncidentUpdate
 from pipeline.errors import OutboxError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-ItemKind = Literal["report", "action"]
+SCHEMA_VERSION = 2
+ItemKind = Literal["report", "update", "action"]
 ItemState = Literal["pending", "delivered", "failed"]
 ImageState = Literal["pending", "uploaded", "failed"]
-DeviceAction = Literal["verify", "rework"]
-EVIDENCE_KINDS = frozenset({"first_seen", "confirmation", "crop", "after", "handling"})
+EVIDENCE_KINDS = frozenset(kind.value for kind in EvidenceKind)
 MAX_ERROR_CHARS = 1000
+# An image to queue: (kind, path) or (kind, path, score), the score as defined in contract.reports.
+QueuedImage = tuple[str, Path] | tuple[str, Path, float | None]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS items (
+_ITEMS = """
+CREATE TABLE IF NOT EXISTS {name} (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
     key             TEXT    NOT NULL UNIQUE,
-    kind            TEXT    NOT NULL CHECK (kind IN ('report', 'action')),
+    kind            TEXT    NOT NULL CHECK (kind IN ('report', 'update', 'action')),
     body            TEXT    NOT NULL,
     case_id         INTEGER,
     posted          INTEGER NOT NULL DEFAULT 0,
@@ -61,6 +66,10 @@ CREATE TABLE IF NOT EXISTS items (
     updated_at      REAL    NOT NULL,
     last_error      TEXT
 );
+"""
+_SCHEMA = (
+    _ITEMS.format(name="items")
+    + """
 CREATE INDEX IF NOT EXISTS items_due ON items (state, next_attempt_at);
 CREATE TABLE IF NOT EXISTS images (
     item_id    INTEGER NOT NULL REFERENCES items (id) ON DELETE CASCADE,
@@ -71,10 +80,27 @@ CREATE TABLE IF NOT EXISTS images (
     state      TEXT    NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'uploaded', 'failed')),
     attempts   INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
+    score      REAL,
     PRIMARY KEY (item_id, seq)
 );
 CREATE INDEX IF NOT EXISTS images_path ON images (path);
 """
+)
+# Version 1 -> 2: items may be 'update's (a CHECK constraint: SQLite rebuilds the table, foreign keys off so
+# that the images are kept) and images carry the evidence score.
+_UPGRADE_1_TO_2 = (
+    "PRAGMA foreign_keys=OFF; BEGIN IMMEDIATE;"
+    + _ITEMS.format(name="items_v2")
+    + """
+INSERT INTO items_v2 SELECT * FROM items;
+DROP TABLE items;
+ALTER TABLE items_v2 RENAME TO items;
+CREATE INDEX IF NOT EXISTS items_due ON items (state, next_attempt_at);
+ALTER TABLE images ADD COLUMN score REAL;
+PRAGMA user_version=2;
+COMMIT; PRAGMA foreign_keys=ON;
+"""
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +113,7 @@ class OutboxImage:
     sha256: str
     state: ImageState
     last_error: str | None
+    score: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +179,9 @@ class Outbox:
                     f"the outbox {self.path} has schema version {version}, newer than this streetwatch "
                     f"understands ({SCHEMA_VERSION}): run the newer version or move the file away"
                 )
+            if version == 1:
+                db.executescript(_UPGRADE_1_TO_2)
+                log.info("outbox %s: schema upgraded from version 1 to 2", self.path)
             db.executescript(_SCHEMA)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
@@ -195,12 +225,17 @@ class Outbox:
 
     # --- producers ---
 
-    def put(self, report: CaseReport, images: Sequence[tuple[str, Path]] = ()) -> bool:
+    def put(self, report: CaseReport, images: Sequence[QueuedImage] = ()) -> bool:
         """Queue ``report`` and its evidence images; durable when this returns. Idempotent by the report's
         idempotency key: a key already queued (or delivered and not yet pruned) is left as it is and
         False is returned."""
         body = report.model_dump(mode="json")
         return self._put("report", report.idempotency_key, body, None, images)
+
+    def put_update(self, update: IncidentUpdate, images: Sequence[QueuedImage] = ()) -> bool:
+        """Queue a later sighting or the end of a reported incident; idempotent by the update's key."""
+        body = update.model_dump(mode="json")
+        return self._put("update", update.idempotency_key, body, None, images)
 
     def put_action(
         self,
@@ -208,7 +243,7 @@ class Outbox:
         key: str,
         case_id: int,
         action: DeviceAction,
-        images: Sequence[tuple[str, Path]] = (),
+        images: Sequence[QueuedImage] = (),
         reason: str | None = None,
         note: str | None = None,
     ) -> bool:
@@ -223,9 +258,12 @@ class Outbox:
         key: str,
         body: dict[str, Any],
         case_id: int | None,
-        images: Sequence[tuple[str, Path]],
+        images: Sequence[QueuedImage],
     ) -> bool:
-        rows = [self._image_row(seq, image_kind, Path(path)) for seq, (image_kind, path) in enumerate(images)]
+        rows = [
+            (*self._image_row(seq, image[0], Path(image[1])), image[2] if len(image) > 2 else None)
+            for seq, image in enumerate(images)
+        ]
         now = self._clock()
         with self._write() as db:
             cursor = db.execute(
@@ -237,8 +275,8 @@ class Outbox:
                 return False
             item_id = cursor.lastrowid
             db.executemany(
-                "INSERT INTO images (item_id, seq, kind, path, sha256, state, last_error) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO images (item_id, seq, kind, path, sha256, state, last_error, score) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [(item_id, *row) for row in rows],
             )
         self._work.set()
@@ -302,6 +340,7 @@ class Outbox:
                     sha256=image["sha256"],
                     state=image["state"],
                     last_error=image["last_error"],
+                    score=image["score"],
                 )
                 for image in images
             ),

@@ -35,6 +35,9 @@ from typing import Any
 
 import httpx
 
+from contract import paths
+from contract.device_cases import DeviceActionBody
+from contract.reports import IngestResult, UpdateResult
 from pipeline.config import StoreConfig
 from pipeline.errors import DeviceKeyError
 from pipeline.outbox import Outbox, OutboxImage, OutboxItem
@@ -311,7 +314,7 @@ class Pusher:
         if item is None:
             return False
         try:
-            self._deliver(item)
+            case_id = self._deliver(item)
         except _Retry as retry:
             self._retry(item, retry)
         except _Refused as refused:
@@ -323,7 +326,7 @@ class Pusher:
             self._store_answered()
             self.outbox.mark_delivered(item.id)
             self.stats.delivered += 1
-            log.info("delivered %s %s (case %s)", item.kind, item.key, item.case_id)
+            log.info("delivered %s %s (case %d)", item.kind, item.key, case_id)
         return True
 
     def _retry(self, item: OutboxItem, retry: _Retry) -> None:
@@ -382,19 +385,20 @@ class Pusher:
 
     # --- delivering one item ---
 
-    def _deliver(self, item: OutboxItem) -> None:
-        """Raises _Retry or _Refused; returns when the item is fully delivered."""
-        if item.kind == "report":
-            case_id = item.case_id
-            if not item.posted or case_id is None:
-                case_id = self._post_report(item)
-                self.outbox.mark_posted(item.id, case_id)
-            self._upload_images(item, case_id)
-            return
-        if item.case_id is None:
-            raise _Refused(f"action {item.key} has no case id")
-        self._upload_images(item, item.case_id)
-        self._post_action(item, item.case_id)
+    def _deliver(self, item: OutboxItem) -> int:
+        """Raises _Retry or _Refused; returns the store's case id when the item is fully delivered."""
+        if item.kind == "action":
+            if item.case_id is None:
+                raise _Refused(f"action {item.key} has no case id")
+            self._upload_images(item, item.case_id)
+            self._post_action(item, item.case_id)
+            return item.case_id
+        case_id = item.case_id
+        if not item.posted or case_id is None:
+            case_id = self._post_report(item) if item.kind == "report" else self._post_update(item)
+            self.outbox.mark_posted(item.id, case_id)
+        self._upload_images(item, case_id)
+        return case_id
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
@@ -403,15 +407,30 @@ class Pusher:
             raise _Retry(f"{exc.__class__.__name__}: {exc}", store_down=True) from exc
 
     def _post_report(self, item: OutboxItem) -> int:
-        answer = self._send("POST", "/api/v1/cases", json=item.body).json()
-        case_id = int(answer["case_id"])
-        if answer.get("duplicate"):
-            log.info("report %s was already received (case %d)", item.key, case_id)
-        return case_id
+        answer = IngestResult.model_validate_json(self._send("POST", paths.CASES, json=item.body).content)
+        if answer.duplicate:
+            log.info("report %s was already received (case %d)", item.key, answer.case_id)
+        return answer.case_id
+
+    def _post_update(self, item: OutboxItem) -> int:
+        """An incident's later sighting or end goes after its report: the store knows the incident by the
+        report's key. Its report still queued: wait; refused for good: so is the update."""
+        incident_key = str(item.body.get("incident_key"))
+        report = self.outbox.get(incident_key)
+        if report is not None and report.state == "pending":
+            raise _Retry(f"waiting for the report of incident {incident_key}", store_down=False)
+        if report is not None and report.state == "failed":
+            raise _Refused(f"the report of incident {incident_key} was refused: {report.last_error}")
+        response = self._send("POST", paths.INCIDENT_UPDATES, json=item.body)
+        answer = UpdateResult.model_validate_json(response.content)
+        if answer.duplicate:
+            log.info("update %s was already received (case %d)", item.key, answer.case_id)
+        return answer.case_id
 
     def _post_action(self, item: OutboxItem, case_id: int) -> None:
-        body = {k: item.body[k] for k in ("reason", "note") if item.body.get(k) is not None}
-        self._send("POST", f"/api/v1/cases/{case_id}/actions/{item.body['action']}", json=body or None)
+        body = DeviceActionBody.model_validate({k: item.body.get(k) for k in ("reason", "note")})
+        payload = body.model_dump(exclude_none=True)
+        self._send("POST", paths.case_action(case_id, str(item.body["action"])), json=payload or None)
 
     def _upload_images(self, item: OutboxItem, case_id: int) -> None:
         for image in item.pending_images:
@@ -433,9 +452,12 @@ class Pusher:
         except OSError as exc:
             raise _Refused(f"evidence file {image.path} cannot be read: {exc}") from exc
         content_type = "image/png" if image.path.suffix.lower() == ".png" else "image/jpeg"
+        form = {"kind": image.kind}
+        if image.score is not None:
+            form["score"] = f"{image.score:.4f}"
         self._send(
             "POST",
-            f"/api/v1/cases/{case_id}/evidence",
+            paths.case_evidence(case_id),
             files={"file": (image.path.name, data, content_type)},
-            data={"kind": image.kind},
+            data=form,
         )

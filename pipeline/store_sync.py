@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from contract import paths
 from detector.detections import Detections
 from pipeline.evidence import private_copy
 from pipeline.zone_sync import CameraZoneMap, RequestLike, ZoneSync
@@ -111,7 +112,7 @@ class StoreSync:
             try:
                 response = self.client.request(
                     "PUT",
-                    f"/api/v1/devices/me/cameras/{camera_id}/snapshot",
+                    paths.camera_snapshot(camera_id),
                     files={"file": (f"{camera_id}.jpg", jpeg, "image/jpeg")},
                 )
             except Exception as exc:  # the store is down: the next frame will be offered again

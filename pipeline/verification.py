@@ -32,6 +32,8 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
+from contract import paths
+from contract.device_cases import DeviceCase, DeviceCasesPage
 from detector.detections import Detections
 from pipeline.config import DaemonConfig, ZoneConfig
 from pipeline.evidence import render_after
@@ -173,14 +175,14 @@ class Verifier:
         while len(cases) < MAX_WATCHES:
             response = client.request(
                 "GET",
-                "/api/v1/devices/me/cases",
+                paths.DEVICE_CASES,
                 params={"status": "resolved", "limit": PAGE_SIZE, "offset": len(cases)},
             )
             if response.status_code != 200:
                 raise ValueError(describe(response))
-            page = response.json()
-            cases.extend(_resolved_case(row) for row in page["data"])
-            if not page["data"] or len(cases) >= int(page["count"]):
+            page = DeviceCasesPage.model_validate_json(response.content)
+            cases.extend(_resolved_case(row) for row in page.data)
+            if not page.data or len(cases) >= page.count:
                 break
         return cases[:MAX_WATCHES]
 
@@ -305,7 +307,7 @@ class Verifier:
         mapped = [
             i
             for i, n in enumerate(self._class_names)
-            if self.config.detector.classes.get(n) == violation_type
+            if self.config.detector.violation_of.get(n) == violation_type
         ]
         candidates = detections[np.isin(detections.class_id, mapped)]
         if not len(candidates):
@@ -320,15 +322,14 @@ class Verifier:
         return candidates[inside]
 
 
-def _resolved_case(row: dict[str, object]) -> ResolvedCase:
-    resolved = row.get("resolved_at")
-    resolved_at = dt.datetime.fromisoformat(str(resolved)) if resolved else None
+def _resolved_case(row: DeviceCase) -> ResolvedCase:
+    resolved_at = row.resolved_at
     if resolved_at is not None and resolved_at.tzinfo is None:
         resolved_at = resolved_at.replace(tzinfo=dt.UTC)
     return ResolvedCase(
-        case_id=int(str(row["id"])),
-        camera=str(row["camera"]),
-        zone=str(row["zone"]),
-        violation_type=str(row["violation_type"]),
+        case_id=row.id,
+        camera=row.camera,
+        zone=str(row.zone),
+        violation_type=str(row.violation_type),
         resolved_at=resolved_at,
     )

@@ -1,5 +1,6 @@
-"""Zones from the case store: poll ``GET /api/v1/devices/me/config`` with the device key and an ETag (304
-while nothing changed), turn the store's zones into :class:`ZoneConfig`, cache the last good answer.
+"""Zones from the case store: poll ``GET /api/v1/devices/me/config`` (a :class:`contract.DeviceConfig`)
+with the device key and an ETag (304 while nothing changed), turn the store's zones into
+:class:`ZoneConfig`, cache the last good answer.
 
 Which zones a camera runs with: the store's when the store has any for it, else the ones in the local YAML
 (the fallback, also while the store is unreachable and no cache exists). A store answer that cannot be used is
@@ -11,82 +12,87 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
 from pydantic import ValidationError
 
+from contract import paths
+from contract.device_config import DeviceConfig, DeviceZone
+from contract.schedule import ScheduleError, windows_to_text
+from pipeline.case_reports import EventCodes
 from pipeline.config import CameraConfig, ZoneConfig
 from pipeline.errors import ZoneError, ZoneSyncError
 from pipeline.files import write_atomically
-from pipeline.schedule import ScheduleError, windows_to_text
 from pipeline.zones import CameraZones
 
 log = logging.getLogger(__name__)
 
 CameraZoneMap = dict[str, tuple[ZoneConfig, ...]]
-CONFIG_PATH = "/api/v1/devices/me/config"
 
 
 class RequestLike(Protocol):
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response: ...
 
 
-def _store_zone(camera: str, index: int, zone: Any) -> ZoneConfig | None:
+def _store_zone(camera: str, zone: DeviceZone, timezone: str) -> ZoneConfig | None:
     """One store zone as the daemon's zone; ``None`` for a zone without rules (it judges nothing)."""
-    where = f"camera {camera} zone {index}"
-    if not isinstance(zone, Mapping):
-        raise ZoneSyncError(f"{where}: expected an object with code, place, polygon and rules")
-    where = f"camera {camera} zone {zone.get('code', index)!s}"
-    rules_in = zone.get("rules")
-    if not isinstance(rules_in, Mapping):
-        raise ZoneSyncError(f"{where}: rules: expected an object (violation type -> rule)")
-    rules = {}
-    for violation, rule in rules_in.items():
-        if not isinstance(rule, Mapping):
-            raise ZoneSyncError(f"{where}: rules.{violation}: expected {{dwell_s, schedule}}")
-        try:
-            schedule = windows_to_text(rule.get("schedule") or [])
-        except ScheduleError as exc:
-            raise ZoneSyncError(f"{where}: rules.{violation}.schedule: {exc}") from exc
-        rules[violation] = {"dwell_s": rule.get("dwell_s"), "schedule": schedule}
-    if not rules:
+    where = f"camera {camera} zone {zone.code}"
+    if not zone.rules:
         log.debug("%s has no rules: it judges nothing and is left out", where)
         return None
+    rules = {}
+    for violation, rule in zone.rules.items():
+        try:
+            schedule = windows_to_text([window.model_dump() for window in rule.schedule])
+        except ScheduleError as exc:
+            raise ZoneSyncError(f"{where}: rules.{violation}.schedule: {exc}") from exc
+        rules[violation] = {
+            "dwell_s": rule.dwell_s,
+            "schedule": schedule,
+            "min_confidence": rule.min_confidence,
+        }
     try:
         return ZoneConfig.model_validate(
             {
-                "id": zone.get("code"),
-                "place": zone.get("place"),
-                "polygon": zone.get("polygon"),
+                "id": zone.code,
+                "place": zone.place,
+                "polygon": zone.polygon,
+                "anchor": zone.anchor,
                 "rules": rules,
+                "timezone": timezone,
             }
         )
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ZoneSyncError(f"{where}: {problems}") from exc
+        raise ZoneSyncError(f"{where}: {_problems(exc)}") from exc
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+
+
+def parse_device_config(document: Any) -> DeviceConfig:
+    """The store's answer as the contract's model; :class:`ZoneSyncError` naming each field otherwise."""
+    try:
+        return DeviceConfig.model_validate(document)
+    except ValidationError as exc:
+        raise ZoneSyncError(f"the store's device configuration is not usable: {_problems(exc)}") from exc
 
 
 def zones_from_store(document: Any, local: Sequence[CameraConfig]) -> CameraZoneMap:
     """The zones each local camera runs with, given the store's device configuration ``document``.
 
     Raises :class:`ZoneSyncError` naming camera, zone and field when any part cannot be used: a partly
-    valid answer is not applied, so a camera never runs with half of what an operator saved.
+    valid answer is not applied, so a camera never runs with half of what an operator saved. Store zones
+    keep the store's time zone for their schedules (the camera's YAML one applies to YAML zones only).
     """
-    if not isinstance(document, Mapping) or not isinstance(document.get("cameras"), list):
-        raise ZoneSyncError("the store's answer has no 'cameras' list")
+    config = parse_device_config(document)
     from_store: dict[str, list[ZoneConfig]] = {}
-    for entry in document["cameras"]:
-        code = entry.get("code") if isinstance(entry, Mapping) else None
-        zones = entry.get("zones") if isinstance(entry, Mapping) else None
-        if not isinstance(code, str) or not isinstance(zones, list):
-            raise ZoneSyncError(
-                f"a camera in the store's answer has no code or zones list: {str(entry)[:80]}"
-            )
-        converted = [_store_zone(code, i, zone) for i, zone in enumerate(zones)]
-        from_store[code] = [zone for zone in converted if zone is not None]
+    for store_camera in config.cameras:
+        converted = [_store_zone(store_camera.code, zone, config.timezone) for zone in store_camera.zones]
+        from_store[store_camera.code] = [zone for zone in converted if zone is not None]
     result: CameraZoneMap = {}
     for camera in local:
         zones = from_store.get(camera.id) or list(camera.zones)  # nothing in the store: the YAML's
@@ -107,10 +113,18 @@ def zones_from_store(document: Any, local: Sequence[CameraConfig]) -> CameraZone
 class ZoneSync:
     """Polls the store for this box's zones. Not thread-safe: one thread calls :meth:`poll`."""
 
-    def __init__(self, client: RequestLike, cameras: Sequence[CameraConfig], cache: Path | None) -> None:
+    def __init__(
+        self,
+        client: RequestLike,
+        cameras: Sequence[CameraConfig],
+        cache: Path | None,
+        *,
+        event_codes: EventCodes | None = None,
+    ) -> None:
         self.client = client
         self.cameras = list(cameras)
         self.cache = cache
+        self.event_codes = event_codes  # checked against the store's violation types on every answer
         self.etag: str | None = None
         self._store_down = False
 
@@ -121,6 +135,7 @@ class ZoneSync:
         try:
             saved = json.loads(self.cache.read_text(encoding="utf-8"))
             zones = zones_from_store(saved["config"], self.cameras)
+            self._check_event_codes(saved["config"])
         except (OSError, ValueError, KeyError, TypeError, ZoneSyncError) as exc:
             log.warning("zone cache %s is not usable (%s); starting with the YAML's zones", self.cache, exc)
             return None
@@ -133,7 +148,7 @@ class ZoneSync:
         unreachable, refused or invalid: each logged, the previous zones stay)."""
         headers = {"If-None-Match": self.etag} if self.etag else {}
         try:
-            response = self.client.request("GET", CONFIG_PATH, headers=headers)
+            response = self.client.request("GET", paths.DEVICE_CONFIG, headers=headers)
         except httpx.TransportError as exc:
             if not self._store_down:
                 log.warning("zone sync: the store is unreachable (%s); keeping the current zones", exc)
@@ -149,6 +164,7 @@ class ZoneSync:
         try:
             document = response.json()
             zones = zones_from_store(document, self.cameras)
+            self._check_event_codes(document)
         except (ValueError, ZoneSyncError) as exc:
             log.error("zone sync: the store's zones are not usable, keeping the current ones: %s", exc)
             self.etag = etag  # do not log the same broken version on every poll
@@ -156,6 +172,10 @@ class ZoneSync:
         self.etag = etag
         self._save(document, etag)
         return zones
+
+    def _check_event_codes(self, document: Any) -> None:
+        if self.event_codes is not None:
+            self.event_codes.check(parse_device_config(document).violation_types)
 
     def _save(self, document: Any, etag: str | None) -> None:
         if self.cache is None:

@@ -11,18 +11,17 @@ import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
+from contract.device_config import Anchor
 from pipeline.config import ZoneConfig
 from pipeline.errors import ZoneError
 
 log = logging.getLogger(__name__)
 
-Anchor = Literal["bottom_center", "center"]
 ANCHORS: tuple[Anchor, ...] = ("bottom_center", "center")
 MAX_ZONES_PER_CAMERA = 64  # bits of the widest mask dtype
 MAX_CACHED_SIZES = 4  # frame sizes kept per camera (a stream may change resolution after a reconnect)

@@ -1,7 +1,7 @@
 """Cameras and zones: the camera list with the daemons' health reports (stale ones highlighted), and the
 zone editor (the camera's latest frame, polygons drawn with the mouse, rules per violation type, schedules
 and the place). Zones are saved through the same service as the API's PUT .../zones/{zone}; the editor
-sends schedules as text (``mon-fri 07:00-08:30``), converted in :mod:`pipeline.schedule` like the daemon's.
+sends schedules as text (``mon-fri 07:00-08:30``), converted in :mod:`contract.schedule` like the daemon's.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from api.console.rendering import render
 from api.console.security import CSRF_FIELD, check_csrf
 from api.errors import ApiError, Forbidden
 from api.models import Camera, Device, Place, Role, ViolationType
-from pipeline.schedule import ScheduleError, text_to_windows, windows_to_text
+from contract.schedule import ScheduleError, text_to_windows, windows_to_text
 
 router = APIRouter(prefix="/console/cameras", include_in_schema=False)
 

@@ -10,12 +10,13 @@ from pydantic import AwareDatetime
 
 from api.actors import Actor
 from api.case_queries import CaseFilter, get_visible_case, list_cases, recurrence_ids
-from api.case_schemas import CaseDetail, CasePublic, CaseReport, EvidencePublic, IngestResult
+from api.case_schemas import CaseDetail, CasePublic, EvidencePublic
 from api.deps import ActorDep, DeviceDep, OperatorDep, SessionDep, SettingsDep
 from api.evidence import SHA256_PATTERN, EvidenceKind, add_evidence, evidence_url, open_evidence
 from api.ingest import ingest_report
 from api.models import Case, CaseStatus, Evidence
 from api.schemas import Page
+from contract.reports import CaseReport, IngestResult
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
 

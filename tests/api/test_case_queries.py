@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, update
 
 from api.actors import Actor
-from api.case_schemas import CaseReport
 from api.ingest import ingest_report
 from api.models import Case, Role
+from contract.reports import CaseReport
 from tests.api.builders import (
     auth,
     case_report,

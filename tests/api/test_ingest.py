@@ -22,9 +22,9 @@ from sqlalchemy import func, select, update
 
 from api.actors import Actor
 from api.app import create_app
-from api.case_schemas import CaseReport, IngestResult
 from api.ingest import ingest_report
 from api.models import AuditEvent, Camera, Case, CaseStatus, Place, Role, Sighting, ViolationType
+from contract.reports import CaseReport, IngestResult
 from tests.api.builders import (
     REPORT_T0,
     auth,

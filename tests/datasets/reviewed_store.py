@@ -15,13 +15,13 @@ import numpy.typing as npt
 from api.actors import Actor
 from api.auth import create_device
 from api.case_actions import apply_action
-from api.case_schemas import CaseReport
 from api.db import make_engine, make_session_factory
 from api.evidence import add_evidence
 from api.ingest import ingest_report
 from api.migrate import upgrade
 from api.models import Case, Role
 from api.settings import Settings
+from contract.reports import CaseReport
 from detector.detections import Detections
 from pipeline.evidence import annotate, crop_box
 from tests.api.builders import make_world

@@ -75,7 +75,7 @@ def region(image: npt.NDArray[np.uint8], box: npt.NDArray[np.float32]) -> npt.ND
     [
         ("first_seen", ["first_seen"]),
         ("confirmed", ["confirmation", "crop"]),
-        ("sighting", []),
+        ("sighting", ["sighting"]),
         ("ended", []),
     ],
 )

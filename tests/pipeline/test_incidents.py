@@ -17,11 +17,11 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from api.case_schemas import CaseReport
+from contract.reports import CaseReport
+from contract.schedule import Schedule
 from detector.detections import Detections
 from pipeline.errors import RuleConfigError, StreamTimeError, UnknownCameraError
 from pipeline.incidents import IncidentEvent, RuleEngine
-from pipeline.schedule import Schedule
 from pipeline.tracker import box_iou_pairs
 from tests.pipeline.rule_builders import (
     CAR,

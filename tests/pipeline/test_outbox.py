@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from api.case_schemas import CaseReport
+from contract.reports import CaseReport
 from pipeline.errors import OutboxError
 from pipeline.outbox import Outbox, file_sha256
 

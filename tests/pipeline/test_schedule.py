@@ -1,5 +1,5 @@
 """Schedules in both forms: the daemon's text (``mon-fri 07:00-08:30``) and the case store's windows
-(``[{days, start, end}]``), converted in pipeline.schedule and back without changing when a rule applies."""
+(``[{days, start, end}]``), converted in contract.schedule and back without changing when a rule applies."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from api.reference import ZoneRule
-from pipeline.schedule import Schedule, ScheduleError, text_to_windows, windows_to_text
+from contract.schedule import Schedule, ScheduleError, text_to_windows, windows_to_text
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

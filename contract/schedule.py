@@ -1,7 +1,12 @@
-"""Zone rule schedules such as ``"mon-sun 06:00-22:00"`` or ``"mon-fri 07:00-08:30, sat 09:00-12:00"``.
+"""Zone rule schedules: the one wire form and its text notation.
 
-A schedule is a list of (weekdays, start, end) windows in the camera's time zone. A window whose end is
-before its start runs past midnight (``fri-sat 22:00-02:00`` covers Saturday 01:00).
+On the wire (device configuration, the store's zones) a schedule is a list of :class:`ScheduleWindow`
+(``[{"days": [1..7 ISO], "start": "HH:MM", "end": "HH:MM"}]``, empty: always). People write the text
+notation: ``"mon-sun 06:00-22:00"`` or ``"mon-fri 07:00-08:30, sat 09:00-12:00"`` (the daemon's YAML, the
+zone editor). :func:`text_to_windows` and :func:`windows_to_text` are the one place where the two meet.
+
+A window whose end is before its start runs past midnight (``fri-sat 22:00-02:00`` covers Saturday 01:00);
+windows are read in the camera's time zone.
 """
 
 from __future__ import annotations
@@ -12,6 +17,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from contract.fields import HHMM, IsoWeekday
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _WINDOW = re.compile(
@@ -93,9 +102,33 @@ class Schedule:
         return any(w.contains(local.weekday(), minute) for w in self.windows)
 
 
-# --- the case store's form: [{"days": [1..7 ISO], "start": "HH:MM", "end": "HH:MM"}, ...] ----------------
-# The store (and its zone editor) keeps schedules as structured windows; the daemon's YAML as text. These two
-# functions are the one place where the forms meet, and each undoes the other.
+# --- the wire form: [{"days": [1..7 ISO], "start": "HH:MM", "end": "HH:MM"}, ...] ------------------------
+
+
+class ScheduleWindow(BaseModel):
+    """A weekly window in the camera's (store: the calendar's) time zone; ``end`` before ``start`` runs
+    past midnight."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    days: list[IsoWeekday] = Field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7], min_length=1, max_length=7)
+    start: HHMM
+    end: HHMM
+
+    @model_validator(mode="after")
+    def _check(self) -> ScheduleWindow:
+        repeated = [day for i, day in enumerate(self.days) if day in self.days[:i]]
+        if repeated:
+            raise ValueError(f"weekday {repeated[0]!r} appears twice")
+        if self.start == self.end:
+            raise ValueError(f"schedule window starts and ends at {self.start}: it would be empty")
+        return self
+
+
+def schedule_of(windows: Sequence[ScheduleWindow]) -> Schedule:
+    """The evaluable schedule of wire windows (always active when there are none)."""
+    text = windows_to_text([w.model_dump() for w in windows])
+    return Schedule.parse(text) if text else Schedule.always()
 
 
 def _day_runs(iso_days: Sequence[int]) -> str:

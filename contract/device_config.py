@@ -1,0 +1,81 @@
+"""The device configuration: what an edge box learns from the store (``GET`` :data:`paths.DEVICE_CONFIG`).
+
+Polled with ``If-None-Match``; ``version`` (also the ETag) changes whenever anything in it does. Stream
+URLs stay on the box. A zone carries every rule field the daemon's YAML has, so a zone edited in the
+store judges exactly like the same zone written in the YAML.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from contract.fields import Code, Coordinate, EventCode, PipelineType
+from contract.schedule import ScheduleWindow
+
+Anchor = Literal["bottom_center", "center"]
+DEFAULT_ANCHOR: Anchor = "bottom_center"
+DEFAULT_MIN_CONFIDENCE = 0.3
+MAX_DWELL_S = 86_400
+
+
+class ZoneRule(BaseModel):
+    """How one violation type is judged in a zone."""
+
+    dwell_s: float = Field(
+        ge=1, le=MAX_DWELL_S, description="Seconds the object must stay, stationary, to confirm."
+    )
+    schedule: list[ScheduleWindow] = Field(
+        default_factory=list,
+        max_length=20,
+        description="When the rule is enforced (the configuration's time zone); empty: always.",
+    )
+    min_confidence: float = Field(
+        DEFAULT_MIN_CONFIDENCE, ge=0, le=1, description="Detections below this confidence are ignored."
+    )
+
+
+class DeviceZone(BaseModel):
+    code: Code
+    place: Code = Field(description="Responsibility key to report cases for.")
+    polygon: list[tuple[Coordinate, Coordinate]] = Field(
+        min_length=3, description="Normalised [[x, y], ...]."
+    )
+    anchor: Anchor = Field(
+        DEFAULT_ANCHOR,
+        description="The point of a box that must lie in the polygon: its bottom centre "
+        "(where a vehicle or stall stands) or its centre.",
+    )
+    rules: dict[PipelineType, ZoneRule] = Field(
+        description="Pipeline violation type -> rule; types not listed are not judged here."
+    )
+    updated_at: dt.datetime
+
+
+class DeviceCamera(BaseModel):
+    code: Code
+    name: str
+    zones: list[DeviceZone]
+
+
+class DeviceViolationType(BaseModel):
+    code: EventCode
+    pipeline_type: PipelineType
+    default_for_type: bool
+    name: str
+
+
+class DeviceConfig(BaseModel):
+    """Everything an edge box needs from the case store.
+
+    The models of what the store sends ignore fields they do not know, so that a newer store can add to
+    the configuration without stopping older boxes (what a box sends is strict: see contract.reports).
+    """
+
+    device: str
+    timezone: str = Field(description="Time zone of the zones' schedules (the working calendar's).")
+    cameras: list[DeviceCamera]
+    violation_types: list[DeviceViolationType] = Field(description="Active types: which event codes exist.")
+    version: str = Field(description="Changes whenever the configuration does; also sent as the ETag.")

@@ -1,0 +1,30 @@
+"""The endpoints an edge box calls, relative to the store's base URL (all with ``X-Device-Key``)."""
+
+from __future__ import annotations
+
+API = "/api/v1"
+CASES = f"{API}/cases"  # POST a CaseReport -> IngestResult
+INCIDENT_UPDATES = f"{API}/cases/incident-updates"  # POST an IncidentUpdate -> UpdateResult
+DEVICE_CONFIG = f"{API}/devices/me/config"  # GET -> DeviceConfig (ETag, 304 while unchanged)
+DEVICE_CASES = f"{API}/devices/me/cases"  # GET ?status=resolved -> page of DeviceCase
+DEVICE_KEY_HEADER = "X-Device-Key"
+
+
+def case_evidence(case_id: int) -> str:
+    """POST multipart ``file`` + ``kind`` (+ optional ``score``): an evidence image for a case."""
+    return f"{CASES}/{case_id}/evidence"
+
+
+def case_action(case_id: int, action: str) -> str:
+    """POST a DeviceActionBody: ``verify`` or ``rework`` after verification by camera."""
+    return f"{CASES}/{case_id}/actions/{action}"
+
+
+def camera_health(camera: str) -> str:
+    """PUT a CameraHealth for one of the device's cameras."""
+    return f"{API}/devices/me/cameras/{camera}/health"
+
+
+def camera_snapshot(camera: str) -> str:
+    """PUT multipart ``file``: the camera's latest frame (JPEG) for the zone editor."""
+    return f"{API}/devices/me/cameras/{camera}/snapshot"
