@@ -4,6 +4,10 @@ Both read the configuration the same way (:func:`check_config`): the YAML is val
 model it names is checked (the file exists; the class names mapped in ``detector.classes`` are classes of
 that model). Every problem is printed as ``file:line: field: message`` and the command exits with code 2,
 before anything is started: an invalid configuration never starts a half-working daemon.
+
+``validate-config`` then checks what the configuration refers to on this box (:mod:`pipeline.preflight`:
+camera files, the device key file and its mode, the model loaded in ONNX Runtime); ``run`` refuses, with
+one line, a configuration whose cameras are all files of which none opens (live cameras are retried).
 """
 
 from __future__ import annotations
