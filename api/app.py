@@ -15,6 +15,8 @@ from api import console
 from api.db import make_engine, make_session_factory
 from api.errors import ApiError
 from api.jobs import JobRunner, default_jobs
+from api.metrics import StoreMetrics
+from api.metrics import install as install_metrics
 from api.migrate import check_migrated
 from api.routers import actions, auth, cases, devices, notifications, open311, reference, stats
 from api.routers import cameras as camera_routes
@@ -27,12 +29,15 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     engine = engine or make_engine(settings)
     check_migrated(engine)  # refuse to serve a database the code does not match
     sessions = make_session_factory(engine)
+    metrics = StoreMetrics(sessions)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runner = JobRunner(default_jobs(settings), sessions, settings) if settings.run_jobs else None
+        jobs = default_jobs(settings)
+        runner = JobRunner(jobs, sessions, settings, observe=metrics.job_run) if settings.run_jobs else None
         if runner:
-            runner.start()
+            with metrics.current():  # deliveries made by the jobs count into this app's metrics
+                runner.start()
         try:
             yield
         finally:
@@ -73,4 +78,5 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         app.include_router(module.router)
     app.include_router(camera_routes.router)
     console.register(app)  # the operator console's pages under /console
+    install_metrics(app, metrics, settings.metrics_bearer())
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -143,9 +144,18 @@ def create_user_command(
 
 @api_app.command("create-device")
 def create_device_command(
-    name: str, data_dir: DataDirOption = None, database_url: DatabaseOption = None
+    name: str,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Write the key to this file (mode 600) instead of printing it.", show_default=False
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out file.")] = False,
+    data_dir: DataDirOption = None,
+    database_url: DatabaseOption = None,
 ) -> None:
-    """Register an edge box and print its API key once (only a hash is stored)."""
+    """Register an edge box and print its API key once, or write it to --out (only a hash is stored)."""
     from api.auth import create_device
     from api.db import make_engine, make_session_factory, session_scope
     from api.migrate import check_migrated
@@ -153,14 +163,62 @@ def create_device_command(
 
     _apply_overrides(data_dir, database_url)
     engine = make_engine(Settings())
+    # The key file is made first (mode 600 from the start), so a path that cannot be written never
+    # leaves a registered device whose key nobody has.
+    pending = _PrivateFile.create(out, force=force) if out is not None else None
     try:
         check_migrated(engine)
         with session_scope(make_session_factory(engine)) as session:
             issued = create_device(session, name)
-    except (ValueError, RuntimeError) as exc:
+        if pending is None:
+            typer.echo(issued.key)
+            return
+        pending.commit(f"{issued.key}\n")
+    except (ValueError, RuntimeError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    typer.echo(issued.key)
+    finally:
+        if pending is not None:
+            pending.discard()
+    typer.echo(f"device {name}: key written to {out} (mode 600)", err=True)
+
+
+class _PrivateFile:
+    """A file readable by its owner only, written whole: a temp file made with mode 600 beside the
+    target, then linked to its name (refusing an existing file) or, with ``force``, renamed over it."""
+
+    def __init__(self, target: Path, temp: Path, force: bool) -> None:
+        self.target, self.temp, self.force = target, temp, force
+
+    @classmethod
+    def create(cls, target: Path, *, force: bool) -> _PrivateFile:
+        if target.exists() and not force:
+            typer.echo(f"error: --out {target}: the file exists; pass --force to replace it", err=True)
+            raise typer.Exit(2)
+        try:
+            fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        except OSError as exc:
+            typer.echo(f"error: --out {target}: cannot create the file: {exc.strerror}", err=True)
+            raise typer.Exit(2) from exc
+        os.close(fd)
+        return cls(target, Path(temp), force)
+
+    def commit(self, text: str) -> None:
+        with self.temp.open("w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if self.force:
+            self.temp.replace(self.target)
+            return
+        try:
+            os.link(self.temp, self.target)  # fails if the name was taken meanwhile: never overwrites
+        except FileExistsError as exc:
+            message = f"--out {self.target}: the file appeared meanwhile; the key was not written"
+            raise OSError(message) from exc
+
+    def discard(self) -> None:
+        self.temp.unlink(missing_ok=True)
 
 
 @api_app.command("import-config")

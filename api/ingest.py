@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 from api.actors import SYSTEM, Actor
 from api.audit import record_event
 from api.errors import Conflict, Forbidden, InvalidInput
+from api.metrics import counts_ingest
 from api.models import (
     AuditEvent,
     Camera,
@@ -68,6 +69,7 @@ def open_slot(place_id: int, violation_code: str) -> str:
     return f"{place_id}|{violation_code}"
 
 
+@counts_ingest
 def ingest_report(
     session: Session, report: CaseReport, device: Actor, settings: Settings, *, now: dt.datetime | None = None
 ) -> IngestResult:

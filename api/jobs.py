@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -38,25 +39,43 @@ def default_jobs(settings: Settings) -> list[Job]:
     ]
 
 
-async def _loop(job: Job, sessions: sessionmaker[Session], settings: Settings) -> None:
+# Called after each run with the job's name, whether it succeeded and its duration (metrics).
+JobObserver = Callable[[str, bool, float], None]
+
+
+async def _loop(
+    job: Job, sessions: sessionmaker[Session], settings: Settings, observe: JobObserver | None
+) -> None:
     while True:
+        started, ok = time.perf_counter(), True
         try:
             done = await asyncio.to_thread(job.run, sessions, settings)
             if done:
                 log.info("job %s: %d item(s)", job.name, done)
         except Exception:  # a failing job must not kill the server; it is retried next interval
+            ok = False
             log.exception("job %s failed", job.name)
+        if observe is not None:
+            observe(job.name, ok, time.perf_counter() - started)
         await asyncio.sleep(job.interval_s)
 
 
 class JobRunner:
-    def __init__(self, jobs: list[Job], sessions: sessionmaker[Session], settings: Settings) -> None:
-        self.jobs, self.sessions, self.settings = jobs, sessions, settings
+    def __init__(
+        self,
+        jobs: list[Job],
+        sessions: sessionmaker[Session],
+        settings: Settings,
+        *,
+        observe: JobObserver | None = None,
+    ) -> None:
+        self.jobs, self.sessions, self.settings, self.observe = jobs, sessions, settings, observe
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
         self._tasks = [
-            asyncio.create_task(_loop(j, self.sessions, self.settings), name=j.name) for j in self.jobs
+            asyncio.create_task(_loop(j, self.sessions, self.settings, self.observe), name=j.name)
+            for j in self.jobs
         ]
 
     async def stop(self) -> None:

@@ -44,6 +44,7 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.metrics import observe_delivery
 from api.models import Case, Delivery, Unit, utcnow
 from api.settings import Settings
 
@@ -341,6 +342,7 @@ def record_result(
             values["status"] = FAILED
         else:
             values["next_attempt_at"] = now + dt.timedelta(seconds=backoff_s(attempts))
+    observe_delivery(item.channel, values.get("status", "retrying"))  # delivered, failed or retrying
     result = session.execute(
         update(Delivery)
         .where(Delivery.id == item.id, Delivery.status == PENDING, Delivery.next_attempt_at == item.lease)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -39,6 +39,13 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8000", description="Base URL used in links (Open311 media_url)."
     )
     ranking_min_cases: int = Field(5, ge=1, description="Units with fewer cases are left out of the ranking.")
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token that may read /metrics (besides logged-in admins); never logged.",
+    )
+    metrics_token_file: Path | None = Field(
+        None, description="File holding the /metrics bearer token (instead of metrics_token)."
+    )
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -49,6 +56,26 @@ class Settings(BaseSettings):
     @property
     def evidence_dir(self) -> Path:
         return self.data_dir / "evidence"
+
+    def metrics_bearer(self) -> str | None:
+        """The /metrics bearer token from ``metrics_token`` or ``metrics_token_file``; None if neither.
+
+        Raises ValueError naming the setting when the file cannot be read or is empty."""
+        if self.metrics_token is not None:
+            token = self.metrics_token.get_secret_value().strip()
+            if not token:
+                raise ValueError("STREETWATCH_METRICS_TOKEN is set but empty")
+            return token
+        if self.metrics_token_file is None:
+            return None
+        where = f"STREETWATCH_METRICS_TOKEN_FILE {self.metrics_token_file}"
+        try:
+            token = self.metrics_token_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{where}: cannot be read: {exc.__class__.__name__}") from exc
+        if not token:
+            raise ValueError(f"{where}: the file is empty")
+        return token
 
     def secret_key(self) -> bytes:
         """A per-installation secret kept in the data directory (created on first use, mode 0600)."""

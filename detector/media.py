@@ -12,7 +12,9 @@ import av
 import cv2
 import numpy as np
 import numpy.typing as npt
+from av.video.stream import VideoStream
 
+TRUNCATION_TOLERANCE_S = 1.0  # a last frame this close to the declared end counts as the end
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
@@ -57,13 +59,18 @@ def _open(path: Path) -> av.container.InputContainer:
 
 
 def iter_video(path: Path, *, every: int = 1, max_frames: int | None = None) -> Iterator[VideoFrame]:
-    """Decoded BGR frames of ``path``: every ``every``-th frame, at most ``max_frames`` of them."""
+    """Decoded BGR frames of ``path``: every ``every``-th frame, at most ``max_frames`` of them.
+
+    Raises :class:`MediaError` when decoding fails, or when it ends well before the duration the file
+    declares (a truncated file: FFmpeg then often just stops without an error)."""
     with _open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         yielded = 0
+        last_s: float | None = None
         try:
             for index, frame in enumerate(container.decode(stream)):
+                last_s = float(frame.time) if frame.time is not None else last_s
                 if index % every:
                     continue
                 time_s = (
@@ -75,6 +82,21 @@ def iter_video(path: Path, *, every: int = 1, max_frames: int | None = None) -> 
                     return
         except av.error.FFmpegError as exc:
             raise MediaError(f"{path}: decoding failed after {yielded} frames: {exc}") from exc
+        _check_reached_end(path, stream, last_s)
+
+
+def _check_reached_end(path: Path, stream: VideoStream, last_s: float | None) -> None:
+    """Decoding ended: refuse when the last frame is well short of the stream's declared end."""
+    if stream.duration is None or stream.time_base is None or last_s is None:
+        return  # nothing declared (or no timestamps) to compare with
+    start = float((stream.start_time or 0) * stream.time_base)
+    end = start + float(stream.duration * stream.time_base)
+    rate = float(stream.average_rate or stream.guessed_rate or 25)
+    if end - last_s > max(TRUNCATION_TOLERANCE_S, 2.0 / rate):
+        raise MediaError(
+            f"{path}: decoding stopped at {last_s - start:.1f} s of the {end - start:.1f} s the file "
+            "declares: the file looks truncated or damaged"
+        )
 
 
 class VideoWriter:

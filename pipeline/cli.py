@@ -4,6 +4,10 @@ Both read the configuration the same way (:func:`check_config`): the YAML is val
 model it names is checked (the file exists; the class names mapped in ``detector.classes`` are classes of
 that model). Every problem is printed as ``file:line: field: message`` and the command exits with code 2,
 before anything is started: an invalid configuration never starts a half-working daemon.
+
+``validate-config`` then checks what the configuration refers to on this box (:mod:`pipeline.preflight`:
+camera files, the device key file and its mode, the model loaded in ONNX Runtime); ``run`` refuses, with
+one line, a configuration whose cameras are all files of which none opens (live cameras are retried).
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ import typer
 from detector.card import is_card_path, read_card_fields
 from detector.errors import DetectorError
 from detector.session import check_model_file
-from detector.yaml_lines import YamlSyntaxError, load_located_yaml
 from pipeline.config import ConfigError, DaemonConfig, load_config
+from pipeline.preflight import environment_problems, no_camera_opens, where
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +30,6 @@ ConfigArgument = Annotated[Path, typer.Argument(help="The daemon's YAML configur
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="The daemon's YAML configuration.", show_default=False)
 ]
-
-
-def _where(path: Path, loc: tuple[str | int, ...]) -> str:
-    """``file:line`` of ``loc`` in ``path`` (just ``file`` when the line cannot be found)."""
-    try:
-        line = load_located_yaml(path).line_of(loc)
-    except (OSError, UnicodeDecodeError, YamlSyntaxError):
-        line = None
-    return f"{path}:{line}" if line else str(path)
 
 
 def model_problems(path: Path, config: DaemonConfig) -> list[str]:
@@ -49,14 +44,14 @@ def model_problems(path: Path, config: DaemonConfig) -> list[str]:
         fields = read_card_fields(model) if is_card_path(model) else {"path": model}
         check_model_file(Path(fields["path"]))
     except DetectorError as exc:
-        return [f"{_where(path, ('detector', 'model'))}: detector.model: {exc}"]
+        return [f"{where(path, ('detector', 'model'))}: detector.model: {exc}"]
     classes = fields.get("classes")
     if isinstance(classes, list):
         known = {str(name) for name in classes}
         for name in config.detector.classes:
             if name not in known:
                 problems.append(
-                    f"{_where(path, ('detector', 'classes', name))}: detector.classes.{name}: "
+                    f"{where(path, ('detector', 'classes', name))}: detector.classes.{name}: "
                     f"{name!r} is not a class of model {model.name} (it has {len(known)} classes, "
                     f"e.g. {', '.join(sorted(known)[:5])})"
                 )
@@ -84,8 +79,15 @@ def _config_or_exit(path: Path) -> DaemonConfig:
 def validate_config_command(config: ConfigArgument) -> None:
     """Check a daemon configuration; print each problem as file:line: field: message (exit code 2).
 
-    Rules no detector class maps to are logged as warnings: valid, but they can never fire."""
+    Beyond the YAML: camera files exist and are videos, the device key file exists and only its owner
+    can read it, and the model loads in ONNX Runtime with the classes mapped. Rules no detector class
+    maps to are logged as warnings: valid, but they can never fire."""
     checked = _config_or_exit(config)
+    problems = environment_problems(config, checked)
+    for line in problems:
+        typer.echo(line, err=True)
+    if problems:
+        raise typer.Exit(2)
     zones = sum(len(camera.zones) for camera in checked.cameras)
     model = checked.detector.model
     typer.echo(f"{config}: ok ({len(checked.cameras)} cameras, {zones} zones, model {model})")
@@ -94,6 +96,10 @@ def validate_config_command(config: ConfigArgument) -> None:
 def run_command(config: ConfigOption) -> None:
     """Run the edge daemon until SIGTERM or SIGINT (or, for finite files, the end of every stream)."""
     checked = _config_or_exit(config)
+    unopenable = no_camera_opens(checked)  # only files: nothing would ever come; live cameras are retried
+    if unopenable:
+        typer.echo(f"error: {config}: {unopenable}", err=True)
+        raise typer.Exit(2)
     from pipeline.daemon import Daemon  # heavy imports (ONNX Runtime, PyAV) only when running
     from pipeline.errors import PipelineError
 

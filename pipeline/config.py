@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -23,6 +24,9 @@ from contract.schedule import Schedule, ScheduleError
 from detector.yaml_lines import LocatedYaml, YamlSyntaxError, load_located_yaml
 
 log = logging.getLogger(__name__)
+
+# "" and file: a file path; v4l2:// is the long form of /dev/videoN (see pipeline.sources.source_kind).
+CAMERA_SCHEMES = frozenset({"", "file", "rtsp", "rtsps", "http", "https", "v4l2"})
 
 
 class ConfigError(ValueError):
@@ -232,6 +236,17 @@ class CameraConfig(_Strict):
         default_factory=dict,
         description="Extra FFmpeg input options, e.g. {video_size: 1280x720, input_format: mjpeg} for V4L2.",
     )
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme.lower() if "://" in value else ""
+        if scheme not in CAMERA_SCHEMES:
+            raise ValueError(
+                f"unsupported URL scheme {scheme!r}: expected a file path, rtsp://, rtsps://, http://, "
+                "https:// or /dev/videoN"
+            )
+        return value
 
     @field_validator("reconnect_max_s")
     @classmethod

@@ -11,6 +11,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from streetwatch.cli import app
+from tests.conftest import REPO
 
 runner = CliRunner()
 
@@ -97,3 +98,32 @@ def test_errors_are_one_clear_line_and_exit_code_2(tmp_path: Path, yolox_card: P
     assert bad.exit_code == 2 and "notes.txt: cannot open as video" in bad.output
     bad_model = runner.invoke(app, ["models", "inspect", str(not_video)])
     assert bad_model.exit_code == 2 and "notes.txt: cannot load: expected an ONNX model" in bad_model.output
+
+
+def _write_mkv(path: Path, frames: int = 50, fps: int = 10) -> None:
+    """A small H.264 Matroska clip; a cut-off copy of it decodes a few frames and then just stops."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 5, np.uint8), format="bgr24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def test_detect_on_a_truncated_video_says_so_and_exits_2(tmp_path: Path) -> None:
+    whole, cut = tmp_path / "whole.mkv", tmp_path / "cut.mkv"
+    _write_mkv(whole)
+    data = whole.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    model = str(REPO / "models" / "streetwatch-demo-n.onnx")
+    options = ["-m", model, "--out", str(tmp_path / "out"), "--json-only"]
+    ok = runner.invoke(app, ["detect", str(whole), *options])
+    assert ok.exit_code == 0, ok.output
+    result = runner.invoke(app, ["detect", str(cut), *options])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "cut.mkv: decoding stopped at" in errors[0], result.output
+    assert "the file looks truncated" in errors[0]

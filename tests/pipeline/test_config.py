@@ -13,10 +13,23 @@ from typer.testing import CliRunner
 
 from pipeline.cli import check_config
 from pipeline.config import ConfigError
+from pipeline.preflight import no_camera_opens
 from streetwatch.cli import app
 from tests.conftest import REPO
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def box_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run from a folder holding the configs' device key file (secrets/device.key, mode 600)."""
+    monkeypatch.chdir(tmp_path)
+    key = tmp_path / "secrets" / "device.key"
+    key.parent.mkdir()
+    key.write_text("swd_0123456789ab_secret\n", encoding="utf-8")
+    key.chmod(0o600)
+    return tmp_path
+
 
 # Line numbers matter: the table below names them.
 BASE = """\
@@ -115,6 +128,13 @@ INVALID = [
         "",
         "20: cameras.0.zones.0.rules.illegal_parking.dwel_s",
         "Extra inputs are not permitted",
+    ),
+    (
+        "camera URL with an unsupported scheme",
+        ("rtsp://127.0.0.1:8554/gate", "ftp://127.0.0.1/gate.mp4"),
+        "",
+        "12: cameras.0.url",
+        "unsupported URL scheme 'ftp'",
     ),
     ("unknown top-level key", None, "metric: {port: 9}\n", "22: metric", "Extra inputs are not permitted"),
     (
@@ -317,3 +337,93 @@ def test_sampling_sparser_than_the_gap_tolerance_is_refused(
     code, output = validate(path)
     assert code == 2, output
     assert f"{path}:{where}: cameras.0:" in output and "gap_tolerance_s = 20 s" in output, output
+
+
+# --- what the configuration refers to on this box: camera files, device key file, model -------------
+
+
+def test_a_missing_camera_file_is_named_with_its_line(tmp_path: Path, yolox_card: Path) -> None:
+    missing = tmp_path / "gone.mp4"
+    path = write_config(tmp_path, yolox_card, replace=("rtsp://127.0.0.1:8554/gate", str(missing)))
+    code, output = validate(path)
+    assert code == 2, output
+    assert f"{path}:12: cameras.0.url: {missing}: cannot open:" in output
+
+
+def test_a_camera_file_that_is_not_a_video_is_refused(tmp_path: Path, yolox_card: Path) -> None:
+    notes = tmp_path / "notes.mp4"
+    notes.write_text("not a video at all\n" * 50, encoding="utf-8")
+    path = write_config(tmp_path, yolox_card, replace=("rtsp://127.0.0.1:8554/gate", str(notes)))
+    code, output = validate(path)
+    assert code == 2, output
+    assert f"{path}:12: cameras.0.url: {notes}:" in output
+
+
+def test_a_readable_camera_file_passes(tmp_path: Path, yolox_card: Path, vtest_path: Path) -> None:
+    path = write_config(tmp_path, yolox_card, replace=("rtsp://127.0.0.1:8554/gate", str(vtest_path)))
+    code, output = validate(path)
+    assert code == 0, output
+
+
+def test_a_missing_device_key_file_is_an_error(tmp_path: Path, yolox_card: Path) -> None:
+    (tmp_path / "secrets" / "device.key").unlink()
+    path = write_config(tmp_path, yolox_card)
+    code, output = validate(path)
+    assert code == 2, output
+    assert f"{path}:8: store.device_key_file: secrets/device.key: file not found" in output
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
+def test_a_device_key_file_others_can_read_is_an_error(tmp_path: Path, yolox_card: Path, mode: int) -> None:
+    (tmp_path / "secrets" / "device.key").chmod(mode)
+    path = write_config(tmp_path, yolox_card)
+    code, output = validate(path)
+    assert code == 2, output
+    expected = f"{path}:8: store.device_key_file: secrets/device.key: mode {mode:o} lets group or others"
+    assert expected in output
+    assert "chmod 600 secrets/device.key" in output
+    assert "swd_0123456789ab_secret" not in output  # the key itself is never printed
+
+
+def test_a_model_onnx_runtime_cannot_load_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "broken.onnx").write_bytes(b"\x00not an onnx protobuf" * 20)
+    card = tmp_path / "broken.yaml"
+    card.write_text("name: broken\npath: broken.onnx\nlayout: yolox\nclasses: [car, truck]\n")
+    code, output = validate(write_config(tmp_path, card))
+    assert code == 2, output
+    assert f"{tmp_path / 'daemon.yaml'}:2: detector.model: {tmp_path / 'broken.onnx'}: cannot load" in output
+
+
+def test_run_refuses_when_every_camera_is_a_file_and_none_opens(tmp_path: Path, yolox_card: Path) -> None:
+    missing = tmp_path / "gone.mp4"
+    path = write_config(tmp_path, yolox_card, replace=("rtsp://127.0.0.1:8554/gate", str(missing)))
+    result = runner.invoke(app, ["run", "--config", str(path)])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.output
+    assert "no camera can be opened (all are files): camera cam-gate: " in lines[0]
+    assert str(missing) in lines[0]
+    assert not (tmp_path / "outbox.sqlite").exists()  # nothing started
+
+
+def test_a_live_camera_beside_missing_files_is_left_to_retry(tmp_path: Path, yolox_card: Path) -> None:
+    path = write_config(
+        tmp_path,
+        yolox_card,
+        replace=("rtsp://127.0.0.1:8554/gate", str(tmp_path / "gone.mp4")),
+        append=SECOND_CAMERA.replace("@ID@", "cam-usb"),
+    )
+    assert no_camera_opens(check_config(path)) is None
+
+
+def test_one_camera_file_that_opens_is_enough_to_run(
+    tmp_path: Path, yolox_card: Path, vtest_path: Path
+) -> None:
+    second = SECOND_CAMERA.replace("@ID@", "cam-file").replace("/dev/video0", str(vtest_path))
+    path = write_config(
+        tmp_path,
+        yolox_card,
+        replace=("rtsp://127.0.0.1:8554/gate", str(tmp_path / "gone.mp4")),
+        append=second,
+    )
+    assert no_camera_opens(check_config(path)) is None
