@@ -45,10 +45,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.case_schemas import IngestResult
 from api.deps import SessionDep, get_actor
 from api.errors import ApiError, Forbidden
 from api.models import OPEN_STATUSES, Case, Role, Unit
+from contract.reports import IngestResult
 
 log = logging.getLogger(__name__)
 
