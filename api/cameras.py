@@ -10,10 +10,11 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from api import reference as ref
 from api.errors import InvalidInput, NotFound
 from api.evidence import check_image
 from api.models import Camera, Role, utcnow
+from api.reference.cameras import get_camera
+from api.reference.common import camera_by_code
 from api.settings import Settings
 from pipeline.files import write_atomically
 
@@ -34,7 +35,7 @@ def store_snapshot(
 
     Only a whole JPEG within ``evidence_max_bytes`` is accepted (checked like evidence, without decoding).
     """
-    camera = ref.camera_by_code(session, camera_code)
+    camera = camera_by_code(session, camera_code)
     if camera is None or camera.device_id != device_id:
         raise NotFound(f"this device has no camera {camera_code!r}")
     checked = check_image(data, settings.evidence_max_bytes)
@@ -50,7 +51,7 @@ def store_snapshot(
 
 
 def open_snapshot(session: Session, settings: Settings, camera_code: str) -> Path:
-    camera = ref.get_camera(session, camera_code)
+    camera = get_camera(session, camera_code)
     path = snapshot_path(settings, camera.code)
     if camera.snapshot_at is None or not path.is_file():
         raise NotFound(f"camera {camera_code!r} has sent no frame yet")

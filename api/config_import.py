@@ -24,7 +24,6 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from api import reference as ref
 from api.actors import SYSTEM, Actor
 from api.models import (
     CalendarDay,
@@ -39,6 +38,13 @@ from api.models import (
     Zone,
     utcnow,
 )
+from api.reference.calendar import CALENDAR_ROW_ID, CalendarIn, calendar_values
+from api.reference.cameras import CameraIn, ZoneIn, zone_values
+from api.reference.common import EventCode, StrictModel, assign
+from api.reference.places import PlaceIn
+from api.reference.routing_rules import RoutingRuleIn, apply_routing_values, record_routing_change
+from api.reference.units import UnitIn
+from api.reference.violation_types import ViolationTypeIn, clear_other_defaults
 from detector.yaml_lines import LocatedYaml, YamlSyntaxError, load_located_yaml
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "reference" / "default.yaml"
@@ -54,12 +60,12 @@ class ConfigImportError(ValueError):
 # The file format
 
 
-class DeadlineEntry(ref.StrictModel):
-    violation: ref.EventCode
+class DeadlineEntry(StrictModel):
+    violation: EventCode
     working_hours: float = Field(gt=0, le=10_000, description="Working hours allowed from dispatch.")
 
 
-class CalendarDayEntry(ref.StrictModel):
+class CalendarDayEntry(StrictModel):
     """One exceptional day, or a range ``start``..``end`` (inclusive) with the same meaning."""
 
     day: dt.date | None = None
@@ -88,21 +94,21 @@ class CalendarDayEntry(ref.StrictModel):
         return [self.start + dt.timedelta(days=n) for n in range((self.end - self.start).days + 1)]
 
 
-class CalendarConfig(ref.CalendarIn):
+class CalendarConfig(CalendarIn):
     days: list[CalendarDayEntry] = Field(default_factory=list, max_length=2000)
 
 
-class ReferenceConfig(ref.StrictModel):
+class ReferenceConfig(StrictModel):
     """A reference-data file. Every section is optional; references use codes."""
 
     version: Literal[1] = 1
-    units: list[ref.UnitIn] = Field(default_factory=list)
-    places: list[ref.PlaceIn] = Field(default_factory=list)
-    violation_types: list[ref.ViolationTypeIn] = Field(default_factory=list)
+    units: list[UnitIn] = Field(default_factory=list)
+    places: list[PlaceIn] = Field(default_factory=list)
+    violation_types: list[ViolationTypeIn] = Field(default_factory=list)
     deadlines: list[DeadlineEntry] = Field(default_factory=list)
     calendar: CalendarConfig | None = None
-    cameras: list[ref.CameraIn] = Field(default_factory=list)
-    routing_rules: list[ref.RoutingRuleIn] = Field(default_factory=list)
+    cameras: list[CameraIn] = Field(default_factory=list)
+    routing_rules: list[RoutingRuleIn] = Field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -308,10 +314,10 @@ class ImportReport:
         )
 
 
-def _set_fields(obj: Any, spec: ref.StrictModel, names: Iterable[str], created: bool) -> bool:
+def _set_fields(obj: Any, spec: StrictModel, names: Iterable[str], created: bool) -> bool:
     """Copy ``names`` from ``spec``: all of them on a new row, only those the file wrote on an old one."""
     values = {name: getattr(spec, name) for name in names if created or name in spec.model_fields_set}
-    return ref.assign(obj, values)
+    return assign(obj, values)
 
 
 def _by(session: Session, model: type[Any], column: Any, values: Iterable[Any]) -> dict[Any, Any]:
@@ -338,7 +344,7 @@ def _apply_units(session: Session, config: ReferenceConfig, report: ImportReport
         unit, created, changed = touched[spec.code]
         if created or "parent" in spec.model_fields_set:
             parent_id = codes[spec.parent] if spec.parent else None
-            changed = ref.assign(unit, {"parent_id": parent_id}) or changed
+            changed = assign(unit, {"parent_id": parent_id}) or changed
         report.section("units").count(created, changed)
     session.flush()
 
@@ -354,9 +360,7 @@ def _apply_places(session: Session, config: ReferenceConfig, report: ImportRepor
             session.add(place)
         changed = _set_fields(place, spec, ("name", "kind", "lat", "lon"), created)
         if created or "owner" in spec.model_fields_set:
-            changed = (
-                ref.assign(place, {"owner_unit_id": units[spec.owner] if spec.owner else None}) or changed
-            )
+            changed = assign(place, {"owner_unit_id": units[spec.owner] if spec.owner else None}) or changed
         report.section("places").count(created, changed)
     session.flush()
 
@@ -389,7 +393,7 @@ def _apply_violation_types(session: Session, config: ReferenceConfig, report: Im
         if spec.default_for_type:
             violation = session.scalar(select(ViolationType).where(ViolationType.code == spec.code))
             if violation is not None:
-                ref.clear_other_defaults(session, violation)
+                clear_other_defaults(session, violation)
     session.flush()
 
 
@@ -403,22 +407,22 @@ def _apply_deadlines(session: Session, config: ReferenceConfig, report: ImportRe
         if rule is None:
             rule = DeadlineRule(violation_code=spec.violation, working_hours=spec.working_hours)
             session.add(rule)
-        changed = ref.assign(rule, {"working_hours": spec.working_hours})
+        changed = assign(rule, {"working_hours": spec.working_hours})
         report.section("deadlines").count(created, changed)
     session.flush()
 
 
 def _apply_calendar(session: Session, calendar: CalendarConfig, report: ImportReport) -> None:
-    row = session.get(CalendarSettings, ref.CALENDAR_ROW_ID)
+    row = session.get(CalendarSettings, CALENDAR_ROW_ID)
     created = row is None
     if row is None:
-        row = CalendarSettings(id=ref.CALENDAR_ROW_ID)
+        row = CalendarSettings(id=CALENDAR_ROW_ID)
         session.add(row)
-    values = ref.calendar_values(calendar)
+    values = calendar_values(calendar)
     values.pop("id")
     if not created:
         values = {name: value for name, value in values.items() if name in calendar.model_fields_set}
-    report.section("calendar").count(created, ref.assign(row, values))
+    report.section("calendar").count(created, assign(row, values))
     wanted = {day: entry for entry in calendar.days for day in entry.days()}
     existing = _by(session, CalendarDay, CalendarDay.day, wanted)
     for day, entry in sorted(wanted.items()):
@@ -427,7 +431,7 @@ def _apply_calendar(session: Session, calendar: CalendarConfig, report: ImportRe
         if found is None:
             found = CalendarDay(day=day)
             session.add(found)
-        changed = ref.assign(found, {"working": entry.working, "name": entry.name})
+        changed = assign(found, {"working": entry.working, "name": entry.name})
         report.section("calendar_days").count(day_created, changed)
     session.flush()
 
@@ -444,9 +448,7 @@ def _apply_cameras(session: Session, config: ReferenceConfig, report: ImportRepo
             session.add(camera)
         changed = _set_fields(camera, spec, ("name",), created)
         if created or "device" in spec.model_fields_set:
-            changed = (
-                ref.assign(camera, {"device_id": devices[spec.device] if spec.device else None}) or changed
-            )
+            changed = assign(camera, {"device_id": devices[spec.device] if spec.device else None}) or changed
         report.section("cameras").count(created, changed)
         session.flush()
         zones = {zone.code: zone for zone in camera.zones}
@@ -459,18 +461,18 @@ def _apply_zone(
     session: Session,
     camera: Camera,
     zone: Zone | None,
-    spec: ref.ZoneIn,
+    spec: ZoneIn,
     places: dict[str, int],
     report: ImportReport,
 ) -> None:
-    values = ref.zone_values(camera.id, spec.code, places[spec.place], spec)
+    values = zone_values(camera.id, spec.code, places[spec.place], spec)
     created = zone is None
     if zone is None:
         zone = Zone(**values)
         camera.zones.append(zone)
         changed = True
     else:
-        changed = ref.assign(zone, values)
+        changed = assign(zone, values)
     if changed:
         zone.updated_at = utcnow()
     report.section("zones").count(created, changed)
@@ -505,14 +507,14 @@ def _apply_routing_rules(
             )
             session.add(rule)
             session.flush()
-            ref.record_routing_change(session, rule, "created", actor, extra={"source": source})
+            record_routing_change(session, rule, "created", actor, extra={"source": source})
             report.section("routing_rules").count(True, True)
             continue
         values: dict[str, Any] = {"unit_id": units[spec.unit]}
         values.update(
             {name: getattr(spec, name) for name in ("priority", "active") if name in spec.model_fields_set}
         )
-        changed = ref.apply_routing_values(session, actor, rule, values, extra={"source": source})
+        changed = apply_routing_values(session, actor, rule, values, extra={"source": source})
         report.section("routing_rules").count(False, changed)
     session.flush()
 

@@ -588,6 +588,12 @@ class RecordingRules:
     def present(self, camera: str, zone_id: str, violation_type: str) -> bool:
         return bool(self.inner.present(camera, zone_id, violation_type))
 
+    def expire(self, now: dt.datetime) -> Any:
+        return self.inner.expire(now)
+
+    def replace_zones(self, camera: str, zones: Any) -> Any:
+        return self.inner.replace_zones(camera, zones)
+
 
 def with_scripted_car(detections: Any, frame_hw: tuple[int, int], class_id: int) -> Any:
     from detector.detections import Detections

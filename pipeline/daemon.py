@@ -37,6 +37,12 @@ other side is still alive, each join has a deadline, and a second signal abandon
 in a stage is contained: one frame or one event that fails is logged, counted in
 ``streetwatch_stage_errors_total{stage}`` and skipped; a stage thread that dies stops the daemon with
 exit code 1 after the same orderly shutdown.
+
+Modules: :mod:`pipeline.scheduler` (intake, drop policy, batching), :mod:`pipeline.reporting` (the rules
+stage: events, evidence, case reports), :mod:`pipeline.zone_updates` (zones from the store applied between
+frames), :mod:`pipeline.snapshots`, :mod:`pipeline.camera_health` (camera health to the store),
+:mod:`pipeline.stages` (stop signals and the results queue they share), :mod:`pipeline.protocols` (what
+the daemon needs from sources, detector and rules). This module wires them and owns the lifecycle.
 """
 
 from __future__ import annotations
@@ -47,213 +53,38 @@ import queue
 import signal
 import threading
 import time
-from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
-from contract import paths
-from contract.health import CAMERA_STATES, CameraHealth
-from contract.reports import CaseReport, IncidentUpdate
-from detector.detections import Detections
+from pipeline.camera_health import CameraHealthReporter
 from pipeline.case_reports import CaseReporter
-from pipeline.config import CameraConfig, DaemonConfig, ZoneConfig
-from pipeline.errors import OutboxError, StageError
-from pipeline.evidence import evidence_score
-from pipeline.metrics import DaemonMetrics, HealthLike, HealthStatus, MetricsServer, health_record
-from pipeline.outbox import QueuedImage
-from pipeline.store_sync import StoreSync, encode_snapshot
-from pipeline.zone_sync import CameraZoneMap, ZoneSync
+from pipeline.config import DaemonConfig, ZoneConfig
+from pipeline.errors import OutboxError
+from pipeline.metrics import DaemonMetrics, HealthStatus, MetricsServer, health_record
+from pipeline.protocols import DetectorLike, RulesLike, SourceFactory
+from pipeline.reporting import Reporter
+from pipeline.scheduler import (
+    IDLE_POLL_S,
+    IDLE_WAKE_S,
+    CameraSlot,
+    Scheduler,
+    camera_source,
+    hands_over_every_frame,
+    is_file,
+)
+from pipeline.snapshots import Snapshots
+from pipeline.stages import QUEUE_POLL_S, StageControl
+from pipeline.store_sync import StoreSync
+from pipeline.zone_sync import ZoneSync
+from pipeline.zone_updates import ZoneUpdates
 
 log = logging.getLogger(__name__)
 
-IDLE_POLL_S = 0.01  # scheduler sleep when no frame waits, for sources that cannot wake it
-IDLE_WAKE_S = 0.25  # sources that wake the scheduler (on_frame): the longest sleep between checks
-QUEUE_POLL_S = 0.25  # bounded waits on queues; each wake-up re-checks that the other side is alive
 STALLED_AFTER_S = 60.0  # /healthz: a scheduler loop slower than this is reported as stalled
 SCHEDULER_JOIN_S = 60.0  # shutdown: longest in-flight batch we wait for
 RULES_JOIN_S = 30.0
 SOURCE_STOP_S = 10.0
-SOURCE_STATS_EVERY_S = 1.0  # how often the scheduler copies the sources' counters into the metrics
-EXPIRE_EVERY_S = 5.0  # live cameras only: how often incidents are aged on the wall clock (see _maybe_expire)
-MAX_DETECTOR_FAILURES = 10  # consecutive failed detector calls before the daemon gives up
-EVIDENCE_MEMORY = 1024  # open incidents whose first-sight pictures are remembered until confirmation
-UNSAVED_MEMORY = 1000  # confirmed reports waiting for a failed outbox write to be retried
-
-
-# --- what the daemon needs from its parts (the real ones live in sources, detector, incidents, ...) ---
-
-
-class FrameLike(Protocol):
-    """A sampled frame (``pipeline.sources.SampledFrame``)."""
-
-    @property
-    def camera_id(self) -> str: ...
-    @property
-    def seq(self) -> int: ...
-    @property
-    def stream_time(self) -> dt.datetime: ...
-    @property
-    def image(self) -> npt.NDArray[np.uint8]: ...
-
-
-class SourceLike(Protocol):
-    """A camera source (``pipeline.sources.CameraSource``)."""
-
-    def start(self) -> None: ...
-    def stop(self) -> object: ...
-    def latest(self, after_seq: int) -> Any: ...
-    def next_frame(self, timeout: float) -> Any: ...
-    @property
-    def health(self) -> HealthLike: ...
-
-
-class DetectorLike(Protocol):
-    @property
-    def class_names(self) -> list[str]: ...
-    def detect_batch(self, frames: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]: ...
-
-
-class EventLike(Protocol):
-    """An incident event (``pipeline.incidents.IncidentEvent``)."""
-
-    @property
-    def kind(self) -> str: ...
-    @property
-    def incident_id(self) -> str: ...
-    @property
-    def camera_id(self) -> str: ...
-    @property
-    def zone_id(self) -> str: ...
-    @property
-    def place(self) -> str: ...
-    @property
-    def violation_type(self) -> str: ...
-    @property
-    def first_seen_at(self) -> dt.datetime: ...
-    @property
-    def at(self) -> dt.datetime: ...
-    @property
-    def confidence(self) -> float: ...
-    @property
-    def boxes(self) -> Detections: ...
-    @property
-    def polygon_px(self) -> Any: ...
-    @property
-    def sighting_count(self) -> int: ...
-    @property
-    def confirmed_at(self) -> dt.datetime | None: ...
-    @property
-    def last_seen_at(self) -> dt.datetime | None: ...
-
-
-class RulesLike(Protocol):
-    def update(
-        self, camera_id: str, stream_time: dt.datetime, detections: Detections, frame_hw: tuple[int, int]
-    ) -> Sequence[EventLike]: ...
-    def present(self, camera_id: str, zone_id: str, violation_type: str) -> bool: ...
-
-
-SourceFactory = Callable[[CameraConfig], SourceLike]
-
-
-# --- internal records ---
-
-
-@dataclass(slots=True)
-class _Waiting:
-    frame: FrameLike
-    received: float  # time.monotonic() when the scheduler took it from the source
-
-
-@dataclass(slots=True)
-class _Analysed:
-    camera_id: str
-    frame: FrameLike
-    detections: Detections
-    received: float
-
-
-_END = object()  # end-of-stream sentinel on the results queue
-
-
-class _Camera:
-    """The scheduler's view of one camera: its source and the frames waiting for the detector."""
-
-    def __init__(self, config: CameraConfig, source: SourceLike, *, every_frame: bool, capacity: int) -> None:
-        self.id = config.id
-        self.config = config
-        self.source = source
-        self.every_frame = every_frame  # a file not paced in real time: every sampled frame, back-pressure
-        self.capacity = capacity
-        self.waiting: deque[_Waiting] = deque()  # bounded by ``capacity`` (checked on every append)
-        self.last_seq = -1
-        self.ended = False
-        self.unchanged = 0  # the source's skipped_unchanged count already added to the metrics
-
-
-def _is_file(camera: CameraConfig) -> bool:
-    url = camera.url
-    return ("://" not in url or url.startswith("file://")) and not url.startswith("/dev/video")
-
-
-def _hands_over_every_frame(camera: CameraConfig) -> bool:
-    """A file not paced in real time: every sampled frame is analysed (the file waits for the detector)."""
-    return _is_file(camera) and not camera.realtime
-
-
-def _is_finite(camera: CameraConfig) -> bool:
-    return _is_file(camera) and not camera.loop
-
-
-def _real_source(
-    camera: CameraConfig, input_hw: tuple[int, int] | None, queue_size: int, wake: Callable[[str], None]
-) -> SourceLike:
-    """A :class:`pipeline.sources.CameraSource` that also scales each sample to the detector's input size
-    (``small``), so the detector gets a small frame and the full-resolution one stays for evidence, and
-    wakes the scheduler (``wake``) when a sample is ready instead of being polled."""
-    from pipeline.sources import CameraSource
-
-    source: SourceLike = CameraSource(camera, input_hw=input_hw, queue_size=queue_size, on_frame=wake)
-    return source
-
-
-def _source_ended(source: SourceLike) -> bool:
-    """Whether a finite source has handed over its last frame."""
-    ended = getattr(source, "ended", None)
-    if isinstance(ended, bool):
-        return ended
-    return str(source.health.state) == "ended"
-
-
-def _describe_zones(zones: Sequence[ZoneConfig]) -> str:
-    return ", ".join(f"{z.id} ({z.place}: {', '.join(z.rules)})" for z in zones) or "none"
-
-
-def _detector_frame(frame: FrameLike) -> npt.NDArray[np.uint8]:
-    """What the detector sees: the source's downscaled copy when it made one, else the full frame."""
-    small = getattr(frame, "small", None)
-    return small if isinstance(small, np.ndarray) else frame.image
-
-
-def _to_full_frame(detections: Detections, frame: FrameLike) -> Detections:
-    """Boxes found on the downscaled copy, in full-frame pixels (evidence, zones and the store use those)."""
-    small = getattr(frame, "small", None)
-    if not isinstance(small, np.ndarray) or small.shape[:2] == frame.image.shape[:2] or not len(detections):
-        return detections
-    sy = frame.image.shape[0] / small.shape[0]
-    sx = frame.image.shape[1] / small.shape[1]
-    scale = np.array([sx, sy, sx, sy], np.float32)
-    return Detections(
-        xyxy=detections.xyxy * scale,
-        confidence=detections.confidence,
-        class_id=detections.class_id,
-        track_id=detections.track_id,
-    )
 
 
 class Daemon:
@@ -287,11 +118,12 @@ class Daemon:
         self.detector: DetectorLike = detector or self._load_detector(config)
         self.class_names = list(self.detector.class_names)
         self.model_name, self.model_version = self._model_identity(self.detector, config)
-        self.reporter = CaseReporter(
+        self.case_reporter = CaseReporter(
             config, self.class_names, model_name=self.model_name, model_version=self.model_version
         )
         self.rules: RulesLike = rules or RuleEngine(config, self.class_names)
         self.metrics = DaemonMetrics(camera.id for camera in config.cameras)
+        self.control = StageControl()
         self._frame_ready = threading.Event()  # set by the sources' on_frame: the scheduler has work
         self.outbox = Outbox(config.store.outbox)
         try:
@@ -299,83 +131,102 @@ class Daemon:
             self.verifier = Verifier(
                 config, self.outbox, self.rules.present, self.class_names, client=store_client
             )
-            batch = config.detector.batch_size
-            input_hw = self._detector_input_hw(self.detector)
-            if source_factory is None:
-                factory: SourceFactory = lambda camera: _real_source(  # noqa: E731
-                    camera, input_hw, 2 * batch, self._wake
-                )
-            else:
-                factory = source_factory
-            per_camera = config.scheduler.frames_per_camera
-            self.cameras = [
-                _Camera(
-                    camera,
-                    factory(camera),
-                    every_frame=_hands_over_every_frame(camera),
-                    capacity=batch if _hands_over_every_frame(camera) else per_camera,
-                )
-                for camera in config.cameras
-            ]
+            cameras = self._camera_slots(config, source_factory)
         except BaseException:
             self.outbox.close()
             raise
         self._results: queue.Queue[object] = queue.Queue(maxsize=config.scheduler.results_queue)
-        self._idle_wait_s = IDLE_WAKE_S if source_factory is None else IDLE_POLL_S
-        self._stop_requested = threading.Event()  # run() should return (stop(), a signal, a failure)
-        self._stopping = threading.Event()  # the scheduler should finish its batch and end
-        self._abandon = threading.Event()  # give up waiting: a stage is stuck or a second signal came
-        self._streams_ended = threading.Event()
-        self._failures: list[str] = []
-        self._failures_lock = threading.Lock()
-        self._detector_failures = 0
-        self._heartbeat = time.monotonic()
         self._started_at: float | None = None
-        self._first_sight: OrderedDict[str, list[QueuedImage]] = OrderedDict()
-        self._unsaved: deque[tuple[CaseReport | IncidentUpdate, list[QueuedImage]]] = deque(
-            maxlen=UNSAVED_MEMORY
+        self.scheduler = Scheduler(
+            cameras,
+            self.detector,
+            self.metrics,
+            self._results,
+            self.control,
+            batch_size=config.detector.batch_size,
+            frame_ready=self._frame_ready,
+            idle_wait_s=IDLE_WAKE_S if source_factory is None else IDLE_POLL_S,
+            consumer_alive=lambda: self._rules_thread.is_alive(),
         )
-        self._scheduler = threading.Thread(target=self._schedule_loop, name="scheduler", daemon=True)
-        self._rules_thread = threading.Thread(target=self._rules_loop, name="rules", daemon=True)
+        self.cameras = cameras
+        self.zone_updates = ZoneUpdates(config.cameras, self.rules, self.verifier, self.metrics)
+        zone_sync = (
+            ZoneSync(
+                self.pusher.client,
+                config.cameras,
+                config.store.zone_cache_path,
+                event_codes=self.case_reporter.event_codes,
+            )
+            if config.store.zone_sync_s > 0
+            else None
+        )  # zones from the store (polled; the cache on disk first) and snapshots, on one thread
+        self.store_sync = StoreSync(
+            self.pusher.client, zone_sync, config.store.zone_sync_s, self.zone_updates.queue
+        )
+        self.reporter = Reporter(
+            config,
+            self.rules,
+            class_names=self.class_names,
+            case_reporter=self.case_reporter,
+            metrics=self.metrics,
+            outbox=self.outbox,
+            verifier=self.verifier,
+            zones=self.zone_updates,
+            snapshots=Snapshots(
+                self.store_sync,
+                self.class_names,
+                self.metrics,
+                every_s=config.store.snapshot_s,
+                blur_persons=config.evidence.blur_persons,
+            ),
+            results=self._results,
+            control=self.control,
+            producer_ended=lambda: not self._scheduler.is_alive() and self._scheduler.ident is not None,
+            # incidents end on stream time; only live cameras' stream time follows the wall clock
+            expire_on_wall_clock=not any(is_file(camera) for camera in config.cameras),
+        )
+        self.health_reporter = CameraHealthReporter(
+            self.pusher.client,
+            {cam.id: cam.source for cam in cameras},
+            self.control.stopping,
+            every_s=config.store.health_report_s,
+        )
+        self._scheduler = threading.Thread(target=self.scheduler.run, name="scheduler", daemon=True)
+        self._rules_thread = threading.Thread(target=self.reporter.run, name="rules", daemon=True)
         self._health_thread = threading.Thread(
-            target=self._report_health_loop, name="health-report", daemon=True
+            target=self.health_reporter.run, name="health-report", daemon=True
         )
-        self._unregistered: set[str] = set()  # cameras the store does not know as this device's
         self.metrics_server: MetricsServer | None = None
         self.metrics.camera_health = lambda: {cam.id: cam.source.health for cam in self.cameras}
         self.metrics.queue_depths = self._queue_depths
         self.metrics.outbox_counts = self.outbox.counts
         self._shutdown_done = False
-        # Incidents end on stream time, when frames come. With only live cameras, stream time follows the
-        # wall clock, so the rules thread can also end them while a camera sends nothing at all.
-        self._expire_on_wall_clock = not any(_is_file(camera) for camera in config.cameras)
-        self._next_expire = 0.0
-        self._init_store_sync(config)
-
-    def _init_store_sync(self, config: DaemonConfig) -> None:
-        """Zones from the store (polled; the cache on disk first) and snapshots, on one thread."""
-        store = config.store
-        zone_sync = (
-            ZoneSync(
-                self.pusher.client,
-                config.cameras,
-                store.zone_cache_path,
-                event_codes=self.reporter.event_codes,
-            )
-            if store.zone_sync_s > 0
-            else None
-        )
-        self.store_sync = StoreSync(self.pusher.client, zone_sync, store.zone_sync_s, self._queue_zones)
-        self._zones_lock = threading.Lock()
-        self._pending_zones: CameraZoneMap = {}  # written by the store-sync thread, applied by the rules
-        self._applied_zones: CameraZoneMap = {camera.id: tuple(camera.zones) for camera in config.cameras}
-        self._next_snapshot: dict[str, float] = {}
         cached = zone_sync.cached() if zone_sync is not None else None
         if cached is not None:  # nothing runs yet: apply now, so the first frame sees them
-            self._queue_zones(cached)
-            self._apply_pending_zones()
+            self.zone_updates.queue(cached)
+            self.zone_updates.apply(self.reporter.on_ended)
 
     # --- construction helpers ---
+
+    def _camera_slots(self, config: DaemonConfig, source_factory: SourceFactory | None) -> list[CameraSlot]:
+        batch = config.detector.batch_size
+        if source_factory is None:
+            input_hw = self._detector_input_hw(self.detector)
+            factory: SourceFactory = lambda camera: camera_source(  # noqa: E731
+                camera, input_hw, 2 * batch, self._wake
+            )
+        else:
+            factory = source_factory
+        per_camera = config.scheduler.frames_per_camera
+        return [
+            CameraSlot(
+                camera,
+                factory(camera),
+                every_frame=hands_over_every_frame(camera),
+                capacity=batch if hands_over_every_frame(camera) else per_camera,
+            )
+            for camera in config.cameras
+        ]
 
     @staticmethod
     def _load_detector(config: DaemonConfig) -> DetectorLike:
@@ -394,26 +245,26 @@ class Daemon:
     @staticmethod
     def _detector_input_hw(detector: DetectorLike) -> tuple[int, int] | None:
         """The model's input size (the letterbox target) when the detector has a model card."""
-        card = getattr(detector, "card", None)
-        size = getattr(getattr(card, "input", None), "size_hw", None)
-        return (int(size[0]), int(size[1])) if size is not None else None
-
-    def _batch_key(self, frame: FrameLike) -> tuple[int, int]:
-        """Frames with the same key share a detector call: the model input size they letterbox to (one
-        size for a fixed-size model; a stride-multiple rectangle per aspect ratio for a dynamic one)."""
-        h, w = _detector_frame(frame).shape[:2]
-        preprocessor = getattr(self.detector, "preprocessor", None)
-        if preprocessor is not None:
-            key: tuple[int, int] = preprocessor.input_hw((h, w))
-            return key
-        return h, w
+        card = detector.card
+        if card is None:
+            return None
+        size = card.input.size_hw
+        return int(size[0]), int(size[1])
 
     @staticmethod
     def _model_identity(detector: DetectorLike, config: DaemonConfig) -> tuple[str, str]:
-        card = getattr(detector, "card", None)
+        card = detector.card
         if card is not None:
             return str(card.name)[:100], str(card.version)[:50]
         return config.detector.model.stem[:100], ""
+
+    def _wake(self, camera_id: str) -> None:
+        """A source has a sample ready (called from its thread)."""
+        self._frame_ready.set()
+
+    def zones(self, camera_id: str) -> tuple[ZoneConfig, ...]:
+        """The zones ``camera_id`` runs with now (thread-safe)."""
+        return self.zone_updates.zones(camera_id)
 
     # --- lifecycle ---
 
@@ -444,8 +295,8 @@ class Daemon:
                 cam.source.start()
                 started.append(cam.source.stop)
         except BaseException:
-            self._stopping.set()
-            self._abandon.set()
+            self.control.stopping.set()
+            self.control.abandon.set()
             for undo in reversed(started):
                 try:
                     undo()
@@ -465,19 +316,15 @@ class Daemon:
 
     def stop(self) -> None:
         """Ask :meth:`run` to shut down (thread-safe; a signal handler calls this)."""
-        self._stop_requested.set()
-
-    def _wake(self, camera_id: str) -> None:
-        """A source has a sample ready (called from its thread)."""
-        self._frame_ready.set()
+        self.control.stop_requested.set()
 
     def run(self, *, install_signal_handlers: bool = False) -> int:
         """Run until stopped; 0 after a clean stop, 1 when a stage failed."""
         previous = self._install_signal_handlers() if install_signal_handlers else {}
         try:
             self.start()
-            while not self._stop_requested.wait(0.2):
-                if self._streams_ended.is_set():
+            while not self.control.stop_requested.wait(0.2):
+                if self.control.streams_ended.is_set():
                     log.info("every camera stream has ended")
                     break
                 if self.failures or not (self._scheduler.is_alive() and self._rules_thread.is_alive()):
@@ -498,15 +345,15 @@ class Daemon:
         if self._shutdown_done:
             return
         self._shutdown_done = True
-        self._stop_requested.set()
-        self._stopping.set()
+        self.control.stop_requested.set()
+        self.control.stopping.set()
         self._frame_ready.set()
         self._bounded_all([(f"stop source {cam.id}", cam.source.stop) for cam in self.cameras], SOURCE_STOP_S)
         self._join(self._scheduler, SCHEDULER_JOIN_S)
         self._join(self._rules_thread, RULES_JOIN_S)
         self._join(self._health_thread, self.config.store.timeout_s + 1.0)
         self.store_sync.stop(timeout_s=self.config.store.timeout_s + 1.0)
-        self._save_unsaved()
+        self.reporter.save_unsaved()
         self._bounded("stop verification", lambda: self.verifier.stop(timeout_s=5.0), 10.0)
         self._drain()
         self._bounded("stop pusher", lambda: self.pusher.stop(timeout_s=5.0), 10.0)
@@ -517,15 +364,7 @@ class Daemon:
 
     @property
     def failures(self) -> list[str]:
-        with self._failures_lock:
-            return list(self._failures)
-
-    def _fail(self, stage: str, exc: BaseException) -> None:
-        message = f"{stage}: {exc.__class__.__name__}: {exc}"
-        with self._failures_lock:
-            self._failures.append(message)
-        log.error("stage %s failed, stopping the daemon", stage, exc_info=exc)
-        self._stop_requested.set()
+        return self.control.failures
 
     def _install_signal_handlers(self) -> dict[int, Any]:
         if threading.current_thread() is not threading.main_thread():
@@ -534,12 +373,12 @@ class Daemon:
         previous: dict[int, Any] = {}
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
-            if self._stop_requested.is_set():
+            if self.control.stop_requested.is_set():
                 log.warning("second %s: abandoning the outbox drain", signal.Signals(signum).name)
-                self._abandon.set()
+                self.control.abandon.set()
             else:
                 log.info("%s: shutting down", signal.Signals(signum).name)
-                self._stop_requested.set()
+                self.control.stop_requested.set()
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             previous[signum] = signal.signal(signum, on_signal)
@@ -551,13 +390,12 @@ class Daemon:
         if not thread.is_alive():
             return
         deadline = time.monotonic() + timeout_s
-        while thread.is_alive() and time.monotonic() < deadline and not self._abandon.is_set():
+        while thread.is_alive() and time.monotonic() < deadline and not self.control.abandon.is_set():
             thread.join(QUEUE_POLL_S)
         if thread.is_alive():
-            with self._failures_lock:
-                self._failures.append(f"{thread.name}: did not stop within {timeout_s:.0f} s")
+            self.control.add_failure(f"{thread.name}: did not stop within {timeout_s:.0f} s")
             log.error("thread %s did not end within %.0f s; abandoning it", thread.name, timeout_s)
-            self._abandon.set()
+            self.control.abandon.set()
 
     def _bounded(self, what: str, fn: Callable[[], object], timeout_s: float) -> None:
         self._bounded_all([(what, fn)], timeout_s)
@@ -586,7 +424,7 @@ class Daemon:
     def _drain(self) -> None:
         timeout = self.config.scheduler.drain_timeout_s
         pending = self.outbox.pending_count()
-        if pending == 0 or self._abandon.is_set():
+        if pending == 0 or self.control.abandon.is_set():
             if pending:
                 log.warning("%d outbox item(s) not delivered; kept for the next start", pending)
             return
@@ -597,406 +435,26 @@ class Daemon:
         )
         helper.start()
         deadline = time.monotonic() + timeout + 1.0
-        while helper.is_alive() and not self._abandon.is_set() and time.monotonic() < deadline:
+        while helper.is_alive() and not self.control.abandon.is_set() and time.monotonic() < deadline:
             helper.join(QUEUE_POLL_S)
         left = self.outbox.pending_count()
         if left:
             log.warning("%d outbox item(s) not delivered; kept for the next start", left)
 
-    # --- the scheduler thread ---
-
-    def _schedule_loop(self) -> None:
-        next_stats = 0.0
-        try:
-            while not self._stopping.is_set():
-                self._heartbeat = now = time.monotonic()
-                self._frame_ready.clear()  # a frame arriving from here on wakes the wait below
-                if now >= next_stats:
-                    self._source_stats()
-                    next_stats = now + SOURCE_STATS_EVERY_S
-                for cam in self.cameras:
-                    self._intake(cam)
-                batch = self._next_batch()
-                if batch:
-                    self._run_batch(batch)
-                elif all(cam.ended for cam in self.cameras):
-                    self._streams_ended.set()
-                    self._stop_requested.set()
-                    break
-                else:
-                    self._frame_ready.wait(self._idle_wait_s)
-        except BaseException as exc:
-            self._fail("scheduler", exc)
-        finally:
-            dropped = sum(len(cam.waiting) for cam in self.cameras)
-            if dropped:
-                log.info("shutdown: %d frame(s) waiting for the detector were not analysed", dropped)
-            self._put(_END)
-
-    def _intake(self, cam: _Camera) -> None:
-        """Take what ``cam``'s source has ready, without blocking; a failing source is contained."""
-        if cam.ended:
-            return
-        try:
-            if cam.every_frame:
-                while len(cam.waiting) < cam.capacity:
-                    frame = cam.source.next_frame(0.0)
-                    if frame is None:
-                        cam.ended = _is_finite(cam.config) and _source_ended(cam.source)
-                        return
-                    self._observe_decode(cam.id, frame)
-                    cam.waiting.append(_Waiting(frame, time.monotonic()))
-                return
-            frame = cam.source.latest(cam.last_seq)
-            if frame is None:
-                cam.ended = _is_finite(cam.config) and _source_ended(cam.source)
-                return
-            if cam.last_seq >= 0 and frame.seq > cam.last_seq + 1:
-                self.metrics.frames_behind(cam.id, frame.seq - cam.last_seq - 1)  # replaced at the source
-            cam.last_seq = frame.seq
-            self._observe_decode(cam.id, frame)
-            while len(cam.waiting) >= cam.capacity:
-                cam.waiting.popleft()  # the drop policy: the oldest waiting frame of a camera that is behind
-                self.metrics.frames_behind(cam.id)
-            cam.waiting.append(_Waiting(frame, time.monotonic()))
-        except Exception as exc:
-            self.metrics.stage_errors.labels("source").inc()
-            log.warning("camera %s: taking a frame failed: %s", cam.id, exc, exc_info=True)
-
-    def _source_stats(self) -> None:
-        """Scene-change skips happen inside the sources: copy their counts into the metrics."""
-        for cam in self.cameras:
-            try:
-                count = int(getattr(cam.source.health, "skipped_unchanged", 0))
-            except Exception:
-                continue
-            if count > cam.unchanged:
-                self.metrics.frames_unchanged(cam.id, count - cam.unchanged)
-                cam.unchanged = count
-
-    def _observe_decode(self, camera_id: str, frame: FrameLike) -> None:
-        seconds = getattr(frame, "decode_s", None)
-        if isinstance(seconds, float):
-            self.metrics.decode_seconds.labels(camera_id).observe(seconds)
-
-    def _next_batch(self) -> list[tuple[_Camera, _Waiting]]:
-        """Up to batch_size waiting frames of one model input size (:meth:`_batch_key`): the size of the
-        oldest waiting frame, oldest first.
-
-        Only each camera's leading run of frames of that size counts, so a camera whose resolution changed
-        never has a later frame analysed before an earlier one.
-        """
-        heads = [cam for cam in self.cameras if cam.waiting]
-        if not heads:
-            return []
-        oldest = min(heads, key=lambda cam: cam.waiting[0].received)
-        size = self._batch_key(oldest.waiting[0].frame)
-        candidates: list[tuple[float, int, _Camera]] = []
-        for index, cam in enumerate(heads):
-            for waiting in cam.waiting:
-                if self._batch_key(waiting.frame) != size:
-                    break
-                candidates.append((waiting.received, index, cam))
-        candidates.sort(key=lambda c: (c[0], c[1]))
-        batch = []
-        for _, _, cam in candidates[: self.config.detector.batch_size]:
-            batch.append((cam, cam.waiting.popleft()))  # per camera, candidates come in waiting order
-        return batch
-
-    def _run_batch(self, batch: list[tuple[_Camera, _Waiting]]) -> None:
-        images = [_detector_frame(waiting.frame) for _, waiting in batch]
-        started = time.monotonic()
-        try:
-            results = self.detector.detect_batch(images)
-            if len(results) != len(images):
-                raise StageError(f"detector returned {len(results)} results for {len(images)} frames")
-            results = [_to_full_frame(d, w.frame) for d, (_, w) in zip(results, batch, strict=True)]
-        except Exception as exc:
-            self._detector_failures += 1
-            self.metrics.stage_errors.labels("detector").inc()
-            log.exception("detector failed on a batch of %d frame(s); the batch is skipped", len(images))
-            if self._detector_failures >= MAX_DETECTOR_FAILURES:
-                raise StageError(
-                    f"the detector failed {self._detector_failures} times in a row: {exc}"
-                ) from exc
-            return
-        self._detector_failures = 0
-        self.metrics.inference_seconds.observe(time.monotonic() - started)
-        self.metrics.batch_frames.observe(len(images))
-        for (cam, waiting), detections in zip(batch, results, strict=True):
-            self.metrics.frame_analysed(cam.id, started)
-            self.metrics.frame_wait_seconds.labels(cam.id).observe(started - waiting.received)
-            self._put(_Analysed(cam.id, waiting.frame, detections, waiting.received))
-
-    def _put(self, item: object) -> bool:
-        """Put on the results queue, waiting while it is full as long as the rules stage is alive."""
-        while True:
-            try:
-                self._results.put(item, timeout=QUEUE_POLL_S)
-                return True
-            except queue.Full:
-                if self._abandon.is_set() or not self._rules_thread.is_alive():
-                    return False
-
-    # --- the rules thread ---
-
-    def _rules_loop(self) -> None:
-        try:
-            while True:
-                self._apply_pending_zones()  # between two frames: a frame sees old zones or new ones
-                try:
-                    item = self._results.get(timeout=QUEUE_POLL_S)
-                except queue.Empty:
-                    if self._abandon.is_set():
-                        return
-                    if not self._scheduler.is_alive() and self._scheduler.ident is not None:
-                        return  # the scheduler ended without its sentinel reaching us
-                    self._save_unsaved()
-                    self._maybe_expire()
-                    continue
-                if item is _END:
-                    return
-                assert isinstance(item, _Analysed)
-                self._analyse(item)
-                self._maybe_expire()
-        except BaseException as exc:
-            self._fail("rules", exc)
-
-    def _analyse(self, item: _Analysed) -> None:
-        frame = item.frame
-        started = time.monotonic()
-        try:
-            events = self.rules.update(
-                item.camera_id, frame.stream_time, item.detections, frame.image.shape[:2]
-            )
-        except Exception:
-            self.metrics.stage_errors.labels("rules").inc()
-            log.exception("rules failed on camera %s at %s; frame skipped", item.camera_id, frame.stream_time)
-            return
-        self.metrics.rules_seconds.observe(time.monotonic() - started)
-        for event in events:
-            try:
-                self._on_event(event, item)
-            except Exception:
-                self.metrics.stage_errors.labels("events").inc()
-                log.exception("incident event %s %s could not be handled", event.kind, event.incident_id)
-        if self.config.verification.enabled:
-            try:
-                self.verifier.observe(item.camera_id, frame.stream_time, frame.image, item.detections)
-            except Exception:
-                self.metrics.stage_errors.labels("verification").inc()
-                log.exception("verification failed on camera %s", item.camera_id)
-        self._maybe_snapshot(item)
-
-    # --- zones from the store, snapshots to it ---
-
-    def _queue_zones(self, zones: CameraZoneMap) -> None:
-        """From the store-sync thread: the zones every camera should run with; the rules thread applies
-        the ones that differ before its next frame."""
-        with self._zones_lock:
-            for camera_id, camera_zones in zones.items():
-                if self._applied_zones.get(camera_id) != camera_zones:
-                    self._pending_zones[camera_id] = camera_zones
-                else:
-                    self._pending_zones.pop(camera_id, None)
-
-    def _apply_pending_zones(self) -> None:
-        if not self._pending_zones:
-            return
-        with self._zones_lock:
-            pending, self._pending_zones = self._pending_zones, {}
-        replace = getattr(self.rules, "replace_zones", None)
-        for camera_id, zones in pending.items():
-            try:
-                if replace is None:
-                    raise TypeError(f"{type(self.rules).__name__} cannot replace zones")
-                events = replace(camera_id, zones)
-            except Exception:
-                self.metrics.stage_errors.labels("zones").inc()
-                log.exception("camera %s: new zones not applied; the previous ones stay", camera_id)
-                continue
-            with self._zones_lock:
-                self._applied_zones[camera_id] = zones
-            self.verifier.set_zones(camera_id, zones)
-            for event in events:
-                self.metrics.incident_events.labels(event.kind).inc()
-                self._on_ended(event)
-            log.info("camera %s: zones now %s", camera_id, _describe_zones(zones))
-
-    def zones(self, camera_id: str) -> tuple[ZoneConfig, ...]:
-        """The zones ``camera_id`` runs with now (thread-safe)."""
-        with self._zones_lock:
-            return self._applied_zones[camera_id]
-
-    def _maybe_snapshot(self, item: _Analysed) -> None:
-        """At most every ``store.snapshot_s`` per camera (and on its first frame): offer the frame, people
-        blurred, for upload as the camera's latest view."""
-        every = self.config.store.snapshot_s
-        now = time.monotonic()
-        if every <= 0 or now < self._next_snapshot.get(item.camera_id, 0.0):
-            return
-        self._next_snapshot[item.camera_id] = now + every
-        try:
-            jpeg = encode_snapshot(
-                item.frame.image, item.detections, self.class_names, blur=self.config.evidence.blur_persons
-            )
-        except Exception:
-            self.metrics.stage_errors.labels("snapshot").inc()
-            log.exception("camera %s: snapshot not encoded", item.camera_id)
-            return
-        self.store_sync.offer_snapshot(item.camera_id, jpeg)
-
-    def _on_event(self, event: EventLike, item: _Analysed) -> None:
-        self.metrics.incident_events.labels(event.kind).inc()
-        if event.kind == "first_seen":
-            self._first_sight[event.incident_id] = self._evidence(event, item)
-            while len(self._first_sight) > EVIDENCE_MEMORY:
-                self._first_sight.popitem(last=False)
-        elif event.kind == "confirmed":
-            score = evidence_score(item.frame.image, event.boxes)
-            images = self._first_sight.pop(event.incident_id, []) + self._evidence(event, item, score)
-            report = self.reporter.report(event, score)
-            if self._queue(report, images):
-                self.metrics.frame_to_outbox_seconds.observe(time.monotonic() - item.received)
-                log.info(
-                    "case queued: %s %s%s at %s/%s (place %s), first seen %s, confirmed %s",
-                    report.idempotency_key,
-                    report.violation_type,
-                    f" ({report.event_code})" if report.event_code else "",
-                    report.camera,
-                    report.zone,
-                    report.place,
-                    report.first_seen_at.isoformat(),
-                    report.confirmed_at.isoformat(),
-                )
-        elif event.kind == "sighting" and self.reporter.sighting_due(event):
-            score = evidence_score(item.frame.image, event.boxes)
-            better = self.reporter.better_picture(event, score)
-            images = self._evidence(event, item, score) if better else []
-            self._queue(self.reporter.sighting(event, score if images else None), images)
-        elif event.kind == "ended":
-            self._on_ended(event)
-
-    def _queue(self, message: CaseReport | IncidentUpdate, images: list[QueuedImage]) -> bool:
-        """Put a report or an update in the outbox; kept in memory and retried when the outbox fails."""
-        try:
-            if isinstance(message, CaseReport):
-                self.outbox.put(message, images)
-            else:
-                self.outbox.put_update(message, images)
-        except OutboxError:
-            log.exception("%s could not be written to the outbox; retrying", message.idempotency_key)
-            self._unsaved.append((message, images))
-            return False
-        return True
-
-    def _on_ended(self, event: EventLike) -> None:
-        for image in self._first_sight.pop(event.incident_id, []):  # never confirmed: not evidence
-            image[1].unlink(missing_ok=True)
-        update = self.reporter.ended(event)
-        if update is not None:
-            self._queue(update, [])
-            log.info("incident %s ended: last seen %s", event.incident_id, update.at.isoformat())
-
-    def _maybe_expire(self) -> None:
-        """Live cameras only: end incidents whose quiet period ran out while no frame came (a dead camera)."""
-        expire = getattr(self.rules, "expire", None)
-        now = time.monotonic()
-        if not self._expire_on_wall_clock or expire is None or now < self._next_expire:
-            return
-        self._next_expire = now + EXPIRE_EVERY_S
-        try:
-            events = expire(dt.datetime.now(dt.UTC))
-            for event in events:
-                self.metrics.incident_events.labels(event.kind).inc()
-                self._on_ended(event)
-        except Exception:
-            self.metrics.stage_errors.labels("rules").inc()
-            log.exception("ending quiet incidents failed")
-
-    def _evidence(self, event: EventLike, item: _Analysed, score: float | None = None) -> list[QueuedImage]:
-        """The event's pictures; the full-frame view carries ``score`` (the crop is never the best view)."""
-        from pipeline.evidence import render_evidence
-
-        try:
-            written = render_evidence(
-                item.frame.image, event, item.detections, self.class_names, self.config.evidence
-            )
-        except Exception:  # a case without pictures is better than no case
-            self.metrics.stage_errors.labels("evidence").inc()
-            log.exception("evidence for incident %s (%s) failed", event.incident_id, event.kind)
-            return []
-        return [(kind, path, None if kind == "crop" else score) for kind, path in written]
-
-    def _save_unsaved(self) -> None:
-        """Retry outbox writes that failed (a full disk that was cleared, a locked file)."""
-        while self._unsaved:
-            message, images = self._unsaved[0]
-            try:
-                if isinstance(message, CaseReport):
-                    self.outbox.put(message, images)
-                else:
-                    self.outbox.put_update(message, images)
-            except OutboxError as exc:
-                log.warning("%d case(s) still not in the outbox: %s", len(self._unsaved), exc)
-                return
-            self._unsaved.popleft()
-
-    # --- camera health to the case store ---
-
-    def _report_health_loop(self) -> None:
-        """PUT each camera's health to the store every ``store.health_report_s`` (best effort: the
-        operators' device list shows it; nothing depends on it reaching the store)."""
-        while not self._stopping.wait(self.config.store.health_report_s):
-            for cam in self.cameras:
-                if self._stopping.is_set():
-                    return
-                if cam.id not in self._unregistered:
-                    self._report_health(cam)
-
-    def _report_health(self, cam: _Camera) -> None:
-        health = cam.source.health
-        state = str(health.state)
-        if state not in CAMERA_STATES:
-            return  # e.g. a file that has ended: nothing the store's states describe
-        body = CameraHealth.model_validate(
-            {
-                "state": state,
-                "last_frame_at": health.last_frame_at,
-                "fps": round(min(max(float(health.fps), 0.0), 1000.0), 3),
-                "error": (health.last_error or None) and str(health.last_error)[:500],
-            }
-        )
-        try:
-            response = self.pusher.client.request(
-                "PUT", paths.camera_health(cam.id), json=body.model_dump(mode="json")
-            )
-        except Exception as exc:  # the store is down: the outbox has the important part
-            log.debug("camera %s: health report failed: %s", cam.id, exc)
-            return
-        if response.status_code == 404:
-            self._unregistered.add(cam.id)
-            log.info(
-                "camera %s is not registered to this device in the case store: its health is not reported",
-                cam.id,
-            )
-        elif response.status_code >= 400:
-            log.debug("camera %s: health report answered %d", cam.id, response.status_code)
-
     # --- health ---
 
     def _queue_depths(self) -> dict[str, int]:
         return {
-            "frames": sum(len(cam.waiting) for cam in self.cameras),
+            "frames": self.scheduler.waiting_count(),
             "results": self._results.qsize(),
-            "unsaved_reports": len(self._unsaved),
+            "unsaved_reports": self.reporter.unsaved_count,
         }
 
     def health(self) -> HealthStatus:
         """The daemon's health for ``/healthz``."""
         now = dt.datetime.now(dt.UTC)
         cameras = {cam.id: health_record(cam.source.health, now) for cam in self.cameras}
-        beat_age = time.monotonic() - self._heartbeat
+        beat_age = time.monotonic() - self.scheduler.heartbeat
         try:
             pending: int | None = self.outbox.pending_count()
         except OutboxError:
@@ -1009,7 +467,7 @@ class Daemon:
             "uptime_s": round(time.monotonic() - self._started_at, 1) if self._started_at else 0.0,
             "failures": self.failures,
         }
-        if self._stop_requested.is_set():
+        if self.control.stop_requested.is_set():
             status = "stopping"
         elif (
             not self._scheduler.is_alive() or beat_age > STALLED_AFTER_S or not self._rules_thread.is_alive()

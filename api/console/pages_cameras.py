@@ -14,19 +14,20 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from api import reference as ref
 from api.cameras import ZONE_EDITOR_ROLES, camera_health
 from api.console.deps import Page, PageDep
 from api.console.rendering import render
 from api.console.security import CSRF_FIELD, check_csrf
 from api.errors import ApiError, Forbidden
 from api.models import Camera, Device, Place, Role, ViolationType
+from api.reference.cameras import ZoneBody, delete_zone, get_camera, put_zone
+from api.reference.common import CODE_PATTERN
 from contract.schedule import ScheduleError, text_to_windows, windows_to_text
 
 router = APIRouter(prefix="/console/cameras", include_in_schema=False)
 
 VIEWER_ROLES = (Role.ADMIN, Role.SHIFT_LEADER, Role.DISPATCHER, Role.VIEWER)
-CodePath = Annotated[str, Path(min_length=1, max_length=64, pattern=ref.CODE_PATTERN)]
+CodePath = Annotated[str, Path(min_length=1, max_length=64, pattern=CODE_PATTERN)]
 
 
 def _require(page: Page, roles: tuple[Role, ...]) -> None:
@@ -67,7 +68,7 @@ def _editor_zone(zone: Any) -> dict[str, Any]:
 @router.get("/{code}/zones")
 def zone_editor_page(code: CodePath, page: PageDep) -> Response:
     _require(page, ZONE_EDITOR_ROLES)
-    camera = ref.get_camera(page.session, code)
+    camera = get_camera(page.session, code)
     places = list(page.session.scalars(select(Place).order_by(Place.key)))
     types = sorted(set(page.session.scalars(select(ViolationType.pipeline_type).where(ViolationType.active))))
     zones = [_editor_zone(zone) for zone in sorted(camera.zones, key=lambda z: z.code)]
@@ -86,7 +87,7 @@ def _error(status: int, message: str, field: str | None) -> JSONResponse:
     return JSONResponse({"detail": message, "field": field}, status_code=status)
 
 
-def _zone_body(data: Any) -> ref.ZoneBody:
+def _zone_body(data: Any) -> ZoneBody:
     """The editor's JSON as the API's zone body; schedule text becomes the store's windows."""
     if not isinstance(data, dict) or not isinstance(data.get("rules"), dict):
         raise ValueError("expected {place, polygon, rules}")
@@ -98,7 +99,7 @@ def _zone_body(data: Any) -> ref.ZoneBody:
         except ScheduleError as exc:
             raise ScheduleError(f"rules.{name}.schedule: {exc}") from exc
         rules[name] = {"dwell_s": (rule or {}).get("dwell_s"), "schedule": windows}
-    return ref.ZoneBody.model_validate(
+    return ZoneBody.model_validate(
         {"place": data.get("place"), "polygon": data.get("polygon"), "rules": rules}
     )
 
@@ -116,7 +117,7 @@ def save_zone(
     _require(page, ZONE_EDITOR_ROLES)
     try:
         body = _zone_body(json.loads(zone))
-        saved = ref.put_zone(page.session, code, zone_code, body)
+        saved = put_zone(page.session, code, zone_code, body)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"])
@@ -141,7 +142,7 @@ def remove_zone(
     check_csrf(page.request, csrf_token)
     _require(page, ZONE_EDITOR_ROLES)
     try:
-        ref.delete_zone(page.session, code, zone_code)
+        delete_zone(page.session, code, zone_code)
     except ApiError as exc:
         return _error(exc.status_code, exc.message, None)
     page.session.commit()

@@ -26,6 +26,7 @@ from pipeline.config import CameraConfig, DaemonConfig
 from pipeline.daemon import Daemon
 from pipeline.metrics import DaemonMetrics, HealthStatus, MetricsServer
 from pipeline.outbox import Outbox
+from pipeline.scheduler import hands_over_every_frame
 from tests.pipeline.live_store import free_port
 
 T0 = dt.datetime(2026, 5, 11, 1, 0, tzinfo=dt.UTC)
@@ -40,6 +41,8 @@ class Frame:
     stream_time: dt.datetime
     image: npt.NDArray[np.uint8]
     keyframe: bool = True
+    small: npt.NDArray[np.uint8] | None = None  # no downscaled copy: the detector sees ``image``
+    decode_s: float | None = None  # not measured
 
 
 @dataclass
@@ -49,6 +52,7 @@ class Health:
     fps: float = 0.0
     reconnects: int = 0
     last_error: str | None = None
+    skipped_unchanged: int = 0
 
 
 class FileSource:
@@ -90,6 +94,7 @@ class LiveSource:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._produce, daemon=True)
         self.health = Health()
+        self.ended = False  # a live camera never ends
 
     def _produce(self) -> None:
         seq = 0
@@ -122,6 +127,8 @@ class FakeDetector:
     fail: Callable[[int], bool] = lambda call: False
     batches: list[list[tuple[int, int]]] = field(default_factory=list)
     class_names: list[str] = field(default_factory=lambda: list(CLASSES))
+    card: None = None  # no model card: frames go in as they are
+    preprocessor: None = None
 
     def detect_batch(self, frames: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]:
         self.batches.append([f.shape[:2] for f in frames])
@@ -257,16 +264,22 @@ def test_a_live_camera_that_is_behind_drops_its_oldest_frames_and_counts_them(tm
         def present(self, *args: Any) -> bool:
             return False
 
+        def expire(self, now: dt.datetime) -> list[Any]:
+            return []
+
+        def replace_zones(self, *args: Any) -> list[Any]:
+            return []
+
     daemon = Daemon(config, detector=detector, source_factory=lambda c: source, rules=Rules())
     seqs: list[int] = []
-    original = daemon._next_batch
+    original = daemon.scheduler.next_batch
 
     def spy() -> Any:
         batch = original()
         seqs.extend(w.frame.seq for _, w in batch)
         return batch
 
-    daemon._next_batch = spy  # type: ignore[method-assign]
+    daemon.scheduler.next_batch = spy  # type: ignore[method-assign]
     thread, code = run_in_thread(daemon)
     time.sleep(1.0)
     daemon.stop()
@@ -282,8 +295,8 @@ def test_sigterm_finishes_the_in_flight_batch_and_stops(tmp_path: Path) -> None:
     detector = FakeDetector(delay_s=0.2)
     daemon = Daemon(config, detector=detector, source_factory=lambda c: LiveSource("live"))
     analysed: list[int] = []
-    original = daemon._analyse
-    daemon._analyse = lambda item: (analysed.append(1), original(item))[1]  # type: ignore[method-assign]
+    original = daemon.reporter.analyse
+    daemon.reporter.analyse = lambda item: (analysed.append(1), original(item))[1]  # type: ignore[method-assign]
     timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGTERM))
     timer.start()
     before = signal.getsignal(signal.SIGTERM)
@@ -347,7 +360,7 @@ def test_a_dead_rules_thread_cannot_deadlock_the_scheduler(tmp_path: Path) -> No
     def bug(item: Any) -> None:
         raise KeyboardInterrupt  # not an Exception: escapes every per-item guard and kills the thread
 
-    daemon._analyse = bug  # type: ignore[method-assign]
+    daemon.reporter.analyse = bug  # type: ignore[method-assign]
     thread, code = run_in_thread(daemon)
     assert finish(thread, code) == 1
     assert any(failure.startswith("rules:") for failure in daemon.failures)
@@ -456,9 +469,9 @@ def test_camera_config_kinds() -> None:
     file = CameraConfig.model_validate(camera("f", url="/data/gate.mp4"))
     paced = CameraConfig.model_validate(camera("p", url="/data/gate.mp4", realtime=True))
     rtsp = CameraConfig.model_validate(camera("r", url="rtsp://h/x"))
-    assert daemon_module._hands_over_every_frame(file)
-    assert not daemon_module._hands_over_every_frame(paced)
-    assert not daemon_module._hands_over_every_frame(rtsp)
+    assert hands_over_every_frame(file)
+    assert not hands_over_every_frame(paced)
+    assert not hands_over_every_frame(rtsp)
 
 
 def test_live_only_daemons_end_quiet_incidents_on_the_wall_clock(tmp_path: Path) -> None:
@@ -471,6 +484,9 @@ def test_live_only_daemons_end_quiet_incidents_on_the_wall_clock(tmp_path: Path)
 
         def present(self, *args: Any) -> bool:
             return False
+
+        def replace_zones(self, *args: Any) -> list[Any]:
+            return []
 
         def expire(self, now: dt.datetime) -> list[Any]:
             calls.append(now)
@@ -490,7 +506,7 @@ def test_live_only_daemons_end_quiet_incidents_on_the_wall_clock(tmp_path: Path)
 def test_file_cameras_are_never_aged_on_the_wall_clock(tmp_path: Path) -> None:
     config = make_config(tmp_path, [camera("file")])
     daemon = Daemon(config, detector=FakeDetector(), source_factory=lambda c: FileSource("file", 5))
-    assert daemon._expire_on_wall_clock is False  # its stream time may be anywhere (start_time)
+    assert daemon.reporter.expire_on_wall_clock is False  # its stream time may be anywhere (start_time)
 
 
 def test_a_stuck_rules_stage_is_abandoned_after_its_deadline(
@@ -510,6 +526,12 @@ def test_a_stuck_rules_stage_is_abandoned_after_its_deadline(
 
         def present(self, *args: Any) -> bool:
             return False
+
+        def expire(self, now: dt.datetime) -> list[Any]:
+            return []
+
+        def replace_zones(self, *args: Any) -> list[Any]:
+            return []
 
     daemon = Daemon(
         config, detector=FakeDetector(), source_factory=lambda c: LiveSource("live"), rules=StuckRules()

@@ -35,7 +35,8 @@ from sqlalchemy import select
 from api.models import Camera, Case
 from pipeline.cli import check_config
 from pipeline.config import CameraConfig
-from pipeline.daemon import Daemon, SourceLike
+from pipeline.daemon import Daemon
+from pipeline.protocols import SourceLike
 from tests.conftest import REPO
 from tests.pipeline.live_store import LiveStore, free_port
 from tests.pipeline.rtsp_server import RtspServer, encode_clip, server_available

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from api.reference import ZoneRule
+from api.reference.cameras import ZoneRule
 from contract.schedule import Schedule, ScheduleError, text_to_windows, windows_to_text
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

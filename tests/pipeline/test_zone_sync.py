@@ -40,7 +40,7 @@ def client_for(store: LiveStore, tmp_path: Path, device: str, cameras: tuple[str
 
 def put_zone(store: LiveStore, camera: str, code: str, **values: Any) -> None:
     """What the zone editor saves (through the same service the API uses)."""
-    from api.reference import ZoneBody, put_zone
+    from api.reference.cameras import ZoneBody, put_zone
 
     body = {"place": store.world.place_key, "polygon": GATE, "rules": {}} | values
     with store.sessions.begin() as session:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from api.reference import ZoneBody, delete_zone, put_zone
+from api.reference.cameras import ZoneBody, delete_zone, put_zone
 from pipeline.cli import check_config
 from pipeline.daemon import Daemon
 from tests.pipeline.live_store import LiveStore
@@ -54,7 +54,7 @@ def test_a_zone_saved_in_the_store_changes_what_a_running_daemon_reports(
         wait_for(lambda: analysed(daemon) >= 20, 60, "10 s of analysed video")
         # The latest frame reached the store (the zone editor draws on it); the walkway made no case.
         with store.sessions() as session:
-            from api.reference import camera_by_code
+            from api.reference.common import camera_by_code
 
             camera = camera_by_code(session, "vtest")
             assert camera is not None and camera.snapshot_at is not None and camera.snapshot_width == 768

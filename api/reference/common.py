@@ -1,0 +1,184 @@
+"""What every reference resource shares: the field types (codes, event codes, times, coordinates), the
+strict base model, and the session helpers (flush with a 409 on conflict, PATCH assignment, paging, upsert,
+look-ups by code and the references between objects that name a field when the code is unknown)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api.errors import Conflict, InvalidInput
+from api.models import Camera, Device, Place, Unit, ViolationType
+
+
+def _quoted(what: str, example: str) -> Callable[[Any], Any]:
+    """Reject numbers where a string is meant: YAML reads ``0505`` as 325 and ``13:30`` as 810."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise ValueError(
+                f"{what} must be a string, got the number {value!r}: quote it in YAML ('{example}'), "
+                f"unquoted values such as {example} are read as numbers"
+            )
+        return value
+
+    return check
+
+
+CODE_PATTERN = r"^[^\s/\\?#%]+$"
+EVENT_CODE_PATTERN = r"^[0-9A-Za-z_.\-]+$"
+Code = Annotated[
+    str,
+    BeforeValidator(_quoted("a code", "110101001001001")),
+    StringConstraints(min_length=1, max_length=64, pattern=CODE_PATTERN),
+    Field(description="A code or key: 1-64 characters, no spaces, '/', '\\', '?', '#' or '%'."),
+]
+EventCode = Annotated[
+    str,
+    BeforeValidator(_quoted("an event code", "0505")),
+    StringConstraints(min_length=1, max_length=16, pattern=EVENT_CODE_PATTERN),
+    Field(description="Event code of a violation type, e.g. 0505 (GB/T 30428 family; cities renumber)."),
+]
+PipelineType = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$"),
+    Field(description="The pipeline's violation type, e.g. illegal_parking."),
+]
+HHMM = Annotated[
+    str,
+    BeforeValidator(_quoted("a time", "13:30")),
+    StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$"),
+    Field(description="Local time HH:MM (00:00-23:59)."),
+]
+IsoWeekday = Annotated[int, Field(ge=1, le=7, description="ISO weekday: 1 Monday ... 7 Sunday.")]
+Coordinate = Annotated[float, Field(ge=0.0, le=1.0)]
+Latitude = Annotated[float, Field(ge=-90.0, le=90.0)]
+Longitude = Annotated[float, Field(ge=-180.0, le=180.0)]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def unique(values: Sequence[Any], what: str) -> None:
+    seen: set[Any] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{what} {value!r} appears twice")
+        seen.add(value)
+
+
+# Helpers
+
+
+def flush(session: Session, conflict_message: str) -> None:
+    """Flush; a unique-constraint violation becomes a 409 with ``conflict_message``."""
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise Conflict(conflict_message) from exc
+
+
+def assign(obj: Any, values: dict[str, Any]) -> bool:
+    """Set the attributes that differ; return whether anything changed."""
+    changed = False
+    for name, value in values.items():
+        if getattr(obj, name) != value:
+            setattr(obj, name, value)
+            changed = True
+    return changed
+
+
+def reject_nulls(values: dict[str, Any]) -> None:
+    """PATCH bodies: a field may be left out, but only the documented ones may be set to null."""
+    nulls = sorted(name for name, value in values.items() if value is None)
+    if nulls:
+        raise InvalidInput(
+            f"{', '.join(nulls)} cannot be null: leave the field out to keep its value", field=nulls[0]
+        )
+
+
+def page(session: Session, query: Select[Any], limit: int, offset: int) -> tuple[list[Any], int]:
+    count = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    rows = list(session.scalars(query.limit(limit).offset(offset)))
+    return rows, count
+
+
+def upsert(session: Session, model: type[Any], values: dict[str, Any], keys: Sequence[str]) -> None:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE: race-free on PostgreSQL and SQLite."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(model).values(**values)
+    updates = {name: statement.excluded[name] for name in values if name not in keys}
+    session.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=updates))
+
+
+def unit_by_code(session: Session, code: str) -> Unit | None:
+    return session.scalar(select(Unit).where(Unit.code == code))
+
+
+def place_by_key(session: Session, key: str) -> Place | None:
+    return session.scalar(select(Place).where(Place.key == key))
+
+
+def violation_by_code(session: Session, code: str) -> ViolationType | None:
+    return session.scalar(select(ViolationType).where(ViolationType.code == code))
+
+
+def camera_by_code(session: Session, code: str) -> Camera | None:
+    return session.scalar(select(Camera).where(Camera.code == code))
+
+
+def device_by_name(session: Session, name: str) -> Device | None:
+    return session.scalar(select(Device).where(Device.name == name))
+
+
+def ref_unit(session: Session, code: str, field: str) -> Unit:
+    unit = unit_by_code(session, code)
+    if unit is None:
+        raise InvalidInput(f"{field}: unknown unit code {code!r}", field=field)
+    return unit
+
+
+def ref_place(session: Session, key: str, field: str) -> Place:
+    place = place_by_key(session, key)
+    if place is None:
+        raise InvalidInput(f"{field}: unknown place key {key!r}", field=field)
+    return place
+
+
+def ref_violation(session: Session, code: str, field: str) -> ViolationType:
+    violation = violation_by_code(session, code)
+    if violation is None:
+        known = (
+            ", ".join(session.scalars(select(ViolationType.code).order_by(ViolationType.code))) or "none yet"
+        )
+        raise InvalidInput(f"{field}: unknown violation event code {code!r} (known: {known})", field=field)
+    return violation
+
+
+def ref_device(session: Session, name: str, field: str) -> Device:
+    device = device_by_name(session, name)
+    if device is None:
+        raise InvalidInput(
+            f"{field}: unknown device {name!r} (register it with `streetwatch api create-device`)",
+            field=field,
+        )
+    return device
+
+
+def in_use(
+    session: Session, checks: dict[str, ColumnElement[bool]], models: dict[str, type[Any]]
+) -> list[str]:
+    found = []
+    for label, condition in checks.items():
+        count = session.scalar(select(func.count()).select_from(models[label]).where(condition)) or 0
+        if count:
+            found.append(f"{count} {label}")
+    return found

@@ -1,0 +1,133 @@
+"""What the daemon needs from its parts: the real ones live in :mod:`pipeline.sources`, :mod:`detector` and
+:mod:`pipeline.incidents`; tests and benchmarks pass stand-ins.
+
+Every member the daemon reads is declared here, so the daemon never probes a part with ``getattr``: a
+stand-in implements the whole Protocol (``None`` where a member does not apply, e.g. a detector without a
+model card).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from detector.detections import Detections
+from pipeline.config import CameraConfig, ZoneConfig
+from pipeline.metrics import HealthLike
+
+if TYPE_CHECKING:
+    from detector.card import ModelCard
+    from detector.preprocess import Preprocessor
+
+
+class FrameLike(Protocol):
+    """A sampled frame (``pipeline.sources.SampledFrame``)."""
+
+    @property
+    def camera_id(self) -> str: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def stream_time(self) -> dt.datetime: ...
+    @property
+    def image(self) -> npt.NDArray[np.uint8]: ...
+    @property
+    def small(self) -> npt.NDArray[np.uint8] | None:
+        """The source's copy scaled to the detector's input size; None when it made none."""
+
+    @property
+    def decode_s(self) -> float | None:
+        """Seconds the source spent decoding and converting this frame; None when it does not measure."""
+
+
+class SourceHealthLike(HealthLike, Protocol):
+    """A camera source's health (``pipeline.sources.CameraHealth``): what the metrics read, and more."""
+
+    @property
+    def skipped_unchanged(self) -> int:
+        """Samples the source's scene-change gate skipped so far."""
+
+
+class SourceLike(Protocol):
+    """A camera source (``pipeline.sources.CameraSource``)."""
+
+    def start(self) -> None: ...
+    def stop(self) -> object: ...
+    def latest(self, after_seq: int) -> FrameLike | None: ...
+    def next_frame(self, timeout: float) -> FrameLike | None: ...
+    @property
+    def health(self) -> SourceHealthLike: ...
+    @property
+    def ended(self) -> bool:
+        """Whether a finite source has handed over its last frame."""
+
+
+class DetectorLike(Protocol):
+    """A batched detector (``detector.Detector``)."""
+
+    @property
+    def class_names(self) -> list[str]: ...
+    @property
+    def card(self) -> ModelCard | None:
+        """The model card (name, version, input size); None for a stand-in without a model."""
+
+    @property
+    def preprocessor(self) -> Preprocessor | None:
+        """Letterboxing (the model input size per frame size); None: frames go in as they are."""
+
+    def detect_batch(self, frames: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]: ...
+
+
+class EventLike(Protocol):
+    """An incident event (``pipeline.incidents.IncidentEvent``)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def incident_id(self) -> str: ...
+    @property
+    def camera_id(self) -> str: ...
+    @property
+    def zone_id(self) -> str: ...
+    @property
+    def place(self) -> str: ...
+    @property
+    def violation_type(self) -> str: ...
+    @property
+    def first_seen_at(self) -> dt.datetime: ...
+    @property
+    def at(self) -> dt.datetime: ...
+    @property
+    def confidence(self) -> float: ...
+    @property
+    def boxes(self) -> Detections: ...
+    @property
+    def polygon_px(self) -> npt.NDArray[np.int32]: ...
+    @property
+    def sighting_count(self) -> int: ...
+    @property
+    def confirmed_at(self) -> dt.datetime | None: ...
+    @property
+    def last_seen_at(self) -> dt.datetime | None: ...
+
+
+class RulesLike(Protocol):
+    """The zone rules (``pipeline.incidents.RuleEngine``)."""
+
+    def update(
+        self, camera_id: str, stream_time: dt.datetime, detections: Detections, frame_hw: tuple[int, int]
+    ) -> Sequence[EventLike]: ...
+    def present(self, camera_id: str, zone_id: str, violation_type: str) -> bool: ...
+    def expire(self, now: dt.datetime) -> Sequence[EventLike]:
+        """End incidents whose quiet period ran out by ``now`` (wall clock, for live cameras)."""
+
+    def replace_zones(self, camera_id: str, zones: Sequence[ZoneConfig]) -> Sequence[EventLike]:
+        """Run ``camera_id`` with ``zones`` from now on; the ``ended`` events of incidents that lost
+        their zone."""
+
+
+SourceFactory = Callable[[CameraConfig], SourceLike]

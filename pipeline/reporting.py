@@ -1,0 +1,235 @@
+"""The rules stage: analysed frames from the results queue, in order, through the rules; incident events
+become evidence, case reports and incident updates in the durable outbox; the verifier and the snapshots
+see each frame.
+
+Events: ``first_seen`` writes the first-sight evidence (kept until the incident is confirmed or ends);
+``confirmed`` writes the confirmation evidence and puts a :class:`CaseReport` with all of it into the
+outbox; a due ``sighting`` of a reported incident puts an :class:`IncidentUpdate` (with a picture when it
+is a better view); ``ended`` puts the end of a reported incident, or deletes the first-sight evidence of a
+never-confirmed one. What to send is :class:`pipeline.case_reports.CaseReporter`'s decision.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import queue
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from contract.reports import CaseReport, IncidentUpdate
+from pipeline.case_reports import CaseReporter
+from pipeline.config import DaemonConfig
+from pipeline.errors import OutboxError
+from pipeline.evidence import evidence_score
+from pipeline.metrics import DaemonMetrics
+from pipeline.protocols import EventLike, RulesLike
+from pipeline.snapshots import Snapshots
+from pipeline.stages import END, QUEUE_POLL_S, Analysed, StageControl
+from pipeline.zone_updates import ZoneUpdates
+
+if TYPE_CHECKING:
+    from pipeline.outbox import Outbox, QueuedImage
+    from pipeline.verification import Verifier
+
+log = logging.getLogger(__name__)
+
+EXPIRE_EVERY_S = 5.0  # live cameras only: how often incidents are aged on the wall clock (see maybe_expire)
+EVIDENCE_MEMORY = 1024  # open incidents whose first-sight pictures are remembered until confirmation
+UNSAVED_MEMORY = 1000  # reports and updates waiting for a failed outbox write to be retried
+
+Images = list["QueuedImage"]  # (kind, path[, score]) evidence pictures for the outbox
+
+
+class Reporter:
+    """The ``rules`` thread's work (:meth:`run`): until :data:`pipeline.stages.END`, or until the scheduler
+    (``producer_ended``) is gone without sending it.
+
+    ``expire_on_wall_clock``: incidents end on stream time, when frames come; with only live cameras,
+    stream time follows the wall clock, so this stage also ends them while a camera sends nothing at all.
+    """
+
+    def __init__(
+        self,
+        config: DaemonConfig,
+        rules: RulesLike,
+        *,
+        class_names: Sequence[str],
+        case_reporter: CaseReporter,
+        metrics: DaemonMetrics,
+        outbox: Outbox,
+        verifier: Verifier,
+        zones: ZoneUpdates,
+        snapshots: Snapshots,
+        results: queue.Queue[object],
+        control: StageControl,
+        producer_ended: Callable[[], bool],
+        expire_on_wall_clock: bool,
+    ) -> None:
+        self.config = config
+        self.rules = rules
+        self.class_names = class_names
+        self.case_reporter = case_reporter
+        self.metrics = metrics
+        self.outbox = outbox
+        self.verifier = verifier
+        self.zones = zones
+        self.snapshots = snapshots
+        self.results = results
+        self.control = control
+        self.producer_ended = producer_ended
+        self.expire_on_wall_clock = expire_on_wall_clock
+        self._next_expire = 0.0
+        self._first_sight: OrderedDict[str, Images] = OrderedDict()
+        self._unsaved: deque[tuple[CaseReport | IncidentUpdate, Images]] = deque(maxlen=UNSAVED_MEMORY)
+
+    @property
+    def unsaved_count(self) -> int:
+        """Reports and updates not yet in the outbox (its writes failed; retried)."""
+        return len(self._unsaved)
+
+    def run(self) -> None:
+        try:
+            while True:
+                self.zones.apply(self.on_ended)  # between two frames: a frame sees old zones or new ones
+                try:
+                    item = self.results.get(timeout=QUEUE_POLL_S)
+                except queue.Empty:
+                    if self.control.abandon.is_set():
+                        return
+                    if self.producer_ended():
+                        return  # the scheduler ended without its sentinel reaching us
+                    self.save_unsaved()
+                    self.maybe_expire()
+                    continue
+                if item is END:
+                    return
+                assert isinstance(item, Analysed)
+                self.analyse(item)
+                self.maybe_expire()
+        except BaseException as exc:
+            self.control.fail("rules", exc)
+
+    def analyse(self, item: Analysed) -> None:
+        frame = item.frame
+        started = time.monotonic()
+        try:
+            events = self.rules.update(
+                item.camera_id, frame.stream_time, item.detections, frame.image.shape[:2]
+            )
+        except Exception:
+            self.metrics.stage_errors.labels("rules").inc()
+            log.exception("rules failed on camera %s at %s; frame skipped", item.camera_id, frame.stream_time)
+            return
+        self.metrics.rules_seconds.observe(time.monotonic() - started)
+        for event in events:
+            try:
+                self.on_event(event, item)
+            except Exception:
+                self.metrics.stage_errors.labels("events").inc()
+                log.exception("incident event %s %s could not be handled", event.kind, event.incident_id)
+        if self.config.verification.enabled:
+            try:
+                self.verifier.observe(item.camera_id, frame.stream_time, frame.image, item.detections)
+            except Exception:
+                self.metrics.stage_errors.labels("verification").inc()
+                log.exception("verification failed on camera %s", item.camera_id)
+        self.snapshots.maybe_offer(item)
+
+    def on_event(self, event: EventLike, item: Analysed) -> None:
+        self.metrics.incident_events.labels(event.kind).inc()
+        reporter = self.case_reporter
+        if event.kind == "first_seen":
+            self._first_sight[event.incident_id] = self.evidence(event, item)
+            while len(self._first_sight) > EVIDENCE_MEMORY:
+                self._first_sight.popitem(last=False)
+        elif event.kind == "confirmed":
+            score = evidence_score(item.frame.image, event.boxes)
+            images = self._first_sight.pop(event.incident_id, []) + self.evidence(event, item, score)
+            report = reporter.report(event, score)
+            if self.queue(report, images):
+                self.metrics.frame_to_outbox_seconds.observe(time.monotonic() - item.received)
+                log.info(
+                    "case queued: %s %s%s at %s/%s (place %s), first seen %s, confirmed %s",
+                    report.idempotency_key,
+                    report.violation_type,
+                    f" ({report.event_code})" if report.event_code else "",
+                    report.camera,
+                    report.zone,
+                    report.place,
+                    report.first_seen_at.isoformat(),
+                    report.confirmed_at.isoformat(),
+                )
+        elif event.kind == "sighting" and reporter.sighting_due(event):
+            score = evidence_score(item.frame.image, event.boxes)
+            images = self.evidence(event, item, score) if reporter.better_picture(event, score) else []
+            self.queue(reporter.sighting(event, score if images else None), images)
+        elif event.kind == "ended":
+            self.on_ended(event)
+
+    def queue(self, message: CaseReport | IncidentUpdate, images: Images) -> bool:
+        """Put a report or an update in the outbox; kept in memory and retried when the outbox fails."""
+        try:
+            self._put(message, images)
+        except OutboxError:
+            log.exception("%s could not be written to the outbox; retrying", message.idempotency_key)
+            self._unsaved.append((message, images))
+            return False
+        return True
+
+    def _put(self, message: CaseReport | IncidentUpdate, images: Images) -> None:
+        if isinstance(message, CaseReport):
+            self.outbox.put(message, images)
+        else:
+            self.outbox.put_update(message, images)
+
+    def on_ended(self, event: EventLike) -> None:
+        for image in self._first_sight.pop(event.incident_id, []):  # never confirmed: not evidence
+            Path(image[1]).unlink(missing_ok=True)
+        update = self.case_reporter.ended(event)
+        if update is not None:
+            self.queue(update, [])
+            log.info("incident %s ended: last seen %s", event.incident_id, update.at.isoformat())
+
+    def maybe_expire(self) -> None:
+        """Live cameras only: end incidents whose quiet period ran out while no frame came (a dead camera)."""
+        now = time.monotonic()
+        if not self.expire_on_wall_clock or now < self._next_expire:
+            return
+        self._next_expire = now + EXPIRE_EVERY_S
+        try:
+            events = self.rules.expire(dt.datetime.now(dt.UTC))
+            for event in events:
+                self.metrics.incident_events.labels(event.kind).inc()
+                self.on_ended(event)
+        except Exception:
+            self.metrics.stage_errors.labels("rules").inc()
+            log.exception("ending quiet incidents failed")
+
+    def evidence(self, event: EventLike, item: Analysed, score: float | None = None) -> Images:
+        """The event's pictures; the full-frame view carries ``score`` (the crop is never the best view)."""
+        from pipeline.evidence import render_evidence
+
+        try:
+            written = render_evidence(
+                item.frame.image, event, item.detections, self.class_names, self.config.evidence
+            )
+        except Exception:  # a case without pictures is better than no case
+            self.metrics.stage_errors.labels("evidence").inc()
+            log.exception("evidence for incident %s (%s) failed", event.incident_id, event.kind)
+            return []
+        return [(kind, path, None if kind == "crop" else score) for kind, path in written]
+
+    def save_unsaved(self) -> None:
+        """Retry outbox writes that failed (a full disk that was cleared, a locked file)."""
+        while self._unsaved:
+            message, images = self._unsaved[0]
+            try:
+                self._put(message, images)
+            except OutboxError as exc:
+                log.warning("%d report(s) or update(s) still not in the outbox: %s", len(self._unsaved), exc)
+                return
+            self._unsaved.popleft()

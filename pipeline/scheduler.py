@@ -1,0 +1,276 @@
+"""The scheduler stage: camera intake with the drop policy, batches of the freshest frames, one detector call
+per batch (the policy itself is described in :mod:`pipeline.daemon`)."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from detector.detections import Detections
+from pipeline.config import CameraConfig
+from pipeline.errors import StageError
+from pipeline.metrics import DaemonMetrics
+from pipeline.protocols import DetectorLike, FrameLike, SourceLike
+from pipeline.stages import END, QUEUE_POLL_S, Analysed, StageControl
+
+log = logging.getLogger(__name__)
+
+IDLE_POLL_S = 0.01  # scheduler sleep when no frame waits, for sources that cannot wake it
+IDLE_WAKE_S = 0.25  # sources that wake the scheduler (on_frame): the longest sleep between checks
+SOURCE_STATS_EVERY_S = 1.0  # how often the scheduler copies the sources' counters into the metrics
+MAX_DETECTOR_FAILURES = 10  # consecutive failed detector calls before the daemon gives up
+
+
+@dataclass(slots=True)
+class Waiting:
+    frame: FrameLike
+    received: float  # time.monotonic() when the scheduler took it from the source
+
+
+class CameraSlot:
+    """The scheduler's view of one camera: its source and the frames waiting for the detector."""
+
+    def __init__(self, config: CameraConfig, source: SourceLike, *, every_frame: bool, capacity: int) -> None:
+        self.id = config.id
+        self.config = config
+        self.source = source
+        self.every_frame = every_frame  # a file not paced in real time: every sampled frame, back-pressure
+        self.capacity = capacity
+        self.waiting: deque[Waiting] = deque()  # bounded by ``capacity`` (checked on every append)
+        self.last_seq = -1
+        self.ended = False
+        self.unchanged = 0  # the source's skipped_unchanged count already added to the metrics
+
+
+def is_file(camera: CameraConfig) -> bool:
+    url = camera.url
+    return ("://" not in url or url.startswith("file://")) and not url.startswith("/dev/video")
+
+
+def hands_over_every_frame(camera: CameraConfig) -> bool:
+    """A file not paced in real time: every sampled frame is analysed (the file waits for the detector)."""
+    return is_file(camera) and not camera.realtime
+
+
+def is_finite(camera: CameraConfig) -> bool:
+    return is_file(camera) and not camera.loop
+
+
+def camera_source(
+    camera: CameraConfig, input_hw: tuple[int, int] | None, queue_size: int, wake: Callable[[str], None]
+) -> SourceLike:
+    """A :class:`pipeline.sources.CameraSource` that also scales each sample to the detector's input size
+    (``small``), so the detector gets a small frame and the full-resolution one stays for evidence, and
+    wakes the scheduler (``wake``) when a sample is ready instead of being polled."""
+    from pipeline.sources import CameraSource
+
+    source: SourceLike = CameraSource(camera, input_hw=input_hw, queue_size=queue_size, on_frame=wake)
+    return source
+
+
+def detector_frame(frame: FrameLike) -> npt.NDArray[np.uint8]:
+    """What the detector sees: the source's downscaled copy when it made one, else the full frame."""
+    return frame.small if frame.small is not None else frame.image
+
+
+def to_full_frame(detections: Detections, frame: FrameLike) -> Detections:
+    """Boxes found on the downscaled copy, in full-frame pixels (evidence, zones and the store use those)."""
+    small = frame.small
+    if small is None or small.shape[:2] == frame.image.shape[:2] or not len(detections):
+        return detections
+    sy = frame.image.shape[0] / small.shape[0]
+    sx = frame.image.shape[1] / small.shape[1]
+    scale = np.array([sx, sy, sx, sy], np.float32)
+    return Detections(
+        xyxy=detections.xyxy * scale,
+        confidence=detections.confidence,
+        class_id=detections.class_id,
+        track_id=detections.track_id,
+    )
+
+
+class Scheduler:
+    """The ``scheduler`` thread's work (:meth:`run`): take frames from every camera, batch them, detect, and
+    put each analysed frame on ``results`` in order, then :data:`pipeline.stages.END`.
+
+    ``frame_ready`` is set by the sources when a sample is ready (and by shutdown); ``consumer_alive`` says
+    whether the rules stage still takes results, so a full queue is never waited on for ever.
+    """
+
+    def __init__(
+        self,
+        cameras: Sequence[CameraSlot],
+        detector: DetectorLike,
+        metrics: DaemonMetrics,
+        results: queue.Queue[object],
+        control: StageControl,
+        *,
+        batch_size: int,
+        frame_ready: threading.Event,
+        idle_wait_s: float,
+        consumer_alive: Callable[[], bool],
+    ) -> None:
+        self.cameras = cameras
+        self.detector = detector
+        self.metrics = metrics
+        self.results = results
+        self.control = control
+        self.batch_size = batch_size
+        self.frame_ready = frame_ready
+        self.idle_wait_s = idle_wait_s
+        self.consumer_alive = consumer_alive
+        self.heartbeat = time.monotonic()  # each loop: /healthz reports a scheduler that stalls
+        self._detector_failures = 0
+
+    def waiting_count(self) -> int:
+        return sum(len(cam.waiting) for cam in self.cameras)
+
+    def run(self) -> None:
+        next_stats = 0.0
+        control = self.control
+        try:
+            while not control.stopping.is_set():
+                self.heartbeat = now = time.monotonic()
+                self.frame_ready.clear()  # a frame arriving from here on wakes the wait below
+                if now >= next_stats:
+                    self.source_stats()
+                    next_stats = now + SOURCE_STATS_EVERY_S
+                for cam in self.cameras:
+                    self.intake(cam)
+                batch = self.next_batch()
+                if batch:
+                    self.run_batch(batch)
+                elif all(cam.ended for cam in self.cameras):
+                    control.streams_ended.set()
+                    control.stop_requested.set()
+                    break
+                else:
+                    self.frame_ready.wait(self.idle_wait_s)
+        except BaseException as exc:
+            control.fail("scheduler", exc)
+        finally:
+            dropped = self.waiting_count()
+            if dropped:
+                log.info("shutdown: %d frame(s) waiting for the detector were not analysed", dropped)
+            self.put(END)
+
+    def intake(self, cam: CameraSlot) -> None:
+        """Take what ``cam``'s source has ready, without blocking; a failing source is contained."""
+        if cam.ended:
+            return
+        try:
+            if cam.every_frame:
+                while len(cam.waiting) < cam.capacity:
+                    frame = cam.source.next_frame(0.0)
+                    if frame is None:
+                        cam.ended = is_finite(cam.config) and cam.source.ended
+                        return
+                    self._observe_decode(cam.id, frame)
+                    cam.waiting.append(Waiting(frame, time.monotonic()))
+                return
+            frame = cam.source.latest(cam.last_seq)
+            if frame is None:
+                cam.ended = is_finite(cam.config) and cam.source.ended
+                return
+            if cam.last_seq >= 0 and frame.seq > cam.last_seq + 1:
+                self.metrics.frames_behind(cam.id, frame.seq - cam.last_seq - 1)  # replaced at the source
+            cam.last_seq = frame.seq
+            self._observe_decode(cam.id, frame)
+            while len(cam.waiting) >= cam.capacity:
+                cam.waiting.popleft()  # the drop policy: the oldest waiting frame of a camera that is behind
+                self.metrics.frames_behind(cam.id)
+            cam.waiting.append(Waiting(frame, time.monotonic()))
+        except Exception as exc:
+            self.metrics.stage_errors.labels("source").inc()
+            log.warning("camera %s: taking a frame failed: %s", cam.id, exc, exc_info=True)
+
+    def source_stats(self) -> None:
+        """Scene-change skips happen inside the sources: copy their counts into the metrics."""
+        for cam in self.cameras:
+            try:
+                count = int(cam.source.health.skipped_unchanged)
+            except Exception:
+                continue
+            if count > cam.unchanged:
+                self.metrics.frames_unchanged(cam.id, count - cam.unchanged)
+                cam.unchanged = count
+
+    def _observe_decode(self, camera_id: str, frame: FrameLike) -> None:
+        if frame.decode_s is not None:
+            self.metrics.decode_seconds.labels(camera_id).observe(frame.decode_s)
+
+    def batch_key(self, frame: FrameLike) -> tuple[int, int]:
+        """Frames with the same key share a detector call: the model input size they letterbox to (one
+        size for a fixed-size model; a stride-multiple rectangle per aspect ratio for a dynamic one)."""
+        h, w = detector_frame(frame).shape[:2]
+        preprocessor = self.detector.preprocessor
+        if preprocessor is not None:
+            return preprocessor.input_hw((h, w))
+        return h, w
+
+    def next_batch(self) -> list[tuple[CameraSlot, Waiting]]:
+        """Up to batch_size waiting frames of one model input size (:meth:`batch_key`): the size of the
+        oldest waiting frame, oldest first.
+
+        Only each camera's leading run of frames of that size counts, so a camera whose resolution changed
+        never has a later frame analysed before an earlier one.
+        """
+        heads = [cam for cam in self.cameras if cam.waiting]
+        if not heads:
+            return []
+        oldest = min(heads, key=lambda cam: cam.waiting[0].received)
+        size = self.batch_key(oldest.waiting[0].frame)
+        candidates: list[tuple[float, int, CameraSlot]] = []
+        for index, cam in enumerate(heads):
+            for waiting in cam.waiting:
+                if self.batch_key(waiting.frame) != size:
+                    break
+                candidates.append((waiting.received, index, cam))
+        candidates.sort(key=lambda c: (c[0], c[1]))
+        batch = []
+        for _, _, cam in candidates[: self.batch_size]:
+            batch.append((cam, cam.waiting.popleft()))  # per camera, candidates come in waiting order
+        return batch
+
+    def run_batch(self, batch: list[tuple[CameraSlot, Waiting]]) -> None:
+        images = [detector_frame(waiting.frame) for _, waiting in batch]
+        started = time.monotonic()
+        try:
+            results = self.detector.detect_batch(images)
+            if len(results) != len(images):
+                raise StageError(f"detector returned {len(results)} results for {len(images)} frames")
+            results = [to_full_frame(d, w.frame) for d, (_, w) in zip(results, batch, strict=True)]
+        except Exception as exc:
+            self._detector_failures += 1
+            self.metrics.stage_errors.labels("detector").inc()
+            log.exception("detector failed on a batch of %d frame(s); the batch is skipped", len(images))
+            if self._detector_failures >= MAX_DETECTOR_FAILURES:
+                raise StageError(
+                    f"the detector failed {self._detector_failures} times in a row: {exc}"
+                ) from exc
+            return
+        self._detector_failures = 0
+        self.metrics.inference_seconds.observe(time.monotonic() - started)
+        self.metrics.batch_frames.observe(len(images))
+        for (cam, waiting), detections in zip(batch, results, strict=True):
+            self.metrics.frame_analysed(cam.id, started)
+            self.metrics.frame_wait_seconds.labels(cam.id).observe(started - waiting.received)
+            self.put(Analysed(cam.id, waiting.frame, detections, waiting.received))
+
+    def put(self, item: object) -> bool:
+        """Put on the results queue, waiting while it is full as long as the rules stage is alive."""
+        while True:
+            try:
+                self.results.put(item, timeout=QUEUE_POLL_S)
+                return True
+            except queue.Full:
+                if self.control.abandon.is_set() or not self.consumer_alive():
+                    return False
