@@ -142,9 +142,6 @@ class CameraPublic(BaseModel):
     zones: list[ZonePublic]
 
 
-# Cameras and zones
-
-
 def zone_public(zone: Zone) -> ZonePublic:
     return ZonePublic(
         id=zone.id,

@@ -74,7 +74,7 @@ def unique(values: Sequence[Any], what: str) -> None:
         seen.add(value)
 
 
-# Helpers
+# --- session helpers ---
 
 
 def flush(session: Session, conflict_message: str) -> None:

@@ -20,9 +20,6 @@ class DeadlinePublic(BaseModel):
     working_hours: float
 
 
-# Deadlines
-
-
 def list_deadlines(session: Session) -> list[DeadlineRule]:
     return list(session.scalars(select(DeadlineRule).order_by(DeadlineRule.violation_code)))
 

@@ -65,9 +65,6 @@ class PlacePublic(BaseModel):
     owner_unit_code: str | None
 
 
-# Places
-
-
 def place_public(place: Place) -> PlacePublic:
     return PlacePublic(
         id=place.id,

@@ -65,9 +65,6 @@ class RoutingRuleHistoryPublic(BaseModel):
     at: dt.datetime
 
 
-# Routing rules and their history
-
-
 def routing_public(session: Session, rule: RoutingRule) -> RoutingRulePublic:
     place = session.get(Place, rule.place_id) if rule.place_id is not None else None
     unit = session.get(Unit, rule.unit_id)

@@ -52,9 +52,6 @@ class UnitPublic(BaseModel):
     active: bool
 
 
-# Units
-
-
 def unit_public(unit: Unit) -> UnitPublic:
     return UnitPublic(
         id=unit.id,

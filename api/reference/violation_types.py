@@ -70,9 +70,6 @@ class ViolationTypePublic(BaseModel):
     category: str
 
 
-# Violation types
-
-
 def get_violation_type(session: Session, code: str) -> ViolationType:
     violation = violation_by_code(session, code)
     if violation is None:
