@@ -18,7 +18,17 @@ from api.jobs import JobRunner, default_jobs
 from api.metrics import StoreMetrics
 from api.metrics import install as install_metrics
 from api.migrate import check_migrated
-from api.routers import actions, auth, cases, devices, notifications, open311, reference, stats
+from api.routers import (
+    actions,
+    auth,
+    cases,
+    devices,
+    incident_updates,
+    notifications,
+    open311,
+    reference,
+    stats,
+)
 from api.routers import cameras as camera_routes
 from api.settings import Settings
 
@@ -74,7 +84,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    for module in (auth, cases, actions, stats, notifications, reference, open311, devices):
+    for module in (auth, incident_updates, cases, actions, stats, notifications, reference, open311, devices):
         app.include_router(module.router)
     app.include_router(camera_routes.router)
     console.register(app)  # the operator console's pages under /console

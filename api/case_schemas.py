@@ -19,6 +19,9 @@ class SightingPublic(BaseModel):
     first_seen_at: dt.datetime | None
     confirmed_at: dt.datetime | None
     received_at: dt.datetime
+    sighting_count: int = 1
+    last_seen_at: dt.datetime | None = None
+    ended_at: dt.datetime | None = None
 
 
 class EvidencePublic(BaseModel):
@@ -31,6 +34,7 @@ class EvidencePublic(BaseModel):
     size: int
     width: int
     height: int
+    score: float | None = None
     created_at: dt.datetime
     url: str = ""
 
@@ -65,6 +69,9 @@ class CasePublic(BaseModel):
     best_evidence_id: int | None
     first_seen_at: dt.datetime | None
     last_seen_at: dt.datetime | None
+    ended_at: dt.datetime | None = Field(
+        None, description="Gone at: when the violation was last seen, once its incidents ended."
+    )
     confirmed_at: dt.datetime | None
     created_at: dt.datetime
     filed_at: dt.datetime | None

@@ -12,7 +12,6 @@ import datetime as dt
 import hashlib
 import re
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 import cv2
@@ -28,16 +27,10 @@ from api.errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge
 from api.ingest import begin_write
 from api.models import Camera, Case, Evidence, Role, Sighting, utcnow
 from api.settings import Settings
+from contract.reports import BEST_EVIDENCE_MARGIN, EvidenceKind
 from pipeline.files import write_atomically
 
-
-class EvidenceKind(StrEnum):
-    FIRST_SEEN = "first_seen"  # the first frame the pipeline saw the violation in
-    CONFIRMATION = "confirmation"  # the frame at which the dwell time confirmed it
-    CROP = "crop"  # a close-up of the object
-    AFTER = "after"  # verification: the place after handling
-    HANDLING = "handling"  # a photo from the unit that handled it
-
+_FULL_VIEW_RANK = 2  # first_seen and better: whole frames, comparable by their scores
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 _SHA256 = re.compile(SHA256_PATTERN)
@@ -47,7 +40,12 @@ _JPEG_END = b"\xff\xd9"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _PNG_END = b"IEND\xaeB`\x82"
 # Which image best shows the violation; "after" and "handling" images never become the case's best evidence.
-_BEST_RANK = {EvidenceKind.CONFIRMATION: 3, EvidenceKind.FIRST_SEEN: 2, EvidenceKind.CROP: 1}
+_BEST_RANK = {
+    EvidenceKind.CONFIRMATION: 3,
+    EvidenceKind.SIGHTING: 3,
+    EvidenceKind.FIRST_SEEN: 2,
+    EvidenceKind.CROP: 1,
+}
 _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png"}
 
 
@@ -183,6 +181,7 @@ def add_evidence(
     data: bytes,
     kind: str,
     settings: Settings,
+    score: float | None = None,
     now: dt.datetime | None = None,
 ) -> tuple[Evidence, bool]:
     """Check, store and attach an image to a case; returns the evidence and whether it is new to the case.
@@ -206,6 +205,7 @@ def add_evidence(
                 size=len(data),
                 width=image.width,
                 height=image.height,
+                score=score,
                 uploaded_by=actor.label,
                 created_at=now,
             )
@@ -231,14 +231,24 @@ def add_evidence(
 
 
 def _update_best_evidence(session: Session, case: Case, evidence: Evidence, now: dt.datetime) -> None:
-    """Best evidence: the first confirmation image, else the first first-seen image, else a crop."""
+    """Best evidence: a full view of the violation (first sight, confirmation, a later sighting) that the
+    device scored (contract.reports) replaces the current one when it scores higher by a margin; without
+    scores, a confirmation beats a first sight beats a crop. After-pictures are never the best evidence."""
     rank = _BEST_RANK.get(EvidenceKind(evidence.kind))
     if rank is None:
         return
     current = session.get(Evidence, case.best_evidence_id) if case.best_evidence_id is not None else None
-    if current is None or rank > _BEST_RANK.get(EvidenceKind(current.kind), 0):
+    if current is None or _better(evidence, rank, current):
         case.best_evidence_id = evidence.id
         case.updated_at = now
+
+
+def _better(new: Evidence, new_rank: int, current: Evidence) -> bool:
+    current_rank = _BEST_RANK.get(EvidenceKind(current.kind), 0)
+    full_views = new_rank >= _FULL_VIEW_RANK and current_rank >= _FULL_VIEW_RANK
+    if full_views and new.score is not None and current.score is not None:
+        return new.score >= current.score + BEST_EVIDENCE_MARGIN
+    return new_rank > current_rank
 
 
 def open_evidence(session: Session, actor: Actor, sha256: str, settings: Settings) -> tuple[Path, str]:

@@ -357,6 +357,8 @@ def _sighting_values(case_id: int, report: CaseReport, device: Actor, now: dt.da
         "boxes": [box.model_dump(mode="json") for box in report.boxes],
         "first_seen_at": report.first_seen_at,
         "confirmed_at": report.confirmed_at,
+        "sighting_count": report.sighting_count,
+        "last_seen_at": report.confirmed_at,
         "received_at": now,
         "payload": report.model_dump(mode="json", exclude={"boxes"}),
     }
@@ -406,7 +408,7 @@ def _open_case(
                 confidence=report.confidence,
                 model_name=report.model_name,
                 model_version=report.model_version or None,
-                sighting_count=1,
+                sighting_count=report.sighting_count,
                 first_seen_at=report.first_seen_at,
                 last_seen_at=report.confirmed_at,
                 confirmed_at=report.confirmed_at,
@@ -498,7 +500,8 @@ def _merge_statement() -> Update:
         update(Case)
         .where(Case.id == bindparam("case_id"), Case.open_slot == bindparam("slot"))
         .values(
-            sighting_count=Case.sighting_count + 1,
+            sighting_count=Case.sighting_count + bindparam("count"),
+            ended_at=None,  # a new incident on the case: the violation is there again
             first_seen_at=sql_case(
                 (or_(Case.first_seen_at.is_(None), Case.first_seen_at > first_seen), first_seen),
                 else_=Case.first_seen_at,
@@ -536,6 +539,7 @@ def _merge_into_case(session: Session, case_id: int, slot: str, report: CaseRepo
                 "first_seen": report.first_seen_at,
                 "last_seen": report.confirmed_at,
                 "confidence": report.confidence,
+                "count": report.sighting_count,
                 "now": now,
             },
         )

@@ -233,7 +233,9 @@ class Zone(Base):
     code: Mapped[str] = mapped_column(String(64))
     place_id: Mapped[int] = mapped_column(ForeignKey("places.id"))
     polygon: Mapped[list[Any]] = mapped_column(JSON)  # normalised [[x, y], ...]
-    rules: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # violation type -> {dwell_s, schedule}
+    # violation type -> {dwell_s, schedule, min_confidence} (contract.device_config.ZoneRule)
+    rules: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    anchor: Mapped[str] = mapped_column(String(16), default="bottom_center", server_default="bottom_center")
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     camera: Mapped[Camera] = relationship(back_populates="zones")
@@ -294,6 +296,9 @@ class Case(Base):
     best_evidence_id: Mapped[int | None] = mapped_column(Integer)
     first_seen_at: Mapped[dt.datetime | None]
     last_seen_at: Mapped[dt.datetime | None]
+    # When the violation was last seen, once every incident reported into the case has ended ("gone at");
+    # NULL while it goes on.
+    ended_at: Mapped[dt.datetime | None]
     confirmed_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -342,8 +347,26 @@ class Sighting(Base):
     confirmed_at: Mapped[dt.datetime | None]
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The incident's life after its report (contract.IncidentUpdate): frames seen in, last seen, ended.
+    sighting_count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    last_seen_at: Mapped[dt.datetime | None]
+    ended_at: Mapped[dt.datetime | None]
 
     case: Mapped[Case] = relationship(back_populates="sightings")
+
+
+class IncidentUpdateRecord(Base):
+    """A later sighting or the end of a reported incident; its idempotency key (minted by the pipeline)
+    is unique, so a retried update changes nothing."""
+
+    __tablename__ = "incident_updates"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    sighting_id: Mapped[int] = mapped_column(ForeignKey("sightings.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # sighting | ended
+    at: Mapped[dt.datetime]
+    sighting_count: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class Evidence(Base):
@@ -360,6 +383,7 @@ class Evidence(Base):
     size: Mapped[int] = mapped_column(Integer)
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
+    score: Mapped[float | None] = mapped_column(Float)  # view quality from the device (contract.reports)
     uploaded_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 

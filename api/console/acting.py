@@ -14,10 +14,11 @@ from sqlalchemy.orm import Session
 from api.actors import Actor
 from api.case_actions import apply_action, get_case_for
 from api.errors import ApiError
-from api.evidence import EvidenceKind, add_evidence
+from api.evidence import add_evidence
 from api.ingest import begin_write
 from api.models import Unit
 from api.settings import Settings
+from contract.reports import EvidenceKind
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from api.errors import ApiError, Forbidden
 from api.models import Camera, Device, Place, Role, ViolationType
 from api.reference.cameras import ZoneBody, delete_zone, get_camera, put_zone
 from api.reference.common import CODE_PATTERN
+from contract.device_config import DEFAULT_ANCHOR, DEFAULT_MIN_CONFIDENCE
 from contract.schedule import ScheduleError, text_to_windows, windows_to_text
 
 router = APIRouter(prefix="/console/cameras", include_in_schema=False)
@@ -58,8 +59,13 @@ def _editor_zone(zone: Any) -> dict[str, Any]:
         "code": zone.code,
         "place": zone.place.key,
         "polygon": zone.polygon,
+        "anchor": zone.anchor,
         "rules": {
-            name: {"dwell_s": rule["dwell_s"], "schedule": windows_to_text(rule.get("schedule") or []) or ""}
+            name: {
+                "dwell_s": rule["dwell_s"],
+                "schedule": windows_to_text(rule.get("schedule") or []) or "",
+                "min_confidence": rule.get("min_confidence", DEFAULT_MIN_CONFIDENCE),
+            }
             for name, rule in zone.rules.items()
         },
     }
@@ -98,9 +104,18 @@ def _zone_body(data: Any) -> ZoneBody:
             windows = text_to_windows(text or None)
         except ScheduleError as exc:
             raise ScheduleError(f"rules.{name}.schedule: {exc}") from exc
-        rules[name] = {"dwell_s": (rule or {}).get("dwell_s"), "schedule": windows}
+        rules[name] = {
+            "dwell_s": (rule or {}).get("dwell_s"),
+            "schedule": windows,
+            "min_confidence": (rule or {}).get("min_confidence", DEFAULT_MIN_CONFIDENCE),
+        }
     return ZoneBody.model_validate(
-        {"place": data.get("place"), "polygon": data.get("polygon"), "rules": rules}
+        {
+            "place": data.get("place"),
+            "polygon": data.get("polygon"),
+            "anchor": data.get("anchor") or DEFAULT_ANCHOR,
+            "rules": rules,
+        }
     )
 
 

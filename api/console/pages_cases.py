@@ -16,13 +16,13 @@ from api.console.deps import Page, PageDep
 from api.console.rendering import render
 from api.console.security import CSRF_FIELD, check_csrf, safe_next
 from api.deps import SettingsDep
-from api.evidence import EvidenceKind
 from api.models import CLOCK_STATUSES, Case, Evidence, Unit, ViolationType
 from api.workflow import TABLE, Action
+from contract.reports import EvidenceKind
 
 router = APIRouter(prefix="/console/cases", include_in_schema=False)
 CaseId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-BEFORE = (EvidenceKind.FIRST_SEEN, EvidenceKind.CONFIRMATION, EvidenceKind.CROP)
+BEFORE = (EvidenceKind.FIRST_SEEN, EvidenceKind.CONFIRMATION, EvidenceKind.SIGHTING, EvidenceKind.CROP)
 AFTER = (EvidenceKind.AFTER, EvidenceKind.HANDLING)
 
 

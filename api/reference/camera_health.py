@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import AwareDatetime, Field
 from sqlalchemy.orm import Session
 
 from api.errors import NotFound
 from api.models import Camera, utcnow
-from api.reference.common import StrictModel, camera_by_code
+from api.reference.common import camera_by_code
+from contract.health import CameraHealth
 
-
-class CameraHealthIn(StrictModel):
-    state: str = Field(pattern=r"^(up|reconnecting|failed)$", description="up, reconnecting or failed.")
-    last_frame_at: AwareDatetime | None = None
-    fps: float | None = Field(default=None, ge=0, le=1000)
-    error: str | None = Field(default=None, max_length=500)
+CameraHealthIn = CameraHealth  # the wire model (contract.health) is the input model
 
 
 def record_camera_health(session: Session, device_id: int, camera_code: str, body: CameraHealthIn) -> Camera:

@@ -6,17 +6,15 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.errors import InvalidInput, NotFound
 from api.models import Camera, Device, Zone, utcnow
 from api.reference.common import (
-    HHMM,
     Code,
     Coordinate,
-    IsoWeekday,
     PipelineType,
     StrictModel,
     camera_by_code,
@@ -28,34 +26,14 @@ from api.reference.common import (
     upsert,
 )
 from api.reference.violation_types import known_pipeline_types
+from contract import device_config as contract_zone
+from contract.device_config import DEFAULT_ANCHOR, Anchor
 
 
-class ScheduleWindow(StrictModel):
-    """A weekly window in the calendar's time zone; ``end`` before ``start`` runs past midnight."""
+class ZoneRule(contract_zone.ZoneRule):
+    """How one violation type is judged in a zone (the contract's rule; unknown fields refused on input)."""
 
-    days: list[IsoWeekday] = Field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7], min_length=1, max_length=7)
-    start: HHMM
-    end: HHMM
-
-    @model_validator(mode="after")
-    def _check(self) -> ScheduleWindow:
-        unique(self.days, "weekday")
-        if self.start == self.end:
-            raise ValueError(f"schedule window starts and ends at {self.start}: it would be empty")
-        return self
-
-
-class ZoneRule(StrictModel):
-    """How one violation type is judged in a zone."""
-
-    dwell_s: float = Field(
-        ge=1, le=86400, description="Seconds the object must stay before it is a violation."
-    )
-    schedule: list[ScheduleWindow] = Field(
-        default_factory=list,
-        max_length=20,
-        description="When the rule is enforced (calendar time zone); empty: always.",
-    )
+    model_config = ConfigDict(extra="forbid")
 
 
 def _polygon_area(points: Sequence[tuple[float, float]]) -> float:
@@ -83,7 +61,8 @@ Polygon = Annotated[
 ZoneRules = Annotated[
     dict[PipelineType, ZoneRule],
     Field(
-        description="Pipeline violation type -> {dwell_s, schedule}; types not listed are not judged here."
+        description="Pipeline violation type -> {dwell_s, schedule, min_confidence}; types not listed are "
+        "not judged here."
     ),
 ]
 
@@ -93,6 +72,9 @@ class ZoneBody(StrictModel):
 
     place: Code = Field(description="Key of the place (responsibility key) the zone looks at.")
     polygon: Polygon
+    anchor: Anchor = Field(
+        DEFAULT_ANCHOR, description="The point of a box that must be in the polygon: bottom_center or center."
+    )
     rules: ZoneRules = Field(default_factory=dict)
 
 
@@ -106,6 +88,7 @@ class ZonePublic(BaseModel):
     place_id: int
     place_key: str
     polygon: list[list[float]]
+    anchor: str
     rules: dict[str, Any]
     updated_at: dt.datetime
 
@@ -149,6 +132,7 @@ def zone_public(zone: Zone) -> ZonePublic:
         place_id=zone.place_id,
         place_key=zone.place.key,
         polygon=[list(point) for point in zone.polygon],
+        anchor=zone.anchor,
         rules=zone.rules,
         updated_at=zone.updated_at,
     )
@@ -200,6 +184,7 @@ def zone_values(camera_id: int, code: str, place_id: int, body: ZoneBody) -> dic
         "code": code,
         "place_id": place_id,
         "polygon": [list(point) for point in body.polygon],
+        "anchor": body.anchor,
         "rules": {name: rule.model_dump() for name, rule in body.rules.items()},
     }
 

@@ -12,11 +12,11 @@ from api.actors import Actor
 from api.case_queries import CaseFilter, get_visible_case, list_cases, recurrence_ids
 from api.case_schemas import CaseDetail, CasePublic, EvidencePublic
 from api.deps import ActorDep, DeviceDep, OperatorDep, SessionDep, SettingsDep
-from api.evidence import SHA256_PATTERN, EvidenceKind, add_evidence, evidence_url, open_evidence
+from api.evidence import SHA256_PATTERN, add_evidence, evidence_url, open_evidence
 from api.ingest import ingest_report
 from api.models import Case, CaseStatus, Evidence
 from api.schemas import Page
-from contract.reports import CaseReport, IngestResult
+from contract.reports import CaseReport, EvidenceKind, IngestResult
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
 
@@ -105,9 +105,15 @@ def upload_evidence_route(
     session: SessionDep,
     settings: SettingsDep,
     response: Response,
+    score: Annotated[
+        float | None,
+        Form(ge=0, le=1, description="Devices: how well the image shows the violation (contract.reports)."),
+    ] = None,
 ) -> EvidencePublic:
     data = file.file.read(settings.evidence_max_bytes + 1)  # one byte more than allowed tells "too large"
-    evidence, created = add_evidence(session, case_id, actor, data=data, kind=kind, settings=settings)
+    evidence, created = add_evidence(
+        session, case_id, actor, data=data, kind=kind, settings=settings, score=score
+    )
     session.commit()
     if not created:
         response.status_code = 200

@@ -9,48 +9,19 @@ import json
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api import reference as ref
 from api.deps import DeviceDep, OperatorDep, SessionDep
 from api.models import Camera, Device, ViolationType
+from contract.device_cases import DeviceCase
+from contract.device_config import DeviceConfig, DeviceViolationType, DeviceZone
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 
 CameraCode = Annotated[str, Path(min_length=1, max_length=64, pattern=ref.CODE_PATTERN)]
-
-
-class DeviceZone(BaseModel):
-    code: str
-    place: str = Field(description="Responsibility key to report cases for.")
-    polygon: list[list[float]] = Field(description="Normalised [[x, y], ...].")
-    rules: dict[str, ref.ZoneRule]
-    updated_at: dt.datetime
-
-
-class DeviceCamera(BaseModel):
-    code: str
-    name: str
-    zones: list[DeviceZone]
-
-
-class DeviceViolationType(BaseModel):
-    code: str
-    pipeline_type: str
-    default_for_type: bool
-    name: str
-
-
-class DeviceConfig(BaseModel):
-    """Everything an edge box needs from the case store. Stream URLs stay on the box."""
-
-    device: str
-    timezone: str = Field(description="Time zone of the zones' schedules (the working calendar's).")
-    cameras: list[DeviceCamera]
-    violation_types: list[DeviceViolationType] = Field(description="Active types: which event codes exist.")
-    version: str = Field(description="Changes whenever the configuration does; also sent as the ETag.")
 
 
 class CameraHealthPublic(BaseModel):
@@ -86,25 +57,23 @@ def device_config(session: Session, device_id: int, device_name: str) -> DeviceC
                 "code": camera.code,
                 "name": camera.name,
                 "zones": [
-                    {
-                        "code": zone.code,
-                        "place": zone.place.key,
-                        "polygon": zone.polygon,
-                        "rules": zone.rules,
-                        "updated_at": zone.updated_at.isoformat(),
-                    }
+                    DeviceZone(
+                        code=zone.code,
+                        place=zone.place.key,
+                        polygon=zone.polygon,
+                        anchor=zone.anchor,
+                        rules=zone.rules,
+                        updated_at=zone.updated_at,
+                    ).model_dump(mode="json")
                     for zone in sorted(camera.zones, key=lambda z: z.code)
                 ],
             }
             for camera in cameras
         ],
         "violation_types": [
-            {
-                "code": v.code,
-                "pipeline_type": v.pipeline_type,
-                "default_for_type": v.default_for_type,
-                "name": v.name,
-            }
+            DeviceViolationType(
+                code=v.code, pipeline_type=v.pipeline_type, default_for_type=v.default_for_type, name=v.name
+            ).model_dump(mode="json")
             for v in violations
         ],
     }
@@ -185,20 +154,6 @@ from sqlalchemy import ColumnElement, and_, exists, func, or_  # noqa: E402
 
 from api.models import Case, Place, Sighting  # noqa: E402
 from api.schemas import Page  # noqa: E402
-
-
-class DeviceCase(BaseModel):
-    """Only what a box needs to look at a zone again; devices read no other case data."""
-
-    id: int
-    status: str
-    camera: str
-    zone: str | None
-    place: str
-    violation_code: str
-    violation_type: str | None = Field(description="The pipeline's type (illegal_parking) of the event code.")
-    resolved_at: dt.datetime | None
-    rework_count: int
 
 
 def own_camera_clause(device_id: int) -> ColumnElement[bool]:

@@ -180,12 +180,21 @@ def test_migrate_upgrades_a_0001_database_and_keeps_its_cameras(tmp_path: Path) 
     upgrade(engine, "0001")
     with engine.begin() as connection:
         connection.execute(text("INSERT INTO cameras (code, name) VALUES ('old-cam', 'kept')"))
+        connection.execute(text("INSERT INTO places (key, name, kind) VALUES ('p-1', 'kept', 'grid')"))
+        connection.execute(
+            text(
+                "INSERT INTO zones (camera_id, code, place_id, polygon, rules, updated_at) SELECT c.id, 'z', "
+                "p.id, '[[0,0],[1,0],[1,1]]', '{}', '2026-01-01 00:00:00' FROM cameras c, places p"
+            )
+        )
     result = CliRunner().invoke(cli_app, ["api", "migrate", "--data-dir", str(tmp_path), "--no-defaults"])
     assert result.exit_code == 0, result.output
-    assert current_revision(engine) == head_revision(engine) == "0002"
+    assert current_revision(engine) == head_revision(engine) == "0003"
     check_migrated(engine)  # the app's start-up check passes
     columns = {c["name"] for c in inspect(engine).get_columns("cameras")}
     assert {"snapshot_sha256", "snapshot_at", "snapshot_width", "snapshot_height"} <= columns
     with engine.connect() as connection:
         assert connection.execute(text("SELECT name, snapshot_at FROM cameras")).all() == [("kept", None)]
+        # 0003: a zone saved before anchors were stored keeps the default the daemon used for it
+        assert connection.execute(text("SELECT code, anchor FROM zones")).all() == [("z", "bottom_center")]
     engine.dispose()

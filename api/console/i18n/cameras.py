@@ -31,6 +31,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "zones.place": ("责任地点", "Place"),
     "zones.rules": ("违规类型与停留时间", "Violations and dwell times"),
     "zones.dwell": ("停留（秒）", "Dwell (s)"),
+    "zones.min_confidence": ("最低置信度", "Min. confidence"),
+    "zones.anchor": ("判定点", "Anchor"),
+    "zones.anchor_bottom": ("目标底部中点（车辆、摊位落地处）", "Bottom centre (where it stands)"),
+    "zones.anchor_center": ("目标中心", "Centre"),
     "zones.schedule": ("生效时段", "Active"),
     "zones.schedule_hint": (
         "留空为全天；例如 mon-fri 07:00-08:30, sat 09:00-12:00",

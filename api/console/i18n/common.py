@@ -84,6 +84,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "action.evidence": ("上传图片", "Evidence added"),
     "action.created": ("上报", "Reported"),
     "action.sighting": ("再次发现", "Seen again"),
+    "action.still_there": ("仍在现场", "Still there"),
+    "action.gone": ("已离开", "Gone"),
     "action.overdue": ("超期", "Overdue"),
     "reason.false_positive": ("误报", "False positive"),
     "reason.duplicate": ("重复", "Duplicate"),

@@ -21,7 +21,7 @@
   let dragging = null; // index of the corner being dragged
 
   function blankZone() {
-    return { code: "", place: $("zone-place").value, polygon: [], rules: {}, isNew: true };
+    return { code: "", place: $("zone-place").value, polygon: [], anchor: "bottom_center", rules: {}, isNew: true };
   }
 
   // Corners within 1 % of the frame's edge snap onto it: a zone can reach the edge without pixel hunting.
@@ -117,11 +117,13 @@
     $("zone-code").value = current.code;
     $("zone-code").readOnly = !current.isNew;
     if (current.place) $("zone-place").value = current.place;
+    $("zone-anchor").value = current.anchor || "bottom_center";
     for (const rule of root.querySelectorAll(".rule")) {
       const spec = current.rules[rule.dataset.type];
       rule.querySelector(".rule-on").checked = Boolean(spec);
       rule.querySelector(".rule-dwell").value = spec ? spec.dwell_s : 60;
       rule.querySelector(".rule-schedule").value = spec ? spec.schedule || "" : "";
+      rule.querySelector(".rule-confidence").value = spec ? spec.min_confidence : 0.3;
     }
     $("delete-zone").hidden = current.isNew;
     $("zone-message").hidden = true;
@@ -143,16 +145,18 @@
       rules[rule.dataset.type] = {
         dwell_s: Number(rule.querySelector(".rule-dwell").value),
         schedule: rule.querySelector(".rule-schedule").value.trim(),
+        min_confidence: Number(rule.querySelector(".rule-confidence").value),
       };
     }
-    return { place: $("zone-place").value, polygon: current.polygon, rules };
+    return { place: $("zone-place").value, polygon: current.polygon, anchor: $("zone-anchor").value, rules };
   }
 
   function markInvalid(field) {
     if (!field) return;
     const rule = /rules\.([a-z0-9_]+)\.?(\w*)/.exec(field);
     if (rule) {
-      const what = rule[2] === "dwell_s" ? "dwell" : rule[2] === "schedule" ? "schedule" : "rule";
+      const fields = { dwell_s: "dwell", schedule: "schedule", min_confidence: "confidence" };
+      const what = fields[rule[2]] || "rule";
       const node = $(`${what}-${rule[1]}`);
       if (node) node.classList.add("invalid");
     } else if (field.includes("polygon")) svg.classList.add("invalid");
