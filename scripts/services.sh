@@ -68,14 +68,16 @@ as_postgres() {
 
 start_private_postgres() {
     local port dir
-    PG_BIN=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)
-    [ -x "$PG_BIN/initdb" ] || services_error "no PostgreSQL under /usr/lib/postgresql/*/bin (apt-get install postgresql)"
+    # Debian keeps the server programs off PATH, per major version; the newest installed one.
+    PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+    [ -x "$PG_BIN/initdb" ] \
+        || services_error "no PostgreSQL under /usr/lib/postgresql/*/bin (apt-get install postgresql)"
     port=$(free_port)
     dir=$SERVICES_DIR/postgresql
     mkdir "$dir"
     [ "$(id -u)" -ne 0 ] || chown postgres:postgres "$dir"
-    as_postgres "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 \
-        || { cat "$dir/initdb.log" >&2; services_error "initdb failed in $dir/data"; }
+    as_postgres "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-sync \
+        >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; services_error "initdb failed in $dir/data"; }
     PG_DATA=$dir/data
     # Scratch data: no fsync. Socket in the scratch directory, TCP on loopback only.
     as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$dir/postgresql.log" -w -t 60 \
