@@ -34,7 +34,15 @@ all_passed() { summary "$1" | grep -q " passed" && ! summary "$1" | grep -Eq "fa
 # "== private services stopped, DIR removed": the instance's pid, the scratch directory.
 pid_of() { sed -n "s/^== $1: private instance on [0-9.:]* (pid \([0-9]*\),.*/\1/p" "$2" | head -n 1; }
 scratch_dir() { sed -n 's/^== private services stopped, \(\/.*\) removed$/\1/p' "$1" | head -n 1; }
-stopped() { [ -n "$1" ] && ! kill -0 "$1" 2>/dev/null; }
+stopped() {  # PID DIR: within 5 s, PID is not a process started from DIR (gone, a zombie, or reused)
+    local _
+    [ -n "$1" ] && [ -n "$2" ] || return 1
+    for _ in $(seq 1 50); do
+        grep -qF -- "$2" "/proc/$1/cmdline" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    return 1
+}
 removed() { [ -n "$1" ] && [ ! -e "$1" ] && ! pgrep -f -- "$1" >/dev/null; }  # no process runs from it
 
 echo "== preparing outside the namespace: Debian packages, $VENV, offline wheels"
@@ -61,8 +69,8 @@ check "every selected test passed, none skipped" all_passed "$WORK/fresh.log"
 check "tests ran on PostgreSQL" grep -q "\[postgresql\] PASSED" "$WORK/fresh.log"
 check "a message went through the private broker" \
     grep -q "test_mqtt_message_reaches_the_units_topic\[postgresql\] PASSED" "$WORK/fresh.log"
-check "PostgreSQL stopped" stopped "$pg_pid"
-check "Mosquitto stopped" stopped "$mqtt_pid"
+check "PostgreSQL stopped" stopped "$pg_pid" "$scratch"
+check "Mosquitto stopped" stopped "$mqtt_pid" "$scratch"
 check "their scratch directory ${scratch:-(none reported)} removed" removed "$scratch"
 
 echo "== 2/2 this machine's services: bash scripts/test.sh -v -rs ${SELECTION[*]}"
