@@ -8,7 +8,8 @@ VTEST=/usr/share/doc/opencv-doc/examples/data/vtest.avi
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# Debian packages: opencv-doc carries vtest.avi, real CCTV footage used by the demo and the tests.
+# Debian packages: opencv-doc carries vtest.avi, real CCTV footage used by the demo and the tests;
+# the arguments are further packages to have (scripts/services.sh: postgresql, mosquitto).
 install_debian_packages() {
     local missing=()
     [ -f "$VTEST" ] || missing+=(opencv-doc)
@@ -17,7 +18,7 @@ install_debian_packages() {
     # Debian's chromium: the browser the console tests drive through Playwright (never `playwright install`).
     local package
     for package in gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base \
-        gstreamer1.0-plugins-good gstreamer1.0-plugins-bad chromium; do
+        gstreamer1.0-plugins-good gstreamer1.0-plugins-bad chromium "$@"; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
     done
     if [ ${#missing[@]} -gt 0 ]; then

@@ -1,9 +1,13 @@
-"""Shared fixtures: the real footage and models in ../shared/data and Debian's vtest.avi."""
+"""Shared fixtures: the real footage and models in ../shared/data, Debian's vtest.avi, and the services
+the tests talk to (PostgreSQL: tests/api/conftest.py; the MQTT broker: here). scripts/test.sh points the
+STREETWATCH_TEST_* variables at private instances where the defaults are not reachable."""
 
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import numpy.typing as npt
@@ -18,6 +22,35 @@ YOLOX_CARD = REPO / "models" / "yolox-nano-coco.yaml"
 CAR_DETECTION = SHARED_DATA / "videos" / "car-detection.mp4"
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
+
+
+def parse_host_port(value: str, variable: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise pytest.UsageError(f"{variable}={value!r}: expected HOST:PORT, e.g. 127.0.0.1:1883")
+    return host, int(port)
+
+
+MQTT_HOST, MQTT_PORT = parse_host_port(
+    os.environ.get("STREETWATCH_TEST_MQTT", "127.0.0.1:1883"), "STREETWATCH_TEST_MQTT"
+)
+
+
+def service_missing(message: str) -> NoReturn:
+    """A service the tests need is not reachable: a failure in CI, which must test it; a skip elsewhere."""
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker() -> tuple[str, int]:
+    """The broker's (host, port); the MQTT tests subscribe and publish there."""
+    try:
+        socket.create_connection((MQTT_HOST, MQTT_PORT), timeout=3).close()
+    except OSError as error:
+        service_missing(f"no MQTT broker at {MQTT_HOST}:{MQTT_PORT} (STREETWATCH_TEST_MQTT): {error}")
+    return MQTT_HOST, MQTT_PORT
 
 
 def require(path: Path, why: str) -> Path:

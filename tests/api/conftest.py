@@ -1,4 +1,4 @@
-"""Case-store fixtures: every API test runs on SQLite and on the local PostgreSQL.
+"""Case-store fixtures: every API test runs on SQLite and on the PostgreSQL at $STREETWATCH_TEST_PG.
 
 A migrated template is made once per session and copied per test (file copy for SQLite,
 ``CREATE DATABASE ... TEMPLATE`` for PostgreSQL), so each test starts from a clean, migrated schema.
@@ -22,6 +22,7 @@ from api.app import create_app
 from api.db import make_engine, make_session_factory
 from api.migrate import upgrade
 from api.settings import Settings
+from tests.conftest import service_missing
 
 PG_ADMIN_URL = os.environ.get("STREETWATCH_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", "postgresql"]
@@ -58,9 +59,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def pg_template() -> Iterator[str]:
     if not _pg_available():
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL} (CI must test it)")
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}")
+        service_missing(f"PostgreSQL is not reachable at {PG_ADMIN_URL} (STREETWATCH_TEST_PG)")
     name = f"sw_template_{os.getpid()}"
     admin = _pg_admin()
     with admin.connect() as conn:

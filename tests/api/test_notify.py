@@ -1,4 +1,4 @@
-"""Notifications: signed webhooks to a real local HTTP server, MQTT through the local Mosquitto,
+"""Notifications: signed webhooks to a real local HTTP server, MQTT through a real Mosquitto,
 retries with backoff, the failed state, the delivery log and the unit channel settings."""
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from tests.api.builders import World, auth, make_operator, make_world
 from tests.api.conftest import Store
 
 SECRET = "s3cret-webhook-key-0123456789"
-MQTT_HOST, MQTT_PORT = "127.0.0.1", 1883
 
 
 # --- a real webhook receiver -------------------------------------------------------------------------
@@ -342,9 +341,9 @@ def test_concurrent_senders_deliver_each_notification_once(store: Store, receive
 
 
 class Subscriber:
-    """A paho client subscribed to one topic on the local Mosquitto; collects the messages."""
+    """A paho client subscribed to one topic on the broker; collects the messages."""
 
-    def __init__(self, topic: str) -> None:
+    def __init__(self, broker: tuple[str, int], topic: str) -> None:
         self.messages: list[mqtt.MQTTMessage] = []
         self.subscribed = threading.Event()
         self.received = threading.Event()
@@ -352,9 +351,9 @@ class Subscriber:
         self.client.on_connect = lambda c, _u, _f, _rc, _p: c.subscribe(topic, qos=1)
         self.client.on_subscribe = lambda *_: self.subscribed.set()
         self.client.on_message = self._on_message
-        self.client.connect(MQTT_HOST, MQTT_PORT)
+        self.client.connect(*broker)
         self.client.loop_start()
-        assert self.subscribed.wait(10), f"could not subscribe to {topic} on {MQTT_HOST}:{MQTT_PORT}"
+        assert self.subscribed.wait(10), f"could not subscribe to {topic} on {broker}"
 
     def _on_message(self, _client: Any, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         self.messages.append(message)
@@ -365,16 +364,19 @@ class Subscriber:
         self.client.loop_stop()
 
 
-def mqtt_settings(store: Store, **changes: Any) -> Settings:
+def mqtt_settings(store: Store, host: str, port: int) -> Settings:
     prefix = f"streetwatch-test-{uuid.uuid4().hex[:8]}/units"  # a topic of our own: other tests may publish
-    return store.settings.model_copy(update={"mqtt_host": MQTT_HOST, "mqtt_topic_prefix": prefix, **changes})
+    changes = {"mqtt_host": host, "mqtt_port": port, "mqtt_topic_prefix": prefix}
+    return store.settings.model_copy(update=changes)
 
 
-def test_mqtt_message_reaches_the_units_topic(client: TestClient, store: Store) -> None:
-    settings = mqtt_settings(store)
+def test_mqtt_message_reaches_the_units_topic(
+    client: TestClient, store: Store, mqtt_broker: tuple[str, int]
+) -> None:
+    settings = mqtt_settings(store, *mqtt_broker)
     world = make_world(store.sessions)
     case_id = make_case(store.sessions, world, world.traffic_id)
-    subscriber = Subscriber(f"{settings.mqtt_topic_prefix}/traffic/cases")
+    subscriber = Subscriber(mqtt_broker, f"{settings.mqtt_topic_prefix}/traffic/cases")
     try:
         store.settings = settings
         (delivery_id,) = notify(store, case_id, world.traffic_id, "overdue")
@@ -398,7 +400,8 @@ def test_mqtt_message_reaches_the_units_topic(client: TestClient, store: Store) 
 
 
 def test_mqtt_broker_down_is_logged_and_retried(store: Store) -> None:
-    settings = mqtt_settings(store, mqtt_port=free_port())
+    port = free_port()  # nothing listens there
+    settings = mqtt_settings(store, "127.0.0.1", port)
     store.settings = settings
     world = make_world(store.sessions)
     (delivery_id,) = notify(store, make_case(store.sessions, world, world.traffic_id), world.traffic_id)
@@ -406,7 +409,7 @@ def test_mqtt_broker_down_is_logged_and_retried(store: Store) -> None:
     row = delivery(store, delivery_id)
     assert (row.status, row.attempts) == ("pending", 1)
     assert row.last_error is not None and row.last_error.startswith(
-        "cannot connect to MQTT broker 127.0.0.1:"
+        f"cannot connect to MQTT broker 127.0.0.1:{port}"
     )
 
 
