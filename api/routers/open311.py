@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime
+from starlette.exceptions import HTTPException
 
 from api import open311
 from api.actors import Actor
@@ -55,6 +56,8 @@ class Open311Route(APIRoute):
             except ApiError as exc:
                 status = _SPEC_STATUS.get(exc.status_code, exc.status_code)
                 return error_response(status, exc.message)
+            except HTTPException as exc:  # the framework's, e.g. a body that is not form data
+                return error_response(exc.status_code, str(exc.detail))
 
         return route
 
@@ -65,7 +68,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (400, "Invalid or missing parameter"),
         (403, "Missing, invalid or insufficient api_key"),
         (404, "Not found"),
+        # Every other error is an error array too (and this stops FastAPI documenting its own 422, which
+        # these routes never send: invalid input is a 400 here).
+        ("default", "Any other error"),
     )
+}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": list[open311.Open311Error], "description": "The case changed meanwhile: retry"}
 }
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"], route_class=Open311Route, responses=ERRORS)
@@ -198,6 +207,7 @@ def _form_text(max_length: int, description: str) -> Any:
     "/requests.json",
     response_model=list[open311.RequestCreated],
     status_code=201,
+    responses=CONFLICT,
     summary="Submit a service request (form-encoded, api_key required)",
 )
 def create_request(
