@@ -22,6 +22,8 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    TypeAdapter,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -72,14 +74,14 @@ CODE_PATTERN = r"^[^\s/\\?#%]+$"
 EVENT_CODE_PATTERN = r"^[0-9A-Za-z_.\-]+$"
 Code = Annotated[
     str,
-    BeforeValidator(_quoted("a code", "110101001001001")),
     StringConstraints(min_length=1, max_length=64, pattern=CODE_PATTERN),
+    BeforeValidator(_quoted("a code", "110101001001001")),
     Field(description="A code or key: 1-64 characters, no spaces, '/', '\\', '?', '#' or '%'."),
 ]
 EventCode = Annotated[
     str,
-    BeforeValidator(_quoted("an event code", "0505")),
     StringConstraints(min_length=1, max_length=16, pattern=EVENT_CODE_PATTERN),
+    BeforeValidator(_quoted("an event code", "0505")),
     Field(description="Event code of a violation type, e.g. 0505 (GB/T 30428 family; cities renumber)."),
 ]
 PipelineType = Annotated[
@@ -89,9 +91,16 @@ PipelineType = Annotated[
 ]
 HHMM = Annotated[
     str,
-    BeforeValidator(_quoted("a time", "13:30")),
     StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$"),
+    BeforeValidator(_quoted("a time", "13:30")),
     Field(description="Local time HH:MM (00:00-23:59)."),
+]
+# A working period [start, end]. Its schema says "two HH:MM strings" with items/minItems/maxItems instead of
+# pydantic's prefixItems: as valid in OpenAPI 3.1, and read correctly by tools that mishandle prefixItems
+# (schemathesis rejects it as an invalid Schema Object when validating responses).
+Period = Annotated[
+    tuple[HHMM, HHMM],
+    WithJsonSchema({"type": "array", "items": TypeAdapter(HHMM).json_schema(), "minItems": 2, "maxItems": 2}),
 ]
 IsoWeekday = Annotated[int, Field(ge=1, le=7, description="ISO weekday: 1 Monday ... 7 Sunday.")]
 Coordinate = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -424,7 +433,7 @@ class CalendarIn(StrictModel):
     timezone: Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_check_timezone)] = (
         DEFAULT_TIMEZONE
     )
-    periods: list[tuple[HHMM, HHMM]] = Field(
+    periods: list[Period] = Field(
         default_factory=lambda: list(DEFAULT_PERIODS),
         min_length=1,
         max_length=8,
