@@ -160,3 +160,11 @@ def test_error_bodies_match_their_documented_schemas(
     ):
         assert response.status_code == status, response.text
         assert errors.is_valid(response.json()), response.json()
+
+
+def test_open311_answers_an_unparsable_body_with_its_error_array(client: TestClient) -> None:
+    response = client.post(
+        "/open311/v2/requests.json", content=b"--x\r\nbad", headers={"Content-Type": "multipart/form-data"}
+    )
+    assert response.status_code == 400
+    assert response.json() == [{"code": 400, "description": "Missing boundary in multipart."}]
