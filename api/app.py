@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
+from starlette.exceptions import HTTPException
 
 from api import console
 from api.db import make_engine, make_session_factory
@@ -72,6 +74,18 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             status_code=exc.status_code, content={"detail": exc.message, "code": exc.code, **exc.details}
         )
 
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, exc: HTTPException) -> Response:
+        # The framework's own errors (an unparsable body, an unknown path or method) in the API's error
+        # shape, so that a client reads one shape for every error.
+        if exc.status_code in (204, 304):  # no body allowed
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(
+            status_code=exc.status_code,
+            content={"detail": exc.detail, "code": _status_code_name(exc.status_code)},
+            headers=exc.headers,
+        )
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's default echoes the rejected input, which may be a password or a webhook secret.
@@ -90,3 +104,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     console.register(app)  # the operator console's pages under /console
     install_metrics(app, metrics, settings.metrics_bearer())
     return app
+
+
+def _status_code_name(status: int) -> str:
+    """405 -> method_not_allowed: the ``code`` of an error the framework raised."""
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return "http_error"

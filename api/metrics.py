@@ -48,6 +48,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.deps import SessionDep, get_actor
 from api.errors import ApiError, Forbidden
 from api.models import OPEN_STATUSES, Case, Role, Unit
+from api.routers.responses import AUTHENTICATED
 from contract.reports import IngestResult
 
 log = logging.getLogger(__name__)
@@ -268,8 +269,7 @@ def install(app: FastAPI, metrics: StoreMetrics, token: str | None) -> None:
         response_class=Response,
         responses={
             200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format."},
-            401: {"description": "No credential, or not a valid one."},
-            403: {"description": "A valid credential, but not an admin's."},
+            **AUTHENTICATED,
         },
     )
     def metrics_endpoint() -> Response:

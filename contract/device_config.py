@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from contract.fields import Code, Coordinate, EventCode, PipelineType
+from contract.fields import Code, EventCode, PipelineType, Point
 from contract.schedule import ScheduleWindow
 
 Anchor = Literal["bottom_center", "center"]
@@ -40,9 +40,7 @@ class ZoneRule(BaseModel):
 class DeviceZone(BaseModel):
     code: Code
     place: Code = Field(description="Responsibility key to report cases for.")
-    polygon: list[tuple[Coordinate, Coordinate]] = Field(
-        min_length=3, description="Normalised [[x, y], ...]."
-    )
+    polygon: list[Point] = Field(min_length=3, description="Normalised [[x, y], ...].")
     anchor: Anchor = Field(
         DEFAULT_ANCHOR,
         description="The point of a box that must lie in the polygon: its bottom centre "

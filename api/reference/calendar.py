@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from api.errors import NotFound
 from api.models import CalendarDay, CalendarSettings
-from api.reference.common import HHMM, IsoWeekday, StrictModel, unique, upsert
+from api.reference.common import IsoWeekday, Period, StrictModel, unique, upsert
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 DEFAULT_PERIODS = [("08:30", "12:00"), ("13:30", "17:30")]
@@ -39,7 +39,7 @@ class CalendarIn(StrictModel):
     timezone: Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_check_timezone)] = (
         DEFAULT_TIMEZONE
     )
-    periods: list[tuple[HHMM, HHMM]] = Field(
+    periods: list[Period] = Field(
         default_factory=lambda: list(DEFAULT_PERIODS),
         min_length=1,
         max_length=8,

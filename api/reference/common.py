@@ -4,10 +4,10 @@ look-ups by code and the references between objects that name a field when the c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, WithJsonSchema
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -15,49 +15,36 @@ from sqlalchemy.orm import Session
 
 from api.errors import Conflict, InvalidInput
 from api.models import Camera, Device, Place, Unit, ViolationType
+from contract.fields import (
+    CODE_PATTERN,
+    EVENT_CODE_PATTERN,
+    HHMM,
+    Code,
+    Coordinate,
+    EventCode,
+    IsoWeekday,
+    PipelineType,
+)
 
-
-def _quoted(what: str, example: str) -> Callable[[Any], Any]:
-    """Reject numbers where a string is meant: YAML reads ``0505`` as 325 and ``13:30`` as 810."""
-
-    def check(value: Any) -> Any:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            raise ValueError(
-                f"{what} must be a string, got the number {value!r}: quote it in YAML ('{example}'), "
-                f"unquoted values such as {example} are read as numbers"
-            )
-        return value
-
-    return check
-
-
-CODE_PATTERN = r"^[^\s/\\?#%]+$"
-EVENT_CODE_PATTERN = r"^[0-9A-Za-z_.\-]+$"
-Code = Annotated[
-    str,
-    BeforeValidator(_quoted("a code", "110101001001001")),
-    StringConstraints(min_length=1, max_length=64, pattern=CODE_PATTERN),
-    Field(description="A code or key: 1-64 characters, no spaces, '/', '\\', '?', '#' or '%'."),
+__all__ = [  # the field types are the contract's (contract.fields): one definition for both sides
+    "CODE_PATTERN",
+    "EVENT_CODE_PATTERN",
+    "HHMM",
+    "Code",
+    "Coordinate",
+    "EventCode",
+    "IsoWeekday",
+    "PipelineType",
 ]
-EventCode = Annotated[
-    str,
-    BeforeValidator(_quoted("an event code", "0505")),
-    StringConstraints(min_length=1, max_length=16, pattern=EVENT_CODE_PATTERN),
-    Field(description="Event code of a violation type, e.g. 0505 (GB/T 30428 family; cities renumber)."),
+
+
+# A working period [start, end]. Its schema says "two HH:MM strings" with items/minItems/maxItems instead of
+# pydantic's prefixItems: as valid in OpenAPI 3.1, and read correctly by tools that mishandle prefixItems
+# (schemathesis rejects it as an invalid Schema Object when validating responses).
+Period = Annotated[
+    tuple[HHMM, HHMM],
+    WithJsonSchema({"type": "array", "items": TypeAdapter(HHMM).json_schema(), "minItems": 2, "maxItems": 2}),
 ]
-PipelineType = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$"),
-    Field(description="The pipeline's violation type, e.g. illegal_parking."),
-]
-HHMM = Annotated[
-    str,
-    BeforeValidator(_quoted("a time", "13:30")),
-    StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$"),
-    Field(description="Local time HH:MM (00:00-23:59)."),
-]
-IsoWeekday = Annotated[int, Field(ge=1, le=7, description="ISO weekday: 1 Monday ... 7 Sunday.")]
-Coordinate = Annotated[float, Field(ge=0.0, le=1.0)]
 Latitude = Annotated[float, Field(ge=-90.0, le=90.0)]
 Longitude = Annotated[float, Field(ge=-180.0, le=180.0)]
 

@@ -10,9 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.case_actions import allowed_actions_for, apply_action, get_case_for
 from api.case_schemas import CasePublic
 from api.deps import ActorDep, SessionDep, SettingsDep
+from api.routers.responses import AUTHENTICATED, NOT_FOUND, errors
 from api.workflow import REASON_MAX_CHARS, VOID_REASONS, Action
 
-router = APIRouter(prefix="/api/v1/cases", tags=["workflow"])
+router = APIRouter(prefix="/api/v1/cases", tags=["workflow"], responses=AUTHENTICATED)
 DB_INT_MAX = 2**31 - 1  # ids are 32-bit integers on PostgreSQL
 CaseId = Annotated[int, Path(ge=1, le=DB_INT_MAX, description="The case id.")]
 ActionName = Annotated[str, Path(max_length=32, description="One of: " + ", ".join(a.value for a in Action))]
@@ -47,6 +48,7 @@ class AllowedActions(BaseModel):
 @router.post(
     "/{case_id}/actions/{action}",
     response_model=CasePublic,
+    responses=errors(400, 404, 409, 422),
     summary="Take a workflow action",
     description="Actions: " + ", ".join(a.value for a in Action) + ". 409 names the status and the allowed "
     "moves; 403 names the roles that may.",
@@ -75,7 +77,12 @@ def take_action(
     return CasePublic.model_validate(case)
 
 
-@router.get("/{case_id}/actions", response_model=AllowedActions, summary="Actions the caller may take now")
+@router.get(
+    "/{case_id}/actions",
+    response_model=AllowedActions,
+    responses=NOT_FOUND,
+    summary="Actions the caller may take now",
+)
 def list_actions(case_id: CaseId, actor: ActorDep, session: SessionDep) -> AllowedActions:
     case = get_case_for(session, case_id, actor)
     return AllowedActions(

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from api.auth import issue_token, login, sha256_hex
 from api.deps import TOKEN_COOKIE, OperatorDep, SessionDep, SettingsDep, Unauthorized
 from api.models import ApiToken, User
+from api.routers.responses import AUTHENTICATED, errors
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -45,7 +46,7 @@ def user_public(user: User) -> UserPublic:
     )
 
 
-@router.post("/login", response_model=TokenPublic)
+@router.post("/login", response_model=TokenPublic, responses=errors(400, 401, 422))
 def login_route(
     body: LoginRequest, session: SessionDep, settings: SettingsDep, response: Response
 ) -> TokenPublic:
@@ -59,7 +60,7 @@ def login_route(
     return TokenPublic(access_token=token, expires_at=row.expires_at, user=user_public(user))
 
 
-@router.post("/logout", status_code=204)
+@router.post("/logout", status_code=204, responses=AUTHENTICATED)
 def logout_route(actor: OperatorDep, session: SessionDep, response: Response) -> None:
     for row in session.scalars(
         select(ApiToken).where(ApiToken.user_id == actor.id, ApiToken.revoked.is_(False))
@@ -68,7 +69,7 @@ def logout_route(actor: OperatorDep, session: SessionDep, response: Response) ->
     response.delete_cookie(TOKEN_COOKIE)
 
 
-@router.get("/me", response_model=UserPublic)
+@router.get("/me", response_model=UserPublic, responses=AUTHENTICATED)
 def me_route(actor: OperatorDep, session: SessionDep) -> UserPublic:
     user = session.get(User, actor.id)
     if user is None:  # deleted between token check and now

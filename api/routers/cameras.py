@@ -13,8 +13,9 @@ from pydantic import BaseModel
 from api import reference as ref
 from api.cameras import open_snapshot, store_snapshot
 from api.deps import DeviceDep, OperatorDep, SessionDep, SettingsDep
+from api.routers.responses import AUTHENTICATED, NOT_FOUND, errors
 
-router = APIRouter(prefix="/api/v1", tags=["cameras"])
+router = APIRouter(prefix="/api/v1", tags=["cameras"], responses=AUTHENTICATED)
 
 CameraCode = Annotated[str, Path(min_length=1, max_length=64, pattern=ref.CODE_PATTERN)]
 
@@ -30,6 +31,7 @@ class SnapshotPublic(BaseModel):
 @router.put(
     "/devices/me/cameras/{code}/snapshot",
     response_model=SnapshotPublic,
+    responses=errors(400, 404, 413, 422),
     summary="Upload the latest frame (JPEG) of one of the calling device's cameras",
 )
 def upload_snapshot(
@@ -56,11 +58,12 @@ def upload_snapshot(
 @router.get(
     "/cameras/{code}/snapshot",
     response_class=FileResponse,
-    responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "No frame received yet."}},
+    responses={200: {"content": {"image/jpeg": {}}}, **NOT_FOUND},
     summary="The camera's latest frame (operators)",
 )
 def get_snapshot(
     code: CameraCode, _: OperatorDep, session: SessionDep, settings: SettingsDep
 ) -> FileResponse:
+    """404 for an unknown camera, or one that has sent no frame yet."""
     path = open_snapshot(session, settings, code)
     return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "no-store"})

@@ -15,10 +15,11 @@ from api.deps import ActorDep, DeviceDep, OperatorDep, SessionDep, SettingsDep
 from api.evidence import SHA256_PATTERN, add_evidence, evidence_url, open_evidence
 from api.ingest import ingest_report
 from api.models import Case, CaseStatus, Evidence
+from api.routers.responses import AUTHENTICATED, INVALID, NOT_FOUND, errors
 from api.schemas import Page
 from contract.reports import CaseReport, EvidenceKind, IngestResult
 
-router = APIRouter(prefix="/api/v1", tags=["cases"])
+router = APIRouter(prefix="/api/v1", tags=["cases"], responses=AUTHENTICATED)
 
 MAX_ID = 2**31 - 1
 CaseId = Annotated[int, Path(ge=1, le=MAX_ID, description="Case id.")]
@@ -28,7 +29,10 @@ CaseId = Annotated[int, Path(ge=1, le=MAX_ID, description="Case id.")]
     "/cases",
     response_model=IngestResult,
     status_code=201,
-    responses={200: {"model": IngestResult, "description": "Added to an open case, or a repeated key."}},
+    responses={
+        200: {"model": IngestResult, "description": "Added to an open case, or a repeated key."},
+        **errors(400, 409, 422),
+    },
     summary="Submit a confirmed violation from a device (X-Device-Key)",
 )
 def submit_case(
@@ -43,7 +47,7 @@ def submit_case(
     return result
 
 
-@router.get("/cases", response_model=Page[CasePublic], summary="List cases (operators)")
+@router.get("/cases", response_model=Page[CasePublic], responses=INVALID, summary="List cases (operators)")
 def list_cases_route(
     actor: OperatorDep,
     session: SessionDep,
@@ -76,7 +80,10 @@ def list_cases_route(
 
 
 @router.get(
-    "/cases/{case_id}", response_model=CaseDetail, summary="One case with sightings, evidence and events"
+    "/cases/{case_id}",
+    response_model=CaseDetail,
+    responses=NOT_FOUND,
+    summary="One case with sightings, evidence and events",
 )
 def get_case_route(case_id: CaseId, actor: OperatorDep, session: SessionDep) -> CaseDetail:
     case = get_visible_case(session, actor, case_id, with_details=True)
@@ -94,7 +101,10 @@ def get_case_route(case_id: CaseId, actor: OperatorDep, session: SessionDep) -> 
     "/cases/{case_id}/evidence",
     response_model=EvidencePublic,
     status_code=201,
-    responses={200: {"model": EvidencePublic, "description": "The case already had this image."}},
+    responses={
+        200: {"model": EvidencePublic, "description": "The case already had this image."},
+        **errors(400, 404, 413, 422),
+    },
     summary="Attach a JPEG or PNG image to a case (its device, or an operator who may act on it)",
 )
 def upload_evidence_route(
@@ -123,7 +133,7 @@ def upload_evidence_route(
 @router.get(
     "/evidence/{sha256}",
     response_class=FileResponse,
-    responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}},
+    responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}, **NOT_FOUND},
     summary="An evidence image, for operators who may see a case that has it",
 )
 def get_evidence_route(

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from api import reference as ref
 from api.deps import DeviceDep, OperatorDep, SessionDep
 from api.models import Camera, Device, ViolationType
+from api.routers.responses import AUTHENTICATED, INVALID, errors
 from contract.device_cases import DeviceCase
 from contract.device_config import DeviceConfig, DeviceViolationType, DeviceZone
 
@@ -84,7 +85,11 @@ def device_config(session: Session, device_id: int, device_name: str) -> DeviceC
 @router.get(
     "/devices/me/config",
     response_model=DeviceConfig,
-    responses={304: {"description": "Unchanged since the version sent in If-None-Match."}},
+    responses={
+        304: {"description": "Unchanged since the version sent in If-None-Match."},
+        **AUTHENTICATED,
+        **INVALID,
+    },
     summary="The calling device's cameras, zones and violation types (X-Device-Key)",
 )
 def my_config(
@@ -106,6 +111,7 @@ def my_config(
 @router.put(
     "/devices/me/cameras/{code}/health",
     response_model=CameraHealthPublic,
+    responses={**AUTHENTICATED, **errors(400, 404, 422)},
     summary="Report the health of one of the calling device's cameras",
 )
 def report_health(
@@ -118,7 +124,12 @@ def report_health(
     return CameraHealthPublic(camera=camera.code, health=camera.health, health_at=camera.health_at)
 
 
-@router.get("/devices", response_model=list[DevicePublic], summary="Edge boxes and their cameras (operators)")
+@router.get(
+    "/devices",
+    response_model=list[DevicePublic],
+    responses=AUTHENTICATED,
+    summary="Edge boxes and their cameras (operators)",
+)
 def list_devices(_: OperatorDep, session: SessionDep) -> list[DevicePublic]:
     cameras: dict[int, list[str]] = {}
     for device_id, code in session.execute(
@@ -170,6 +181,7 @@ def own_camera_clause(device_id: int) -> ColumnElement[bool]:
 @router.get(
     "/devices/me/cases",
     response_model=Page[DeviceCase],
+    responses={**AUTHENTICATED, **INVALID},
     summary="Resolved (or verified) cases on the calling device's cameras, for verification by camera",
 )
 def my_cases(

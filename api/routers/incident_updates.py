@@ -6,15 +6,17 @@ from fastapi import APIRouter
 
 from api.deps import DeviceDep, SessionDep
 from api.incident_updates import apply_incident_update
+from api.routers.responses import AUTHENTICATED, WITH_BODY, errors
 from contract import paths
 from contract.reports import IncidentUpdate, UpdateResult
 
-router = APIRouter(tags=["cases"])
+router = APIRouter(tags=["cases"], responses=AUTHENTICATED)
 
 
 @router.post(
     paths.INCIDENT_UPDATES,
     response_model=UpdateResult,
+    responses={**WITH_BODY, **errors(404)},
     summary="A later sighting or the end of a reported incident (X-Device-Key)",
 )
 def post_incident_update(update: IncidentUpdate, device: DeviceDep, session: SessionDep) -> UpdateResult:

@@ -19,8 +19,9 @@ from api.notifications import (
     retry_delivery,
     set_channels,
 )
+from api.routers.responses import AUTHENTICATED, NOT_FOUND, errors
 
-router = APIRouter(prefix="/api/v1", tags=["notifications"])
+router = APIRouter(prefix="/api/v1", tags=["notifications"], responses=AUTHENTICATED)
 
 
 class DeliveryPublic(BaseModel):
@@ -96,7 +97,12 @@ def channels_public(channels: Channels) -> ChannelsPublic:
     )
 
 
-@router.get("/deliveries", response_model=DeliveriesPublic, summary="Delivery log (admin, dispatcher)")
+@router.get(
+    "/deliveries",
+    response_model=DeliveriesPublic,
+    responses=errors(404, 422),
+    summary="Delivery log (admin, dispatcher)",
+)
 def deliveries_route(
     actor: OperatorDep,
     session: SessionDep,
@@ -113,7 +119,10 @@ def deliveries_route(
 
 
 @router.post(
-    "/deliveries/{delivery_id}/retry", response_model=DeliveryPublic, summary="Retry a delivery now (admin)"
+    "/deliveries/{delivery_id}/retry",
+    response_model=DeliveryPublic,
+    responses=errors(404, 409, 422),
+    summary="Retry a delivery now (admin)",
 )
 def retry_route(
     delivery_id: Annotated[int, Path(ge=1, le=2**31 - 1)], actor: OperatorDep, session: SessionDep
@@ -122,7 +131,12 @@ def retry_route(
     return delivery_public(delivery, unit_code)
 
 
-@router.get("/units/{code}/channels", response_model=ChannelsPublic, summary="A unit's channels (admin)")
+@router.get(
+    "/units/{code}/channels",
+    response_model=ChannelsPublic,
+    responses=NOT_FOUND,
+    summary="A unit's channels (admin)",
+)
 def get_channels_route(
     code: str, actor: OperatorDep, session: SessionDep, settings: SettingsDep
 ) -> ChannelsPublic:
@@ -141,6 +155,7 @@ def parse_channels_update(body: Any) -> ChannelsUpdate:
 @router.put(
     "/units/{code}/channels",
     response_model=ChannelsPublic,
+    responses=errors(400, 404, 422),
     summary="Set a unit's channels (admin)",
     openapi_extra={
         "requestBody": {

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime
+from starlette.exceptions import HTTPException
 
 from api import open311
 from api.actors import Actor
@@ -55,6 +56,8 @@ class Open311Route(APIRoute):
             except ApiError as exc:
                 status = _SPEC_STATUS.get(exc.status_code, exc.status_code)
                 return error_response(status, exc.message)
+            except HTTPException as exc:  # the framework's, e.g. a body that is not form data
+                return error_response(exc.status_code, str(exc.detail))
 
         return route
 
@@ -65,10 +68,17 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (400, "Invalid or missing parameter"),
         (403, "Missing, invalid or insufficient api_key"),
         (404, "Not found"),
+        # Every other error is an error array too (and this stops FastAPI documenting its own 422, which
+        # these routes never send: invalid input is a 400 here).
+        ("default", "Any other error"),
     )
 }
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": list[open311.Open311Error], "description": "The case changed meanwhile: retry"}
+}
 
-router = APIRouter(prefix="/open311/v2", tags=["open311"], route_class=Open311Route, responses=ERRORS)
+# Not on the router: discovery.json is public and takes no input, so it has none of these errors.
+router = APIRouter(prefix="/open311/v2", tags=["open311"], route_class=Open311Route)
 
 _bearer = HTTPBearer(auto_error=False, description="Operator token (swt_...) or device key (swd_...)")
 _device_header = APIKeyHeader(name="X-Device-Key", auto_error=False, description="Device API key (swd_...)")
@@ -126,7 +136,10 @@ def discovery(settings: SettingsDep) -> open311.Discovery:
 
 
 @router.get(
-    "/services.json", response_model=list[open311.Service], summary="Service list: the violation types"
+    "/services.json",
+    responses=ERRORS,
+    response_model=list[open311.Service],
+    summary="Service list: the violation types",
 )
 def services(
     _: QueryCaller, session: SessionDep, jurisdiction_id: Jurisdiction = None
@@ -136,6 +149,7 @@ def services(
 
 @router.get(
     "/services/{service_code}.json",
+    responses=ERRORS,
     response_model=open311.ServiceDefinition,
     summary="Service definition (no extra attributes: metadata is false for every service)",
 )
@@ -148,7 +162,12 @@ def service_definition(
     return open311.service_definition(session, service_code)
 
 
-@router.get("/requests.json", response_model=list[open311.ServiceRequest], summary="Query service requests")
+@router.get(
+    "/requests.json",
+    responses=ERRORS,
+    response_model=list[open311.ServiceRequest],
+    summary="Query service requests",
+)
 def list_requests(
     actor: QueryCaller,
     session: SessionDep,
@@ -177,6 +196,7 @@ def list_requests(
 
 @router.get(
     "/requests/{service_request_id}.json",
+    responses=ERRORS,
     response_model=list[open311.ServiceRequest],
     summary="One service request (an array of one, as the spec says)",
 )
@@ -198,6 +218,7 @@ def _form_text(max_length: int, description: str) -> Any:
     "/requests.json",
     response_model=list[open311.RequestCreated],
     status_code=201,
+    responses={**ERRORS, **CONFLICT},
     summary="Submit a service request (form-encoded, api_key required)",
 )
 def create_request(

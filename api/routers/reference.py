@@ -14,9 +14,10 @@ from api.actors import Actor
 from api.cameras import ZONE_EDITOR_ROLES
 from api.deps import AdminDep, OperatorDep, SessionDep, require_roles
 from api.models import Role
+from api.routers.responses import AUTHENTICATED, INVALID, NOT_FOUND, errors
 from api.schemas import Page
 
-router = APIRouter(prefix="/api/v1", tags=["reference"])
+router = APIRouter(prefix="/api/v1", tags=["reference"], responses=AUTHENTICATED)
 
 RoutingEditorDep = Annotated[Actor, Depends(require_roles(Role.ADMIN, Role.DISPATCHER))]
 ZoneEditorDep = Annotated[Actor, Depends(require_roles(*ZONE_EDITOR_ROLES))]
@@ -34,7 +35,7 @@ def no_content() -> Response:
 # --- units ----
 
 
-@router.get("/units", response_model=Page[ref.UnitPublic])
+@router.get("/units", response_model=Page[ref.UnitPublic], responses=INVALID)
 def list_units(
     _: OperatorDep, session: SessionDep, limit: Limit = 1000, offset: Offset = 0
 ) -> Page[ref.UnitPublic]:
@@ -42,22 +43,22 @@ def list_units(
     return Page(data=[ref.unit_public(unit) for unit in units], count=count)
 
 
-@router.post("/units", status_code=201, response_model=ref.UnitPublic)
+@router.post("/units", status_code=201, response_model=ref.UnitPublic, responses=errors(400, 409, 422))
 def create_unit(body: ref.UnitIn, _: AdminDep, session: SessionDep) -> ref.UnitPublic:
     return ref.unit_public(ref.create_unit(session, body))
 
 
-@router.get("/units/{code}", response_model=ref.UnitPublic)
+@router.get("/units/{code}", response_model=ref.UnitPublic, responses=NOT_FOUND)
 def get_unit(code: CodePath, _: OperatorDep, session: SessionDep) -> ref.UnitPublic:
     return ref.unit_public(ref.get_unit(session, code))
 
 
-@router.patch("/units/{code}", response_model=ref.UnitPublic)
+@router.patch("/units/{code}", response_model=ref.UnitPublic, responses=errors(400, 404, 422))
 def update_unit(code: CodePath, body: ref.UnitUpdate, _: AdminDep, session: SessionDep) -> ref.UnitPublic:
     return ref.unit_public(ref.update_unit(session, code, body))
 
 
-@router.delete("/units/{code}", status_code=204, response_class=Response)
+@router.delete("/units/{code}", status_code=204, response_class=Response, responses=errors(404, 409, 422))
 def delete_unit(code: CodePath, _: AdminDep, session: SessionDep) -> Response:
     ref.delete_unit(session, code)
     return no_content()
@@ -66,7 +67,7 @@ def delete_unit(code: CodePath, _: AdminDep, session: SessionDep) -> Response:
 # --- places ----
 
 
-@router.get("/places", response_model=Page[ref.PlacePublic])
+@router.get("/places", response_model=Page[ref.PlacePublic], responses=INVALID)
 def list_places(
     _: OperatorDep,
     session: SessionDep,
@@ -78,22 +79,22 @@ def list_places(
     return Page(data=[ref.place_public(place) for place in places], count=count)
 
 
-@router.post("/places", status_code=201, response_model=ref.PlacePublic)
+@router.post("/places", status_code=201, response_model=ref.PlacePublic, responses=errors(400, 409, 422))
 def create_place(body: ref.PlaceIn, _: AdminDep, session: SessionDep) -> ref.PlacePublic:
     return ref.place_public(ref.create_place(session, body))
 
 
-@router.get("/places/{key}", response_model=ref.PlacePublic)
+@router.get("/places/{key}", response_model=ref.PlacePublic, responses=NOT_FOUND)
 def get_place(key: CodePath, _: OperatorDep, session: SessionDep) -> ref.PlacePublic:
     return ref.place_public(ref.get_place(session, key))
 
 
-@router.patch("/places/{key}", response_model=ref.PlacePublic)
+@router.patch("/places/{key}", response_model=ref.PlacePublic, responses=errors(400, 404, 422))
 def update_place(key: CodePath, body: ref.PlaceUpdate, _: AdminDep, session: SessionDep) -> ref.PlacePublic:
     return ref.place_public(ref.update_place(session, key, body))
 
 
-@router.delete("/places/{key}", status_code=204, response_class=Response)
+@router.delete("/places/{key}", status_code=204, response_class=Response, responses=errors(404, 409, 422))
 def delete_place(key: CodePath, _: AdminDep, session: SessionDep) -> Response:
     ref.delete_place(session, key)
     return no_content()
@@ -108,26 +109,35 @@ def list_violation_types(_: OperatorDep, session: SessionDep) -> Page[ref.Violat
     return Page(data=[ref.ViolationTypePublic.model_validate(row) for row in rows], count=len(rows))
 
 
-@router.post("/violation-types", status_code=201, response_model=ref.ViolationTypePublic)
+@router.post(
+    "/violation-types",
+    status_code=201,
+    response_model=ref.ViolationTypePublic,
+    responses=errors(400, 409, 422),
+)
 def create_violation_type(
     body: ref.ViolationTypeIn, _: AdminDep, session: SessionDep
 ) -> ref.ViolationTypePublic:
     return ref.ViolationTypePublic.model_validate(ref.create_violation_type(session, body))
 
 
-@router.get("/violation-types/{code}", response_model=ref.ViolationTypePublic)
+@router.get("/violation-types/{code}", response_model=ref.ViolationTypePublic, responses=NOT_FOUND)
 def get_violation_type(code: EventCodePath, _: OperatorDep, session: SessionDep) -> ref.ViolationTypePublic:
     return ref.ViolationTypePublic.model_validate(ref.get_violation_type(session, code))
 
 
-@router.patch("/violation-types/{code}", response_model=ref.ViolationTypePublic)
+@router.patch(
+    "/violation-types/{code}", response_model=ref.ViolationTypePublic, responses=errors(400, 404, 422)
+)
 def update_violation_type(
     code: EventCodePath, body: ref.ViolationTypeUpdate, _: AdminDep, session: SessionDep
 ) -> ref.ViolationTypePublic:
     return ref.ViolationTypePublic.model_validate(ref.update_violation_type(session, code, body))
 
 
-@router.delete("/violation-types/{code}", status_code=204, response_class=Response)
+@router.delete(
+    "/violation-types/{code}", status_code=204, response_class=Response, responses=errors(404, 409, 422)
+)
 def delete_violation_type(code: EventCodePath, _: AdminDep, session: SessionDep) -> Response:
     ref.delete_violation_type(session, code)
     return no_content()
@@ -136,7 +146,7 @@ def delete_violation_type(code: EventCodePath, _: AdminDep, session: SessionDep)
 # --- cameras and zones ----
 
 
-@router.get("/cameras", response_model=Page[ref.CameraPublic])
+@router.get("/cameras", response_model=Page[ref.CameraPublic], responses=INVALID)
 def list_cameras(
     _: OperatorDep,
     session: SessionDep,
@@ -148,35 +158,37 @@ def list_cameras(
     return Page(data=[ref.camera_public(session, camera) for camera in cameras], count=count)
 
 
-@router.post("/cameras", status_code=201, response_model=ref.CameraPublic)
+@router.post("/cameras", status_code=201, response_model=ref.CameraPublic, responses=errors(400, 409, 422))
 def create_camera(body: ref.CameraIn, _: AdminDep, session: SessionDep) -> ref.CameraPublic:
     return ref.camera_public(session, ref.create_camera(session, body))
 
 
-@router.get("/cameras/{code}", response_model=ref.CameraPublic)
+@router.get("/cameras/{code}", response_model=ref.CameraPublic, responses=NOT_FOUND)
 def get_camera(code: CodePath, _: OperatorDep, session: SessionDep) -> ref.CameraPublic:
     return ref.camera_public(session, ref.get_camera(session, code))
 
 
-@router.patch("/cameras/{code}", response_model=ref.CameraPublic)
+@router.patch("/cameras/{code}", response_model=ref.CameraPublic, responses=errors(400, 404, 422))
 def update_camera(
     code: CodePath, body: ref.CameraUpdate, _: AdminDep, session: SessionDep
 ) -> ref.CameraPublic:
     return ref.camera_public(session, ref.update_camera(session, code, body))
 
 
-@router.delete("/cameras/{code}", status_code=204, response_class=Response)
+@router.delete("/cameras/{code}", status_code=204, response_class=Response, responses=NOT_FOUND)
 def delete_camera(code: CodePath, _: AdminDep, session: SessionDep) -> Response:
     ref.delete_camera(session, code)
     return no_content()
 
 
-@router.get("/cameras/{code}/zones", response_model=list[ref.ZonePublic])
+@router.get("/cameras/{code}/zones", response_model=list[ref.ZonePublic], responses=NOT_FOUND)
 def list_zones(code: CodePath, _: OperatorDep, session: SessionDep) -> list[ref.ZonePublic]:
     return ref.camera_public(session, ref.get_camera(session, code)).zones
 
 
-@router.put("/cameras/{code}/zones/{zone_code}", response_model=ref.ZonePublic)
+@router.put(
+    "/cameras/{code}/zones/{zone_code}", response_model=ref.ZonePublic, responses=errors(400, 404, 422)
+)
 def put_zone(
     code: CodePath, zone_code: CodePath, body: ref.ZoneBody, _: ZoneEditorDep, session: SessionDep
 ) -> ref.ZonePublic:
@@ -184,7 +196,9 @@ def put_zone(
     return ref.zone_public(ref.put_zone(session, code, zone_code, body))
 
 
-@router.delete("/cameras/{code}/zones/{zone_code}", status_code=204, response_class=Response)
+@router.delete(
+    "/cameras/{code}/zones/{zone_code}", status_code=204, response_class=Response, responses=NOT_FOUND
+)
 def delete_zone(code: CodePath, zone_code: CodePath, _: ZoneEditorDep, session: SessionDep) -> Response:
     ref.delete_zone(session, code, zone_code)
     return no_content()
@@ -193,7 +207,7 @@ def delete_zone(code: CodePath, zone_code: CodePath, _: ZoneEditorDep, session: 
 # --- routing rules ----
 
 
-@router.get("/routing-rules", response_model=Page[ref.RoutingRulePublic])
+@router.get("/routing-rules", response_model=Page[ref.RoutingRulePublic], responses=INVALID)
 def list_routing_rules(
     _: OperatorDep,
     session: SessionDep,
@@ -209,7 +223,7 @@ def list_routing_rules(
     return Page(data=[ref.routing_public(session, rule) for rule in rules], count=count)
 
 
-@router.get("/routing-rules/history", response_model=Page[ref.RoutingRuleHistoryPublic])
+@router.get("/routing-rules/history", response_model=Page[ref.RoutingRuleHistoryPublic], responses=INVALID)
 def routing_history(
     _: OperatorDep,
     session: SessionDep,
@@ -222,26 +236,30 @@ def routing_history(
     return Page(data=[ref.RoutingRuleHistoryPublic.model_validate(row) for row in rows], count=count)
 
 
-@router.post("/routing-rules", status_code=201, response_model=ref.RoutingRulePublic)
+@router.post(
+    "/routing-rules", status_code=201, response_model=ref.RoutingRulePublic, responses=errors(400, 422)
+)
 def create_routing_rule(
     body: ref.RoutingRuleIn, actor: RoutingEditorDep, session: SessionDep
 ) -> ref.RoutingRulePublic:
     return ref.routing_public(session, ref.create_routing_rule(session, actor, body))
 
 
-@router.get("/routing-rules/{rule_id}", response_model=ref.RoutingRulePublic)
+@router.get("/routing-rules/{rule_id}", response_model=ref.RoutingRulePublic, responses=NOT_FOUND)
 def get_routing_rule(rule_id: RuleId, _: OperatorDep, session: SessionDep) -> ref.RoutingRulePublic:
     return ref.routing_public(session, ref.get_routing_rule(session, rule_id))
 
 
-@router.patch("/routing-rules/{rule_id}", response_model=ref.RoutingRulePublic)
+@router.patch(
+    "/routing-rules/{rule_id}", response_model=ref.RoutingRulePublic, responses=errors(400, 404, 422)
+)
 def update_routing_rule(
     rule_id: RuleId, body: ref.RoutingRuleUpdate, actor: RoutingEditorDep, session: SessionDep
 ) -> ref.RoutingRulePublic:
     return ref.routing_public(session, ref.update_routing_rule(session, actor, rule_id, body))
 
 
-@router.delete("/routing-rules/{rule_id}", status_code=204, response_class=Response)
+@router.delete("/routing-rules/{rule_id}", status_code=204, response_class=Response, responses=NOT_FOUND)
 def delete_routing_rule(rule_id: RuleId, actor: RoutingEditorDep, session: SessionDep) -> Response:
     ref.delete_routing_rule(session, actor, rule_id)
     return no_content()
@@ -258,7 +276,7 @@ def list_deadlines(_: OperatorDep, session: SessionDep) -> list[ref.DeadlinePubl
     ]
 
 
-@router.put("/deadlines/{violation_code}", response_model=ref.DeadlinePublic)
+@router.put("/deadlines/{violation_code}", response_model=ref.DeadlinePublic, responses=errors(400, 422))
 def put_deadline(
     violation_code: EventCodePath, body: ref.DeadlineIn, _: AdminDep, session: SessionDep
 ) -> ref.DeadlinePublic:
@@ -266,7 +284,7 @@ def put_deadline(
     return ref.DeadlinePublic(violation_code=row.violation_code, working_hours=row.working_hours)
 
 
-@router.delete("/deadlines/{violation_code}", status_code=204, response_class=Response)
+@router.delete("/deadlines/{violation_code}", status_code=204, response_class=Response, responses=NOT_FOUND)
 def delete_deadline(violation_code: EventCodePath, _: AdminDep, session: SessionDep) -> Response:
     ref.delete_deadline(session, violation_code)
     return no_content()
@@ -280,12 +298,12 @@ def get_calendar(_: OperatorDep, session: SessionDep) -> ref.CalendarPublic:
     return ref.get_calendar(session)
 
 
-@router.put("/calendar", response_model=ref.CalendarPublic)
+@router.put("/calendar", response_model=ref.CalendarPublic, responses=errors(400, 422))
 def put_calendar(body: ref.CalendarIn, _: AdminDep, session: SessionDep) -> ref.CalendarPublic:
     return ref.put_calendar(session, body)
 
 
-@router.get("/calendar/days", response_model=list[ref.CalendarDayPublic])
+@router.get("/calendar/days", response_model=list[ref.CalendarDayPublic], responses=INVALID)
 def list_calendar_days(
     _: OperatorDep,
     session: SessionDep,
@@ -296,7 +314,7 @@ def list_calendar_days(
     return [ref.CalendarDayPublic(day=row.day, working=row.working, name=row.name) for row in rows]
 
 
-@router.put("/calendar/days/{day}", response_model=ref.CalendarDayPublic)
+@router.put("/calendar/days/{day}", response_model=ref.CalendarDayPublic, responses=errors(400, 422))
 def put_calendar_day(
     day: dt.date, body: ref.CalendarDayIn, _: AdminDep, session: SessionDep
 ) -> ref.CalendarDayPublic:
@@ -305,7 +323,7 @@ def put_calendar_day(
     return ref.CalendarDayPublic(day=row.day, working=row.working, name=row.name)
 
 
-@router.delete("/calendar/days/{day}", status_code=204, response_class=Response)
+@router.delete("/calendar/days/{day}", status_code=204, response_class=Response, responses=NOT_FOUND)
 def delete_calendar_day(day: dt.date, _: AdminDep, session: SessionDep) -> Response:
     ref.delete_calendar_day(session, day)
     return no_content()

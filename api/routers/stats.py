@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response
 
 from api.deps import OperatorDep, SessionDep, SettingsDep
+from api.routers.responses import AUTHENTICATED, INVALID, errors
 from api.stats import (
     Period,
     PeriodKind,
@@ -25,7 +26,7 @@ from api.stats import (
     report_rows,
 )
 
-router = APIRouter(prefix="/api/v1/stats", tags=["statistics"])
+router = APIRouter(prefix="/api/v1/stats", tags=["statistics"], responses=AUTHENTICATED)
 
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 
@@ -78,7 +79,7 @@ def _stem(what: str, period: Period) -> str:
     "/report",
     response_model=Report,
     summary="Counts and rates for a period (JSON, or one section as CSV)",
-    responses={200: {"content": {"text/csv": {}}}},
+    responses={200: {"content": {"text/csv": {}}}, **errors(404, 422)},
 )
 def report_route(
     actor: OperatorDep,
@@ -104,7 +105,7 @@ def report_route(
     "/ranking",
     response_model=Ranking,
     summary="Units ranked by on-time closure rate (红黑榜), leaving out units below the minimum",
-    responses={200: {"content": {"text/csv": {}}}},
+    responses={200: {"content": {"text/csv": {}}}, **INVALID},
 )
 def ranking_route(
     actor: OperatorDep,
