@@ -15,7 +15,7 @@ from api.errors import InvalidInput, NotFound
 from api.evidence import check_image
 from api.models import Camera, Role, utcnow
 from api.settings import Settings
-from pipeline.files import write_atomically
+from common.files import write_atomically
 
 # Zones decide what becomes a case, so only the people who own the configuration change them.
 ZONE_EDITOR_ROLES = (Role.ADMIN, Role.SHIFT_LEADER)

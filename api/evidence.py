@@ -28,7 +28,7 @@ from api.errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge
 from api.ingest import begin_write
 from api.models import Camera, Case, Evidence, Role, Sighting, utcnow
 from api.settings import Settings
-from pipeline.files import write_atomically
+from common.files import write_atomically
 
 
 class EvidenceKind(StrEnum):

@@ -18,9 +18,9 @@ from typing import Any, Protocol
 import httpx
 from pydantic import ValidationError
 
+from common.files import write_atomically
 from pipeline.config import CameraConfig, ZoneConfig
 from pipeline.errors import ZoneError, ZoneSyncError
-from pipeline.files import write_atomically
 from pipeline.schedule import ScheduleError, windows_to_text
 from pipeline.zones import CameraZones
 
