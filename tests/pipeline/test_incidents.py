@@ -18,11 +18,11 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from api.case_schemas import CaseReport
+from detector.boxes import box_iou_pairs
 from detector.detections import Detections
 from pipeline.errors import RuleConfigError, StreamTimeError, UnknownCameraError
 from pipeline.incidents import IncidentEvent, RuleEngine
 from pipeline.schedule import Schedule
-from pipeline.tracker import box_iou_pairs
 from tests.pipeline.rule_builders import (
     CAR,
     CLASS_NAMES,
