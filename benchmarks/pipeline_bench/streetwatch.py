@@ -48,7 +48,7 @@ def daemon_config(spec: TrialSpec, epoch: float) -> Any:
         "realtime": spec.realtime,
         "loop": True,
         "sample": {"mode": "keyframes"} if spec.keyframes else {"mode": "fps", "fps": spec.target_fps},
-        "skip_unchanged": False,  # every sample is analysed: the load the issue asks for
+        "skip_unchanged": False,  # every sample is analysed: the worst case, a scene that always changes
     }
     cameras = [
         {

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-TARGET_CAMERA_RATIO = 8.0  # the issue: at least 8x the naive loop's cameras
-TARGET_RAW_SHARE = 0.90  # the issue: analysed fps at least 90% of raw ONNX Runtime fps, inference-bound
+TARGET_CAMERA_RATIO = 8.0  # target: at least 8x the cameras of the naive loop on the same box
+TARGET_RAW_SHARE = 0.90  # target: inference-bound, analysed fps at least 90% of raw ONNX Runtime fps
 
 
 def percentiles_ms(samples_ms: Sequence[float]) -> dict[str, Any]:
