@@ -16,7 +16,7 @@ from api.models import Camera, Role, utcnow
 from api.reference.cameras import get_camera
 from api.reference.common import camera_by_code
 from api.settings import Settings
-from pipeline.files import write_atomically
+from common.files import write_atomically
 
 # Zones decide what becomes a case, so only the people who own the configuration change them.
 ZONE_EDITOR_ROLES = (Role.ADMIN, Role.SHIFT_LEADER)

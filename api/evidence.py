@@ -27,8 +27,8 @@ from api.errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge
 from api.ingest import begin_write
 from api.models import Camera, Case, Evidence, Role, Sighting, utcnow
 from api.settings import Settings
+from common.files import write_atomically
 from contract.reports import BEST_EVIDENCE_MARGIN, EvidenceKind
-from pipeline.files import write_atomically
 
 _FULL_VIEW_RANK = 2  # first_seen and better: whole frames, comparable by their scores
 

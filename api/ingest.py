@@ -6,16 +6,20 @@ check-then-insert):
 - ``sightings.idempotency_key``: the pipeline mints one key per incident and retries with it; a key
   already stored returns the case it created (``duplicate=True``), however many retries race.
 - ``cases.open_slot`` (``"<place_id>|<violation_code>"`` while a case is open): at most one open case per
-  place and violation; a report for a place+violation with an open case becomes a sighting of it.
+  place and violation; a report for a place+violation with an open case becomes a sighting of it
+  (:func:`api.open_or_merge.open_or_merge` decides, as for Open311 requests).
 
-Each insert that can lose a race runs in a SAVEPOINT; on IntegrityError the savepoint is rolled back
-and the report is re-read as a duplicate or merged into the case that won.
+A new case is inserted in a SAVEPOINT; on IntegrityError the savepoint is rolled back and the report is
+re-read as a duplicate or merged into the case that won. A sighting of an open case is inserted with
+``ON CONFLICT DO NOTHING`` instead (no SAVEPOINT on the common path).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, NamedTuple, NoReturn
 from typing import cast as typing_cast
 
@@ -54,19 +58,15 @@ from api.models import (
     ViolationType,
     utcnow,
 )
+from api.open_or_merge import open_or_merge
 from api.settings import Settings
 from contract.reports import CaseReport, IngestResult
 
-MAX_ATTEMPTS = 4  # create-or-merge rounds; each lost race is followed by a merge, so 2 suffice in practice
+MAX_ATTEMPTS = 4  # whole attempts: each starts over after the open case closed under a merge
 
 
 class _StartOver(Exception):
     """The attempt lost a race it cannot repair in place (the open case closed meanwhile): roll it back."""
-
-
-def open_slot(place_id: int, violation_code: str) -> str:
-    """The value of ``Case.open_slot`` while a case for this place and violation is open."""
-    return f"{place_id}|{violation_code}"
 
 
 @counts_ingest
@@ -115,19 +115,18 @@ def _ingest_once(
     if place_id is None:
         place, place_created = _get_or_create_place(session, report.place)
         place_id = place.id
-    slot = open_slot(place_id, facts.violation_code)
-    case_id = facts.open_case_id
-    for attempt in range(MAX_ATTEMPTS):
-        if attempt:  # a concurrent report opened the case first: merge into it
-            case_id = session.connection().scalar(_OPEN_CASE, {"slot": slot})
-        if case_id is not None:
-            return _add_sighting(session, case_id, slot, report, device, now)
-        violation = session.get_one(ViolationType, facts.violation_id)
-        place = session.get_one(Place, place_id)
-        result = _open_case(session, report, device, settings, violation, place, place_created, now)
-        if result is not None:
-            return result
-    return None
+    writer = _DeviceReport(
+        session, report, device, settings, now, facts.violation_id, place_id, place_created
+    )
+    return open_or_merge(
+        session,
+        writer,
+        place_id=place_id,
+        violation_code=facts.violation_code,
+        seen_at=report.first_seen_at,
+        settings=settings,
+        open_case_id=facts.open_case_id,
+    )
 
 
 class _Facts(NamedTuple):
@@ -152,7 +151,7 @@ def _lookup_statement(*, by_event_code: bool) -> Select[tuple[Any, ...]]:
     violation = violation.order_by(ViolationType.id).limit(1)
     violation_code = violation.with_only_columns(ViolationType.code).scalar_subquery()
     place_id = select(Place.id).where(Place.key == bindparam("place")).scalar_subquery()
-    slot = cast(place_id, String) + literal("|") + violation_code  # as open_slot() writes it
+    slot = cast(place_id, String) + literal("|") + violation_code  # as api.open_or_merge.open_slot writes it
     return select(
         select(Sighting.id).where(Sighting.idempotency_key == bindparam("key")).scalar_subquery(),
         violation.with_only_columns(ViolationType.id).scalar_subquery(),
@@ -167,7 +166,6 @@ def _lookup_statement(*, by_event_code: bool) -> Select[tuple[Any, ...]]:
 # on the session's connection (Core), which skips the ORM's per-statement bookkeeping.
 _LOOKUP_BY_TYPE = _lookup_statement(by_event_code=False)
 _LOOKUP_BY_EVENT_CODE = _lookup_statement(by_event_code=True)
-_OPEN_CASE = select(Case.id).where(Case.open_slot == bindparam("slot"))
 
 
 def _lookup(session: Session, report: CaseReport) -> _Facts:
@@ -326,24 +324,82 @@ def _get_or_create_place(session: Session, key: str) -> tuple[Place, bool]:
         return place, False
 
 
-def _recurrence_of(
-    session: Session, place_id: int, violation_code: str, seen_at: dt.datetime, settings: Settings
-) -> int | None:
-    """The last case for this place and violation closed within the recurrence window before ``seen_at``."""
-    if settings.recurrence_window_hours <= 0:
-        return None
-    since = seen_at - dt.timedelta(hours=settings.recurrence_window_hours)
-    return session.scalar(
-        select(Case.id)
-        .where(
-            Case.place_id == place_id,
-            Case.violation_code == violation_code,
-            Case.status == CaseStatus.CLOSED.value,
-            Case.closed_at >= since,
+@dataclass(frozen=True)
+class _DeviceReport:
+    """A device's report as the :class:`api.open_or_merge.ReportWriter` of :func:`open_or_merge`."""
+
+    session: Session
+    report: CaseReport
+    device: Actor
+    settings: Settings
+    now: dt.datetime
+    violation_id: int
+    place_id: int
+    place_created: bool
+
+    @cached_property
+    def violation(self) -> ViolationType:
+        """Loaded on the open path only, and held: the session's identity map keeps no strong reference."""
+        return self.session.get_one(ViolationType, self.violation_id)
+
+    def new_case(self) -> Case:
+        report, place = self.report, self.session.get_one(Place, self.place_id)
+        return Case(
+            status=CaseStatus.PENDING_REVIEW.value,
+            violation_code=self.violation.code,
+            place_id=place.id,
+            camera_code=report.camera,
+            zone_code=report.zone,
+            source="camera",
+            description=report.note,
+            lat=report.lat if report.lat is not None else place.lat,
+            lon=report.lon if report.lon is not None else place.lon,
+            confidence=report.confidence,
+            model_name=report.model_name,
+            model_version=report.model_version or None,
+            sighting_count=report.sighting_count,
+            first_seen_at=report.first_seen_at,
+            last_seen_at=report.confirmed_at,
+            confirmed_at=report.confirmed_at,
+            created_at=self.now,
+            updated_at=self.now,
         )
-        .order_by(Case.closed_at.desc(), Case.id.desc())
-        .limit(1)
-    )
+
+    def new_sighting(self, case_id: int) -> Sighting:
+        return Sighting(**_sighting_values(case_id, self.report, self.device, self.now))
+
+    def opened(self, case: Case, sighting: Sighting, recurrence_of: int | None) -> IngestResult:
+        note = None
+        if self.place_created:
+            note = (
+                f"place '{self.report.place}' was not registered: created it without an owner unit; "
+                "register it (owner unit, routing rules) so that its cases can be routed"
+            )
+        record_event(
+            self.session,
+            case,
+            self.device,
+            "created",
+            to_status=case.status,
+            note=note,
+            at=self.now,
+            data={
+                **_sighting_data(self.report, sighting.id),
+                "place_created": self.place_created,
+                "recurrence_of": recurrence_of,
+            },
+        )
+        _auto_file(self.session, case, self.violation, self.report.confidence, self.settings)
+        return IngestResult(
+            case_id=case.id, sighting_id=sighting.id, created=True, duplicate=False, status=case.status
+        )
+
+    def merge(self, case_id: int, slot: str) -> IngestResult:
+        return _add_sighting(self.session, case_id, slot, self.report, self.device, self.now)
+
+    def duplicate(self) -> IngestResult | None:
+        known = _find_sighting(self.session, self.report.idempotency_key)
+        return None if known is None else _duplicate(self.session, known, self.device)
 
 
 def _sighting_values(case_id: int, report: CaseReport, device: Actor, now: dt.datetime) -> dict[str, Any]:
@@ -362,92 +418,6 @@ def _sighting_values(case_id: int, report: CaseReport, device: Actor, now: dt.da
         "received_at": now,
         "payload": report.model_dump(mode="json", exclude={"boxes"}),
     }
-
-
-def _new_sighting(case_id: int, report: CaseReport, device: Actor, now: dt.datetime) -> Sighting:
-    return Sighting(**_sighting_values(case_id, report, device, now))
-
-
-def _after_lost_race(
-    session: Session, report: CaseReport, device: Actor, slot: str, error: IntegrityError
-) -> IngestResult | None:
-    """After a lost race: the same key won (a duplicate), or another report opened the case first
-    (``None``: merge into it); any other integrity error is re-raised."""
-    known = _find_sighting(session, report.idempotency_key)
-    if known is not None:
-        return _duplicate(session, known, device)
-    if session.connection().scalar(_OPEN_CASE, {"slot": slot}) is not None:
-        return None
-    raise error
-
-
-def _open_case(
-    session: Session,
-    report: CaseReport,
-    device: Actor,
-    settings: Settings,
-    violation: ViolationType,
-    place: Place,
-    place_created: bool,
-    now: dt.datetime,
-) -> IngestResult | None:
-    slot = open_slot(place.id, violation.code)
-    recurrence_of = _recurrence_of(session, place.id, violation.code, report.first_seen_at, settings)
-    try:
-        with session.begin_nested():
-            case = Case(
-                status=CaseStatus.PENDING_REVIEW.value,
-                violation_code=violation.code,
-                place_id=place.id,
-                camera_code=report.camera,
-                zone_code=report.zone,
-                source="camera",
-                description=report.note,
-                lat=report.lat if report.lat is not None else place.lat,
-                lon=report.lon if report.lon is not None else place.lon,
-                confidence=report.confidence,
-                model_name=report.model_name,
-                model_version=report.model_version or None,
-                sighting_count=report.sighting_count,
-                first_seen_at=report.first_seen_at,
-                last_seen_at=report.confirmed_at,
-                confirmed_at=report.confirmed_at,
-                created_at=now,
-                updated_at=now,
-                recurrence_of_id=recurrence_of,
-                open_slot=slot,
-            )
-            session.add(case)
-            session.flush()
-            sighting = _new_sighting(case.id, report, device, now)
-            session.add(sighting)
-            session.flush()
-    except IntegrityError as error:
-        return _after_lost_race(session, report, device, slot, error)
-    note = None
-    if place_created:
-        note = (
-            f"place '{place.key}' was not registered: created it without an owner unit; register it "
-            "(owner unit, routing rules) so that its cases can be routed"
-        )
-    record_event(
-        session,
-        case,
-        device,
-        "created",
-        to_status=case.status,
-        note=note,
-        at=now,
-        data={
-            **_sighting_data(report, sighting.id),
-            "place_created": place_created,
-            "recurrence_of": recurrence_of,
-        },
-    )
-    _auto_file(session, case, violation, report.confidence, settings)
-    return IngestResult(
-        case_id=case.id, sighting_id=sighting.id, created=True, duplicate=False, status=case.status
-    )
 
 
 def _add_sighting(

@@ -13,8 +13,9 @@ due rows, at least once:
   broker's PUBACK arrives.
 
 A failed attempt is logged on the row (``attempts``, ``last_error``) and retried after an
-exponential backoff with jitter (:func:`backoff_s`); after ``delivery_max_attempts`` the row is
-``failed`` and waits for an admin's retry (``POST /api/v1/deliveries/{id}/retry``).
+exponential backoff with jitter (:func:`common.backoff.backoff_s`: 15-30 s first, at most an hour);
+after ``delivery_max_attempts`` the row is ``failed`` and waits for an admin's retry
+(``POST /api/v1/deliveries/{id}/retry``).
 
 Several workers may run the job at once: a worker claims due rows with one conditional
 ``UPDATE ... RETURNING`` that moves their ``next_attempt_at`` to a lease time in the future
@@ -31,7 +32,6 @@ import hashlib
 import hmac
 import json
 import logging
-import random
 import threading
 import time
 import uuid
@@ -47,6 +47,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.metrics import observe_delivery
 from api.models import Case, Delivery, Unit, utcnow
 from api.settings import Settings
+from common.backoff import backoff_s
 
 log = logging.getLogger(__name__)
 
@@ -145,26 +146,6 @@ def verify_signature(
     if not header.startswith("sha256="):
         return False
     return hmac.compare_digest(sign(secret, timestamp, body), header)
-
-
-# --- retry policy ------------------------------------------------------------------------------------
-
-
-def backoff_s(
-    attempts: int,
-    *,
-    base_s: float = BACKOFF_BASE_S,
-    cap_s: float = BACKOFF_CAP_S,
-    rng: Callable[[], float] = random.random,
-) -> float:
-    """Seconds to wait after the ``attempts``-th failed attempt: exponential, capped, "equal jitter".
-
-    The ceiling doubles each time (``base_s * 2**(attempts-1)``, at most ``cap_s``) and the wait is
-    drawn uniformly from its upper half, so retries from many deliveries spread out but never come
-    sooner than half the ceiling.
-    """
-    ceiling = min(cap_s, base_s * 2.0 ** max(attempts - 1, 0))
-    return ceiling / 2 + rng() * ceiling / 2
 
 
 # --- sending -----------------------------------------------------------------------------------------
@@ -341,7 +322,9 @@ def record_result(
         if attempts >= settings.delivery_max_attempts:
             values["status"] = FAILED
         else:
-            values["next_attempt_at"] = now + dt.timedelta(seconds=backoff_s(attempts))
+            values["next_attempt_at"] = now + dt.timedelta(
+                seconds=backoff_s(attempts, base_s=BACKOFF_BASE_S, cap_s=BACKOFF_CAP_S)
+            )
     observe_delivery(item.channel, values.get("status", "retrying"))  # delivered, failed or retrying
     result = session.execute(
         update(Delivery)

@@ -22,11 +22,11 @@ import datetime as dt
 import math
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import CursorResult, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.actors import Actor
@@ -34,7 +34,7 @@ from api.audit import record_event
 from api.case_queries import get_visible_case, visibility_clause
 from api.errors import Conflict, Forbidden, InvalidInput, NotFound
 from api.evidence import evidence_url
-from api.ingest import _recurrence_of, begin_write, open_slot
+from api.ingest import begin_write
 from api.models import (
     Case,
     CaseStatus,
@@ -47,6 +47,7 @@ from api.models import (
     ViolationType,
     utcnow,
 )
+from api.open_or_merge import find_open_case, open_or_merge, open_slot
 from api.settings import Settings
 
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
@@ -54,7 +55,6 @@ CHANGESET = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)  # when this facade's service
 DEFAULT_WINDOW = dt.timedelta(days=90)  # the spec's default query window
 MAX_RESULTS = 1000  # the spec's suggested maximum
 MAX_PLACE_DISTANCE_M = 1000.0
-MAX_ATTEMPTS = 4
 CLOSED_STATUSES = frozenset({CaseStatus.CLOSED.value, CaseStatus.VOIDED.value})
 
 STATUS_NOTES = {
@@ -444,83 +444,80 @@ def _sighting(case_id: int, form: Submission, actor: Actor, now: dt.datetime) ->
     )
 
 
-def _open_case(
-    session: Session,
-    form: Submission,
-    actor: Actor,
-    settings: Settings,
-    place: Place,
-    code: str,
-    now: dt.datetime,
-) -> Case | None:
-    slot = open_slot(place.id, code)
-    recurrence_of = _recurrence_of(session, place.id, code, now, settings)
-    try:
-        with session.begin_nested():
-            case = Case(
-                status=CaseStatus.PENDING_REVIEW.value,
-                violation_code=code,
-                place_id=place.id,
-                source="open311",
-                description=form.description or "",
-                address=form.address_string,
-                lat=form.lat if form.lat is not None else place.lat,
-                lon=form.long if form.long is not None else place.lon,
-                reporter=_reporter(form, actor),
-                sighting_count=1,
-                first_seen_at=now,
-                last_seen_at=now,
-                created_at=now,
-                updated_at=now,
-                recurrence_of_id=recurrence_of,
-                open_slot=slot,
-            )
-            session.add(case)
-            session.flush()
-            sighting = _sighting(case.id, form, actor, now)
-            session.add(sighting)
-            session.flush()
-    except IntegrityError:
-        if session.scalar(select(Case.id).where(Case.open_slot == slot)) is None:
-            raise
-        return None  # another report opened it first: merge into that one
-    record_event(
-        session,
-        case,
-        actor,
-        "created",
-        to_status=case.status,
-        at=now,
-        data={"source": "open311", "sighting_id": sighting.id, "recurrence_of": recurrence_of},
-    )
-    return case
-
-
 class _ClosedMeanwhile(Exception):
-    """The open case was closed before the sighting was added: start over."""
+    """The open case was closed before the sighting was added."""
 
 
-def _merge(session: Session, case: Case, form: Submission, actor: Actor, now: dt.datetime) -> bool:
-    try:
-        with session.begin_nested():
-            sighting = _sighting(case.id, form, actor, now)
-            session.add(sighting)
-            session.flush()
-            result = session.execute(
-                update(Case)
-                .where(Case.id == case.id, Case.open_slot == case.open_slot)
-                .values(sighting_count=Case.sighting_count + 1, last_seen_at=now, updated_at=now)
-                .execution_options(synchronize_session=False)
-            )
-            if not isinstance(result, CursorResult) or result.rowcount != 1:
-                raise _ClosedMeanwhile
-    except _ClosedMeanwhile:
-        return False
-    session.expire(case)
-    record_event(
-        session, case, actor, "sighting", at=now, data={"source": "open311", "sighting_id": sighting.id}
-    )
-    return True
+@dataclass(frozen=True)
+class _Request:
+    """A submitted request as the :class:`api.open_or_merge.ReportWriter` of :func:`open_or_merge`."""
+
+    session: Session
+    form: Submission
+    actor: Actor
+    place: Place
+    violation_code: str
+    now: dt.datetime
+
+    def new_case(self) -> Case:
+        form, place, now = self.form, self.place, self.now
+        return Case(
+            status=CaseStatus.PENDING_REVIEW.value,
+            violation_code=self.violation_code,
+            place_id=place.id,
+            source="open311",
+            description=form.description or "",
+            address=form.address_string,
+            lat=form.lat if form.lat is not None else place.lat,
+            lon=form.long if form.long is not None else place.lon,
+            reporter=_reporter(form, self.actor),
+            sighting_count=1,
+            first_seen_at=now,
+            last_seen_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+
+    def new_sighting(self, case_id: int) -> Sighting:
+        return _sighting(case_id, self.form, self.actor, self.now)
+
+    def opened(self, case: Case, sighting: Sighting, recurrence_of: int | None) -> tuple[Case, bool]:
+        record_event(
+            self.session,
+            case,
+            self.actor,
+            "created",
+            to_status=case.status,
+            at=self.now,
+            data={"source": "open311", "sighting_id": sighting.id, "recurrence_of": recurrence_of},
+        )
+        return case, True
+
+    def merge(self, case_id: int, slot: str) -> tuple[Case, bool] | None:
+        session, now = self.session, self.now
+        try:
+            with session.begin_nested():
+                sighting = _sighting(case_id, self.form, self.actor, now)
+                session.add(sighting)
+                session.flush()
+                result = session.execute(
+                    update(Case)
+                    .where(Case.id == case_id, Case.open_slot == slot)
+                    .values(sighting_count=Case.sighting_count + 1, last_seen_at=now, updated_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+                if not isinstance(result, CursorResult) or result.rowcount != 1:
+                    raise _ClosedMeanwhile  # rolls the sighting back with the savepoint
+        except _ClosedMeanwhile:
+            return None
+        case = session.get_one(Case, case_id)
+        session.expire(case)
+        data = {"source": "open311", "sighting_id": sighting.id}
+        record_event(session, case, self.actor, "sighting", at=now, data=data)
+        return case, False
+
+    def duplicate(self) -> None:
+        return None  # each submission gets a fresh idempotency key: it cannot have been stored before
 
 
 def submit_request(
@@ -535,19 +532,21 @@ def submit_request(
     begin_write(session)
     violation = active_violation(session, form.service_code)
     place = resolve_place(session, form)
-    slot = open_slot(place.id, violation.code)
-    for _ in range(MAX_ATTEMPTS):
-        case = session.scalar(select(Case).where(Case.open_slot == slot))
-        if case is None:
-            created = _open_case(session, form, actor, settings, place, violation.code, now)
-            if created is not None:
-                return created, True
-        elif _merge(session, case, form, actor, now):
-            return case, False
-    raise Conflict(
-        f"the open case for place {place.key!r} and violation {violation.code} kept changing; retry",
-        retry=True,
+    result = open_or_merge(
+        session,
+        _Request(session, form, actor, place, violation.code, now),
+        place_id=place.id,
+        violation_code=violation.code,
+        seen_at=now,
+        settings=settings,
+        open_case_id=find_open_case(session, open_slot(place.id, violation.code)),
     )
+    if result is None:
+        raise Conflict(
+            f"the open case for place {place.key!r} and violation {violation.code} kept changing; retry",
+            retry=True,
+        )
+    return result
 
 
 def created_of(case: Case, new: bool) -> RequestCreated:

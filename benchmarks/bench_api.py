@@ -13,8 +13,8 @@ loopback only) then drive, in the same run and on the same server:
 
 Each phase is bounded by ``--duration`` seconds and ``--max-requests``. Every latency sample is kept
 (``time.perf_counter`` around each request); req/s, p50/p90/p99 and the ingest/trivial ratio of req/s
-are reported per configuration. The issue's target: ingestion reaches at least 40% of the trivial
-endpoint's req/s on PostgreSQL. Results go to one JSON file per run and one CSV row per phase::
+are reported per configuration. The target: ingestion reaches at least 40% of the trivial endpoint's
+req/s on PostgreSQL. Results go to one JSON file per run and one CSV row per phase::
 
     .venv/bin/python -m benchmarks.bench_api --duration 10 --concurrency 16
     .venv/bin/python -m benchmarks.bench_api --backends postgresql --workers 1,2,4 --duration 20
@@ -55,7 +55,7 @@ from benchmarks.common import write_json
 REPO = Path(__file__).resolve().parents[1]
 PROG = "python -m benchmarks.bench_api"
 CSV_NAME = "bench_api.csv"
-TARGET_RATIO = 0.40  # the target on PostgreSQL: ingest req/s >= 40% of the trivial endpoint's
+TARGET_RATIO = 0.40  # on PostgreSQL: ingest req/s at least 40% of the trivial endpoint's
 DEFAULT_PG = os.environ.get("STREETWATCH_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 VIOLATION_TYPES = ("illegal_parking", "exposed_garbage")
 CSV_FIELDS = (

@@ -42,7 +42,7 @@ SHARED_DATA = Path(os.environ.get("STREETWATCH_SHARED_DATA", REPO.parent / "shar
 DEFAULT_MODEL = SHARED_DATA / "models" / "yolov8n_int8_coco.onnx"
 DEFAULT_VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 MODES = ("raw", "full", "ultralytics")
-TARGET_OVERHEAD_PCT = 5.0  # the issue's target: full call at most 5% slower than raw run
+TARGET_OVERHEAD_PCT = 5.0  # target: a full detector call at most 5% slower than the raw session.run
 SIGNIFICANCE = 0.01  # "faster than Ultralytics" must hold in a sign test over the paired rounds
 CSV_NAME = "bench_detector.csv"
 PROG = "python -m benchmarks.bench_detector"
@@ -257,7 +257,7 @@ def ratios(samples: dict[str, list[float]], stats: dict[str, dict[str, Any]]) ->
 def target_check(
     samples: dict[str, list[float]], stats: dict[str, dict[str, Any]], found: dict[str, dict[str, float]]
 ) -> dict[str, Any]:
-    """The issue's targets: overhead within 5% of raw, and faster than Ultralytics.
+    """The targets: overhead within 5% of the raw session, and faster than Ultralytics.
 
     The overhead is judged on the median of per-round ratios: each round runs the modes back to back, so
     a load burst from other processes hits both sides of a ratio; p50s of each mode are kept as figures.

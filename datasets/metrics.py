@@ -19,26 +19,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from detector.boxes import box_iou_batch
+
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 Bool = npt.NDArray[np.bool_]
 
 IOU_THRESHOLDS: F64 = np.linspace(0.5, 0.95, 10)
 RECALL_POINTS: F64 = np.linspace(0.0, 1.0, 101)
-
-
-def box_iou_batch(a_xyxy: F64, b_xyxy: F64) -> F64:
-    """(M, N) IoU of every box of ``a_xyxy`` (M, 4) with every box of ``b_xyxy`` (N, 4)."""
-    a = np.asarray(a_xyxy, np.float64).reshape(-1, 4)
-    b = np.asarray(b_xyxy, np.float64).reshape(-1, 4)
-    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(bottom_right - top_left, 0, None).prod(axis=2)
-    area_a = (a[:, 2:] - a[:, :2]).prod(axis=1)
-    area_b = (b[:, 2:] - b[:, :2]).prod(axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    iou: F64 = inter / np.maximum(union, 1e-12)
-    return iou
 
 
 def match_predictions(

@@ -31,6 +31,7 @@ import numpy.typing as npt
 import typer
 import yaml
 
+from detector.boxes import box_iou_batch
 from detector.card import ModelCard, card_to_yaml_dict, sha256_of
 from detector.detections import Detections
 from detector.detector import Detector
@@ -483,19 +484,6 @@ def check_targets(model: Path, float_path: Path, out: Path, card_path: Path) -> 
 
 F64 = npt.NDArray[np.float64]
 Indices = npt.NDArray[np.intp]
-
-
-def box_iou_batch(a_xyxy: npt.NDArray[np.float32], b_xyxy: npt.NDArray[np.float32]) -> F64:
-    """(N, M) IoU of every box in ``a_xyxy`` (N, 4) with every box in ``b_xyxy`` (M, 4)."""
-    a = a_xyxy.astype(np.float64)[:, None, :]
-    b = b_xyxy.astype(np.float64)[None, :, :]
-    inter_wh = np.clip(np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2]), 0, None)
-    inter = inter_wh[..., 0] * inter_wh[..., 1]
-    area_a = np.prod(a[..., 2:] - a[..., :2], axis=-1)
-    area_b = np.prod(b[..., 2:] - b[..., :2], axis=-1)
-    union = area_a + area_b - inter
-    iou: F64 = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-    return iou
 
 
 def match_greedy(iou: F64, threshold: float) -> tuple[Indices, Indices]:

@@ -22,11 +22,11 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from common.files import write_atomically
 from contract.reports import SHARPNESS_FULL
 from detector.detections import Detections
 from pipeline.config import EvidenceConfig
 from pipeline.errors import EvidenceError
-from pipeline.files import write_atomically
 
 Image = npt.NDArray[np.uint8]
 PRIVACY_CLASSES = frozenset({"person", "pedestrian", "people", "face", "head"})

@@ -35,6 +35,7 @@ from typing import Any
 
 import httpx
 
+from common.backoff import backoff_s
 from contract import paths
 from contract.device_cases import DeviceActionBody
 from contract.reports import IngestResult, UpdateResult
@@ -178,13 +179,6 @@ def _retry_after(response: httpx.Response) -> float | None:
         return max(float(value), 0.0) if value else None
     except ValueError:  # an HTTP date: not worth parsing, use our own backoff
         return None
-
-
-def backoff_s(attempt: int, base_s: float, cap_s: float, rng: random.Random) -> float:
-    """Exponential backoff with "equal jitter": half of ``min(cap, base * 2**(attempt-1))`` fixed, half
-    random, so boxes that lost the store together do not come back in lockstep, and never a tight loop."""
-    ceiling = min(cap_s, base_s * 2.0 ** min(max(attempt - 1, 0), 32))
-    return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
 # --- the pusher ----------------------------------------------------------------------------------------
@@ -338,14 +332,14 @@ class Pusher:
             delay = cap
         elif retry.store_down:
             self._down_failures += 1
-            delay = backoff_s(self._down_failures, base, cap, self._rng)
+            delay = backoff_s(self._down_failures, base_s=base, cap_s=cap, rng=self._rng.random)
             self._paused_until = time.monotonic() + delay
             if self.stats.store_up:
                 log.warning("case store unreachable (%s); reports wait in the outbox", retry)
             self.stats.store_up = False
         else:
             self._store_answered()
-            delay = backoff_s(item.attempts + 1, base, cap, self._rng)
+            delay = backoff_s(item.attempts + 1, base_s=base, cap_s=cap, rng=self._rng.random)
         if retry.retry_after_s is not None:
             delay = min(max(delay, retry.retry_after_s), cap)
         self.outbox.retry_later(item.id, delay, str(retry))

@@ -61,6 +61,7 @@ from av.video.frame import VideoFrame
 from av.video.reformatter import VideoReformatter
 from av.video.stream import VideoStream
 
+from common.backoff import Backoff
 from pipeline.config import CameraConfig
 from pipeline.errors import SourceError, SourceOpenError, SourceReadError
 from pipeline.sampling import (
@@ -193,27 +194,6 @@ class CameraHealth:
     @property
     def healthy(self) -> bool:
         return self.state == "up"
-
-
-class Backoff:
-    """Exponential backoff with "equal jitter": wait n is uniform in [d/2, d], d = min(max_s, min_s * 2**n).
-
-    Jitter keeps many cameras behind one switch from reconnecting in lock-step after it comes back.
-    """
-
-    def __init__(self, min_s: float, max_s: float, rng: random.Random | None = None) -> None:
-        self.min_s = min_s
-        self.max_s = max_s
-        self.attempt = 0
-        self._rng = rng or random.Random()
-
-    def next_delay(self) -> float:
-        ceiling = min(self.max_s, self.min_s * 2.0 ** min(self.attempt, 62))
-        self.attempt += 1
-        return self._rng.uniform(ceiling / 2, ceiling)
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 class _Outcome(enum.Enum):

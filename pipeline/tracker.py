@@ -46,6 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from detector.boxes import box_iou_pairs
 from detector.nms import batched_nms
 
 log = logging.getLogger(__name__)
@@ -55,20 +56,6 @@ SEEN_WINDOW = 64
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-
-
-def box_iou_pairs(boxes_a: npt.NDArray[np.floating], boxes_b: npt.NDArray[np.floating]) -> FloatArray:
-    """(K,) IoU of row k of (K, 4) ``xyxy`` boxes ``boxes_a`` with row k of ``boxes_b`` (0: empty union)."""
-    a = boxes_a.astype(np.float64, copy=False)
-    b = boxes_b.astype(np.float64, copy=False)
-    wh = np.clip(np.minimum(a[:, 2:], b[:, 2:]) - np.maximum(a[:, :2], b[:, :2]), 0, None)
-    inter = wh[:, 0] * wh[:, 1]
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
-    union = area_a + area_b - inter
-    out: FloatArray = np.zeros_like(inter)
-    np.divide(inter, union, out=out, where=union > 0)
-    return out
 
 
 def same_block_pairs(

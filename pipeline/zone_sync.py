@@ -19,13 +19,13 @@ from typing import Any, Protocol
 import httpx
 from pydantic import ValidationError
 
+from common.files import write_atomically
 from contract import paths
 from contract.device_config import DeviceConfig, DeviceZone
 from contract.schedule import ScheduleError, windows_to_text
 from pipeline.case_reports import EventCodes
 from pipeline.config import CameraConfig, ZoneConfig
 from pipeline.errors import ZoneError, ZoneSyncError
-from pipeline.files import write_atomically
 from pipeline.zones import CameraZones
 
 log = logging.getLogger(__name__)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -22,8 +23,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.models import Case, Delivery, Role, Unit, utcnow
-from api.notify import backoff_s, deliver_pending, enqueue_case_event, sign, verify_signature
+from api.notify import (
+    BACKOFF_BASE_S,
+    BACKOFF_CAP_S,
+    deliver_pending,
+    enqueue_case_event,
+    sign,
+    verify_signature,
+)
 from api.settings import Settings
+from common.backoff import backoff_s
 from tests.api.builders import World, auth, make_operator, make_world
 from tests.api.conftest import Store
 
@@ -172,9 +181,12 @@ def test_verify_signature() -> None:
     [(1, 15, 30), (2, 30, 60), (3, 60, 120), (7, 960, 1920), (8, 1800, 3600), (20, 1800, 3600)],
 )
 def test_backoff_is_exponential_with_jitter_and_capped(attempts: int, low: float, high: float) -> None:
-    assert backoff_s(attempts, rng=lambda: 0.0) == low
-    assert backoff_s(attempts, rng=lambda: 1.0) == high
-    assert low <= backoff_s(attempts) <= high
+    def delay(rng: Callable[[], float] = random.random) -> float:
+        return backoff_s(attempts, base_s=BACKOFF_BASE_S, cap_s=BACKOFF_CAP_S, rng=rng)
+
+    assert delay(lambda: 0.0) == low
+    assert delay(lambda: 1.0) == high
+    assert low <= delay() <= high
 
 
 # --- webhooks ----------------------------------------------------------------------------------------

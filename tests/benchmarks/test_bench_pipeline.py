@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from benchmarks import bench_pipeline
-from benchmarks.bench_pipeline import ClipSpec, Criteria, KSearch
+from benchmarks.pipeline_bench.clip import ClipSpec, prepare_clip
+from benchmarks.pipeline_bench.search import KSearch
+from benchmarks.pipeline_bench.verdict import Criteria, judge
 
 HAS_NAIVE = all(importlib.util.find_spec(m) is not None for m in ("ultralytics", "supervision", "psutil"))
 
@@ -71,8 +73,8 @@ def test_clip_keeps_a_keyframe_every_gop_across_the_loop(vtest_path: Path, tmp_p
     import av
 
     spec = ClipSpec(height=180, fps=25, gop_s=1.0, seconds=3.5)
-    clip = bench_pipeline.prepare_clip(vtest_path, tmp_path, spec)
-    assert bench_pipeline.prepare_clip(vtest_path, tmp_path, spec) == clip  # cached
+    clip = prepare_clip(vtest_path, tmp_path, spec)
+    assert prepare_clip(vtest_path, tmp_path, spec) == clip  # cached
     with av.open(str(clip)) as container:
         stream = container.streams.video[0]
         keys = [float(p.pts * stream.time_base) for p in container.demux(stream) if p.size and p.is_keyframe]
@@ -147,9 +149,7 @@ def every_frame(lag_s: float, cameras: int = 2, skip: tuple[int, float] | None =
 def test_judge_counts_due_frames_per_camera_and_bounds_the_lag(
     frames: list[list[float]], errors: list[str] | None, passed: bool, reason: str
 ) -> None:
-    summary = bench_pipeline.judge(
-        trial_document(frames, errors=errors), Criteria(min_rate=0.95, max_lag_s=2.0)
-    )
+    summary = judge(trial_document(frames, errors=errors), Criteria(min_rate=0.95, max_lag_s=2.0))
     assert summary["passed"] is passed
     assert reason in summary["reason"]
     if frames:

@@ -23,7 +23,6 @@ from detector.card import sha256_of
 from detector.detections import Detections
 from detector.errors import QuantizeError
 from detector.quantize import (
-    box_iou_batch,
     check_float_model,
     count_frames,
     head_nodes,
@@ -132,12 +131,6 @@ def test_match_greedy_equals_the_sequential_rule(seed: int) -> None:
     iou = np.round(rng.random((n, m)), 1)  # rounding makes ties and clashes common
     rows, cols = match_greedy(iou, 0.5)
     assert set(zip(rows.tolist(), cols.tolist(), strict=True)) == sequential_greedy(iou, 0.5)
-
-
-def test_box_iou_batch_known_values() -> None:
-    a = np.array([[0, 0, 10, 10], [0, 0, 0, 0]], np.float32)
-    b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], np.float32)
-    np.testing.assert_allclose(box_iou_batch(a, b), [[1.0, 50 / 150, 0.0], [0.0, 0.0, 0.0]])
 
 
 def test_match_detections_pairs_same_class_by_confidence() -> None:

@@ -11,21 +11,13 @@ import numpy.typing as npt
 import pytest
 
 from detector import Detections, Detector
+from detector.boxes import box_iou_batch
 from tests.conftest import read_frames
 
 PERSON, CAR, BUS, TRUCK = 0, 2, 5, 7
 VEHICLES = [CAR, BUS, TRUCK]
 # The white van parked at the top right of vtest.avi for the whole clip (frame pixels, x1 y1 x2 y2).
 VTEST_VAN = np.array([652, 44, 722, 100], np.float32)
-
-
-def iou_matrix(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    return inter / (area_a[:, None] + area_b[None, :] - inter)
 
 
 @contextmanager
@@ -63,7 +55,7 @@ def test_vtest_parked_van_found_as_car_or_truck(
     for index, frame in vtest_frames.items():
         found = any_detector(frame)
         vehicles = found[np.isin(found.class_id, [CAR, TRUCK])]
-        best = iou_matrix(VTEST_VAN[None], vehicles.xyxy).max(initial=0.0)
+        best = box_iou_batch(VTEST_VAN[None], vehicles.xyxy).max(initial=0.0)
         assert best >= 0.8, f"frame {index}: parked van not found (best IoU {best:.2f})"
 
 
@@ -117,7 +109,7 @@ def matched(a: Detections, b: Detections, group: dict[int, int]) -> npt.NDArray[
     if len(b) == 0:
         return np.zeros(len(a), bool)
     same = np.array([[group.get(int(x), x) == group.get(int(y), y) for y in b.class_id] for x in a.class_id])
-    return ((iou_matrix(a.xyxy, b.xyxy) >= 0.5) & same).any(axis=1)
+    return ((box_iou_batch(a.xyxy, b.xyxy) >= 0.5) & same).any(axis=1)
 
 
 def test_yolox_finds_the_same_objects_as_yolov8(

@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 
 from contract.reports import CaseReport
 from contract.schedule import Schedule
+from detector.boxes import box_iou_pairs
 from detector.detections import Detections
 from pipeline.errors import RuleConfigError, StreamTimeError, UnknownCameraError
 from pipeline.incidents import IncidentEvent, RuleEngine
-from pipeline.tracker import box_iou_pairs
 from tests.pipeline.rule_builders import (
     CAR,
     CLASS_NAMES,

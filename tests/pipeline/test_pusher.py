@@ -13,10 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from common.backoff import backoff_s
 from pipeline.config import StoreConfig
 from pipeline.errors import DeviceKeyError
 from pipeline.outbox import Outbox
-from pipeline.pusher import Pusher, _Refused, _Retry, _Unauthorized, backoff_s, check, read_device_key
+from pipeline.pusher import Pusher, _Refused, _Retry, _Unauthorized, check, read_device_key
 from tests.pipeline.live_store import LiveStore
 from tests.pipeline.test_outbox import make_jpeg, make_report
 
@@ -309,6 +310,6 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
     rng = random.Random(0)
     for attempt in range(1, 40):
         ceiling = min(300.0, 2.0 * 2 ** (attempt - 1))
-        delays = [backoff_s(attempt, 2.0, 300.0, rng) for _ in range(50)]
+        delays = [backoff_s(attempt, base_s=2.0, cap_s=300.0, rng=rng.random) for _ in range(50)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(set(delays)) > 1  # jittered

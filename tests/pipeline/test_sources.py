@@ -24,11 +24,11 @@ import cv2
 import numpy as np
 import pytest
 
+from common.backoff import Backoff
 from pipeline.config import CameraConfig
 from pipeline.errors import SourceError
 from pipeline.sources import (
     CATCH_UP_LAG_S,
-    Backoff,
     CameraSource,
     SampledFrame,
     input_arguments,

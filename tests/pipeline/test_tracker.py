@@ -11,7 +11,6 @@ from pipeline.tracker import (
     SEEN_WINDOW,
     StationaryTracker,
     TrackerStep,
-    box_iou_pairs,
     popcount64,
     same_block_pairs,
 )
@@ -38,12 +37,6 @@ def step(t: StationaryTracker, now: float, boxes: np.ndarray, block: int | list[
 def shifted(dx: float) -> np.ndarray:
     moved: np.ndarray = BOX + np.array([dx, 0, dx, 0])
     return moved
-
-
-def test_box_iou_pairs() -> None:
-    a = np.array([[0, 0, 2, 2], [0, 0, 2, 2], [0, 0, 1, 1], [0, 0, 0, 0]], float)
-    b = np.array([[0, 0, 2, 2], [1, 0, 3, 2], [2, 2, 3, 3], [0, 0, 0, 0]], float)
-    np.testing.assert_allclose(box_iou_pairs(a, b), [1.0, 2 / 6, 0.0, 0.0])
 
 
 @settings(max_examples=100, deadline=None)

@@ -1,0 +1,140 @@
+"""The trial harness, common to both systems: a trial's spec, what it records, the measurement window
+(CPU, RSS, machine load) and the document a trial process writes."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from benchmarks.pipeline_bench.model import ModelFacts
+
+RSS_EVERY_S = 0.25
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    system: str  # streetwatch | naive
+    cameras: int
+    facts: ModelFacts
+    clip: str
+    target_fps: float
+    warmup_s: float
+    window_s: float
+    tail_s: float
+    workdir: str
+    realtime: bool = True  # False: files read as fast as the detector takes them (streetwatch only)
+    threads: int | None = None
+    batch_size: int = 8
+    dwell_s: float = 10.0
+    scripted_event: bool = True
+    keyframes: bool = True  # the daemon decodes keyframes only (GOP = sampling interval); else fps sampling
+
+    @property
+    def mode(self) -> str:
+        return "realtime" if self.realtime else "files"
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrialSpec:
+        facts = dict(data["facts"])
+        facts["input_hw"] = tuple(facts["input_hw"])
+        return cls(**{**data, "facts": ModelFacts(**facts)})
+
+
+@dataclass
+class Recorder:
+    """Every analysed frame, case and detector call of a trial (appends are atomic under the GIL)."""
+
+    frames: list[tuple[int, float, float]] = field(default_factory=list)  # camera, stream t, result t
+    cases: list[tuple[int, float, float]] = field(default_factory=list)  # camera, confirmed t, in outbox t
+    batches: list[tuple[float, float, int]] = field(default_factory=list)  # start t, seconds, frames
+
+
+@dataclass
+class Window:
+    """What the trial process saw of itself and the machine during the measurement window."""
+
+    start: float
+    end: float
+    cpu_s: float
+    machine_busy_s: float
+    rss_mb: list[float]
+    loadavg: tuple[float, float]
+
+
+def camera_id(index: int) -> str:
+    return f"cam-{index:03d}"
+
+
+def camera_index(camera: str) -> int:
+    return int(camera.rsplit("-", 1)[1])
+
+
+def stagger_s(spec: TrialSpec, index: int) -> float:
+    """Start offset of camera ``index``: phases spread evenly over one sampling interval."""
+    return index / spec.cameras / spec.target_fps if spec.realtime else 0.0
+
+
+def observe(spec: TrialSpec, started: float, stop_early: Callable[[], str | None]) -> Window:
+    """Wait out the warm-up, measure the window (CPU time, machine CPU, RSS every 0.25 s), wait the tail."""
+    import psutil
+
+    proc = psutil.Process()
+    _sleep_until(started + spec.warmup_s, stop_early)
+    start, cpu0, busy0, load0 = time.time(), _cpu_s(proc), _machine_busy_s(), os.getloadavg()[0]
+    rss: list[float] = []
+    end = start + spec.window_s
+    while time.time() < end and stop_early() is None:
+        rss.append(proc.memory_info().rss / 2**20)
+        time.sleep(min(RSS_EVERY_S, max(end - time.time(), 0.0)))
+    end = time.time()
+    window = Window(
+        start=start,
+        end=end,
+        cpu_s=_cpu_s(proc) - cpu0,
+        machine_busy_s=_machine_busy_s() - busy0,
+        rss_mb=rss or [proc.memory_info().rss / 2**20],
+        loadavg=(load0, os.getloadavg()[0]),
+    )
+    _sleep_until(end + spec.tail_s, stop_early)
+    return window
+
+
+def _sleep_until(deadline: float, stop_early: Callable[[], str | None]) -> None:
+    while time.time() < deadline and stop_early() is None:
+        time.sleep(min(0.1, max(deadline - time.time(), 0.0)))
+
+
+def _cpu_s(proc: Any) -> float:
+    times = proc.cpu_times()
+    return float(times.user + times.system)
+
+
+def _machine_busy_s() -> float:
+    import psutil
+
+    times = psutil.cpu_times()
+    idle = float(times.idle) + float(getattr(times, "iowait", 0.0))
+    return float(sum(float(t) for t in times)) - idle
+
+
+def rss_now_mb() -> float:
+    import psutil
+
+    return float(psutil.Process().memory_info().rss / 2**20)
+
+
+def trial_document(
+    spec: TrialSpec, window: Window, recorder: Recorder, rss_base_mb: float, errors: list[str]
+) -> dict[str, Any]:
+    return {
+        "spec": asdict(spec),
+        "window": asdict(window),
+        "rss_base_mb": rss_base_mb,
+        "errors": errors,
+        "frames": [[c, round(s, 4), round(d, 4)] for c, s, d in recorder.frames],
+        "cases": [[c, round(s, 4), round(d, 4)] for c, s, d in recorder.cases],
+        "batches": [[round(t, 4), round(s, 5), n] for t, s, n in recorder.batches],
+    }

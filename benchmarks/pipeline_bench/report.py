@@ -1,0 +1,147 @@
+"""The run's output: one CSV row per trial and the table printed at the end."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from benchmarks.pipeline_bench.verdict import TARGET_CAMERA_RATIO, TARGET_RAW_SHARE
+
+CSV_NAME = "bench_pipeline.csv"
+CSV_FIELDS = (
+    "timestamp",
+    "system",
+    "mode",
+    "cameras",
+    "passed",
+    "reason",
+    "model",
+    "clip",
+    "window_s",
+    "rate_min",
+    "lag_p50_ms",
+    "lag_p90_ms",
+    "lag_p99_ms",
+    "lag_growth_s",
+    "analysed_fps",
+    "cpu_cores",
+    "machine_busy_cores",
+    "other_cores",
+    "attempt",
+    "disturbed",
+    "rss_mb",
+    "rss_per_camera_mb",
+    "case_p50_ms",
+    "case_p99_ms",
+    "inference_busy",
+    "loadavg_1m",
+)
+
+
+def csv_rows(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    config = document["config"]
+    for trial in document["trials"]:
+        s = trial["summary"]
+        yield {
+            "timestamp": document["timestamp"],
+            "system": s["system"],
+            "mode": s["mode"],
+            "cameras": s["cameras"],
+            "passed": s["passed"],
+            "reason": s["reason"],
+            "model": config["model_facts"]["name"],
+            "clip": Path(config["clip"]).name,
+            "window_s": f"{s['window_s']:.1f}",
+            "rate_min": f"{s['rate_min']:.3f}",
+            "lag_p50_ms": _fmt(s["lag"]["p50_ms"]),
+            "lag_p90_ms": _fmt(s["lag"]["p90_ms"]),
+            "lag_p99_ms": _fmt(s["lag"]["p99_ms"]),
+            "lag_growth_s": _fmt(s["lag_growth_s"], 3),
+            "analysed_fps": f"{s['analysed_fps']:.3f}",
+            "cpu_cores": f"{s['cpu_cores']:.3f}",
+            "machine_busy_cores": f"{s['machine_busy_cores']:.3f}",
+            "other_cores": f"{s['other_cores']:.3f}",
+            "attempt": s.get("attempt", 1),
+            "disturbed": s.get("disturbed", False),
+            "rss_mb": f"{s['rss_mb']:.1f}",
+            "rss_per_camera_mb": f"{s['rss_per_camera_mb']:.2f}",
+            "case_p50_ms": _fmt(s["frame_to_case"]["p50_ms"]),
+            "case_p99_ms": _fmt(s["frame_to_case"]["p99_ms"]),
+            "inference_busy": _fmt(s.get("inference_busy"), 3),
+            "loadavg_1m": f"{s['loadavg_1m'][0]:.2f}",
+        }
+
+
+def _ok(summary: dict[str, Any]) -> str:
+    """yes / no, with * when other processes disturbed the trial (see --max-other-cores)."""
+    return ("yes" if summary["passed"] else "no") + ("*" if summary.get("disturbed") else "")
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def append_csv(out: Path, document: dict[str, Any]) -> Path:
+    path = out / CSV_NAME
+    new = not path.exists()
+    with path.open("a", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
+        if new:
+            writer.writeheader()
+        writer.writerows(csv_rows(document))
+    return path
+
+
+def format_table(document: dict[str, Any]) -> str:
+    facts = document["config"]["model_facts"]
+    lines = [
+        f"{facts['name']} ({facts['layout']}, input {facts['input_hw']}), "
+        f"clip {Path(document['config']['clip']).name}, "
+        f"{document['machine']['cpu_count']} CPUs, load {document['machine']['loadavg'][0]:.2f} -> "
+        f"{document['machine']['loadavg_end'][0]:.2f}",
+        f"{'system':<12}{'mode':<9}{'K':>4} {'ok':<5}{'rate':>6}{'lag p50':>9}{'lag p99':>9}{'fps':>7}"
+        f"{'CPU':>6}{'other':>6}{'MB/cam':>8}{'case p50':>10}{'case p99':>10}",
+    ]
+    for trial in document["trials"]:
+        s = trial["summary"]
+        lines.append(
+            f"{s['system']:<12}{s['mode']:<9}{s['cameras']:>4} {_ok(s):<5}"
+            f"{s['rate_min']:>6.2f}{_fmt(s['lag']['p50_ms'], 0):>9}{_fmt(s['lag']['p99_ms'], 0):>9}"
+            f"{s['analysed_fps']:>7.2f}{s['cpu_cores']:>6.2f}{s['other_cores']:>6.2f}"
+            f"{s['rss_per_camera_mb']:>8.1f}{_fmt(s['frame_to_case']['p50_ms'], 0):>10}"
+            f"{_fmt(s['frame_to_case']['p99_ms'], 0):>10}"
+        )
+    lines.append(f"raw ONNX Runtime: {document['raw']['fps']:.2f} fps (batch {document['raw']['batch']})")
+    for system, found in document["search"].items():
+        bound = "" if found["exact"] else f" (search stopped; first failure {found['first_failure']})"
+        lines.append(f"cameras per box, {system}: {found['cameras']}{bound}")
+    lines.extend(_target_lines(document))
+    lines.extend(f"skipped {name}: {why}" for name, why in document["skipped"].items())
+    return "\n".join(lines)
+
+
+def _target_lines(document: dict[str, Any]) -> list[str]:
+    t, sat, ceiling = document["targets"], document["saturation"], document["ceiling"]
+    lines = [
+        f"ceiling on this box (every sample decoded and analysed): {ceiling['analysed_fps_max']:.2f} fps = "
+        f"{ceiling['raw_share_max']:.0%} of raw, {ceiling['cameras_max']:.1f} cameras"
+    ]
+    if "camera_ratio" in t:
+        ratio = "n/a (naive: 0)" if t["camera_ratio"] is None else f"{t['camera_ratio']:.2f}x"
+        lines.append(
+            f"streetwatch / naive cameras: {ratio} (target >= {TARGET_CAMERA_RATIO:g}x: "
+            f"{'met' if t['camera_ratio_met'] else 'NOT met'})"
+        )
+    if "raw_share" in t:
+        lines.append(
+            f"inference-bound, K={sat['cameras']}: raw ONNX Runtime {sat['raw_fps']:.2f} fps "
+            f"({sat['raw_before']:.2f} before, {sat['raw_after']:.2f} after)"
+        )
+        lines.extend(
+            f"  {mode}: {sat[mode]:.2f} fps analysed = {share:.0%} of raw "
+            f"(target >= {TARGET_RAW_SHARE:.0%}: {'met' if t['raw_share_met'][mode] else 'NOT met'})"
+            for mode, share in t["raw_share"].items()
+        )
+    return lines
