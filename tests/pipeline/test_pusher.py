@@ -4,6 +4,7 @@ outbox, permanent refusals recorded, a bad key that keeps reports, and the key f
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import random
 import time
@@ -14,12 +15,13 @@ import httpx
 import pytest
 
 from common.backoff import backoff_s
+from contract.reports import IncidentUpdate
 from pipeline.config import StoreConfig
 from pipeline.errors import DeviceKeyError
 from pipeline.outbox import Outbox
 from pipeline.pusher import Pusher, _Refused, _Retry, _Unauthorized, check, read_device_key
 from tests.pipeline.live_store import LiveStore
-from tests.pipeline.test_outbox import make_jpeg, make_report
+from tests.pipeline.test_outbox import T0, make_jpeg, make_report
 
 FAST = {"retry_base_s": 0.05, "retry_max_s": 0.4, "timeout_s": 5.0}
 PLACE_A, PLACE_B = "110101001001001", "110101001001002"
@@ -313,3 +315,98 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
         delays = [backoff_s(attempt, base_s=2.0, cap_s=300.0, rng=rng.random) for _ in range(50)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(set(delays)) > 1  # jittered
+
+
+# --- an incident's later sightings and its end ---
+
+
+def make_update(incident: str, kind: str, seconds: float, count: int) -> IncidentUpdate:
+    suffix = "end" if kind == "ended" else f"s{count}"
+    return IncidentUpdate.model_validate(
+        {
+            "idempotency_key": f"{incident}:{suffix}",
+            "incident_key": incident,
+            "kind": kind,
+            "at": T0 + dt.timedelta(seconds=seconds),
+            "sighting_count": count,
+        }
+    )
+
+
+def test_sightings_and_the_end_arrive_exactly_once_after_their_report(
+    store: LiveStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Queued before its report was delivered, an update waits for it; delivered again (a lost answer,
+    a second outbox), it changes nothing; the delivery log names the store's case id."""
+    _, key_file = device(store, tmp_path)
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    outbox.put(make_report("incident-0001", sighting_count=30), [])
+    outbox.retry_later(outbox.get("incident-0001").id, 0.5, "held back")  # type: ignore[union-attr]
+    outbox.put_update(
+        make_update("incident-0001", "sighting", 400, 120), [("sighting", make_jpeg(tmp_path, 5), 0.9)]
+    )
+    outbox.put_update(make_update("incident-0001", "ended", 700, 200), [])
+    pusher = Pusher(outbox, store_config(store, key_file), rng=random.Random(3))
+
+    with caplog.at_level(logging.DEBUG, logger="pipeline.pusher"):
+        pusher.start()  # the updates are due first: they wait for the report
+        try:
+            wait_until(lambda: outbox.pending_count() == 0)
+        finally:
+            pusher.stop()
+
+    assert "waiting for the report of incident incident-0001" in caplog.text
+    report = outbox.get("incident-0001")
+    assert report is not None and report.case_id is not None
+    case = store.case(report.case_id)
+    assert case.sighting_count == 200 and case.ended_at is not None
+    life = [action for _, action in store.events(case.id) if action in ("still_there", "gone")]
+    assert life == ["still_there", "gone"]
+    assert [kind for kind, _ in store.evidence(case.id)] == ["sighting"]
+    assert f"delivered report incident-0001 (case {case.id})" in caplog.text
+    assert "(case None)" not in caplog.text
+
+    again = Outbox(tmp_path / "outbox-again.sqlite")  # the same updates once more: nothing moves
+    again.put_update(make_update("incident-0001", "sighting", 400, 120), [])
+    again.put_update(make_update("incident-0001", "ended", 700, 200), [])
+    pusher = Pusher(again, store_config(store, key_file))
+    assert pusher.drain(30)
+    pusher.stop()
+    assert store.case(case.id).sighting_count == 200
+    assert [action for _, action in store.events(case.id)].count("gone") == 1
+
+
+def test_store_down_updates_wait_then_arrive_once(store: LiveStore, tmp_path: Path) -> None:
+    _, key_file = device(store, tmp_path)
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    pusher = Pusher(outbox, store_config(store, key_file), rng=random.Random(4))
+    pusher.start()
+    try:
+        outbox.put(make_report("incident-0001"), [])
+        wait_until(lambda: outbox.pending_count() == 0)
+        store.stop()
+        outbox.put_update(make_update("incident-0001", "sighting", 300, 60), [])
+        outbox.put_update(make_update("incident-0001", "ended", 600, 90), [])
+        time.sleep(1.0)
+        assert outbox.pending_count() == 2  # nothing lost, nothing given up
+        store.start()
+        assert pusher.drain(30)
+    finally:
+        pusher.stop()
+    item = outbox.get("incident-0001:end")
+    assert item is not None and item.state == "delivered" and item.case_id is not None
+    case = store.case(item.case_id)
+    assert case.sighting_count == 90 and case.ended_at is not None
+
+
+def test_an_update_whose_report_was_refused_is_refused_too(store: LiveStore, tmp_path: Path) -> None:
+    _, key_file = device(store, tmp_path)
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    outbox.put(make_report("incident-0001", violation_type="flying_saucer"), [])
+    outbox.put_update(make_update("incident-0001", "ended", 600, 90), [])
+    pusher = Pusher(outbox, store_config(store, key_file))
+    assert pusher.drain(30)
+    pusher.stop()
+    update = outbox.get("incident-0001:end")
+    assert update is not None and update.state == "failed"
+    assert "the report of incident incident-0001 was refused" in (update.last_error or "")
