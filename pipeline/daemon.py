@@ -121,7 +121,10 @@ class Daemon:
         self.case_reporter = CaseReporter(
             config, self.class_names, model_name=self.model_name, model_version=self.model_version
         )
-        self.rules: RulesLike = rules or RuleEngine(config, self.class_names)
+        # Sighting events only feed the store's "still there": emitted as often as they may be reported.
+        self.rules: RulesLike = rules or RuleEngine(
+            config, self.class_names, sighting_every_s=config.incidents.sighting_report_s
+        )
         self.metrics = DaemonMetrics(camera.id for camera in config.cameras)
         self.control = StageControl()
         self._frame_ready = threading.Event()  # set by the sources' on_frame: the scheduler has work

@@ -315,6 +315,18 @@ class Outbox:
         rows = self._read("SELECT * FROM items WHERE key = ?", (key,))
         return self._item(rows[0]) if rows else None
 
+    def pending_before(self, item_id: int, incident_key: str) -> bool:
+        """Whether an earlier item of the same incident (its report, or an update keyed
+        ``<incident>:...``) is still pending: an incident's messages reach the store in order."""
+        pattern = incident_key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ":%"
+        return bool(
+            self._read(
+                "SELECT 1 FROM items WHERE state = 'pending' AND id < ? "
+                "AND (key = ? OR key LIKE ? ESCAPE '\\') LIMIT 1",
+                (item_id, incident_key, pattern),
+            )
+        )
+
     def contains(self, key: str) -> bool:
         return bool(self._read("SELECT 1 FROM items WHERE key = ?", (key,)))
 

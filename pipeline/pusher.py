@@ -407,12 +407,13 @@ class Pusher:
         return answer.case_id
 
     def _post_update(self, item: OutboxItem) -> int:
-        """An incident's later sighting or end goes after its report: the store knows the incident by the
-        report's key. Its report still queued: wait; refused for good: so is the update."""
+        """An incident's later sighting or end goes after its report and its earlier updates (the store
+        knows the incident by the report's key; its timeline stays in order). Anything earlier of the
+        incident still queued: wait; its report refused for good: so is the update."""
         incident_key = str(item.body.get("incident_key"))
         report = self.outbox.get(incident_key)
-        if report is not None and report.state == "pending":
-            raise _Retry(f"waiting for the report of incident {incident_key}", store_down=False)
+        if self.outbox.pending_before(item.id, incident_key):
+            raise _Retry(f"waiting for the earlier messages of incident {incident_key}", store_down=False)
         if report is not None and report.state == "failed":
             raise _Refused(f"the report of incident {incident_key} was refused: {report.last_error}")
         response = self._send("POST", paths.INCIDENT_UPDATES, json=item.body)

@@ -137,6 +137,8 @@ def test_editor_draws_edits_and_names_invalid_fields(
     page.select_option("#zone-place", VAN_PLACE)
     page.check("#rule-illegal_parking")
     page.fill("#dwell-illegal_parking", "45")
+    page.fill("#confidence-illegal_parking", "0.5")
+    page.select_option("#zone-anchor", "center")
     page.fill("#schedule-illegal_parking", "someday 07:00-08:30")
     page.click("#save-zone")
     message = page.locator("#zone-message.error")
@@ -156,8 +158,10 @@ def test_editor_draws_edits_and_names_invalid_fields(
         "illegal_parking": {
             "dwell_s": 45.0,
             "schedule": [{"days": [1, 2, 3, 4, 5], "start": "07:00", "end": "08:30"}],
+            "min_confidence": 0.5,
         }
     }
+    assert gate.anchor == "center"  # every rule field the daemon's YAML has, edited in the console
     size = page.viewport_size
     screenshot(page, f"zone-editor-{size['width']}x{size['height']}")
     if viewport == "phone":

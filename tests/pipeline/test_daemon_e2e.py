@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from api.models import Camera, Case
+from api.models import Camera, Case, Sighting
 from pipeline.cli import check_config
 from pipeline.config import CameraConfig
 from pipeline.daemon import Daemon
@@ -177,7 +177,9 @@ def test_parked_van_makes_one_case_and_passers_by_none(
             "zones": [zone("lot", LOT_PLACE, LOT_ZONE, 10)],
         },
     ]
-    config = check_config(write_config(tmp_path, store, yolox_card, cameras))
+    config = check_config(
+        write_config(tmp_path, store, yolox_card, cameras, incidents={"sighting_report_s": 15})
+    )
     factory, sources = recording_factory()
     daemon = Daemon(config, source_factory=factory)
     assert daemon.run() == 0  # both files end; the outbox is drained
@@ -200,8 +202,16 @@ def test_parked_van_makes_one_case_and_passers_by_none(
     assert dt.timedelta(seconds=30) <= confirmed - start <= dt.timedelta(seconds=35), (start, confirmed)
     assert aware(case.first_seen_at) - start <= dt.timedelta(seconds=2)
     kinds = [kind for kind, _ in store.evidence(case.id)]
-    assert sorted(kinds) == ["confirmation", "crop", "first_seen"]
+    assert sorted(kind for kind in kinds if kind != "sighting") == ["confirmation", "crop", "first_seen"]
     assert daemon.outbox.path.exists()
+    # The van stays to the end of the clip: the store hears it is still there every 15 s of stream time
+    # after the confirmation (~31 s in), and the case's count and last seen move with it.
+    life = [action for _, action in store.events(case.id) if action in ("still_there", "gone")]
+    assert 2 <= len(life) <= 4 and set(life) == {"still_there"}, life
+    with store.sessions() as session:
+        (report,) = session.scalars(select(Sighting).where(Sighting.case_id == case.id))
+    assert case.sighting_count == report.sighting_count > int(report.payload["sighting_count"])
+    assert aware(case.last_seen_at) - start >= dt.timedelta(seconds=60)
 
 
 # --- the case store goes down and comes back -----------------------------------------------------------
@@ -252,7 +262,9 @@ def test_store_down_during_the_run_every_case_arrives_exactly_once(
     assert len(keys) == len(set(keys)) == 2
     for case_id in (1, 2):
         assert sorted(kind for kind, _ in store.evidence(case_id)) == ["confirmation", "crop", "first_seen"]
-        assert store.case(case_id).sighting_count == 1
+        with store.sessions() as session:
+            (report,) = session.scalars(select(Sighting).where(Sighting.case_id == case_id))
+        assert store.case(case_id).sighting_count == int(report.payload["sighting_count"]) > 1
 
 
 # --- a live RTSP camera whose server dies and comes back ----------------------------------------------

@@ -355,7 +355,7 @@ def test_sightings_and_the_end_arrive_exactly_once_after_their_report(
         finally:
             pusher.stop()
 
-    assert "waiting for the report of incident incident-0001" in caplog.text
+    assert "waiting for the earlier messages of incident incident-0001" in caplog.text
     report = outbox.get("incident-0001")
     assert report is not None and report.case_id is not None
     case = store.case(report.case_id)
