@@ -71,7 +71,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(
-            status_code=exc.status_code, content={"detail": exc.message, "code": exc.code, **exc.details}
+            status_code=exc.status_code,
+            content={"detail": exc.message, "code": exc.code, **exc.details},
+            headers=exc.headers,
         )
 
     @app.exception_handler(HTTPException)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from api.actors import Actor
 from api.auth import DEVICE_KEY_PREFIX, TOKEN_PREFIX, authenticate_device, authenticate_token, touch_device
 from api.errors import ApiError, Forbidden
+from api.login_guard import client_address, guard_for
 from api.models import Role, utcnow
 from api.settings import Settings
 
@@ -64,6 +65,8 @@ def get_actor(
     if secret.startswith(f"{DEVICE_KEY_PREFIX}_"):
         device = authenticate_device(session, secret)
         if device is None:
+            # Failures only: a valid key is never slowed by the throttle (see api.login_guard).
+            guard_for(request).device_key_failed(client_address(request))
             raise Unauthorized("invalid or disabled device key")
         now = utcnow()
         # Touch last_seen at most once a minute: the write row-locks the device until commit on PostgreSQL,

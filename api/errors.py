@@ -8,6 +8,7 @@ from typing import Any
 class ApiError(Exception):
     status_code = 400
     code = "bad_request"
+    headers: dict[str, str] | None = None  # sent with the answer, e.g. Retry-After
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)

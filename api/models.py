@@ -425,3 +425,32 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[dt.datetime | None]
+
+
+class AuthThrottle(Base):
+    """Recent failed credentials of one account or one client address (see :mod:`api.throttle`).
+
+    One row per (scope, subject), updated with an atomic upsert so that every worker process sees the
+    same counts; rows whose ``reset_at`` has passed are stale and get pruned."""
+
+    __tablename__ = "auth_throttle"
+    __table_args__ = (UniqueConstraint("scope", "subject", name="uq_auth_throttle_scope_subject"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))  # account | address | device
+    subject: Mapped[str] = mapped_column(String(200))  # the username or the client address
+    failures: Mapped[int] = mapped_column(Integer)
+    locked_until: Mapped[dt.datetime | None]
+    reset_at: Mapped[dt.datetime] = mapped_column(index=True)  # after this the count starts over
+
+
+class AuthLockout(Base):
+    """A failed credential that locked an account or an address (an admin's audit trail; never a password)."""
+
+    __tablename__ = "auth_lockouts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(index=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(200))
+    failures: Mapped[int] = mapped_column(Integer)
+    locked_until: Mapped[dt.datetime]

@@ -25,6 +25,25 @@ class Settings(BaseSettings):
         72.0, ge=0, description="复发: same place+violation after closing."
     )
     token_ttl_hours: float = Field(12.0, gt=0)
+    login_max_failures: int = Field(
+        5, ge=1, description="Failed logins of one account before each further one waits 2^(n-max) s."
+    )
+    login_address_max_failures: int = Field(
+        20, ge=1, description="Failed logins from one client address (any account) before back-off."
+    )
+    device_key_max_failures: int = Field(
+        10, ge=1, description="Invalid device keys from one client address before back-off."
+    )
+    login_failure_window_s: float = Field(
+        900.0, gt=0, description="Failures are forgotten this long after the last one (or the lock's end)."
+    )
+    login_max_lockout_s: float = Field(900.0, gt=0, description="The longest wait the back-off imposes.")
+    login_hash_concurrency: int = Field(
+        2, ge=1, description="Password checks (argon2, 64 MiB each) run at once per worker process."
+    )
+    login_hash_wait_s: float = Field(
+        2.0, ge=0, description="How long a login waits for a password-check slot before a 503."
+    )
     run_jobs: bool = Field(
         True, description="Run the overdue checker and notification sender in this process."
     )

@@ -8,14 +8,16 @@ from fastapi import APIRouter, Form, Query
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
-from api.auth import issue_token, login, sha256_hex
-from api.console.deps import AnonymousPageDep, PageDep
+from api.auth import issue_token, sha256_hex
+from api.console.deps import AnonymousPageDep, Page, PageDep
 from api.console.i18n import parse_lang
 from api.console.nav import home_for
 from api.console.rendering import render
 from api.console.security import CSRF_FIELD, check_csrf, safe_next, set_lang_cookie
 from api.deps import TOKEN_COOKIE, SessionDep, SettingsDep
+from api.login_guard import client_address, guard_for, guarded_login
 from api.models import ApiToken, Role
+from api.throttle import ServiceBusy, TooManyRequests
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -34,7 +36,7 @@ def home(page: PageDep) -> RedirectResponse:
 def login_form(
     page: AnonymousPageDep, next: Annotated[str | None, Query(max_length=2000)] = None
 ) -> Response:
-    return render(page, "login.html", next=safe_next(next, ""), failed=False, username="")
+    return render(page, "login.html", next=safe_next(next, ""), failed=False, refused="", username="")
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -48,10 +50,25 @@ def login_submit(
     next: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     check_csrf(page.request, csrf_token)
-    user = login(session, username, password)
+    try:
+        user = guarded_login(
+            guard_for(page.request),
+            session,
+            username=username,
+            password=password,
+            address=client_address(page.request),
+        )
+    except (TooManyRequests, ServiceBusy) as exc:
+        return _refused(page, exc, next=next, username=username)
     if user is None:
         return render(
-            page, "login.html", status_code=401, next=safe_next(next, ""), failed=True, username=username
+            page,
+            "login.html",
+            status_code=401,
+            next=safe_next(next, ""),
+            failed=True,
+            refused="",
+            username=username,
         )
     token, _row = issue_token(session, user, settings.token_ttl_hours)
 
@@ -60,6 +77,26 @@ def login_submit(
     response.set_cookie(
         TOKEN_COOKIE, token, httponly=True, samesite="strict", max_age=int(settings.token_ttl_hours * 3600)
     )
+    return response
+
+
+def _refused(page: Page, exc: TooManyRequests | ServiceBusy, *, next: str, username: str) -> Response:
+    """The login form again, saying how long to wait (429 locked, 503 every password-check slot busy)."""
+    seconds = exc.retry_after_s
+    if isinstance(exc, TooManyRequests):
+        message = page.t("login.throttled", seconds=seconds)
+    else:
+        message = page.t("login.busy", seconds=seconds)
+    response = render(
+        page,
+        "login.html",
+        status_code=exc.status_code,
+        next=safe_next(next, ""),
+        failed=False,
+        refused=message,
+        username=username,
+    )
+    response.headers["Retry-After"] = str(seconds)
     return response
 
 
