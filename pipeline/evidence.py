@@ -35,7 +35,7 @@ from pipeline.redaction import PRIVACY_CLASSES, clip_boxes, person_boxes
 __all__ = ["PRIVACY_CLASSES", "person_boxes"]
 
 Image = npt.NDArray[np.uint8]
-BLUR_MARGIN = 0.08  # persons_only snapshots: grow person boxes by this fraction of their size on each side
+BLUR_MARGIN = 0.15  # zone-editor snapshots: grow person boxes by this share on each side (as person_margin)
 UNREDACTED_DIR = "unredacted"
 CROP_MARGIN = 0.25
 CROP_MIN_PX = 96

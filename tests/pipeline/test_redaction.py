@@ -275,3 +275,45 @@ def test_a_bad_redaction_setting_names_its_line(
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert f"{path}{where}" in str(caught.value), caught.value
+
+
+@pytest.mark.parametrize(("blur", "lowered"), [(True, True), (False, False)])
+def test_the_daemon_runs_its_detector_at_the_person_threshold_only_for_redaction(
+    tmp_path: Path, yolov8_int8: Path, blur: bool, lowered: bool
+) -> None:
+    from detector.detector import Detector
+    from pipeline.daemon import Daemon
+
+    path = tmp_path / "daemon.yaml"
+    path.write_text(CONFIG.format(model=yolov8_int8), encoding="utf-8")
+    config = load_config(path)
+    config = config.model_copy(update={"evidence": EvidenceConfig(blur_persons=blur)})
+    detector = Detector(yolov8_int8, warmup=False)
+    split = Daemon._persons_for_redaction(detector, config)
+    assert (split is not None) is lowered
+    assert detector.confidence == (LOW if lowered else WORKING)
+    if split is not None:
+        assert (split.working_confidence, split.person_confidence) == (WORKING, LOW)
+
+
+def test_snapshots_pixelate_the_people_found_below_the_working_threshold(
+    vtest_frames: dict[int, Image], detectors: tuple[object, object]
+) -> None:
+    from types import SimpleNamespace
+
+    from pipeline.metrics import DaemonMetrics
+    from pipeline.snapshots import Snapshots
+    from pipeline.stages import Analysed
+
+    frame = vtest_frames[200]
+    found, _, people, names = scene(frame, detectors)
+    offered: list[bytes] = []
+    sync = SimpleNamespace(offer_snapshot=lambda camera_id, jpeg: offered.append(jpeg))
+    snapshots = Snapshots(sync, names, DaemonMetrics(["cam-1"]), every_s=60, blur_persons=True)  # type: ignore[arg-type]
+    item = Analysed("cam-1", SimpleNamespace(image=frame), found, 0.0, people)  # type: ignore[arg-type]
+    snapshots.maybe_offer(item)
+    picture = cv2.imdecode(np.frombuffer(offered[0], np.uint8), cv2.IMREAD_COLOR)
+    working_people = found.xyxy[found.class_id == names.index("person")]
+    assert len(people) > len(working_people)
+    for box in people:
+        assert detail(picture, box) / detail(frame, box) < GONE, box.round()
