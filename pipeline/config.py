@@ -199,6 +199,50 @@ class ZoneConfig(_Strict):
         return None if value is None else check_timezone(value)
 
 
+class RedactionConfig(_Strict):
+    """How pictures are made private on the box, before anything leaves it (evidence, crops, "after")."""
+
+    mode: Literal["outside_violation", "persons_only"] = Field(
+        "outside_violation",
+        description="outside_violation: everything outside the violation boxes (grown by margin) and the "
+        "zone is blurred strongly and people inside are pixelated, so a person the detector misses is "
+        "still unrecognisable unless they stand in the zone or by the object; the picture shows less of "
+        "the street around the violation. persons_only: only the people found (at "
+        "evidence.person_confidence) are pixelated; the whole scene stays sharp, but anyone not found "
+        "stays visible.",
+    )
+    margin: float = Field(
+        0.25,
+        ge=0,
+        le=2,
+        description="outside_violation: violation boxes are kept sharp with this share of their width and "
+        "height added on each side (context around the object).",
+    )
+    outside_blur: float = Field(
+        0.04,
+        gt=0,
+        le=0.25,
+        description="outside_violation: strength of the blur outside the kept region, as a Gaussian sigma "
+        "in shares of the frame's shorter side (0.04 of 576 px = 23 px: a person becomes a smudge, roads "
+        "and vehicles stay recognisable).",
+    )
+    person_margin: float = Field(
+        0.15, ge=0, le=1, description="People's boxes are pixelated with this share added on each side."
+    )
+    blur_plates_in_violation: bool = Field(
+        False,
+        description="Also pixelate the number-plate band of the violating vehicles' own boxes (lower 45 % "
+        "of the box, middle 80 % of its width: where a front or rear plate sits seen from a street camera; "
+        "a heuristic, no plate model). Off by default: the plate is often what the case needs.",
+    )
+    keep_unredacted: bool = Field(
+        False,
+        description="Also write an unredacted copy of each full-frame picture under "
+        "<evidence.dir>/unredacted/<camera>/, on this box only: never queued or uploaded, deleted after "
+        "evidence.unredacted_keep_h.",
+    )
+
+
 class CameraConfig(_Strict):
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
     url: str = Field(min_length=1, description="File path, rtsp://, http(s):// or /dev/videoN.")
@@ -235,6 +279,11 @@ class CameraConfig(_Strict):
     ffmpeg_options: dict[str, str] = Field(
         default_factory=dict,
         description="Extra FFmpeg input options, e.g. {video_size: 1280x720, input_format: mjpeg} for V4L2.",
+    )
+    redaction: RedactionConfig | None = Field(
+        None,
+        description="Privacy for this camera: the fields set here override evidence.redaction (e.g. "
+        "{mode: persons_only} for a camera whose wider view the cases need).",
     )
 
     @field_validator("url")
@@ -275,8 +324,33 @@ class CameraConfig(_Strict):
 
 class EvidenceConfig(_Strict):
     dir: Path = Path("data/evidence")
-    blur_persons: bool = Field(True, description="Privacy: blur people in evidence images.")
+    blur_persons: bool = Field(
+        True,
+        description="Privacy: redact pictures as evidence.redaction says (and pixelate people in zone-editor "
+        "snapshots); false turns all redaction off, on every camera.",
+    )
     jpeg_quality: int = Field(85, ge=30, le=100)
+    redaction: RedactionConfig = Field(
+        RedactionConfig(), description="Default for every camera; cameras[].redaction overrides fields."
+    )
+    person_confidence: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="People are found for redaction at this confidence, below the detector's working one: "
+        "the detector runs at the lower of the two and the rules still see only detections above the "
+        "working threshold.",
+    )
+    unredacted_keep_h: float = Field(
+        168.0, gt=0, description="Unredacted local copies (redaction.keep_unredacted) are deleted after this."
+    )
+
+    def redaction_for(self, camera: CameraConfig | None) -> RedactionConfig:
+        """The camera's redaction: evidence.redaction with the fields the camera sets replaced."""
+        if camera is None or camera.redaction is None:
+            return self.redaction
+        override = camera.redaction
+        return self.redaction.model_copy(update={k: getattr(override, k) for k in override.model_fields_set})
 
 
 class IncidentConfig(_Strict):

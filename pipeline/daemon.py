@@ -55,7 +55,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.camera_health import CameraHealthReporter
 from pipeline.case_reports import CaseReporter
@@ -63,6 +63,7 @@ from pipeline.config import DaemonConfig, ZoneConfig
 from pipeline.errors import OutboxError
 from pipeline.metrics import DaemonMetrics, HealthStatus, MetricsServer, health_record
 from pipeline.protocols import DetectorLike, RulesLike, SourceFactory
+from pipeline.redaction import PersonSplit
 from pipeline.reporting import Reporter
 from pipeline.scheduler import (
     IDLE_POLL_S,
@@ -78,6 +79,9 @@ from pipeline.stages import QUEUE_POLL_S, StageControl
 from pipeline.store_sync import StoreSync
 from pipeline.zone_sync import ZoneSync
 from pipeline.zone_updates import ZoneUpdates
+
+if TYPE_CHECKING:
+    from detector.detector import Detector
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +119,12 @@ class Daemon:
         from pipeline.verification import Verifier
 
         self.config = config
-        self.detector: DetectorLike = detector or self._load_detector(config)
+        self.person_split: PersonSplit | None = None
+        if detector is None:
+            loaded = self._load_detector(config)
+            self.person_split = self._persons_for_redaction(loaded, config)
+            detector = loaded
+        self.detector: DetectorLike = detector
         self.class_names = list(self.detector.class_names)
         self.model_name, self.model_version = self._model_identity(self.detector, config)
         self.case_reporter = CaseReporter(
@@ -150,6 +159,7 @@ class Daemon:
             frame_ready=self._frame_ready,
             idle_wait_s=IDLE_WAKE_S if source_factory is None else IDLE_POLL_S,
             consumer_alive=lambda: self._rules_thread.is_alive(),
+            person_split=self.person_split,
         )
         self.cameras = cameras
         self.zone_updates = ZoneUpdates(config.cameras, self.rules, self.verifier, self.metrics)
@@ -232,7 +242,7 @@ class Daemon:
         ]
 
     @staticmethod
-    def _load_detector(config: DaemonConfig) -> DetectorLike:
+    def _load_detector(config: DaemonConfig) -> Detector:
         from detector.detector import Detector
 
         d = config.detector
@@ -244,6 +254,19 @@ class Daemon:
             max_detections=d.max_detections,
             intra_op_threads=d.threads,
         )
+
+    @staticmethod
+    def _persons_for_redaction(detector: Detector, config: DaemonConfig) -> PersonSplit | None:
+        """Where evidence.person_confidence is below the working threshold, run the detector at it and
+        split its output: the rules see what they saw before, redaction gets the fainter people too."""
+        working, low = float(detector.confidence), config.evidence.person_confidence
+        if not config.evidence.blur_persons or low >= working:
+            return None
+        split = PersonSplit(detector.class_names, working_confidence=working, person_confidence=low)
+        if not split.person_ids:
+            return None
+        detector.confidence = low
+        return split
 
     @staticmethod
     def _detector_input_hw(detector: DetectorLike) -> tuple[int, int] | None:

@@ -1,9 +1,10 @@
 """Evidence images for cases: the frame at first sight and at confirmation with the offending boxes and
 the zone drawn, a close-up crop of the object, and the "after" picture of verification by camera.
 
-Privacy first: people in the frame (any detection of a person-like class) are pixelated before anything
-is drawn or cropped, unless ``evidence.blur_persons`` is off. Only detected people can be blurred; a
-person the detector missed stays visible, so the setting reduces, not removes, what a picture shows.
+Privacy first: every picture is redacted (:mod:`pipeline.redaction`) before anything is drawn or cropped,
+unless ``evidence.blur_persons`` is off. By default only the violation and its zone stay sharp, so a
+person the detector missed is blurred all the same. An unredacted copy is written only where a camera is
+configured to keep one, and only on this box (``<evidence.dir>/unredacted/``): it never enters the outbox.
 
 Files are JPEGs named by the sha256 of their bytes (``<evidence.dir>/<ab>/<sha256>.jpg``), written
 atomically and fsynced before the path is handed to the outbox, so a queued report never points at a
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,13 +27,16 @@ import numpy.typing as npt
 from common.files import write_atomically
 from contract.reports import SHARPNESS_FULL
 from detector.detections import Detections
-from pipeline.config import EvidenceConfig
+from pipeline import redaction
+from pipeline.config import EvidenceConfig, RedactionConfig
 from pipeline.errors import EvidenceError
+from pipeline.redaction import PRIVACY_CLASSES, clip_boxes, person_boxes
+
+__all__ = ["PRIVACY_CLASSES", "person_boxes"]
 
 Image = npt.NDArray[np.uint8]
-PRIVACY_CLASSES = frozenset({"person", "pedestrian", "people", "face", "head"})
-PIXELATE_BLOCKS = 6  # the longer side of a blurred region becomes this many blocks, then smoothed
-BLUR_MARGIN = 0.08  # grow person boxes by this fraction of their size on each side
+BLUR_MARGIN = 0.15  # zone-editor snapshots: grow person boxes by this share on each side (as person_margin)
+UNREDACTED_DIR = "unredacted"
 CROP_MARGIN = 0.25
 CROP_MIN_PX = 96
 ZONE_COLOUR = (0, 215, 255)  # BGR amber
@@ -64,20 +69,33 @@ def render_evidence(
     all_detections: Detections,
     class_names: Sequence[str],
     config: EvidenceConfig,
+    *,
+    policy: RedactionConfig | None = None,
+    persons_xyxy: npt.NDArray[np.float32] | None = None,
 ) -> list[tuple[str, Path]]:
     """Write the evidence of ``event`` and return ``(kind, path)`` pairs for the outbox:
     ``first_seen`` and ``sighting`` -> the annotated frame; ``confirmed`` -> the annotated frame
     (``confirmation``) and a crop of the most confident offending box (``crop``); ``ended`` -> nothing.
 
     ``frame_bgr`` is the full-resolution frame the event happened in (left unchanged), ``all_detections``
-    everything detected in it (used to find the people to blur), ``class_names`` the model's classes.
+    everything detected in it, ``class_names`` the model's classes. ``policy`` is the camera's redaction
+    (default ``config.redaction``); ``persons_xyxy`` the people to pixelate, found at
+    ``evidence.person_confidence`` (default: the person-like boxes of ``all_detections``).
     """
     if event.kind not in ("first_seen", "confirmed", "sighting"):
         return []
-    base = private_copy(frame_bgr, all_detections, class_names, blur=config.blur_persons)
+    policy = policy or config.redaction
+    persons = person_boxes(all_detections, class_names) if persons_xyxy is None else persons_xyxy
+    base = private_frame(
+        frame_bgr, config, policy, persons, event.boxes, class_names, polygon_px=event.polygon_px
+    )
     caption = _caption(event.camera_id, event.zone_id, event.violation_type, event.at)
     annotated = annotate(base, event.polygon_px, event.boxes, class_names, caption)
     directory = Path(config.dir)
+    if policy.keep_unredacted:
+        keep_unredacted(
+            frame_bgr, event.polygon_px, event.boxes, class_names, caption, config, event.camera_id
+        )
     if event.kind in ("first_seen", "sighting"):
         return [(event.kind, write_jpeg(annotated, directory, config.jpeg_quality))]
     written = [("confirmation", write_jpeg(annotated, directory, config.jpeg_quality))]
@@ -120,66 +138,100 @@ def render_after(
     class_names: Sequence[str],
     config: EvidenceConfig,
     note: str = "",
+    policy: RedactionConfig | None = None,
+    persons_xyxy: npt.NDArray[np.float32] | None = None,
 ) -> list[tuple[str, Path]]:
     """The "after" picture of verification by camera: the zone, and ``boxes`` (what is still there, if
-    anything), people blurred. Returns ``[("after", path)]``."""
-    base = private_copy(frame_bgr, all_detections, class_names, blur=config.blur_persons)
+    anything), redacted as :func:`render_evidence` does (the zone and ``boxes`` kept sharp). Returns
+    ``[("after", path)]``."""
+    policy = policy or config.redaction
+    persons = person_boxes(all_detections, class_names) if persons_xyxy is None else persons_xyxy
+    base = private_frame(frame_bgr, config, policy, persons, boxes, class_names, polygon_px=polygon_px)
     caption = _caption(camera_id, zone_id, violation_type, at) + (f" | {note}" if note else "")
     annotated = annotate(base, polygon_px, boxes, class_names, caption)
+    if policy.keep_unredacted:
+        keep_unredacted(frame_bgr, polygon_px, boxes, class_names, caption, config, camera_id)
     return [("after", write_jpeg(annotated, Path(config.dir), config.jpeg_quality))]
 
 
 # --- privacy -------------------------------------------------------------------------------------------
 
 
-def person_boxes(detections: Detections, class_names: Sequence[str]) -> npt.NDArray[np.float32]:
-    """(K, 4) xyxy of the detections whose class is person-like (:data:`PRIVACY_CLASSES`)."""
-    person_ids = [i for i, name in enumerate(class_names) if name.lower() in PRIVACY_CLASSES]
-    if not person_ids or not len(detections):
-        return np.zeros((0, 4), np.float32)
-    return detections.xyxy[np.isin(detections.class_id, person_ids)]
+def private_frame(
+    frame_bgr: Image,
+    config: EvidenceConfig,
+    policy: RedactionConfig,
+    persons_xyxy: npt.NDArray[np.float32],
+    violation: Detections,
+    class_names: Sequence[str],
+    *,
+    polygon_px: Any,
+) -> Image:
+    """The frame as it may leave the box: redacted under ``policy``, or a plain copy when
+    ``evidence.blur_persons`` is off."""
+    if not config.blur_persons:
+        return frame_bgr.copy()
+    return redaction.redact(
+        frame_bgr,
+        policy,
+        persons_xyxy=persons_xyxy,
+        violation=violation,
+        class_names=class_names,
+        polygon_px=polygon_px,
+    )
 
 
 def private_copy(
     frame_bgr: Image, detections: Detections, class_names: Sequence[str], *, blur: bool
 ) -> Image:
-    """A copy of the frame with people pixelated (when ``blur``)."""
+    """A copy of the frame with the person-like ``detections`` pixelated (when ``blur``)."""
+    return persons_pixelated(frame_bgr, person_boxes(detections, class_names), blur=blur)
+
+
+def persons_pixelated(frame_bgr: Image, persons_xyxy: npt.NDArray[np.float32], *, blur: bool) -> Image:
+    """A copy of the frame with ``persons_xyxy`` pixelated (when ``blur``): the zone-editor snapshot."""
     image = frame_bgr.copy()
     if blur:
-        pixelate(image, person_boxes(detections, class_names))
+        pixelate(image, persons_xyxy)
     return image
 
 
 def pixelate(image: Image, xyxy: npt.NDArray[np.float32], margin: float = BLUR_MARGIN) -> None:
-    """Pixelate each box of ``xyxy`` in ``image`` in place: area-average down to a few blocks (the
-    information is gone, unlike a weak blur), then smooth the blocks so the result is not distracting."""
-    height, width = image.shape[:2]
-    for x1, y1, x2, y2 in _clip_boxes(_grow(xyxy, margin), width, height):
-        roi = image[y1:y2, x1:x2]
-        h, w = roi.shape[:2]
-        scale = PIXELATE_BLOCKS / max(h, w)
-        small = cv2.resize(
-            roi, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
-        )
-        blocks = cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
-        k = max(3, (min(h, w) // PIXELATE_BLOCKS) | 1)
-        image[y1:y2, x1:x2] = cv2.GaussianBlur(blocks, (k, k), 0)
+    """Pixelate each box of ``xyxy``, grown by ``margin``, in ``image`` in place."""
+    redaction.pixelate(image, redaction.grow(xyxy, margin))
 
 
-def _grow(xyxy: npt.NDArray[np.float32], margin: float) -> npt.NDArray[np.float32]:
-    boxes = np.asarray(xyxy, np.float32).reshape(-1, 4)
-    size = np.concatenate([boxes[:, 2:] - boxes[:, :2]] * 2, axis=1)
-    grown: npt.NDArray[np.float32] = boxes + size * np.array([-margin, -margin, margin, margin], np.float32)
-    return grown
+def keep_unredacted(
+    frame_bgr: Image,
+    polygon_px: Any,
+    boxes: Detections,
+    class_names: Sequence[str],
+    caption: str,
+    config: EvidenceConfig,
+    camera_id: str,
+) -> Path:
+    """Write the unredacted, annotated frame under ``<evidence.dir>/unredacted/<camera>/`` (never queued
+    for upload), after deleting the copies older than ``evidence.unredacted_keep_h``."""
+    directory = Path(config.dir) / UNREDACTED_DIR / camera_id
+    prune_older_than(directory, config.unredacted_keep_h * 3600)
+    annotated = annotate(frame_bgr, polygon_px, boxes, class_names, caption)
+    return write_jpeg(annotated, directory, config.jpeg_quality)
 
 
-def _clip_boxes(xyxy: npt.NDArray[np.float32], width: int, height: int) -> list[tuple[int, int, int, int]]:
-    """Integer boxes inside the frame, empty ones dropped."""
-    boxes = np.round(xyxy).astype(np.int64)
-    boxes[:, 0::2] = boxes[:, 0::2].clip(0, width)
-    boxes[:, 1::2] = boxes[:, 1::2].clip(0, height)
-    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-    return [(int(a), int(b), int(c), int(d)) for a, b, c, d in boxes[keep]]
+def prune_older_than(directory: Path, max_age_s: float) -> int:
+    """Delete the JPEGs under ``directory`` last modified more than ``max_age_s`` ago; return how many."""
+    if not directory.is_dir():
+        return 0
+    cutoff = time.time() - max_age_s
+    removed = 0
+    for path in directory.glob("*/*.jpg"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
 
 
 # --- drawing -------------------------------------------------------------------------------------------
@@ -206,7 +258,7 @@ def annotate(
     thickness = max(2, round(min(width, height) / 300))
     cv2.polylines(canvas, [points], isClosed=True, color=ZONE_COLOUR, thickness=thickness)
     for i in range(len(boxes)):  # a handful of boxes, once per event
-        clipped = _clip_boxes(boxes.xyxy[i : i + 1], width, height)
+        clipped = clip_boxes(boxes.xyxy[i : i + 1], width, height)
         if not clipped:
             continue
         x1, y1, x2, y2 = clipped[0]
@@ -248,7 +300,7 @@ def crop_box(image: Image, xyxy: npt.NDArray[np.float32], margin: float = CROP_M
     half_w = max((x2 - x1) * (1 + 2 * margin), CROP_MIN_PX) / 2
     half_h = max((y2 - y1) * (1 + 2 * margin), CROP_MIN_PX) / 2
     box = np.array([[cx - half_w, cy - half_h, cx + half_w, cy + half_h]], np.float32)
-    clipped = _clip_boxes(box, width, height)
+    clipped = clip_boxes(box, width, height)
     if not clipped:
         raise EvidenceError(
             f"box {[round(v) for v in (x1, y1, x2, y2)]} lies outside the {width}x{height} frame"

@@ -83,6 +83,7 @@ class Reporter:
         self.producer_ended = producer_ended
         self.expire_on_wall_clock = expire_on_wall_clock
         self._next_expire = 0.0
+        self._cameras = {camera.id: camera for camera in config.cameras}  # each camera's redaction
         self._first_sight: OrderedDict[str, Images] = OrderedDict()
         self._unsaved: deque[tuple[CaseReport | IncidentUpdate, Images]] = deque(maxlen=UNSAVED_MEMORY)
 
@@ -133,7 +134,9 @@ class Reporter:
                 log.exception("incident event %s %s could not be handled", event.kind, event.incident_id)
         if self.config.verification.enabled:
             try:
-                self.verifier.observe(item.camera_id, frame.stream_time, frame.image, item.detections)
+                self.verifier.observe(
+                    item.camera_id, frame.stream_time, frame.image, item.detections, item.persons_xyxy
+                )
             except Exception:
                 self.metrics.stage_errors.labels("verification").inc()
                 log.exception("verification failed on camera %s", item.camera_id)
@@ -215,7 +218,13 @@ class Reporter:
 
         try:
             written = render_evidence(
-                item.frame.image, event, item.detections, self.class_names, self.config.evidence
+                item.frame.image,
+                event,
+                item.detections,
+                self.class_names,
+                self.config.evidence,
+                policy=self.config.evidence.redaction_for(self._cameras.get(event.camera_id)),
+                persons_xyxy=item.persons_xyxy,
             )
         except Exception:  # a case without pictures is better than no case
             self.metrics.stage_errors.labels("evidence").inc()

@@ -19,6 +19,7 @@ from pipeline.config import CameraConfig
 from pipeline.errors import StageError
 from pipeline.metrics import DaemonMetrics
 from pipeline.protocols import DetectorLike, FrameLike, SourceLike
+from pipeline.redaction import PersonSplit
 from pipeline.stages import END, QUEUE_POLL_S, Analysed, StageControl
 
 log = logging.getLogger(__name__)
@@ -117,8 +118,10 @@ class Scheduler:
         frame_ready: threading.Event,
         idle_wait_s: float,
         consumer_alive: Callable[[], bool],
+        person_split: PersonSplit | None = None,
     ) -> None:
         self.cameras = cameras
+        self.person_split = person_split
         self.detector = detector
         self.metrics = metrics
         self.results = results
@@ -263,7 +266,10 @@ class Scheduler:
         for (cam, waiting), detections in zip(batch, results, strict=True):
             self.metrics.frame_analysed(cam.id, started)
             self.metrics.frame_wait_seconds.labels(cam.id).observe(started - waiting.received)
-            self.put(Analysed(cam.id, waiting.frame, detections, waiting.received))
+            persons = None
+            if self.person_split is not None:  # the detector ran lower for redaction: rules see the rest
+                detections, persons = self.person_split(detections)
+            self.put(Analysed(cam.id, waiting.frame, detections, waiting.received, persons))
 
     def put(self, item: object) -> bool:
         """Put on the results queue, waiting while it is full as long as the rules stage is alive."""

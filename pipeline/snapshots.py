@@ -1,5 +1,11 @@
-"""Camera snapshots for the zone editor: now and then an analysed frame, people blurred, offered to the
-store-sync thread for upload as the camera's latest view."""
+"""Camera snapshots for the zone editor: now and then an analysed frame, people pixelated, offered to the
+store-sync thread for upload as the camera's latest view.
+
+Snapshots are redacted "persons only" whatever a camera's evidence redaction: the editor is for drawing
+zones, which needs the whole scene sharp (kerbs, bays, pavement edges), and a snapshot is replaced every
+``store.snapshot_s``, shown only to the operators who edit zones and never attached to a case. People are
+taken at ``evidence.person_confidence`` (below the rules' threshold), so faint ones are pixelated too.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import time
 from collections.abc import Sequence
 
 from pipeline.metrics import DaemonMetrics
+from pipeline.redaction import person_boxes
 from pipeline.stages import Analysed
 from pipeline.store_sync import StoreSync, encode_snapshot
 
@@ -39,9 +46,10 @@ class Snapshots:
             return
         self._next[item.camera_id] = now + self.every_s
         try:
-            jpeg = encode_snapshot(
-                item.frame.image, item.detections, self.class_names, blur=self.blur_persons
-            )
+            persons = item.persons_xyxy
+            if persons is None:
+                persons = person_boxes(item.detections, self.class_names)
+            jpeg = encode_snapshot(item.frame.image, persons, blur=self.blur_persons)
         except Exception:
             self.metrics.stage_errors.labels("snapshot").inc()
             log.exception("camera %s: snapshot not encoded", item.camera_id)

@@ -7,6 +7,9 @@ import logging
 import threading
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from detector.detections import Detections
 from pipeline.protocols import FrameLike
 
@@ -23,6 +26,9 @@ class Analysed:
     frame: FrameLike
     detections: Detections
     received: float  # time.monotonic() when the scheduler took the frame from its source
+    # People found below the rules' threshold (evidence.person_confidence), for redaction only; None: the
+    # person-like boxes of ``detections`` (a detector the daemon did not load, e.g. in tests).
+    persons_xyxy: npt.NDArray[np.float32] | None = None
 
 
 END = object()  # end-of-stream sentinel on the results queue

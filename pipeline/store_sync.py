@@ -10,15 +10,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 from contract import paths
-from detector.detections import Detections
-from pipeline.evidence import private_copy
+from pipeline.evidence import persons_pixelated
 from pipeline.zone_sync import CameraZoneMap, RequestLike, ZoneSync
 
 log = logging.getLogger(__name__)
@@ -29,10 +28,11 @@ SNAPSHOT_QUALITY = 80
 
 
 def encode_snapshot(
-    frame_bgr: npt.NDArray[np.uint8], detections: Detections, class_names: Sequence[str], *, blur: bool
+    frame_bgr: npt.NDArray[np.uint8], persons_xyxy: npt.NDArray[np.float32], *, blur: bool
 ) -> bytes:
-    """The frame as a JPEG for the zone editor: people pixelated (when ``blur``), at most 1280 px wide."""
-    image = private_copy(frame_bgr, detections, class_names, blur=blur)
+    """The frame as a JPEG for the zone editor: ``persons_xyxy`` pixelated (when ``blur``), at most 1280 px
+    wide (see :mod:`pipeline.snapshots` for why snapshots are redacted "persons only")."""
+    image = persons_pixelated(frame_bgr, persons_xyxy, blur=blur)
     height, width = image.shape[:2]
     if width > SNAPSHOT_MAX_WIDTH:
         size = (SNAPSHOT_MAX_WIDTH, max(1, round(height * SNAPSHOT_MAX_WIDTH / width)))

@@ -111,6 +111,7 @@ class Verifier:
         self.outbox = outbox
         self._present = present
         self._class_names = list(class_names)
+        self._cameras = {camera.id: camera for camera in config.cameras}  # each camera's redaction
         self._client = client
         self._owns_client = client is None
         self._zones = {(c.id, z.id): z for c in config.cameras for z in c.zones}
@@ -225,9 +226,11 @@ class Verifier:
         stream_time: dt.datetime,
         frame_bgr: npt.NDArray[np.uint8],
         detections: Detections,
+        persons_xyxy: npt.NDArray[np.float32] | None = None,
     ) -> list[Decision]:
         """One analysed frame of ``camera_id``, after ``RuleEngine.update`` saw it. Cheap when no case is
-        watched on the camera; renders a picture only when a case is decided."""
+        watched on the camera; renders a picture only when a case is decided. ``persons_xyxy``: the people
+        to redact, found below the rules' threshold (default: the person-like ``detections``)."""
         with self._lock:
             watches = self._watches.by_camera.get(camera_id)
             if not watches:
@@ -241,7 +244,7 @@ class Verifier:
             for watch, _, _ in decided:
                 del watches[watch.case.case_id]
         return [
-            self._decide(w, verdict, run_s, stream_time, frame_bgr, detections)
+            self._decide(w, verdict, run_s, stream_time, frame_bgr, detections, persons_xyxy)
             for w, verdict, run_s in decided
         ]
 
@@ -264,6 +267,7 @@ class Verifier:
         stream_time: dt.datetime,
         frame_bgr: npt.NDArray[np.uint8],
         detections: Detections,
+        persons_xyxy: npt.NDArray[np.float32] | None,
     ) -> Decision:
         case = watch.case
         if verdict == "verify":
@@ -284,6 +288,8 @@ class Verifier:
             class_names=self._class_names,
             config=self.config.evidence,
             note=verdict,
+            policy=self.config.evidence.redaction_for(self._cameras.get(case.camera)),
+            persons_xyxy=persons_xyxy,
         )
         queued = self.outbox.put_action(
             key=case.resolution_key,
