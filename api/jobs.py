@@ -1,4 +1,4 @@
-"""Periodic jobs run inside the server process: overdue checks and notification delivery.
+"""Periodic jobs run inside the server process: overdue checks, notification delivery and retention.
 
 Each job is safe to run in several workers at once: its database updates are conditional
 (``UPDATE ... WHERE overdue = false``), so a second worker finds nothing left to do.
@@ -32,10 +32,12 @@ class Job:
 def default_jobs(settings: Settings) -> list[Job]:
     from api.notify import deliver_pending
     from api.overdue import check_overdue
+    from api.retention import run_retention
 
     return [
         Job("overdue", settings.overdue_check_interval_s, check_overdue),
         Job("deliveries", settings.delivery_interval_s, deliver_pending),
+        Job("retention", settings.retention_interval_s, run_retention),
     ]
 
 

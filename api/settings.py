@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,11 +46,21 @@ class Settings(BaseSettings):
         2.0, ge=0, description="How long a login waits for a password-check slot before a 503."
     )
     run_jobs: bool = Field(
-        True, description="Run the overdue checker and notification sender in this process."
+        True, description="Run the overdue checker, notification sender and retention job in this process."
     )
     overdue_check_interval_s: float = Field(60.0, gt=0)
     delivery_interval_s: float = Field(2.0, gt=0)
     delivery_max_attempts: int = Field(8, ge=1)
+    retention_days: float = Field(
+        180.0,
+        gt=0,
+        description="Evidence of a closed or voided case is deleted this many days after it ended.",
+    )
+    retention_days_by_violation: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict,
+        description='Retention per violation code instead of retention_days, e.g. {"0505": 90} (JSON).',
+    )
+    retention_interval_s: float = Field(3600.0, gt=0, description="How often the retention job runs.")
     mqtt_host: str | None = Field(None, description="MQTT broker for unit notifications (e.g. 127.0.0.1).")
     mqtt_port: int = 1883
     mqtt_topic_prefix: str = "streetwatch/units"

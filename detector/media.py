@@ -61,13 +61,14 @@ def _open(path: Path) -> av.container.InputContainer:
 def iter_video(path: Path, *, every: int = 1, max_frames: int | None = None) -> Iterator[VideoFrame]:
     """Decoded BGR frames of ``path``: every ``every``-th frame, at most ``max_frames`` of them.
 
-    Raises :class:`MediaError` when decoding fails, or when it ends well before the duration the file
+    Raises :class:`MediaError` when decoding fails, or when it ends well before the length the file
     declares (a truncated file: FFmpeg then often just stops without an error)."""
     with _open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         yielded = 0
         last_s: float | None = None
+        index = -1
         try:
             for index, frame in enumerate(container.decode(stream)):
                 last_s = float(frame.time) if frame.time is not None else last_s
@@ -82,21 +83,57 @@ def iter_video(path: Path, *, every: int = 1, max_frames: int | None = None) -> 
                     return
         except av.error.FFmpegError as exc:
             raise MediaError(f"{path}: decoding failed after {yielded} frames: {exc}") from exc
-        _check_reached_end(path, stream, last_s)
+        problem = _truncation(path, stream, last_s, index, "decoding")
+        if problem is not None:
+            raise MediaError(problem)
 
 
-def _check_reached_end(path: Path, stream: VideoStream, last_s: float | None) -> None:
-    """Decoding ended: refuse when the last frame is well short of the stream's declared end."""
-    if stream.duration is None or stream.time_base is None or last_s is None:
-        return  # nothing declared (or no timestamps) to compare with
-    start = float((stream.start_time or 0) * stream.time_base)
-    end = start + float(stream.duration * stream.time_base)
+def check_whole(path: Path) -> None:
+    """Read every packet of ``path`` without decoding (fast); raise :class:`MediaError` when the file cannot
+    be opened or its packets stop well before the length it declares (truncated)."""
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        last_pts: int | None = None
+        index = -1
+        try:
+            for packet in container.demux(stream):
+                if packet.size and packet.pts is not None:  # the last, empty packet only flushes
+                    last_pts = packet.pts if last_pts is None else max(last_pts, packet.pts)
+                    index += 1
+        except av.error.FFmpegError:
+            pass  # a damaged tail: how far the packets reached is what counts, and is checked below
+        last_s = None if last_pts is None or stream.time_base is None else float(last_pts * stream.time_base)
+        problem = _truncation(path, stream, last_s, index, "reading")
+        if problem is not None:
+            raise MediaError(problem)
+
+
+def _declared_s(stream: VideoStream, rate: float) -> float | None:
+    """The stream's length as its headers declare it: its duration, or its frame count (AVI keeps the
+    count in its header while FFmpeg derives the duration from what is actually there)."""
+    lengths = []
+    if stream.duration is not None and stream.time_base is not None:
+        lengths.append(float(stream.duration * stream.time_base))
+    if stream.frames:
+        lengths.append(stream.frames / rate)
+    return max(lengths) if lengths else None
+
+
+def _truncation(
+    path: Path, stream: VideoStream, last_s: float | None, last_frame: int, verb: str
+) -> str | None:
+    """Why ``path`` counts as truncated when its last frame (index ``last_frame``, at ``last_s``) is well
+    short of the declared end; None when it reached the end or nothing is declared to compare with."""
     rate = float(stream.average_rate or stream.guessed_rate or 25)
-    if end - last_s > max(TRUNCATION_TOLERANCE_S, 2.0 / rate):
-        raise MediaError(
-            f"{path}: decoding stopped at {last_s - start:.1f} s of the {end - start:.1f} s the file "
-            "declares: the file looks truncated or damaged"
-        )
+    declared = _declared_s(stream, rate)
+    if declared is None or last_s is None:
+        return None
+    start = float((stream.start_time or 0) * stream.time_base) if stream.time_base is not None else 0.0
+    read = last_s - start
+    if declared - read <= max(TRUNCATION_TOLERANCE_S, 2.0 / rate):
+        return None
+    where = f"{read:.1f} s of {declared:.1f} s (frame {last_frame})"
+    return f"{path}: {verb} stopped at {where}: truncated or corrupt"
 
 
 class VideoWriter:

@@ -7,7 +7,8 @@ before anything is started: an invalid configuration never starts a half-working
 
 ``validate-config`` then checks what the configuration refers to on this box (:mod:`pipeline.preflight`:
 camera files, the device key file and its mode, the model loaded in ONNX Runtime); ``run`` refuses, with
-one line, a configuration whose cameras are all files of which none opens (live cameras are retried).
+one line, a configuration whose cameras are all files of which none opens or reads to its end (a
+truncated file says how far it got); live cameras are retried.
 """
 
 from __future__ import annotations

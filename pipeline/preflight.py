@@ -2,7 +2,8 @@
 
 ``streetwatch validate-config`` runs them all after the YAML itself is valid, each problem as
 ``file:line: field: message``; ``streetwatch run`` uses :func:`no_camera_opens` to refuse a configuration
-whose cameras are all files and none of them can be opened (a live camera is retried instead).
+whose cameras are all files and none of them can be opened or read to its end (a truncated file); a live
+camera is retried instead.
 """
 
 from __future__ import annotations
@@ -43,6 +44,22 @@ def open_problem(camera: CameraConfig) -> str | None:
     return None
 
 
+def read_problem(camera: CameraConfig) -> str | None:
+    """Why the camera cannot be read: :func:`open_problem`, and for a file also a truncated one (its
+    packets stop well before the length it declares; read without decoding, so it is quick)."""
+    problem = open_problem(camera)
+    if problem is not None or not _is_file(camera):
+        return problem
+    from detector.media import MediaError, check_whole
+    from pipeline.sources import input_arguments
+
+    try:
+        check_whole(Path(input_arguments(camera)[0]))
+    except MediaError as exc:
+        return str(exc)
+    return None
+
+
 def _is_file(camera: CameraConfig) -> bool:
     from pipeline.sources import source_kind
 
@@ -50,12 +67,12 @@ def _is_file(camera: CameraConfig) -> bool:
 
 
 def no_camera_opens(config: DaemonConfig) -> str | None:
-    """When every camera is a file and none opens, one line saying why for each; else None."""
+    """When every camera is a file and none can be read whole, one line saying why for each; else None."""
     if not all(_is_file(camera) for camera in config.cameras):
         return None  # a live camera is retried with backoff until it answers
     problems = []
     for camera in config.cameras:
-        problem = open_problem(camera)
+        problem = read_problem(camera)
         if problem is None:
             return None
         problems.append(f"camera {camera.id}: {problem}")
@@ -63,12 +80,13 @@ def no_camera_opens(config: DaemonConfig) -> str | None:
 
 
 def camera_file_problems(path: Path, config: DaemonConfig) -> list[str]:
-    """Camera files that are missing or not videos (relative paths are read from the working directory)."""
+    """Camera files that are missing, not videos or truncated (relative paths are read from the working
+    directory)."""
     problems = []
     for index, camera in enumerate(config.cameras):
         if not _is_file(camera):
             continue
-        problem = open_problem(camera)
+        problem = read_problem(camera)
         if problem is not None:
             loc = ("cameras", index, "url")
             problems.append(f"{where(path, loc)}: cameras.{index}.url: {problem}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import av
@@ -10,6 +11,8 @@ import cv2
 import numpy as np
 from typer.testing import CliRunner
 
+from pipeline.cli import check_config
+from pipeline.preflight import no_camera_opens
 from streetwatch.cli import app
 from tests.conftest import REPO
 
@@ -125,5 +128,95 @@ def test_detect_on_a_truncated_video_says_so_and_exits_2(tmp_path: Path) -> None
     result = runner.invoke(app, ["detect", str(cut), *options])
     assert result.exit_code == 2, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "cut.mkv: decoding stopped at" in errors[0], result.output
-    assert "the file looks truncated" in errors[0]
+    assert len(errors) == 1 and "cut.mkv: decoding stopped at " in errors[0], result.output
+    assert re.search(r"stopped at \d+\.\d s of 5\.0 s \(frame \d+\): truncated or corrupt$", errors[0])
+
+
+def _cut(source: Path, folder: Path, fraction: float = 0.5) -> Path:
+    """A copy of ``source`` cut off after ``fraction`` of its bytes (a download or copy that stopped)."""
+    cut = folder / f"cut-{source.name}"
+    data = source.read_bytes()
+    cut.write_bytes(data[: int(len(data) * fraction)])
+    return cut
+
+
+def test_detect_on_a_truncated_avi_says_how_much_was_read(tmp_path: Path, vtest_path: Path) -> None:
+    cut = _cut(vtest_path, tmp_path)
+    model = str(REPO / "models" / "streetwatch-demo-n.onnx")
+    result = runner.invoke(
+        app,
+        ["detect", str(cut), "-m", model, "--out", str(tmp_path / "out"), "--json-only", "--every", "100"],
+    )
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {cut}: decoding stopped at "), result.output
+    _assert_read_about_half_of_vtest(errors[0])
+
+
+def _assert_read_about_half_of_vtest(error: str) -> None:
+    """Half of vtest.avi's bytes hold about half of its 79.5 s at 10 fps; the frame matches the time."""
+    found = re.search(r"stopped at (\d+\.\d) s of 79\.5 s \(frame (\d+)\): truncated or corrupt$", error)
+    assert found, error
+    read_s, frame = float(found[1]), int(found[2])
+    assert 30 < read_s < 50 and frame == round(read_s * 10), error
+
+
+def _daemon_config(folder: Path, video: Path) -> Path:
+    """A daemon configuration whose only camera is the file ``video``."""
+    key = folder / "device.key"
+    key.write_text("unused\n")
+    key.chmod(0o600)
+    config = {
+        "detector": {
+            "model": str(REPO / "models" / "streetwatch-demo-n.onnx"),
+            "classes": {"car": "illegal_parking"},
+        },
+        "store": {
+            "url": "http://127.0.0.1:9",
+            "device_key_file": str(key),
+            "outbox": str(folder / "outbox.sqlite"),
+        },
+        "cameras": [
+            {
+                "id": "gate",
+                "url": str(video),
+                "zones": [
+                    {
+                        "id": "z",
+                        "place": "p1",
+                        "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]],
+                        "rules": {"illegal_parking": {"dwell_s": 30}},
+                    }
+                ],
+            }
+        ],
+        "evidence": {"dir": str(folder / "evidence")},
+    }
+    path = folder / "daemon.yaml"
+    path.write_text(json.dumps(config))  # JSON is YAML
+    return path
+
+
+def test_run_refuses_a_truncated_only_camera_saying_how_much_was_read(
+    tmp_path: Path, vtest_path: Path
+) -> None:
+    whole = _daemon_config(tmp_path, vtest_path)
+    assert no_camera_opens(check_config(whole)) is None  # the whole file would run
+    cut = _cut(vtest_path, tmp_path)
+    config = _daemon_config(tmp_path, cut)
+    result = runner.invoke(app, ["run", "--config", str(config)])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.output
+    assert f"camera gate: {cut}: reading stopped at " in errors[0]
+    _assert_read_about_half_of_vtest(errors[0])
+    assert not (tmp_path / "outbox.sqlite").exists()  # refused before anything started
+
+
+def test_run_refuses_an_unreadable_only_camera(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    result = runner.invoke(app, ["run", "--config", str(_daemon_config(tmp_path, empty))])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"camera gate: {empty}: cannot open" in errors[0], result.output

@@ -6,6 +6,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "case.evidence_before": ("现场图片（处置前）", "Evidence (before)"),
     "case.evidence_after": ("处置后图片", "After handling"),
     "case.no_after": ("暂无处置后图片。", "No after-handling image yet."),
+    "case.evidence_deleted": (
+        "案件图片已于 {time} 按保存期限删除（{count} 张）。",
+        "Evidence deleted under retention at {time} ({count} image(s)).",
+    ),
     "case.sightings": ("发现记录", "Sightings"),
     "case.timeline": ("办理过程", "Audit timeline"),
     "case.actions": ("可执行操作", "Actions"),

@@ -87,6 +87,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "action.still_there": ("仍在现场", "Still there"),
     "action.gone": ("已离开", "Gone"),
     "action.overdue": ("超期", "Overdue"),
+    "action.evidence_deleted": ("图片到期删除", "Evidence deleted"),
+    "reason.retention": ("超过保存期限", "Retention period over"),
     "reason.false_positive": ("误报", "False positive"),
     "reason.duplicate": ("重复", "Duplicate"),
     "reason.not_our_responsibility": ("非本部门职责", "Not our responsibility"),
