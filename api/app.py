@@ -32,6 +32,7 @@ from api.routers import (
     stats,
 )
 from api.routers import cameras as camera_routes
+from api.security_headers import SecurityHeaders
 from api.settings import Settings
 
 
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(camera_routes.router)
     console.register(app)  # the operator console's pages under /console
     install_metrics(app, metrics, settings.metrics_bearer())
+    app.add_middleware(SecurityHeaders, force_secure_cookies=settings.cookie_secure)
     return app
 
 
