@@ -195,3 +195,32 @@ def test_cookies_over_plain_http_are_not_secure_unless_forced(client: TestClient
     assert set(plain) == set(forced) == {"streetwatch_csrf", "streetwatch_token"}
     assert not any("secure" in cookie.lower() for cookie in plain.values())
     assert all(cookie.lower().endswith("; secure") for cookie in forced.values())
+
+
+@pytest.mark.parametrize(
+    ("allow", "expected"), [(None, {"proxy_headers": False}), ("10.0.0.5", {"proxy_headers": True})]
+)
+def test_serve_trusts_forwarded_headers_only_from_configured_proxies(
+    store: Store, monkeypatch: pytest.MonkeyPatch, allow: str | None, expected: dict[str, object]
+) -> None:
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from streetwatch.cli import app as cli
+
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
+    if allow:
+        monkeypatch.setenv("STREETWATCH_FORWARDED_ALLOW_IPS", allow)
+    # through monkeypatch, which puts the environment back afterwards (the command writes these two)
+    monkeypatch.setenv("STREETWATCH_DATA_DIR", str(store.settings.data_dir))
+    if store.settings.database_url:
+        monkeypatch.setenv("STREETWATCH_DATABASE_URL", store.settings.database_url)
+    else:
+        monkeypatch.delenv("STREETWATCH_DATABASE_URL", raising=False)
+
+    result = CliRunner().invoke(cli, ["api", "serve"])
+
+    assert result.exit_code == 0, result.output
+    assert calls and calls[0]["proxy_headers"] == expected["proxy_headers"]
+    assert calls[0]["forwarded_allow_ips"] == allow
