@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException
 
-from api import console
+from api import console, log_redaction
 from api.db import make_engine, make_session_factory
 from api.errors import ApiError
 from api.jobs import JobRunner, default_jobs
@@ -32,6 +32,7 @@ from api.routers import (
     stats,
 )
 from api.routers import cameras as camera_routes
+from api.security_headers import SecurityHeaders
 from api.settings import Settings
 
 
@@ -105,6 +106,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(camera_routes.router)
     console.register(app)  # the operator console's pages under /console
     install_metrics(app, metrics, settings.metrics_bearer())
+    app.add_middleware(SecurityHeaders, force_secure_cookies=settings.cookie_secure)
+    log_redaction.install()  # here, not in the serve command: it holds however the app is served
     return app
 
 

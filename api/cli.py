@@ -92,6 +92,9 @@ def serve_command(
         host=host or settings.host,
         port=port or settings.port,
         workers=workers or settings.workers,
+        # X-Forwarded-Proto decides whether cookies are Secure: trusted only from the configured proxies.
+        proxy_headers=settings.forwarded_allow_ips is not None,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
 
 

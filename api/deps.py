@@ -12,12 +12,14 @@ from sqlalchemy.orm import Session
 
 from api.actors import Actor
 from api.auth import DEVICE_KEY_PREFIX, TOKEN_PREFIX, authenticate_device, authenticate_token, touch_device
+from api.csrf import check_cookie_request
 from api.errors import ApiError, Forbidden
 from api.login_guard import client_address, guard_for
 from api.models import Role, utcnow
 from api.settings import Settings
 
 TOKEN_COOKIE = "streetwatch_token"
+CONSOLE_PREFIX = "/console"  # console pages check the CSRF field of their forms themselves
 LAST_SEEN_RESOLUTION = dt.timedelta(minutes=1)
 
 
@@ -59,7 +61,11 @@ def get_actor(
     device_key: Annotated[str | None, Depends(_device_header)],
 ) -> Actor:
     """The caller: a device (X-Device-Key or Bearer swd_...) or an operator (Bearer swt_... or cookie)."""
-    secret = device_key or (bearer.credentials if bearer else None) or request.cookies.get(TOKEN_COOKIE)
+    secret = device_key or (bearer.credentials if bearer else None)
+    if not secret:
+        secret = request.cookies.get(TOKEN_COOKIE)
+        if secret and not request.url.path.startswith(CONSOLE_PREFIX):
+            check_cookie_request(request)  # a browser sends the cookie on its own: refuse forged requests
     if not secret:
         raise Unauthorized("authentication required: an operator token or a device key")
     if secret.startswith(f"{DEVICE_KEY_PREFIX}_"):

@@ -164,7 +164,8 @@ def discovery(settings: Settings) -> Discovery:
         changeset=changeset,
         contact="The city management command centre operating this streetwatch case store.",
         key_service="Ask an administrator for an operator account (streetwatch api create-user) or a "
-        "device key (streetwatch api create-device); send it as api_key or as a Bearer token.",
+        "device key (streetwatch api create-device); send it in the X-API-Key header (or as a Bearer "
+        "token, or as api_key).",
         endpoints=[
             Endpoint(
                 specification=SPECIFICATION,

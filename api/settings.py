@@ -69,6 +69,16 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8000", description="Base URL used in links (Open311 media_url)."
     )
     ranking_min_cases: int = Field(5, ge=1, description="Units with fewer cases are left out of the ranking.")
+    cookie_secure: bool = Field(
+        False,
+        description="Mark every cookie Secure even on plain-HTTP requests: set it behind a TLS-terminating "
+        "proxy (cookies on HTTPS requests are always Secure).",
+    )
+    forwarded_allow_ips: str | None = Field(
+        None,
+        description="Proxy addresses (comma-separated, or *) whose X-Forwarded-Proto/-For "
+        "`streetwatch api serve` trusts; unset: the headers are ignored.",
+    )
     metrics_token: SecretStr | None = Field(
         None,
         description="Bearer token that may read /metrics (besides logged-in admins); never logged.",

@@ -1,24 +1,25 @@
 """CSRF protection for the console's form posts and the language cookie.
 
 The auth cookie is the API's own (``SameSite=Strict``, HttpOnly), so a cross-site form already arrives
-without it; the CSRF token is the second lock. It is a double-submit token: a random, HttpOnly,
-SameSite=Strict cookie, and in every form the HMAC of that cookie under the installation's secret key.
-A request is accepted only when the posted token matches the cookie it came with. The login form is
-protected the same way, before anyone is logged in.
+without it; the CSRF token is the second lock. It is a double-submit token (:mod:`api.csrf`): a random,
+HttpOnly, SameSite=Strict cookie, and in every form the HMAC of that cookie under the installation's
+secret key. A request is accepted only when the posted token matches the cookie it came with. The login
+form is protected the same way, before anyone is logged in.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from typing import Final
 
 from fastapi import Request, Response
 
 from api.console.i18n import Lang, parse_lang
+from api.csrf import CSRF_COOKIE as CSRF_COOKIE  # re-exported: the console's modules import them here
+from api.csrf import console_secret as console_secret
+from api.csrf import csrf_token as csrf_token
+from api.csrf import token_matches
 
-CSRF_COOKIE: Final = "streetwatch_csrf"
 CSRF_FIELD: Final = "csrf_token"
 LANG_COOKIE: Final = "streetwatch_lang"
 ONE_YEAR_S: Final = 365 * 24 * 3600
@@ -26,16 +27,6 @@ ONE_YEAR_S: Final = 365 * 24 * 3600
 
 class CsrfError(Exception):
     """A form post whose CSRF token is missing or does not match its cookie."""
-
-
-def console_secret(request: Request) -> bytes:
-    """The installation's secret key, read once per app (it lives in the data directory)."""
-    state = request.app.state
-    secret: bytes | None = getattr(state, "console_secret", None)
-    if secret is None:
-        secret = request.app.state.settings.secret_key()
-        state.console_secret = secret
-    return secret
 
 
 def csrf_cookie_value(request: Request) -> tuple[str, bool]:
@@ -46,16 +37,11 @@ def csrf_cookie_value(request: Request) -> tuple[str, bool]:
     return secrets.token_urlsafe(24), True
 
 
-def csrf_token(secret: bytes, cookie_value: str) -> str:
-    return hmac.new(secret, f"csrf:{cookie_value}".encode(), hashlib.sha256).hexdigest()
-
-
 def check_csrf(request: Request, posted: str | None) -> None:
     """Raise :class:`CsrfError` unless ``posted`` is the token of this request's CSRF cookie."""
-    cookie = request.cookies.get(CSRF_COOKIE)
-    if not cookie or not posted:
+    if not request.cookies.get(CSRF_COOKIE) or not posted:
         raise CsrfError("missing CSRF cookie or token")
-    if not hmac.compare_digest(csrf_token(console_secret(request), cookie), posted):
+    if not token_matches(request, posted):
         raise CsrfError("CSRF token does not match its cookie")
 
 

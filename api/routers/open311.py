@@ -2,10 +2,12 @@
 and write cases.
 
 Secure by default, unlike the spec's public GET: every endpoint except ``discovery.json`` needs a
-credential, given as ``api_key`` (query string for GET, form field for POST, as the spec does for POST)
-or as a ``Bearer`` token / ``X-Device-Key`` header. Requests are read with an operator token (unit
-handlers see their own unit's cases); they are submitted with an operator token (not a viewer) or a
-device key. Errors are GeoReport error arrays ``[{"code": <HTTP status>, "description": "..."}]``.
+credential: best in a header (``X-API-Key``, ``Authorization: Bearer`` or ``X-Device-Key``), which access
+logs and proxies do not record; ``api_key`` in the query string (GET) or form (POST), as the spec has
+it, is accepted too, and blanked in the store's logs (:mod:`api.log_redaction`). Requests are read with
+an operator token (unit handlers see their own unit's cases); they are submitted with an operator token
+(not a viewer) or a device key. Errors are GeoReport error arrays
+``[{"code": <HTTP status>, "description": "..."}]``.
 """
 
 from __future__ import annotations
@@ -82,8 +84,12 @@ router = APIRouter(prefix="/open311/v2", tags=["open311"], route_class=Open311Ro
 
 _bearer = HTTPBearer(auto_error=False, description="Operator token (swt_...) or device key (swd_...)")
 _device_header = APIKeyHeader(name="X-Device-Key", auto_error=False, description="Device API key (swd_...)")
+_api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="The api_key as a header: operator token or device key."
+)
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 DeviceHeaderDep = Annotated[str | None, Depends(_device_header)]
+ApiKeyHeaderDep = Annotated[str | None, Depends(_api_key_header)]
 ApiKeyQuery = Annotated[
     str | None, Query(max_length=200, description="Operator token (swt_...) or device key (swd_...).")
 ]
@@ -111,9 +117,10 @@ def query_caller(
     session: SessionDep,
     bearer: BearerDep,
     device_key: DeviceHeaderDep,
+    header_key: ApiKeyHeaderDep,
     api_key: ApiKeyQuery = None,
 ) -> Actor:
-    return _caller(request, session, api_key, bearer, device_key)
+    return _caller(request, session, header_key or api_key, bearer, device_key)
 
 
 def form_caller(
@@ -121,9 +128,10 @@ def form_caller(
     session: SessionDep,
     bearer: BearerDep,
     device_key: DeviceHeaderDep,
+    header_key: ApiKeyHeaderDep,
     api_key: Annotated[str | None, Form(max_length=200, description="Operator token or device key.")] = None,
 ) -> Actor:
-    return _caller(request, session, api_key, bearer, device_key)
+    return _caller(request, session, header_key or api_key, bearer, device_key)
 
 
 QueryCaller = Annotated[Actor, Depends(query_caller)]

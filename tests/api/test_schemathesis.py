@@ -52,7 +52,7 @@ DEVICE_OPERATIONS = {
     ("PUT", "/api/v1/devices/me/cameras/{code}/health"),
     ("PUT", "/api/v1/devices/me/cameras/{code}/snapshot"),
 }
-CREDENTIAL_FIELDS = ("authorization", "x-device-key", "cookie", "api_key")
+CREDENTIAL_FIELDS = ("authorization", "x-device-key", "x-api-key", "cookie", "api_key")
 CHECKS = [
     not_a_server_error,
     status_code_conformance,

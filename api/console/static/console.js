@@ -12,7 +12,8 @@ window.streetwatch = (function () {
       for (const item of Array.isArray(value) ? value : [value]) body.append(key, item);
     }
     const response = await fetch(url, {
-      method: "POST", body, credentials: "same-origin", headers: { Accept: "application/json" },
+      method: "POST", body, credentials: "same-origin",
+      headers: { Accept: "application/json", "X-CSRF-Token": csrf() },  // the JSON API reads the header
     });
     const data = await response.json().catch(() => ({}));
     if (!response.ok) throw new Error(data.detail || response.statusText);
@@ -39,10 +40,27 @@ window.streetwatch = (function () {
       el.classList.toggle("over", ms < 0);
     }
   }
+  // Sizes computed on the server travel in data-* attributes: the Content-Security-Policy (style-src 'self')
+  // forbids style="" in the markup, not styles set through the DOM.
+  //   data-width="42.5" (bar width, %), data-fill="42.5" (the --w of a filled background, %),
+  //   data-aspect="1280 / 720" (aspect-ratio).
+  function applySizes(root) {
+    const percent = (value) => `${Math.max(0, Math.min(100, Number(value) || 0))}%`;
+    for (const el of root.querySelectorAll("[data-width]")) el.style.width = percent(el.dataset.width);
+    for (const el of root.querySelectorAll("[data-fill]")) el.style.setProperty("--w", percent(el.dataset.fill));
+    for (const el of root.querySelectorAll("[data-aspect]")) el.style.aspectRatio = el.dataset.aspect;
+  }
+
+  // No inline handlers under the CSP either: <button data-print> prints the page.
+  document.addEventListener("click", (event) => {
+    if (event.target.closest("[data-print]")) window.print();
+  });
+
   document.addEventListener("DOMContentLoaded", () => {
+    applySizes(document);
     tickCountdowns();
     setInterval(tickCountdowns, 30000);
   });
 
-  return { post, typing, tickCountdowns };
+  return { post, typing, tickCountdowns, applySizes };
 })();
