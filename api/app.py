@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException
 
-from api import console
+from api import body_limits, console
 from api.db import make_engine, make_session_factory
 from api.errors import ApiError
 from api.jobs import JobRunner, default_jobs
@@ -103,6 +103,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(camera_routes.router)
     console.register(app)  # the operator console's pages under /console
     install_metrics(app, metrics, settings.metrics_bearer())
+    body_limits.install(app, settings)  # after the routes: upload routes are found by their File parameters
     return app
 
 
