@@ -13,8 +13,12 @@ import json
 import select
 import shutil
 import socket
+import struct
+import threading
 import time
+import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,11 +27,13 @@ from typing import Annotated, Any
 import anyio
 import pytest
 from fastapi import FastAPI, File, Request, UploadFile
+from fastapi.testclient import TestClient
 
-from api import body_limits
+from api import body_limits, evidence
 from api.db import make_engine, make_session_factory
+from api.errors import PayloadTooLarge
 from api.settings import Settings
-from tests.api.builders import make_device_key
+from tests.api.builders import device_auth, image_bytes, make_device_key, make_world, post_report
 from tests.api.conftest import Store
 from tests.api.test_ingest import serve
 
@@ -444,3 +450,77 @@ def test_a_third_concurrent_upload_from_one_device_gets_429(sqlite_store: Store)
     assert json.loads(third.body)["code"] == "too_many_requests"
     assert other.status != 429  # another credential has its own count (and fails its own checks)
     assert again.status != 429
+
+
+# --- images: pixels checked from the header, decodes bounded -----------------------------------------------
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG header announcing an image of this size, with no pixel data behind it."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return b"\x89PNG\r\n\x1a\n" + chunk + b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def test_an_image_over_the_pixel_limit_is_refused_before_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_decoding(*_: object) -> None:
+        raise AssertionError("decoded an image over the pixel limit")
+
+    monkeypatch.setattr(evidence.cv2, "imdecode", no_decoding)
+    with pytest.raises(PayloadTooLarge, match="4000x3001 pixels, more than the limit of 12000000") as refused:
+        evidence.check_image(png_claiming(4000, 3001), MiB)  # the default: 12 MP
+    assert refused.value.details == {"field": "file", "max_pixels": 12_000_000}
+    with pytest.raises(PayloadTooLarge, match="64x48 pixels, more than the limit of 3071"):
+        evidence.check_image(image_bytes(".jpg", 64, 48), MiB, max_pixels=64 * 48 - 1)
+
+
+def test_an_image_at_the_pixel_limit_is_accepted() -> None:
+    checked = evidence.check_image(image_bytes(".png", 64, 48), MiB, max_pixels=64 * 48)
+
+    assert (checked.content_type, checked.width, checked.height) == ("image/png", 64, 48)
+
+
+@pytest.mark.parametrize("max_decodes", [1, 2])
+def test_at_most_max_decodes_images_decode_at_once(monkeypatch: pytest.MonkeyPatch, max_decodes: int) -> None:
+    decode = evidence.cv2.imdecode
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def slow_decode(*args: Any) -> Any:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        return decode(*args)
+
+    monkeypatch.setattr(evidence.cv2, "imdecode", slow_decode)
+    data = image_bytes()
+    with ThreadPoolExecutor(6) as pool:
+        checked = list(pool.map(lambda _: evidence.check_image(data, MiB, max_decodes=max_decodes), range(6)))
+
+    assert most == max_decodes and all(c.width == 64 for c in checked)
+
+
+def test_the_store_applies_its_pixel_limit_to_uploads(client: TestClient, store: Store) -> None:
+    make_world(store.sessions)
+    device_key = make_device_key(store.sessions, "box-1")
+    case_id = post_report(client, device_key, "incident-0001")["case_id"]
+    store.settings.image_max_pixels = 64 * 48 - 1  # the app reads its settings per request
+
+    response = client.post(
+        f"/api/v1/cases/{case_id}/evidence",
+        files={"file": ("a.jpg", image_bytes(".jpg", 64, 48), "image/jpeg")},
+        data={"kind": "confirmation"},
+        headers=device_auth(device_key),
+    )
+
+    assert response.status_code == 413, response.text
+    assert response.json() == {
+        "detail": "JPEG is 64x48 pixels, more than the limit of 3071",
+        "code": "payload_too_large",
+        "field": "file",
+        "max_pixels": 3071,
+    }
