@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException
 
-from api import console, log_redaction
+from api import body_limits, console, log_redaction
 from api.db import make_engine, make_session_factory
 from api.errors import ApiError
 from api.jobs import JobRunner, default_jobs
@@ -106,6 +106,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(camera_routes.router)
     console.register(app)  # the operator console's pages under /console
     install_metrics(app, metrics, settings.metrics_bearer())
+    body_limits.install(app, settings)  # after the routes: upload routes are found by their File parameters
+    # added after the body limits, so it wraps (and adds its headers to) their refusals too
     app.add_middleware(SecurityHeaders, force_secure_cookies=settings.cookie_secure)
     log_redaction.install()  # here, not in the serve command: it holds however the app is served
     return app

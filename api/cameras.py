@@ -33,12 +33,17 @@ def store_snapshot(
 ) -> Camera:
     """Keep ``data`` as the latest frame of one of the device's own cameras (404 for any other camera).
 
-    Only a whole JPEG within ``evidence_max_bytes`` is accepted (checked like evidence, without decoding).
+    Only a whole JPEG within ``evidence_max_bytes`` is accepted (checked like evidence).
     """
     camera = camera_by_code(session, camera_code)
     if camera is None or camera.device_id != device_id:
         raise NotFound(f"this device has no camera {camera_code!r}")
-    checked = check_image(data, settings.evidence_max_bytes)
+    checked = check_image(
+        data,
+        settings.evidence_max_bytes,
+        max_pixels=settings.image_max_pixels,
+        max_decodes=settings.image_decodes_max,
+    )
     if checked.content_type != "image/jpeg":
         raise InvalidInput(f"a snapshot must be a JPEG image, got {checked.content_type}", field="file")
     # readers see the old frame or the new one, never half of one; a lost frame is replaced a minute later

@@ -11,7 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import threading
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import cv2
@@ -26,7 +28,7 @@ from api.case_queries import get_visible_case, visibility_clause
 from api.errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge
 from api.ingest import begin_write
 from api.models import Camera, Case, Evidence, Role, Sighting, utcnow
-from api.settings import Settings
+from api.settings import IMAGE_DECODES_MAX, IMAGE_MAX_PIXELS, Settings
 from common.files import write_atomically
 from contract.reports import BEST_EVIDENCE_MARGIN, EvidenceKind
 
@@ -34,7 +36,6 @@ _FULL_VIEW_RANK = 2  # first_seen and better: whole frames, comparable by their 
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 _SHA256 = re.compile(SHA256_PATTERN)
-MAX_PIXELS = 50_000_000  # refuse to decode anything bigger (decompression bombs); 4K frames are 8.3 MP
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _JPEG_END = b"\xff\xd9"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -60,12 +61,48 @@ def evidence_url(sha256: str) -> str:
     return f"/api/v1/evidence/{sha256}"
 
 
-def check_image(data: bytes, max_bytes: int) -> CheckedImage:
-    """Accept ``data`` only if it is a whole JPEG or PNG that decodes; raise InvalidInput/PayloadTooLarge."""
+def check_image(
+    data: bytes,
+    max_bytes: int,
+    *,
+    max_pixels: int = IMAGE_MAX_PIXELS,
+    max_decodes: int = IMAGE_DECODES_MAX,
+) -> CheckedImage:
+    """Accept ``data`` only if it is a whole JPEG or PNG that decodes; raise InvalidInput/PayloadTooLarge.
+
+    The size in the header is checked against ``max_pixels`` before decoding (a small file can announce a
+    huge image), and at most ``max_decodes`` images decode at once in this process, so memory for decoding
+    stays under about ``max_decodes * max_pixels * 3`` bytes however many uploads arrive together."""
     if len(data) > max_bytes:
         raise PayloadTooLarge(
             f"evidence image is larger than the limit of {max_bytes} bytes", field="file", max_bytes=max_bytes
         )
+    content_type, width, height = _header(data)
+    kind = content_type.removeprefix("image/").upper()
+    if width * height > max_pixels:
+        raise PayloadTooLarge(
+            f"{kind} is {width}x{height} pixels, more than the limit of {max_pixels}",
+            field="file",
+            max_pixels=max_pixels,
+        )
+    with _decode_slots(max_decodes):
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise InvalidInput(
+            f"file has a {kind} signature but does not decode: corrupt or truncated", field="file"
+        )
+    height, width = image.shape[:2]  # as decoded: EXIF orientation may swap the header's sides
+    return CheckedImage(content_type, int(width), int(height))
+
+
+@cache
+def _decode_slots(max_decodes: int) -> threading.BoundedSemaphore:
+    """One process-wide bound per configured number (routes run in worker threads)."""
+    return threading.BoundedSemaphore(max_decodes)
+
+
+def _header(data: bytes) -> tuple[str, int, int]:
+    """Content type, width and height from a whole JPEG's or PNG's header, without decoding."""
     if not data:
         raise InvalidInput("evidence file is empty: expected a JPEG or PNG image", field="file")
     if data.startswith(_JPEG_MAGIC):
@@ -81,20 +118,10 @@ def check_image(data: bytes, max_bytes: int) -> CheckedImage:
             f"not a JPEG or PNG image (the file starts with {data[:8].hex()}); evidence must be JPEG or PNG",
             field="file",
         )
-    kind = content_type.removeprefix("image/").upper()
     if size is None:
+        kind = content_type.removeprefix("image/").upper()
         raise InvalidInput(f"{kind} header has no image size: corrupt file", field="file")
-    if size[0] * size[1] > MAX_PIXELS:
-        raise PayloadTooLarge(
-            f"{kind} is {size[0]}x{size[1]} pixels, more than the limit of {MAX_PIXELS}", field="file"
-        )
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise InvalidInput(
-            f"file has a {kind} signature but does not decode: corrupt or truncated", field="file"
-        )
-    height, width = image.shape[:2]
-    return CheckedImage(content_type, int(width), int(height))
+    return content_type, size[0], size[1]
 
 
 def _png_size(data: bytes) -> tuple[int, int] | None:
@@ -191,7 +218,12 @@ def add_evidence(
     now = now or utcnow()
     case = _case_for_upload(session, case_id, actor)  # who may, before what is wrong with the upload
     evidence_kind = _kind(kind)
-    image = check_image(data, settings.evidence_max_bytes)
+    image = check_image(
+        data,
+        settings.evidence_max_bytes,
+        max_pixels=settings.image_max_pixels,
+        max_decodes=settings.image_decodes_max,
+    )
     sha256 = hashlib.sha256(data).hexdigest()
     store_image(settings.evidence_dir, sha256, image.content_type, data)  # an orphan at worst if we roll back
     begin_write(session)  # decoding and writing the file happened outside SQLite's write lock

@@ -9,6 +9,9 @@ from typing import Annotated
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+IMAGE_MAX_PIXELS = 12_000_000  # a 4K frame is 8.3 MP; a decoded 12 MP image takes 36 MB
+IMAGE_DECODES_MAX = 2
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STREETWATCH_", env_file=".env", extra="ignore")
@@ -22,6 +25,27 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     workers: int = Field(1, ge=1)
     evidence_max_bytes: int = Field(5 * 1024 * 1024, gt=0)
+    # Request bodies (api.body_limits): refused with 413 from Content-Length or while they stream in.
+    body_max_bytes: int = Field(
+        1024 * 1024, gt=0, description="Largest body of a route that takes no file (JSON, forms)."
+    )
+    multipart_overhead_bytes: int = Field(
+        64 * 1024, ge=0, description="Allowed beside the image on upload routes: form fields, boundaries."
+    )
+    body_idle_timeout_s: float = Field(
+        30.0, gt=0, description="A body that sends nothing for this long is refused with 408."
+    )
+    body_total_timeout_s: float = Field(
+        300.0, gt=0, description="A body not complete after this long is refused with 408."
+    )
+    uploads_per_client: int = Field(
+        2, ge=1, description="Concurrent uploads per credential (device key or token); more get 429."
+    )
+    uploads_total: int = Field(8, ge=1, description="Concurrent uploads per process; more get 429.")
+    image_max_pixels: int = Field(
+        IMAGE_MAX_PIXELS, gt=0, description="Largest image (width x height) decoded; a 4K frame is 8.3 MP."
+    )
+    image_decodes_max: int = Field(IMAGE_DECODES_MAX, ge=1, description="Images decoded at once per process.")
     recurrence_window_hours: float = Field(
         72.0, ge=0, description="复发: same place+violation after closing."
     )

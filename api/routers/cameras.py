@@ -31,7 +31,7 @@ class SnapshotPublic(BaseModel):
 @router.put(
     "/devices/me/cameras/{code}/snapshot",
     response_model=SnapshotPublic,
-    responses=errors(400, 404, 413, 422),
+    responses=errors(400, 404, 408, 413, 422, 429),
     summary="Upload the latest frame (JPEG) of one of the calling device's cameras",
 )
 def upload_snapshot(

@@ -103,7 +103,7 @@ def get_case_route(case_id: CaseId, actor: OperatorDep, session: SessionDep) -> 
     status_code=201,
     responses={
         200: {"model": EvidencePublic, "description": "The case already had this image."},
-        **errors(400, 404, 413, 422),
+        **errors(400, 404, 408, 413, 422, 429),
     },
     summary="Attach a JPEG or PNG image to a case (its device, or an operator who may act on it)",
 )

@@ -19,8 +19,13 @@ _ERRORS: Responses = {
     },
     404: {"model": ErrorBody, "description": "Not found, or not visible to the caller."},
     409: {"model": ErrorBody, "description": "The resource's state, or a unique key, does not allow this."},
+    408: {"model": ErrorBody, "description": "The body arrived too slowly (api.body_limits)."},
     413: {"model": ErrorBody, "description": "The upload is larger than allowed."},
     422: {"model": ValidationErrorBody, "description": "Invalid input."},
+    429: {
+        "model": ErrorBody,
+        "description": "Too many uploads in progress with this credential or in all; see Retry-After.",
+    },
 }
 
 
