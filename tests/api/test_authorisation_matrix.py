@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,6 +29,8 @@ from tests.api.builders import (
     make_world,
 )
 from tests.api.conftest import Store
+
+pytestmark = pytest.mark.security
 
 CALLERS = (
     "anonymous",

@@ -37,6 +37,8 @@ from tests.api.builders import device_auth, image_bytes, make_device_key, make_w
 from tests.api.conftest import Store
 from tests.api.test_ingest import serve
 
+pytestmark = pytest.mark.security
+
 JSON_LIMIT = 1000
 IMAGE_LIMIT = 4000
 OVERHEAD = 500

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
@@ -19,6 +20,8 @@ from tests.api.builders import (
     post_report,
 )
 from tests.api.conftest import Store
+
+pytestmark = pytest.mark.security
 
 
 def _setup(client: TestClient, store: Store) -> tuple[str, int, str]:

@@ -22,6 +22,8 @@ from api.models import Role
 from tests.api.builders import case_report, make_device_key, make_operator, make_world
 from tests.api.conftest import Store
 
+pytestmark = pytest.mark.security
+
 DEVICE_KEY = "swd_0a1b2c3d4e5f_Zm9vYmFyLWJhei1xdXV4LTEyMzQ1Njc4OTAtYWJjZGVm"
 TOKEN = "swt_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcde"
 META_TOKEN = re.compile(r'name="csrf-token" content="([0-9a-f]+)"')

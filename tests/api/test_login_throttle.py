@@ -23,6 +23,8 @@ from api.throttle import Rules, TooManyRequests
 from tests.api.builders import auth, make_device_key, make_operator
 from tests.api.conftest import Store
 
+pytestmark = pytest.mark.security
+
 LOGIN = "/api/v1/auth/login"
 PASSWORD = "correct-horse"  # the builders' password
 RULES = Rules(

@@ -25,6 +25,8 @@ from api.settings import Settings
 from tests.api.builders import World, auth, image_bytes, make_operator, make_world
 from tests.api.conftest import Store
 
+pytestmark = pytest.mark.security
+
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 OLD = NOW - dt.timedelta(days=200)  # past the default 180 days
 RECENT = NOW - dt.timedelta(days=10)

@@ -15,6 +15,8 @@ from api.security_headers import CONTENT_SECURITY_POLICY
 from tests.api.builders import auth, make_operator, make_pending_case, make_world
 from tests.api.conftest import Store
 
+pytestmark = pytest.mark.security
+
 FOREIGN = "https://evil.example"
 META_TOKEN = re.compile(r'name="csrf-token" content="([0-9a-f]+)"')
 EXPECTED_HEADERS = {

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from api.security_headers import CONTENT_SECURITY_POLICY
 from tests.console.conftest import ConsoleWorld, login
+
+pytestmark = pytest.mark.security
 
 # Collects every violation the browser reports, from before the page's first script runs.
 LISTEN = """

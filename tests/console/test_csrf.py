@@ -7,8 +7,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+import pytest
 
 from tests.console.conftest import PASSWORD, ConsoleWorld
+
+pytestmark = pytest.mark.security
 
 TOKEN = re.compile(r'name="csrf-token" content="([0-9a-f]+)"')
 

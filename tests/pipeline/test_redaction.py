@@ -25,6 +25,8 @@ from pipeline.evidence import UNREDACTED_DIR, prune_older_than, render_evidence
 from pipeline.redaction import PersonSplit, plate_bands, redact
 from tests.pipeline.test_evidence import make_detections, make_event, read
 
+pytestmark = pytest.mark.security
+
 Image = npt.NDArray[np.uint8]
 GONE = 0.1  # a redacted person keeps less than this share of their edge energy
 KEPT = 0.7  # the violation keeps more than this share of its own
