@@ -100,17 +100,22 @@ class Capture(logging.Handler):
 def captured_logs(*names: str) -> Iterator[Capture]:
     """Every record of the named loggers (and their children) at DEBUG, as its handlers would write it."""
     capture = Capture()
-    loggers = [logging.getLogger(name) for name in names]
-    levels = [logger.level for logger in loggers]
+    # Uvicorn's own logging config (applied by any earlier server in the run) stops uvicorn.access from
+    # propagating: attach to the named loggers' existing children too, and enable them for the test.
+    known = [n for n in logging.root.manager.loggerDict if any(n.startswith(f"{name}.") for name in names)]
+    loggers = [logging.getLogger(name) for name in (*names, *known)]
+    saved = [(logger.level, logger.disabled) for logger in loggers]
     for logger in loggers:
         logger.addHandler(capture)
         logger.setLevel(logging.DEBUG)
+        logger.disabled = False
     try:
         yield capture
     finally:
-        for logger, level in zip(loggers, levels, strict=True):
+        for logger, (level, disabled) in zip(loggers, saved, strict=True):
             logger.removeHandler(capture)
             logger.setLevel(level)
+            logger.disabled = disabled
 
 
 @contextmanager
