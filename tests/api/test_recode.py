@@ -28,7 +28,15 @@ from api.models import (
 )
 from api.open_or_merge import open_slot
 from api.work_calendar import add_working_hours, make_calendar
-from tests.api.builders import World, auth, make_operators, make_pending_case, make_world
+from tests.api.builders import (
+    World,
+    auth,
+    make_device_key,
+    make_operators,
+    make_pending_case,
+    make_world,
+    post_report,
+)
 from tests.api.conftest import Store
 
 CALENDAR = make_calendar()  # no calendar configured in these tests
@@ -265,3 +273,23 @@ def test_violation_code_is_only_for_recode(client: TestClient, store: Store) -> 
     refused(
         act(client, city, case_id, "li", "file", violation_code="0501"), 422, "file takes no violation_code"
     )
+
+
+def test_an_unknown_object_report_waits_for_review_even_with_auto_file_on(
+    client: TestClient, store: Store
+) -> None:
+    """A city that turns auto_file on for 9901 by mistake still gets the report in the review queue."""
+    make_world(store.sessions)
+    with store.sessions.begin() as session:
+        session.execute(
+            update(ViolationType)
+            .where(ViolationType.code == "9901")
+            .values(auto_file=True, auto_file_min_confidence=0)
+        )
+    key = make_device_key(store.sessions)
+    result = post_report(
+        client, key, "static-1", violation_type="unknown_object", boxes=[PILE_BOX], confidence=0.99
+    )
+    assert (result["created"], result["status"]) == (True, "pending_review")
+    with store.sessions() as session:
+        assert session.get_one(Case, result["case_id"]).violation_code == "9901"
