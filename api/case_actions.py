@@ -12,6 +12,13 @@ Side effects worth knowing:
   plus approved extensions.
 - ``approve_extension`` moves deadline_at later by the approved working hours (from the old deadline).
 - ``close`` and ``void`` free the case's open slot, so the next report for the place opens a new case.
+- ``recode`` (pending_review or filed: before any dispatch) changes the violation code to another active
+  one and moves the case to the new code's open slot, merging it into the open case there if there is one
+  (:mod:`api.recoding`; the re-coded case is then voided as ``duplicate``). The audit event keeps
+  ``{"from", "to", "boxes"}``, the labels a later training run reads, and the routing the new code gets; a
+  filed case (filed but routed nowhere) is routed and dispatched again at once, as filing does, so its
+  deadline is the new code's. A case still to classify (``unknown_object``) can be neither filed nor
+  dispatched (:func:`api.workflow.check_classified`).
 """
 
 from __future__ import annotations
@@ -27,12 +34,22 @@ from sqlalchemy.orm import Session, object_session
 from api.actors import SYSTEM, Actor
 from api.audit import record_event
 from api.errors import Conflict, Forbidden, InvalidInput, NotFound
-from api.models import Camera, Case, CaseStatus, DeadlineRule, Role, Sighting, Unit, utcnow
+from api.models import Camera, Case, CaseStatus, DeadlineRule, Role, Sighting, Unit, ViolationType, utcnow
 from api.notify import enqueue_case_event
+from api.recoding import move_to_slot, reported_boxes
 from api.routing import route
 from api.settings import Settings
 from api.work_calendar import WorkCalendar, add_working_hours, load_calendar
-from api.workflow import Action, Transition, allowed_actions, check, parse_action
+from api.workflow import (
+    NEEDS_CLASSIFIED,
+    Action,
+    Transition,
+    allowed_actions,
+    check,
+    check_classified,
+    is_unclassified,
+    parse_action,
+)
 
 
 def principal_of(actor: Actor) -> str:
@@ -84,7 +101,13 @@ def allowed_actions_for(case: Case, actor: Actor) -> list[str]:
         owns_case=owns_case(session, case, actor),
         extension_pending=case.extension_requested_hours is not None,
     )
+    if is_unclassified(pipeline_type_of(session, case.violation_code)):
+        actions = [a for a in actions if a not in NEEDS_CLASSIFIED]
     return [a.value for a in actions]
+
+
+def pipeline_type_of(session: Session, violation_code: str) -> str | None:
+    return session.scalar(select(ViolationType.pipeline_type).where(ViolationType.code == violation_code))
 
 
 def lock_case(session: Session, case_id: int) -> Case:
@@ -116,6 +139,7 @@ class _Step:
     note: str | None = None
     unit_id: int | None = None
     hours: float | None = None
+    violation_code: str | None = None
     preset_unit: tuple[Unit, str] | None = None  # a unit routing already chose (auto-dispatch on filing)
     from_status: str = ""
     data: dict[str, Any] = field(default_factory=dict)
@@ -147,6 +171,7 @@ def apply_action(
     note: str | None = None,
     unit_id: int | None = None,
     hours: float | None = None,
+    violation_code: str | None = None,
     now: dt.datetime | None = None,
 ) -> Case:
     """Take ``action`` on ``case`` as ``actor``: 409 for a move not allowed from the status, 403 for a role or
@@ -154,9 +179,9 @@ def apply_action(
     now = now or utcnow()
     action = parse_action(action)
     case = lock_case(session, case.id)
-    step = _Step(session, case, actor, settings, now, reason, note, unit_id, hours)
+    step = _Step(session, case, actor, settings, now, reason, note, unit_id, hours, violation_code)
     _transition(step, action)
-    if action is Action.FILE:
+    if action is Action.FILE or (action is Action.RECODE and case.status == CaseStatus.FILED):
         _auto_dispatch(session, case, settings, now)
     session.flush()
     return case
@@ -174,6 +199,13 @@ def _transition(step: _Step, action: Action) -> None:
         note=step.note,
         hours=step.hours,
         unit_id=step.unit_id,
+        violation_code=step.violation_code,
+    )
+    check_classified(
+        action,
+        case_id=case.id,
+        violation_code=case.violation_code,
+        pipeline_type=pipeline_type_of(step.session, case.violation_code),
     )
     step.from_status = case.status
     if row.target is not None:
@@ -346,6 +378,46 @@ def _on_close(step: _Step) -> None:
     step.case.open_slot = None
 
 
+def _on_recode(step: _Step) -> None:
+    case = step.case
+    old = case.violation_code
+    new = _recode_target(step, old)
+    step.data.update({"from": old, "to": new.code, "boxes": reported_boxes(step.session, case.id)})
+    case.violation_code = new.code
+    merged = move_to_slot(step.session, case, step.actor, step.now)
+    if merged is not None:
+        step.reason = "duplicate"
+        step.data["merged_into"] = merged.id
+        return
+    if case.status == CaseStatus.PENDING_REVIEW:  # filed cases are routed and dispatched after this step
+        unit, why = route(step.session, case.place, new.code)
+        hours = deadline_hours(step.session, new.code, step.calendar)
+        step.data.update(unit=unit.code if unit else None, routing=why, working_hours=hours)
+
+
+def _recode_target(step: _Step, old: str) -> ViolationType:
+    """The active violation type to re-code to: 422 for an unknown, inactive or unchanged code."""
+    code = step.violation_code or ""
+    new = step.session.scalar(select(ViolationType).where(ViolationType.code == code))
+    if new is None or not new.active:
+        active = step.session.scalars(
+            select(ViolationType.code).where(ViolationType.active.is_(True)).order_by(ViolationType.code)
+        ).all()
+        state = "is not a violation type" if new is None else "is disabled"
+        raise InvalidInput(
+            f"violation_code {code!r} {state}; active codes: {', '.join(active)}", field="violation_code"
+        )
+    if new.code == old:
+        raise InvalidInput(f"case {step.case.id} is already {old}: give another code", field="violation_code")
+    if is_unclassified(new.pipeline_type) and step.case.status != CaseStatus.PENDING_REVIEW:
+        raise InvalidInput(
+            f"{new.code} ({new.pipeline_type}) is for cases still under review; a filed case needs a code "
+            "a unit can be sent for",
+            field="violation_code",
+        )
+    return new
+
+
 _EFFECTS: dict[Action, Callable[[_Step], None]] = {
     Action.FILE: _on_file,
     Action.VOID: _on_void,
@@ -362,6 +434,7 @@ _EFFECTS: dict[Action, Callable[[_Step], None]] = {
     Action.VERIFY: _on_verify,
     Action.REWORK: _on_rework,
     Action.CLOSE: _on_close,
+    Action.RECODE: _on_recode,
 }
 
 

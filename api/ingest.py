@@ -60,6 +60,7 @@ from api.models import (
 )
 from api.open_or_merge import open_or_merge
 from api.settings import Settings
+from api.workflow import is_unclassified
 from contract.reports import CaseReport, IngestResult
 
 MAX_ATTEMPTS = 4  # whole attempts: each starts over after the open case closed under a merge
@@ -535,6 +536,8 @@ def _auto_file(
 ) -> None:
     """File a new case as the system actor if its violation type says so and the detection is sure enough."""
     if not violation.auto_file or confidence < violation.auto_file_min_confidence:
+        return
+    if is_unclassified(violation.pipeline_type):  # waits for re-coding, whatever its auto_file says
         return
     from api.case_actions import apply_action  # the workflow module; imported late to keep ingest importable
 

@@ -13,7 +13,10 @@ Checks run in this order, so each refusal names the first thing that is wrong:
 2. a unit handler / device acting on a case that is not its -> :class:`Forbidden` (403)
 3. the action is not a move out of the case's status        -> :class:`Conflict` (409)
 4. the extension state does not fit (none pending / one already pending) -> :class:`Conflict` (409)
-5. a required field is missing or wrong (void reason, return note, hours) -> :class:`InvalidInput` (422)
+5. a required field is missing or wrong (void reason, return note, hours, code) -> :class:`InvalidInput` (422)
+
+A case of a to-classify violation type (pipeline type ``unknown_object``, code 9901 in the default
+reference data) may not be filed or sent to a unit: :func:`check_classified` (409) says to re-code it first.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class Action(StrEnum):
     VERIFY = "verify"  # 核查
     REWORK = "rework"  # 返工
     CLOSE = "close"  # 结案
+    RECODE = "recode"  # 改判类型: change the violation code before dispatch
 
 
 class ExtensionRule(StrEnum):
@@ -74,6 +78,7 @@ class Transition:
     needs_note: bool = False
     hours: Literal["none", "required", "optional"] = "none"  # working hours > 0
     takes_unit: bool = False  # unit_id may name the unit (otherwise routing decides)
+    takes_code: bool = False  # violation_code is required: the new code
 
 
 def _roles(*roles: str) -> frozenset[str]:
@@ -192,6 +197,15 @@ TABLE: dict[Action, Transition] = {
             "返工: still there; back to the unit with a fresh deadline",
         ),
         Transition(Action.CLOSE, frozenset({S.VERIFIED}), S.CLOSED, _roles(SHIFT_LEADER), "结案"),
+        Transition(
+            Action.RECODE,
+            frozenset({S.PENDING_REVIEW, S.FILED}),  # before any dispatch: no unit has worked on it yet
+            None,  # unchanged, or voided as a duplicate when it merges into the new code's open case
+            _roles(SHIFT_LEADER),
+            "改判: change the violation code; re-routes and moves the case to the new code's open slot "
+            "(merging into that open case if there is one)",
+            takes_code=True,
+        ),
     )
 }
 
@@ -243,6 +257,7 @@ def check(
     note: str | None = None,
     hours: float | None = None,
     unit_id: int | None = None,
+    violation_code: str | None = None,
 ) -> Transition:
     """The table row for ``action`` if ``principal`` may take it now; otherwise raise a typed error."""
     row = TABLE[parse_action(action)]
@@ -277,6 +292,7 @@ def check(
             **details,
         )
     _check_fields(row, reason=reason, note=note, hours=hours, unit_id=unit_id)
+    _check_code(row, violation_code)
     return row
 
 
@@ -323,3 +339,39 @@ def _check_fields(
     if unit_id is not None and not row.takes_unit:
         takers = _names([t.action for t in TABLE.values() if t.takes_unit])
         raise InvalidInput(f"{row.action} takes no unit_id; unit_id is for {takers}", field="unit_id")
+
+
+def _check_code(row: Transition, violation_code: str | None) -> None:
+    if row.takes_code and not violation_code:
+        raise InvalidInput(
+            f"{row.action} needs violation_code: the event code to change to, e.g. 0102",
+            field="violation_code",
+        )
+    if violation_code is not None and not row.takes_code:
+        takers = _names([t.action for t in TABLE.values() if t.takes_code])
+        raise InvalidInput(
+            f"{row.action} takes no violation_code; violation_code is for {takers}", field="violation_code"
+        )
+
+
+# --- cases still to classify ---
+
+UNCLASSIFIED_TYPE = "unknown_object"  # the pipeline type of "something new is there" (static change)
+# Every move that files a case or hands it to a unit: a to-classify case must be re-coded first.
+NEEDS_CLASSIFIED = frozenset({Action.FILE, Action.DISPATCH, Action.REASSIGN, Action.RESUME, Action.REWORK})
+
+
+def is_unclassified(pipeline_type: str | None) -> bool:
+    """Whether a violation type of this pipeline type waits for an operator to re-code it."""
+    return pipeline_type == UNCLASSIFIED_TYPE
+
+
+def check_classified(action: Action, *, case_id: int, violation_code: str, pipeline_type: str | None) -> None:
+    """409 for a move that would file or dispatch a case whose type is still to classify."""
+    if action in NEEDS_CLASSIFIED and is_unclassified(pipeline_type):
+        raise Conflict(
+            f"cannot {action} case {case_id}: its violation {violation_code} ({pipeline_type}) is still to "
+            f"classify; re-code before filing (请先改判类型再立案) with action recode and a violation_code",
+            action=action.value,
+            violation_code=violation_code,
+        )

@@ -18,6 +18,13 @@ Each image's boxes come from the sighting (device report) it was uploaded with: 
 received before the image. Only the reported (offending) objects are labelled; other objects in an
 image are not, so pick the dataset classes to be the violation classes.
 
+A re-coded case is labelled by the type the operator chose: re-coding (``recode``, kept in the audit trail
+as ``{"from", "to", "boxes"}``) changes the case's event code, so a static-change box of class
+``unknown_object`` on a case re-coded to 0102 maps through exposed_garbage's ``"*"`` to ``garbage``. A type
+with no single class (illegal_parking: car? truck?) needs a ``--mapping`` entry for ``unknown_object``;
+the export says so rather than guessing. A case merged away by its re-code is voided as a duplicate: its
+sightings, boxes included, moved to the open case it merged into and are exported there.
+
 Splits are a hash of the *incident*: a case and the recurrences linked to it (same place, same
 violation) always land in the same split, so near-identical views never leak between train and test.
 ``--group-by camera`` holds out whole cameras instead.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.actors import Actor
@@ -16,8 +17,9 @@ from api.case_actions import apply_action, get_case_for
 from api.errors import ApiError
 from api.evidence import add_evidence
 from api.ingest import begin_write
-from api.models import Unit
+from api.models import Unit, ViolationType
 from api.settings import Settings
+from api.workflow import is_unclassified
 from contract.reports import EvidenceKind
 
 
@@ -29,6 +31,7 @@ class ActionRequest:
     unit_id: int | None = None
     hours: float | None = None
     photo: bytes | None = None  # the unit's photo of the handled place (evidence kind "handling")
+    violation_code: str | None = None  # recode: the new event code
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ def act(session: Session, actor: Actor, settings: Settings, case_id: int, reques
                 note=request.note or None,
                 unit_id=request.unit_id,
                 hours=request.hours,
+                violation_code=request.violation_code,
             )
             unit = session.get(Unit, case.unit_id) if case.unit_id is not None else None
             return Outcome(case.id, True, case.status, unit.name if unit else None)
@@ -72,3 +76,26 @@ def act_on_many(
     session: Session, actor: Actor, settings: Settings, case_ids: list[int], request: ActionRequest
 ) -> list[Outcome]:
     return [act(session, actor, settings, case_id, request) for case_id in dict.fromkeys(case_ids)]
+
+
+@dataclass(frozen=True)
+class RecodeChoice:
+    """An active violation type an operator may re-code to; ``key`` is its number key in the queue."""
+
+    code: str
+    name: str
+    name_en: str
+    key: int | None
+
+
+RECODE_KEYS = 9  # number keys 1-9; codes past the ninth are on the case page's list only
+
+
+def recode_choices(session: Session) -> list[RecodeChoice]:
+    """Active codes by code; the to-classify ones get no number key (re-coding is to leave them)."""
+    types = session.scalars(
+        select(ViolationType).where(ViolationType.active.is_(True)).order_by(ViolationType.code)
+    ).all()
+    keyed = [v for v in types if not is_unclassified(v.pipeline_type)][:RECODE_KEYS]
+    keys = {v.code: i for i, v in enumerate(keyed, start=1)}
+    return [RecodeChoice(v.code, v.name, v.name_en or v.name, keys.get(v.code)) for v in types]

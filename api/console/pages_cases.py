@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from api.case_actions import allowed_actions_for, get_case_for
 from api.case_queries import recurrence_ids
-from api.console.acting import ActionRequest, act
+from api.console.acting import ActionRequest, act, recode_choices
 from api.console.deps import Page, PageDep
 from api.console.rendering import render
 from api.console.security import CSRF_FIELD, check_csrf, safe_next
@@ -55,6 +55,9 @@ def render_case(page: Page, case_id: int, *, error: str | None = None, status_co
         after=_evidence(case, AFTER),
         allowed=allowed,
         units=units,
+        recode_choices=[c for c in recode_choices(session) if c.code != case.violation_code]
+        if any(row.takes_code for row in allowed)
+        else [],
         recurrences=recurrence_ids(session, case.id),
         clock_running=case.status in CLOCK_STATUSES,
         error=error,
@@ -77,6 +80,7 @@ def case_action(
     reason: Annotated[str | None, Form(max_length=64)] = None,
     unit_id: Annotated[str | None, Form(max_length=12)] = None,
     hours: Annotated[str | None, Form(max_length=12)] = None,
+    violation_code: Annotated[str | None, Form(max_length=16)] = None,
     photo: Annotated[UploadFile | None, File()] = None,
     csrf_token: Annotated[str, Form(alias=CSRF_FIELD)] = "",
     next: Annotated[str, Form(max_length=2000)] = "",
@@ -92,6 +96,7 @@ def case_action(
             unit_id=int(unit_id) if unit_id else None,
             hours=float(hours) if hours else None,
             photo=data or None,
+            violation_code=violation_code or None,
         )
     except ValueError:
         return render_case(

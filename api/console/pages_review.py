@@ -7,15 +7,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Query
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy import select
 
-from api.console.acting import ActionRequest, act_on_many
+from api.console.acting import ActionRequest, act, act_on_many, recode_choices
 from api.console.deps import Page, PageDep
 from api.console.queue import Cursor, QueueFilter, filter_options, review_queue
 from api.console.rendering import render
 from api.console.security import CSRF_FIELD, check_csrf, safe_next
 from api.deps import SettingsDep
 from api.errors import Forbidden, InvalidInput
-from api.models import Role
+from api.models import AuditEvent, Role, ViolationType
 from api.workflow import TABLE, VOID_REASONS, Action
 
 router = APIRouter(prefix="/console/review", include_in_schema=False)
@@ -78,6 +79,8 @@ def queue_page(
         filtered=any(query.values()),
         deep=after is not None,
         can_decide=principal in TABLE[Action.FILE].roles and principal in TABLE[Action.VOID].roles,
+        can_recode=principal in TABLE[Action.RECODE].roles,
+        recode_keys=[c for c in recode_choices(page.session) if c.key is not None],
         void_reasons=VOID_REASONS,
     )
 
@@ -111,3 +114,41 @@ def decide(
         ]
         return JSONResponse({"results": results})
     return RedirectResponse(safe_next(next, "/console/review"), status_code=303)
+
+
+@router.post("/recode")
+def recode(
+    page: PageDep,
+    settings: SettingsDep,
+    case_id: Annotated[int, Form(ge=1, le=2**31 - 1)],
+    violation_code: Annotated[str, Form(min_length=1, max_length=16)],
+    csrf_token: Annotated[str, Form(alias=CSRF_FIELD)] = "",
+) -> Response:
+    """Re-code one case (the queue's number keys); JSON: the new code and name, or the case it merged into."""
+    check_csrf(page.request, csrf_token)
+    outcome = act(
+        page.session, page.operator, settings, case_id, ActionRequest("recode", violation_code=violation_code)
+    )
+    result: dict[str, object] = {"case_id": case_id, "ok": outcome.ok}
+    if not outcome.ok:
+        result["detail"] = outcome.error  # what window.streetwatch.post shows for a refusal
+    else:
+        violation = page.session.scalar(select(ViolationType).where(ViolationType.code == violation_code))
+        event = page.session.scalar(
+            select(AuditEvent)
+            .where(AuditEvent.case_id == case_id, AuditEvent.action == "recode")
+            .order_by(AuditEvent.id.desc())
+            .limit(1)
+        )
+        name = (
+            (violation.name if page.lang == "zh" else violation.name_en or violation.name)
+            if violation
+            else ""
+        )
+        result.update(
+            status=outcome.status,
+            violation_code=violation_code,
+            violation_name=name,
+            merged_into=(event.data or {}).get("merged_into") if event else None,
+        )
+    return JSONResponse(result, status_code=200 if outcome.ok else outcome.http_status)

@@ -12,6 +12,7 @@ from api.case_schemas import CasePublic
 from api.deps import ActorDep, SessionDep, SettingsDep
 from api.routers.responses import AUTHENTICATED, NOT_FOUND, errors
 from api.workflow import REASON_MAX_CHARS, VOID_REASONS, Action
+from contract.fields import EventCode
 
 router = APIRouter(prefix="/api/v1/cases", tags=["workflow"], responses=AUTHENTICATED)
 DB_INT_MAX = 2**31 - 1  # ids are 32-bit integers on PostgreSQL
@@ -37,6 +38,12 @@ class ActionRequest(BaseModel):
     hours: float | None = Field(
         default=None, description="request_extension (required), approve_extension (optional)."
     )
+    violation_code: EventCode | None = Field(
+        default=None,
+        description="recode (required): the active event code to change to, e.g. 0102. Re-coding re-routes "
+        "the case and moves it to the new code's open slot, merging it into the open case there (it is then "
+        "voided as duplicate) if one exists.",
+    )
 
 
 class AllowedActions(BaseModel):
@@ -51,7 +58,8 @@ class AllowedActions(BaseModel):
     responses=errors(400, 404, 409, 422),
     summary="Take a workflow action",
     description="Actions: " + ", ".join(a.value for a in Action) + ". 409 names the status and the allowed "
-    "moves; 403 names the roles that may.",
+    "moves; 403 names the roles that may; 409 also refuses to file or dispatch a case still to classify "
+    "(unknown_object): re-code it first.",
 )
 def take_action(
     case_id: CaseId,
@@ -73,6 +81,7 @@ def take_action(
         note=body.note,
         unit_id=body.unit_id,
         hours=body.hours,
+        violation_code=body.violation_code,
     )
     return CasePublic.model_validate(case)
 

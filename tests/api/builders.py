@@ -20,6 +20,8 @@ DEFAULT_VIOLATIONS = [
     ("0504", "店外经营", "business outside the shop", "street_stall", False),
     ("0505", "机动车乱停放", "improperly parked motor vehicle", "illegal_parking", True),
     ("0506", "非机动车乱停放", "improperly parked non-motor vehicle", "illegal_parking", False),
+    # the static-change detector's "something new is there": re-coded at review, never dispatched as is
+    ("9901", "疑似占道/待分类", "unidentified object on the street (to classify)", "unknown_object", True),
 ]
 
 

@@ -112,7 +112,7 @@ def when(value: str) -> dt.datetime:
 
 def test_the_seven_steps(client: TestClient, store: Store) -> None:
     city = make_city(store)
-    assert allowed(client, city, "li") == ["file", "void"]
+    assert allowed(client, city, "li") == ["file", "void", "recode"]
     assert allowed(client, city, "wang") == []
     assert allowed(client, city, "sun") == []
 

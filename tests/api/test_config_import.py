@@ -52,11 +52,11 @@ def write(tmp_path: Path, text: str, name: str = "city.yaml") -> Path:
 
 
 def test_default_and_example_import_then_reimport_changes_nothing(store: Store) -> None:
-    assert "violation_types: 5 created" in run_import(store, DEFAULT_CONFIG)
+    assert "violation_types: 6 created" in run_import(store, DEFAULT_CONFIG)  # 5 national + 9901
     summary = run_import(store, EXAMPLE)
     assert "units: 6 created" in summary and "routing_rules: 4 created" in summary
     first = counts(store)
-    assert first["violation_types"] == 5 and first["deadline_rules"] == 5 and first["zones"] == 3
+    assert first["violation_types"] == 6 and first["deadline_rules"] == 5 and first["zones"] == 3
     assert first["calendar_days"] == 39 and first["routing_rule_history"] == 4
 
     again = run_import(store, DEFAULT_CONFIG) + "; " + run_import(store, EXAMPLE)
@@ -223,7 +223,7 @@ def test_cli_migrate_loads_defaults_once_and_import_config(
     assert counts(store)["violation_types"] == 0
     result = invoke("migrate")
     assert result.exit_code == 0 and "loaded default reference data" in result.output, result.output
-    assert counts(store)["violation_types"] == 5
+    assert counts(store)["violation_types"] == 6
     result = invoke("migrate")
     assert result.exit_code == 0 and "loaded default" not in result.output
 

@@ -81,7 +81,8 @@ def test_discovery_is_public_services_need_a_key(client: TestClient, store: Stor
 
     token = make_operator(store.sessions, Role.VIEWER)
     services = client.get("/open311/v2/services.json", params={"api_key": token}).json()
-    assert [s["service_code"] for s in services] == ["0102", "0501", "0504", "0505", "0506"]
+    # 9901 too: a citizen may report "something is there" and the operator re-codes it at review
+    assert [s["service_code"] for s in services] == ["0102", "0501", "0504", "0505", "0506", "9901"]
     for service in services:
         assert_fields(service, SERVICE_FIELDS)
         assert service["metadata"] is False and service["type"] == "realtime"

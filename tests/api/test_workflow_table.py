@@ -33,6 +33,7 @@ SPEC: dict[str, tuple[set[str], set[str]]] = {
     "verify": ({"resolved"}, {"shift_leader", "device"}),
     "rework": ({"resolved", "verified"}, {"shift_leader", "device"}),
     "close": ({"verified"}, {"shift_leader"}),
+    "recode": ({"pending_review", "filed"}, {"shift_leader"}),
 }
 TARGETS = {
     "file": "filed",
@@ -50,6 +51,7 @@ TARGETS = {
     "verify": "verified",
     "rework": "dispatched",
     "close": "closed",
+    "recode": None,
 }
 # caller: (principal, owns the case). "own"/"other": a unit handler of the case's unit or of another
 # unit; a device that reported the case or one that did not.
@@ -69,6 +71,7 @@ FIELDS: dict[str, dict[str, object]] = {
     "void": {"reason": "duplicate"},
     "return": {"note": "not ours: private land"},
     "request_extension": {"hours": 8.0},
+    "recode": {"violation_code": "0102"},
 }
 
 

@@ -1,10 +1,13 @@
-// Review queue: j/k move, Enter/c confirm, x reject (1/2/3 reason), space select, bulk buttons.
+// Review queue: j/k move, Enter/c confirm, x reject (1/2/3 reason), space select, bulk buttons,
+// 1-9 re-code the current case to the type the legend shows for that key.
 "use strict";
 
 (function () {
   const queue = document.getElementById("queue");
   if (!queue) return;
   const canDecide = queue.dataset.canDecide === "true";
+  const canRecode = queue.dataset.canRecode === "true";
+  const legend = document.getElementById("recode-legend");
   const dialog = document.getElementById("reject-dialog");
   const flashArea = document.getElementById("flash");
   const countBadge = document.getElementById("queue-count");
@@ -47,18 +50,48 @@
     }
     for (const r of results) {
       if (r.ok) {
-        document.getElementById("case-" + r.case_id)?.remove();
+        dropCard(r.case_id);
         const template = decision === "file" ? queue.dataset.msgFiled : queue.dataset.msgVoided;
         flash(fill(template, { id: r.case_id, status: r.status_label, unit: r.unit || "" }), true);
-        const count = Number(countBadge.dataset.count) - 1;
-        countBadge.dataset.count = count;
-        countBadge.textContent = fill(queue.dataset.msgCount, { count });
       } else {
         flash(fill(queue.dataset.msgFailed, { id: r.case_id, error: r.error }), false);
       }
     }
     select(current);
   }
+
+  function dropCard(id) {
+    document.getElementById("case-" + id)?.remove();
+    const count = Number(countBadge.dataset.count) - 1;
+    countBadge.dataset.count = count;
+    countBadge.textContent = fill(queue.dataset.msgCount, { count });
+  }
+
+  // Re-code one case: it stays in the queue under its new type, or leaves it when it merged into the
+  // open case of that type at its place.
+  async function recode(id, code) {
+    if (!id || !code) return;
+    let r;
+    try {
+      r = await window.streetwatch.post("/console/review/recode", { case_id: id, violation_code: code });
+    } catch (error) {
+      return flash(fill(queue.dataset.msgFailed, { id, error: String(error.message || error) }), false);
+    }
+    if (r.merged_into) {
+      dropCard(id);
+      flash(fill(queue.dataset.msgMerged, { id, code, target: r.merged_into }), true);
+    } else {
+      const card = document.getElementById("case-" + id);
+      if (card) {
+        card.dataset.violationCode = r.violation_code;
+        card.querySelector(".violation").textContent = r.violation_name;
+      }
+      flash(fill(queue.dataset.msgRecoded, { id, code, name: r.violation_name }), true);
+    }
+    select(current);
+  }
+
+  const legendCode = (key) => legend?.querySelector(`.recode-key[data-key="${key}"]`)?.dataset.code;
 
   function openReject(ids) {
     if (!ids.length) return flash(queue.dataset.msgNothing, false);
@@ -99,6 +132,13 @@
     });
   }
 
+  if (canRecode && legend) {
+    legend.addEventListener("click", (event) => {
+      const button = event.target.closest(".recode-key");
+      if (button) recode(currentId(), button.dataset.code);
+    });
+  }
+
   document.addEventListener("keydown", (event) => {
     if (event.ctrlKey || event.metaKey || event.altKey || dialog?.open) return;
     if (window.streetwatch.typing(event)) return;
@@ -122,7 +162,9 @@
         box.checked = !box.checked;
         break;
       }
-      default: return;
+      default:
+        if (!canRecode || !/^[1-9]$/.test(event.key) || !legendCode(event.key)) return;
+        recode(currentId(), legendCode(event.key));
     }
     event.preventDefault();
   });
