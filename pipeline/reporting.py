@@ -152,7 +152,7 @@ class Reporter:
         elif event.kind == "confirmed":
             score = evidence_score(item.frame.image, event.boxes)
             images = self._first_sight.pop(event.incident_id, []) + self.evidence(event, item, score)
-            report = reporter.report(event, score)
+            report = reporter.report(event, score, item.frame.image.shape[:2])
             if self.queue(report, images):
                 self.metrics.frame_to_outbox_seconds.observe(time.monotonic() - item.received)
                 log.info(
