@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
-from contract.fields import Code, EventCode, PipelineType, Point
+from contract.fields import Code, Coordinate, EventCode, PipelineType, Point
 from contract.schedule import ScheduleWindow
 
 Anchor = Literal["bottom_center", "center"]
@@ -65,11 +65,17 @@ class DeviceViolationType(BaseModel):
     name: str
 
 
-NormalisedBox = tuple[
-    Annotated[float, Field(ge=0, le=1)],
-    Annotated[float, Field(ge=0, le=1)],
-    Annotated[float, Field(ge=0, le=1)],
-    Annotated[float, Field(ge=0, le=1)],
+# A tuple on the Python side; in the schema an array of four (prefixItems trips response validators).
+NormalisedBox = Annotated[
+    tuple[Coordinate, Coordinate, Coordinate, Coordinate],
+    WithJsonSchema(
+        {
+            "type": "array",
+            "items": {"type": "number", "minimum": 0, "maximum": 1},
+            "minItems": 4,
+            "maxItems": 4,
+        }
+    ),
 ]
 
 
