@@ -39,6 +39,7 @@ from api.notify import enqueue_case_event
 from api.recoding import move_to_slot, reported_boxes
 from api.routing import route
 from api.settings import Settings
+from api.suppressions import record_false_alarm
 from api.work_calendar import WorkCalendar, add_working_hours, load_calendar
 from api.workflow import (
     NEEDS_CLASSIFIED,
@@ -259,6 +260,9 @@ def _on_void(step: _Step) -> None:
     case.void_reason = step.reason
     case.open_slot = None
     _clear_extension(case)
+    if step.reason == "false_positive":  # the false-alarm memory: the daemons will not report it again
+        made = record_false_alarm(step.session, case, step.actor, settings=step.settings, now=step.now)
+        step.data["suppressions"] = [s.id for s in made]
 
 
 def _on_dispatch(step: _Step) -> None:

@@ -454,3 +454,25 @@ class AuthLockout(Base):
     address: Mapped[str] = mapped_column(String(200))
     failures: Mapped[int] = mapped_column(Integer)
     locked_until: Mapped[dt.datetime]
+
+
+class Suppression(Base):
+    """A remembered false alarm (see :mod:`api.suppressions`): made when an operator voids a case as
+    ``false_positive``; sent to the daemons until ``expires_at``, so the same detection at the same spot does
+    not open the case again. Camera and zone are codes, not foreign keys: they may exist only in a daemon's
+    YAML."""
+
+    __tablename__ = "suppressions"
+    __table_args__ = (Index("ix_suppressions_camera_expires", "camera_code", "expires_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    sighting_id: Mapped[int | None] = mapped_column(ForeignKey("sightings.id"))
+    camera_code: Mapped[str] = mapped_column(String(64))
+    zone_code: Mapped[str] = mapped_column(String(64))
+    violation_type: Mapped[str] = mapped_column(String(64))  # pipeline type
+    class_name: Mapped[str | None] = mapped_column(String(64))
+    box: Mapped[list[Any]] = mapped_column(JSON)  # normalised [x1, y1, x2, y2]
+    crop_sha256: Mapped[str | None] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(100))  # actor label
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]

@@ -85,6 +85,16 @@ class Settings(BaseSettings):
         description='Retention per violation code instead of retention_days, e.g. {"0505": 90} (JSON).',
     )
     retention_interval_s: float = Field(3600.0, gt=0, description="How often the retention job runs.")
+    suppress_days: float = Field(
+        30.0,
+        gt=0,
+        description="A false alarm voided as false_positive is suppressed on its camera this long.",
+    )
+    suppress_days_by_type: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict,
+        description="Days per pipeline violation type instead of suppress_days, "
+        'e.g. {"unknown_object": 7} (JSON).',
+    )
     mqtt_host: str | None = Field(None, description="MQTT broker for unit notifications (e.g. 127.0.0.1).")
     mqtt_port: int = 1883
     mqtt_topic_prefix: str = "streetwatch/units"

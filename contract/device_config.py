@@ -8,11 +8,11 @@ store judges exactly like the same zone written in the YAML.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
-from contract.fields import Code, EventCode, PipelineType, Point
+from contract.fields import Code, Coordinate, EventCode, PipelineType, Point
 from contract.schedule import ScheduleWindow
 
 Anchor = Literal["bottom_center", "center"]
@@ -65,6 +65,38 @@ class DeviceViolationType(BaseModel):
     name: str
 
 
+# A tuple on the Python side; in the schema an array of four (prefixItems trips response validators).
+NormalisedBox = Annotated[
+    tuple[Coordinate, Coordinate, Coordinate, Coordinate],
+    WithJsonSchema(
+        {
+            "type": "array",
+            "items": {"type": "number", "minimum": 0, "maximum": 1},
+            "minItems": 4,
+            "maxItems": 4,
+        }
+    ),
+]
+
+
+class Suppression(BaseModel):
+    """A remembered false alarm: an operator voided a case as ``false_positive``, so detections of the same
+    kind at the same spot (same camera, zone and type, overlapping box) are dropped until ``expires_at``.
+
+    ``camera`` and ``zone`` are the codes the voided case named: they may exist only in the daemon's YAML.
+    """
+
+    id: int
+    camera: Code
+    zone: Code
+    violation_type: PipelineType
+    class_name: str | None = Field(
+        None, max_length=64, description="The detector class of the voided box; None: any class of the type."
+    )
+    box: NormalisedBox = Field(description="x1, y1, x2, y2 as shares of the frame's width and height.")
+    expires_at: dt.datetime
+
+
 class DeviceConfig(BaseModel):
     """Everything an edge box needs from the case store.
 
@@ -76,4 +108,8 @@ class DeviceConfig(BaseModel):
     timezone: str = Field(description="Time zone of the zones' schedules (the working calendar's).")
     cameras: list[DeviceCamera]
     violation_types: list[DeviceViolationType] = Field(description="Active types: which event codes exist.")
+    suppressions: list[Suppression] = Field(
+        default_factory=list,
+        description="Unexpired false alarms on this box's cameras (registered, or named by its own reports).",
+    )
     version: str = Field(description="Changes whenever the configuration does; also sent as the ETag.")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -70,6 +70,9 @@ class CaseReport(BaseModel):
     lat: float | None = Field(None, ge=-90, le=90)
     lon: float | None = Field(None, ge=-180, le=180)
     note: str = Field("", max_length=2000)
+    frame_wh: (
+        tuple[Annotated[int, Field(gt=0, le=100_000)], Annotated[int, Field(gt=0, le=100_000)]] | None
+    ) = Field(None, description="Width and height of the analysed frame the boxes are in (pixels).")
 
     @field_validator("confirmed_at")
     @classmethod

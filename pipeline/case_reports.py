@@ -127,8 +127,11 @@ class CaseReporter:
 
     # --- what to send ---
 
-    def report(self, event: IncidentEventLike, score: float) -> CaseReport:
-        """The case report of a ``confirmed`` event; remembers the incident for its updates."""
+    def report(
+        self, event: IncidentEventLike, score: float, frame_hw: tuple[int, int] | None = None
+    ) -> CaseReport:
+        """The case report of a ``confirmed`` event; remembers the incident for its updates. ``frame_hw``
+        (height, width of the analysed frame) lets the store normalise the boxes (false-alarm memory)."""
         confirmed_at = event.confirmed_at or event.at
         self._reported[event.incident_id] = _Reported(confirmed_at, score)
         while len(self._reported) > REPORTED_MEMORY:
@@ -147,6 +150,7 @@ class CaseReporter:
             model_name=self.model_name,
             model_version=self.model_version,
             sighting_count=max(int(event.sighting_count), 1),
+            frame_wh=None if frame_hw is None else (int(frame_hw[1]), int(frame_hw[0])),
         )
 
     def sighting_due(self, event: IncidentEventLike) -> bool:

@@ -357,6 +357,13 @@ class IncidentConfig(_Strict):
     quiet_period_s: float = Field(300.0, gt=0, description="An incident ends after this long unseen.")
     gap_tolerance_s: float = Field(20.0, ge=0, description="Detection gaps shorter than this keep the dwell.")
     stationary_iou: float = Field(0.6, gt=0, le=1, description="IoU with its anchor box for 'not moving'.")
+    suppression_iou: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="A detection is a remembered false alarm (same camera, zone and type) from this IoU with "
+        "its box on.",
+    )
     min_seen_ratio: float = Field(
         0.6,
         gt=0,

@@ -77,6 +77,7 @@ from pipeline.scheduler import (
 from pipeline.snapshots import Snapshots
 from pipeline.stages import QUEUE_POLL_S, StageControl
 from pipeline.store_sync import StoreSync
+from pipeline.suppressions import SuppressionFilter
 from pipeline.zone_sync import ZoneSync
 from pipeline.zone_updates import ZoneUpdates
 
@@ -163,12 +164,19 @@ class Daemon:
         )
         self.cameras = cameras
         self.zone_updates = ZoneUpdates(config.cameras, self.rules, self.verifier, self.metrics)
+        self.suppressions = SuppressionFilter(
+            self.class_names,
+            config.detector.violation_of,
+            self.metrics,
+            iou_min=config.incidents.suppression_iou,
+        )  # the false-alarm memory; the static-change detector's absorb hook is set where it is built
         zone_sync = (
             ZoneSync(
                 self.pusher.client,
                 config.cameras,
                 config.store.zone_cache_path,
                 event_codes=self.case_reporter.event_codes,
+                on_suppressions=self.suppressions.replace,
             )
             if config.store.zone_sync_s > 0
             else None
@@ -197,6 +205,7 @@ class Daemon:
             producer_ended=lambda: not self._scheduler.is_alive() and self._scheduler.ident is not None,
             # incidents end on stream time; only live cameras' stream time follows the wall clock
             expire_on_wall_clock=not any(is_file(camera) for camera in config.cameras),
+            suppressions=self.suppressions,
         )
         self.health_reporter = CameraHealthReporter(
             self.pusher.client,

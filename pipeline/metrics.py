@@ -16,7 +16,7 @@ Metric families (all prefixed ``streetwatch_``):
   ``frame_wait_seconds`` (from sampling to the detector)
 - ``queue_depth{queue}``, ``outbox_items{state}``, ``incident_events_total{kind}``,
   ``frame_to_outbox_seconds`` (sampling of the confirming frame to its report in the outbox),
-  ``stage_errors_total{stage}``
+  ``stage_errors_total{stage}``, ``detections_suppressed_total{camera,zone,violation}`` (false-alarm memory)
 
 ``/healthz`` answers 200 with ``{"status": "ok" | "degraded", ...}`` while the scheduler is alive
 (``degraded``: some camera is not up) and 503 (``stalled``, ``stopping``) otherwise.
@@ -241,6 +241,12 @@ class DaemonMetrics:
         )
         self.incident_events = Counter(
             "streetwatch_incident_events", "Incident events from the rules.", ["kind"], registry=r
+        )
+        self.detections_suppressed = Counter(
+            "streetwatch_detections_suppressed",
+            "Detections dropped before the rules as a remembered false alarm (pipeline.suppressions).",
+            ["camera", "zone", "violation"],
+            registry=r,
         )
         self.stage_errors = Counter(
             "streetwatch_stage_errors",

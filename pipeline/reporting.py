@@ -32,7 +32,9 @@ from pipeline.stages import END, QUEUE_POLL_S, Analysed, StageControl
 from pipeline.zone_updates import ZoneUpdates
 
 if TYPE_CHECKING:
+    from detector.detections import Detections
     from pipeline.outbox import Outbox, QueuedImage
+    from pipeline.suppressions import SuppressionFilter
     from pipeline.verification import Verifier
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,7 @@ class Reporter:
         control: StageControl,
         producer_ended: Callable[[], bool],
         expire_on_wall_clock: bool,
+        suppressions: SuppressionFilter | None = None,
     ) -> None:
         self.config = config
         self.rules = rules
@@ -82,6 +85,7 @@ class Reporter:
         self.control = control
         self.producer_ended = producer_ended
         self.expire_on_wall_clock = expire_on_wall_clock
+        self.suppressions = suppressions  # the false-alarm memory: matching detections never reach the rules
         self._next_expire = 0.0
         self._cameras = {camera.id: camera for camera in config.cameras}  # each camera's redaction
         self._first_sight: OrderedDict[str, Images] = OrderedDict()
@@ -117,10 +121,10 @@ class Reporter:
     def analyse(self, item: Analysed) -> None:
         frame = item.frame
         started = time.monotonic()
+        frame_hw = (int(frame.image.shape[0]), int(frame.image.shape[1]))
         try:
-            events = self.rules.update(
-                item.camera_id, frame.stream_time, item.detections, frame.image.shape[:2]
-            )
+            detections = self.unsuppressed(item, frame_hw)
+            events = self.rules.update(item.camera_id, frame.stream_time, detections, frame_hw)
         except Exception:
             self.metrics.stage_errors.labels("rules").inc()
             log.exception("rules failed on camera %s at %s; frame skipped", item.camera_id, frame.stream_time)
@@ -142,6 +146,18 @@ class Reporter:
                 log.exception("verification failed on camera %s", item.camera_id)
         self.snapshots.maybe_offer(item)
 
+    def unsuppressed(self, item: Analysed, frame_hw: tuple[int, int]) -> Detections:
+        """The frame's detections less the remembered false alarms (all of them if the filter fails)."""
+        if self.suppressions is None:
+            return item.detections
+        try:
+            zones = self.zones.zones(item.camera_id)
+            return self.suppressions.apply(item.camera_id, item.detections, frame_hw, zones)
+        except Exception:
+            self.metrics.stage_errors.labels("suppressions").inc()
+            log.exception("false-alarm filter failed on camera %s; detections kept", item.camera_id)
+            return item.detections
+
     def on_event(self, event: EventLike, item: Analysed) -> None:
         self.metrics.incident_events.labels(event.kind).inc()
         reporter = self.case_reporter
@@ -152,7 +168,8 @@ class Reporter:
         elif event.kind == "confirmed":
             score = evidence_score(item.frame.image, event.boxes)
             images = self._first_sight.pop(event.incident_id, []) + self.evidence(event, item, score)
-            report = reporter.report(event, score)
+            frame_hw = (int(item.frame.image.shape[0]), int(item.frame.image.shape[1]))
+            report = reporter.report(event, score, frame_hw)
             if self.queue(report, images):
                 self.metrics.frame_to_outbox_seconds.observe(time.monotonic() - item.received)
                 log.info(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from common.files import write_atomically
 from contract import paths
-from contract.device_config import DeviceConfig, DeviceZone
+from contract.device_config import DeviceConfig, DeviceZone, Suppression
 from contract.schedule import ScheduleError, windows_to_text
 from pipeline.case_reports import EventCodes
 from pipeline.config import CameraConfig, ZoneConfig
@@ -120,11 +120,14 @@ class ZoneSync:
         cache: Path | None,
         *,
         event_codes: EventCodes | None = None,
+        on_suppressions: Callable[[list[Suppression]], None] | None = None,
     ) -> None:
         self.client = client
         self.cameras = list(cameras)
         self.cache = cache
         self.event_codes = event_codes  # checked against the store's violation types on every answer
+        self.on_suppressions = on_suppressions  # the false-alarm memory (pipeline.suppressions)
+        self.suppressions: list[Suppression] = []  # of the last good answer
         self.etag: str | None = None
         self._store_down = False
 
@@ -136,6 +139,7 @@ class ZoneSync:
             saved = json.loads(self.cache.read_text(encoding="utf-8"))
             zones = zones_from_store(saved["config"], self.cameras)
             self._check_event_codes(saved["config"])
+            self._take_suppressions(saved["config"])
         except (OSError, ValueError, KeyError, TypeError, ZoneSyncError) as exc:
             log.warning("zone cache %s is not usable (%s); starting with the YAML's zones", self.cache, exc)
             return None
@@ -165,6 +169,7 @@ class ZoneSync:
             document = response.json()
             zones = zones_from_store(document, self.cameras)
             self._check_event_codes(document)
+            self._take_suppressions(document)
         except (ValueError, ZoneSyncError) as exc:
             log.error("zone sync: the store's zones are not usable, keeping the current ones: %s", exc)
             self.etag = etag  # do not log the same broken version on every poll
@@ -176,6 +181,12 @@ class ZoneSync:
     def _check_event_codes(self, document: Any) -> None:
         if self.event_codes is not None:
             self.event_codes.check(parse_device_config(document).violation_types)
+
+    def _take_suppressions(self, document: Any) -> None:
+        """Hand the answer's suppressions on (expired ones are not sent; the filter also checks expiry)."""
+        self.suppressions = list(parse_device_config(document).suppressions)
+        if self.on_suppressions is not None:
+            self.on_suppressions(self.suppressions)
 
     def _save(self, document: Any, etag: str | None) -> None:
         if self.cache is None:

@@ -21,11 +21,27 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.console import pages_auth, pages_board, pages_cameras, pages_cases, pages_dashboards, pages_review
+from api.console import (
+    pages_auth,
+    pages_board,
+    pages_cameras,
+    pages_cases,
+    pages_dashboards,
+    pages_review,
+    pages_suppressions,
+)
 from api.console.errors import install_error_handlers
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-PAGE_MODULES = (pages_auth, pages_review, pages_cases, pages_board, pages_cameras, pages_dashboards)
+PAGE_MODULES = (
+    pages_auth,
+    pages_review,
+    pages_cases,
+    pages_board,
+    pages_cameras,
+    pages_suppressions,
+    pages_dashboards,
+)
 
 
 def register(app: FastAPI) -> None:

@@ -14,8 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api import reference as ref
+from api import suppressions
 from api.deps import DeviceDep, OperatorDep, SessionDep
-from api.models import Camera, Device, ViolationType
+from api.models import Camera, Device, ViolationType, utcnow
 from api.routers.responses import AUTHENTICATED, INVALID, errors
 from contract.device_cases import DeviceCase
 from contract.device_config import DeviceConfig, DeviceViolationType, DeviceZone
@@ -76,6 +77,10 @@ def device_config(session: Session, device_id: int, device_name: str) -> DeviceC
                 code=v.code, pipeline_type=v.pipeline_type, default_for_type=v.default_for_type, name=v.name
             ).model_dump(mode="json")
             for v in violations
+        ],
+        # in the hash too: a new, removed or expired suppression changes the version
+        "suppressions": [
+            s.model_dump(mode="json") for s in suppressions.for_device(session, device_id, utcnow())
         ],
     }
     version = hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]

@@ -117,6 +117,8 @@ MATRIX: list[tuple[str, str, str]] = [
     ("GET", "/api/v1/devices/me/cases", "401 200 200 403 403 403 403 403 403"),
     ("PUT", "/api/v1/devices/me/cameras/{code}/snapshot", "401 422 422 403 403 403 403 403 403"),
     ("GET", "/api/v1/cameras/{code}/snapshot", "401 403 403 404 404 404 404 404 404"),
+    ("GET", "/api/v1/cameras/{code}/suppressions", "401 403 403 200 200 200 403 403 200"),
+    ("DELETE", "/api/v1/suppressions/{suppression_id}", "401 403 403 403 403 404 403 403 404"),
     ("GET", "/metrics", "401 401 401 403 403 403 403 403 200"),
     ("POST", "/api/v1/auth/logout", "401 403 403 204 204 204 204 204 204"),
 ]
@@ -152,6 +154,8 @@ PATHS: dict[tuple[str, str], str] = {
     ("PUT", "/api/v1/devices/me/cameras/{code}/health"): "/api/v1/devices/me/cameras/cam-1/health",
     ("PUT", "/api/v1/devices/me/cameras/{code}/snapshot"): "/api/v1/devices/me/cameras/cam-1/snapshot",
     ("GET", "/api/v1/cameras/{code}/snapshot"): "/api/v1/cameras/cam-1/snapshot",
+    ("GET", "/api/v1/cameras/{code}/suppressions"): "/api/v1/cameras/cam-1/suppressions",
+    ("DELETE", "/api/v1/suppressions/{suppression_id}"): "/api/v1/suppressions/999999",
 }
 
 

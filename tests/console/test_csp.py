@@ -26,6 +26,7 @@ PAGES = [
     "/console/cases/{case_id}",
     "/console/cameras",
     "/console/cameras/cam-1/zones",
+    "/console/cameras/cam-1/suppressions",
     "/console/dashboards",
     "/console/dashboards/report",
 ]

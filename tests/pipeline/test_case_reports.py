@@ -87,6 +87,12 @@ def test_the_report_carries_the_event_code_of_the_objects_class(
     assert report.boxes[0].class_name == NAMES[class_id] and report.sighting_count == 10
 
 
+def test_the_report_carries_the_frame_size_its_boxes_are_in() -> None:
+    reporter = CaseReporter(config({"car": "illegal_parking"}), NAMES, model_name="m", model_version="1")
+    assert reporter.report(event("confirmed", 30), 0.5, (1080, 1920)).frame_wh == (1920, 1080)
+    assert reporter.report(event("confirmed", 31), 0.5).frame_wh is None  # the store falls back to evidence
+
+
 def test_a_class_mapping_with_a_bad_event_code_is_refused_with_its_line(tmp_path: Path) -> None:
     path = tmp_path / "daemon.yaml"
     path.write_text(
