@@ -11,6 +11,7 @@ never-confirmed one. What to send is :class:`pipeline.case_reports.CaseReporter`
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import queue
@@ -33,6 +34,7 @@ from pipeline.zone_updates import ZoneUpdates
 
 if TYPE_CHECKING:
     from pipeline.outbox import Outbox, QueuedImage
+    from pipeline.static_changes import StaticChanges
     from pipeline.verification import Verifier
 
 log = logging.getLogger(__name__)
@@ -68,8 +70,10 @@ class Reporter:
         control: StageControl,
         producer_ended: Callable[[], bool],
         expire_on_wall_clock: bool,
+        static: StaticChanges | None = None,
     ) -> None:
         self.config = config
+        self.static = static
         self.rules = rules
         self.class_names = class_names
         self.case_reporter = case_reporter
@@ -116,6 +120,7 @@ class Reporter:
 
     def analyse(self, item: Analysed) -> None:
         frame = item.frame
+        item = self.with_static_changes(item)
         started = time.monotonic()
         try:
             events = self.rules.update(
@@ -141,6 +146,23 @@ class Reporter:
                 self.metrics.stage_errors.labels("verification").inc()
                 log.exception("verification failed on camera %s", item.camera_id)
         self.snapshots.maybe_offer(item)
+
+    def with_static_changes(self, item: Analysed) -> Analysed:
+        """``item`` with the camera's static changes (``unknown_object``) added to its detections; as it is
+        when static change is off, or fails (the model's detections still count)."""
+        if self.static is None:
+            return item
+        started = time.monotonic()
+        try:
+            detections = self.static.detect(
+                item.camera_id, item.frame.image, item.frame.stream_time, item.detections
+            )
+        except Exception:
+            self.metrics.stage_errors.labels("static_change").inc()
+            log.exception("static change failed on camera %s at %s", item.camera_id, item.frame.stream_time)
+            return item
+        self.metrics.static_change_seconds.observe(time.monotonic() - started)
+        return dataclasses.replace(item, detections=detections)
 
     def on_event(self, event: EventLike, item: Analysed) -> None:
         self.metrics.incident_events.labels(event.kind).inc()
