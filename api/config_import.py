@@ -238,6 +238,9 @@ def _check_references(problems: _Problems, config: ReferenceConfig, known: _Know
             need(zone.place, known.places, ("cameras", i, "zones", j, "place"), "place key")
             for name in zone.rules:
                 need(name, known.pipeline_types, ("cameras", i, "zones", j, "rules", name), "violation type")
+            if zone.static_change is not None:
+                where = ("cameras", i, "zones", j, "static_change", "report_as")
+                need(zone.static_change.report_as, known.pipeline_types, where, "violation type")
     for i, rule in enumerate(config.routing_rules):
         need(rule.place, known.places, ("routing_rules", i, "place"), "place key")
         need(rule.violation, known.violations, ("routing_rules", i, "violation"), "violation event code")

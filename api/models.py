@@ -236,6 +236,11 @@ class Zone(Base):
     # violation type -> {dwell_s, schedule, min_confidence} (contract.device_config.ZoneRule)
     rules: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     anchor: Mapped[str] = mapped_column(String(16), default="bottom_center", server_default="bottom_center")
+    # {dwell_s, report_as, min_area} (contract.device_config.StaticChangeConfig); null: off.
+    static_change: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The operator's empty-pavement reference: a snapshot kept as <data_dir>/references/<sha256>.jpg.
+    reference_sha256: Mapped[str | None] = mapped_column(String(64))
+    reference_at: Mapped[dt.datetime | None]
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     camera: Mapped[Camera] = relationship(back_populates="zones")

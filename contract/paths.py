@@ -28,3 +28,8 @@ def camera_health(camera: str) -> str:
 def camera_snapshot(camera: str) -> str:
     """PUT multipart ``file``: the camera's latest frame (JPEG) for the zone editor."""
     return f"{API}/devices/me/cameras/{camera}/snapshot"
+
+
+def device_reference(sha256: str) -> str:
+    """GET the image an operator set as a zone's empty reference (DeviceZone.reference_sha256)."""
+    return f"{API}/devices/me/references/{sha256}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from contract import paths
 from contract.health import CAMERA_STATES, CameraHealth
@@ -25,8 +25,10 @@ class CameraHealthReporter:
         stopping: threading.Event,
         *,
         every_s: float,
+        references: Callable[[], Mapping[str, Mapping[str, str]]] = dict,
     ) -> None:
         self.client = client
+        self.references = references  # camera -> static-change zone -> reference state
         self.sources = sources
         self.stopping = stopping
         self.every_s = every_s
@@ -51,6 +53,7 @@ class CameraHealthReporter:
                 "last_frame_at": health.last_frame_at,
                 "fps": round(min(max(float(health.fps), 0.0), 1000.0), 3),
                 "error": (health.last_error or None) and str(health.last_error)[:500],
+                "references": dict(self.references().get(camera_id, {})),
             }
         )
         try:

@@ -57,12 +57,13 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from contract.device_config import UNKNOWN_OBJECT
 from pipeline.camera_health import CameraHealthReporter
 from pipeline.case_reports import CaseReporter
 from pipeline.config import DaemonConfig, ZoneConfig
 from pipeline.errors import OutboxError
 from pipeline.metrics import DaemonMetrics, HealthStatus, MetricsServer, health_record
-from pipeline.protocols import DetectorLike, RulesLike, SourceFactory
+from pipeline.protocols import DetectorLike, RulesLike, SourceFactory, StaticChangeFactory
 from pipeline.redaction import PersonSplit
 from pipeline.reporting import Reporter
 from pipeline.scheduler import (
@@ -76,6 +77,7 @@ from pipeline.scheduler import (
 )
 from pipeline.snapshots import Snapshots
 from pipeline.stages import QUEUE_POLL_S, StageControl
+from pipeline.static_changes import StaticChanges
 from pipeline.store_sync import StoreSync
 from pipeline.suppressions import SuppressionFilter
 from pipeline.zone_sync import ZoneSync
@@ -102,7 +104,8 @@ class Daemon:
     Construction loads the model, checks the configuration against it, opens the outbox and reads the
     device key, but starts nothing: any error there (:class:`pipeline.errors.PipelineError`,
     :class:`detector.errors.DetectorError`) leaves no thread behind. ``detector``, ``source_factory``,
-    ``rules`` and ``store_client`` replace the real parts in tests.
+    ``rules``, ``store_client`` and ``static_factory`` (each camera's static-change detector) replace the
+    real parts in tests.
     """
 
     def __init__(
@@ -113,6 +116,7 @@ class Daemon:
         source_factory: SourceFactory | None = None,
         rules: RulesLike | None = None,
         store_client: Any = None,
+        static_factory: StaticChangeFactory | None = None,
     ) -> None:
         from pipeline.incidents import RuleEngine
         from pipeline.outbox import Outbox
@@ -126,7 +130,8 @@ class Daemon:
             self.person_split = self._persons_for_redaction(loaded, config)
             detector = loaded
         self.detector: DetectorLike = detector
-        self.class_names = list(self.detector.class_names)
+        # Static change's class follows the model's: its detections flow through the same rules.
+        self.class_names = [*self.detector.class_names, UNKNOWN_OBJECT]
         self.model_name, self.model_version = self._model_identity(self.detector, config)
         self.case_reporter = CaseReporter(
             config, self.class_names, model_name=self.model_name, model_version=self.model_version
@@ -145,6 +150,13 @@ class Daemon:
                 config, self.outbox, self.rules.present, self.class_names, client=store_client
             )
             cameras = self._camera_slots(config, source_factory)
+            self.static = StaticChanges(
+                config.cameras,
+                self.class_names,
+                config.detector.violation_of,
+                config.store.outbox.parent / "references",
+                factory=static_factory,
+            )
         except BaseException:
             self.outbox.close()
             raise
@@ -163,13 +175,15 @@ class Daemon:
             person_split=self.person_split,
         )
         self.cameras = cameras
-        self.zone_updates = ZoneUpdates(config.cameras, self.rules, self.verifier, self.metrics)
+        self.zone_updates = ZoneUpdates(config.cameras, self.rules, self.verifier, self.metrics, self.static)
+        self.verifier.looks_like_reference = self.static.looks_like_reference
         self.suppressions = SuppressionFilter(
             self.class_names,
             config.detector.violation_of,
             self.metrics,
             iou_min=config.incidents.suppression_iou,
-        )  # the false-alarm memory; the static-change detector's absorb hook is set where it is built
+        )  # the false-alarm memory: a suppressed unknown_object becomes part of the zone's reference
+        self.suppressions.absorb = self.static.absorb
         zone_sync = (
             ZoneSync(
                 self.pusher.client,
@@ -182,7 +196,11 @@ class Daemon:
             else None
         )  # zones from the store (polled; the cache on disk first) and snapshots, on one thread
         self.store_sync = StoreSync(
-            self.pusher.client, zone_sync, config.store.zone_sync_s, self.zone_updates.queue
+            self.pusher.client,
+            zone_sync,
+            config.store.zone_sync_s,
+            self.zone_updates.queue,
+            on_reference=self.static.offer_reference,
         )
         self.reporter = Reporter(
             config,
@@ -206,12 +224,14 @@ class Daemon:
             # incidents end on stream time; only live cameras' stream time follows the wall clock
             expire_on_wall_clock=not any(is_file(camera) for camera in config.cameras),
             suppressions=self.suppressions,
+            static=self.static,
         )
         self.health_reporter = CameraHealthReporter(
             self.pusher.client,
             {cam.id: cam.source for cam in cameras},
             self.control.stopping,
             every_s=config.store.health_report_s,
+            references=self.static.states,
         )
         self._scheduler = threading.Thread(target=self.scheduler.run, name="scheduler", daemon=True)
         self._rules_thread = threading.Thread(target=self.reporter.run, name="rules", daemon=True)
@@ -222,6 +242,7 @@ class Daemon:
         self.metrics.camera_health = lambda: {cam.id: cam.source.health for cam in self.cameras}
         self.metrics.queue_depths = self._queue_depths
         self.metrics.outbox_counts = self.outbox.counts
+        self.metrics.static_references = self.static.states
         self._shutdown_done = False
         cached = zone_sync.cached() if zone_sync is not None else None
         if cached is not None:  # nothing runs yet: apply now, so the first frame sees them
@@ -489,6 +510,9 @@ class Daemon:
         """The daemon's health for ``/healthz``."""
         now = dt.datetime.now(dt.UTC)
         cameras = {cam.id: health_record(cam.source.health, now) for cam in self.cameras}
+        for camera_id, references in self.static.states().items():
+            if camera_id in cameras:  # until set or learned, objects already there cannot be told
+                cameras[camera_id]["references"] = references
         beat_age = time.monotonic() - self.scheduler.heartbeat
         try:
             pending: int | None = self.outbox.pending_count()

@@ -42,6 +42,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 
+from contract.device_config import UNKNOWN_OBJECT
 from contract.schedule import Schedule
 from detector.detections import Detections
 from pipeline.config import CameraConfig, DaemonConfig, ZoneConfig
@@ -52,6 +53,11 @@ from pipeline.zones import CameraZones, ZoneMasks
 log = logging.getLogger(__name__)
 
 EventKind = Literal["first_seen", "confirmed", "sighting", "ended"]
+
+#: A static change whose box lies at least this much (share of its own area) inside a detection the zone has
+#: a rule for is that object, seen by the model (a parked car's change region is the car's box, give or take
+#: its shadow); half keeps a pile beside a car, which overlaps it only at an edge.
+STATIC_COVERED_BY_RULED = 0.5
 
 #: Time going backwards by more than this on one camera (a file restarted, a clock reset) resets its tracks.
 CLOCK_SLACK_S = 1.0
@@ -129,6 +135,19 @@ class _Seen:
     key: npt.NDArray[np.int64]
 
 
+def box_coverage(
+    inner_xyxy: npt.NDArray[np.floating], outer_xyxy: npt.NDArray[np.floating]
+) -> npt.NDArray[np.float64]:
+    """(P, R) share of each ``inner`` box's area that lies inside each ``outer`` box (0 for empty boxes)."""
+    a = inner_xyxy.astype(np.float64)[:, None, :]
+    b = outer_xyxy.astype(np.float64)[None, :, :]
+    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    area = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    share: npt.NDArray[np.float64] = np.divide(w * h, area, out=np.zeros_like(w * h), where=area > 0)
+    return share
+
+
 def _utc(seconds: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(seconds, dt.UTC)
 
@@ -174,7 +193,7 @@ class _CameraRules:
         self.schedules: list[tuple[int, int, Schedule, ZoneInfo]] = []
         for z, zone in enumerate(camera.zones):
             zone_tz = ZoneInfo(zone.timezone) if zone.timezone else self.tz  # store zones: the store's
-            for v_name, rule in zone.rules.items():
+            for v_name, rule in zone.effective_rules.items():
                 if v_name not in violations:
                     continue  # no detector class maps to it; config.unused_rules() already warned
                 v = violations.index(v_name)
@@ -182,6 +201,11 @@ class _CameraRules:
                 self.dwell_s[z, v] = rule.dwell_s
                 self.min_confidence[z, v] = rule.min_confidence
                 self.schedules.append((z, v, rule.parsed_schedule, zone_tz))
+        # The violation index a static change in each zone reports as; -1: no static change there.
+        self.static_violation = np.array(
+            [violations.index(z.static_change.report_as) if z.static_change else -1 for z in camera.zones],
+            np.intp,
+        )
         self.first_seen_after_s = np.minimum(self.dwell_s, first_seen_after_s)
         self.zone_place = np.array([place_index[z.place] for z in camera.zones], np.int64)
         self.tracker = tracker
@@ -234,8 +258,13 @@ class RuleEngine:
     ) -> None:
         self.config = config
         self.class_names = list(class_names)
-        self.violations = sorted(set(config.detector.violation_of.values()))
-        self.class_violation = _class_violation(config, self.class_names, self.violations)
+        self.violations = sorted(config.reportable_types)
+        # The static-change detector's class is appended after the model's (see contract UNKNOWN_OBJECT).
+        self.unknown_class_id = (
+            len(self.class_names) - 1 if self.class_names and self.class_names[-1] == UNKNOWN_OBJECT else -1
+        )
+        model_classes = self.class_names[: len(self.class_names) - (self.unknown_class_id >= 0)]
+        self.class_violation = _class_violation(config, model_classes, self.violations)
         # Append-only (zones reloaded from the store may bring new places): incident keys stay valid.
         self.places = sorted({zone.place for camera in config.cameras for zone in camera.zones})
         place_index = {p: i for i, p in enumerate(self.places)}
@@ -368,8 +397,9 @@ class RuleEngine:
             after = new.zone_configs[z_new]
             if (before.polygon, before.anchor) == (after.polygon, after.anchor):
                 new_block[z_old * n_viol : (z_old + 1) * n_viol] = np.arange(n_viol) + z_new * n_viol
+                rules_before, rules_after = before.effective_rules, after.effective_rules
                 for v, name in enumerate(self.violations):  # same schedule: active since when it was
-                    rule_before, rule_after = before.rules.get(name), after.rules.get(name)
+                    rule_before, rule_after = rules_before.get(name), rules_after.get(name)
                     if rule_before and rule_after and rule_before.schedule == rule_after.schedule:
                         new.active_since[z_new, v] = old.active_since[z_old, v]
         old.tracker.remap_blocks(new_block)
@@ -391,7 +421,11 @@ class RuleEngine:
                 continue
             z = by_id.get(incident.zone_id)
             zone = after[z] if z is not None else None
-            if zone is not None and zone.place == incident.place and incident.violation_type in zone.rules:
+            if (
+                zone is not None
+                and zone.place == incident.place
+                and incident.violation_type in zone.effective_rules
+            ):
                 continue
             del self._open[key]
             at_s = max(incident.last_seen_s, self.cameras[camera_id].last_s or incident.last_seen_s)
@@ -456,9 +490,41 @@ class RuleEngine:
         cand_row, zone = np.nonzero(ok)
         det = candidates[cand_row]
         block = zone.astype(np.int64) * cam.n_violations + v[cand_row]
+        static_det, static_zone = self._static_pairs(cam, masks, detections, det, zone)
+        det = np.concatenate([det, static_det])
+        block = np.concatenate(
+            [block, static_zone.astype(np.int64) * cam.n_violations + cam.static_violation[static_zone]]
+        )
         h, w = masks.frame_hw
         boxes = detections.xyxy[det].astype(np.float64) / np.array([w, h, w, h], np.float64)
         return det, cam.tracker.update(now_s, boxes, detections.confidence[det], block)
+
+    def _static_pairs(
+        self,
+        cam: _CameraRules,
+        masks: ZoneMasks,
+        detections: Detections,
+        ruled_det: npt.NDArray[np.intp],
+        ruled_zone: npt.NDArray[np.intp],
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+        """(detection, zone) pairs of static-change detections in zones with static change, less those
+        mostly covered by a detection the same zone already has a rule for (a parked car stays parking)."""
+        empty = np.zeros(0, np.intp)
+        if self.unknown_class_id < 0:
+            return empty, empty
+        unknown = np.flatnonzero(detections.class_id == self.unknown_class_id)
+        if not len(unknown):
+            return empty, empty
+        # No confidence gate: the static-change detector reports only regions that are stable already; its
+        # confidence ranks them and is not on the scale of a rule's min_confidence (set for the model).
+        row, zone = np.nonzero(masks.membership(detections.xyxy[unknown]) & (cam.static_violation >= 0))
+        det = unknown[row]
+        if len(det) and len(ruled_det):
+            covered = box_coverage(detections.xyxy[det], detections.xyxy[ruled_det])  # (P, R)
+            same_zone = zone[:, None] == ruled_zone[None, :]
+            keep = ~((covered >= STATIC_COVERED_BY_RULED) & same_zone).any(axis=1)
+            det, zone = det[keep], zone[keep]
+        return det.astype(np.intp), zone.astype(np.intp)
 
     def _classify(
         self,

@@ -48,6 +48,7 @@ from prometheus_client.registry import Collector
 log = logging.getLogger(__name__)
 
 CAMERA_STATES = ("connecting", "up", "reconnecting", "failed", "ended", "stopped")
+REFERENCE_STATES = ("learning", "learned", "set", "relearning")  # contract.health.REFERENCE_STATES
 # Seconds: decode of one frame and rules per frame are milliseconds; a CPU batch tens to hundreds.
 FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -72,6 +73,7 @@ class HealthLike(Protocol):
 
 HealthProvider = Callable[[], Mapping[str, HealthLike]]
 CountsProvider = Callable[[], Mapping[str, int]]
+ReferencesProvider = Callable[[], Mapping[str, Mapping[str, str]]]
 
 
 def health_record(health: HealthLike, now: dt.datetime) -> dict[str, Any]:
@@ -151,6 +153,17 @@ class _ScrapeTimeCollector(Collector):
             if health.last_frame_at is not None:
                 age.add_metric([camera], (now - health.last_frame_at).total_seconds())
         yield from (up, state, fps, reconnects, age)
+        reference = GaugeMetricFamily(
+            "streetwatch_static_reference_state",
+            "1 for a static-change zone's reference state (learning: objects already there cannot be told "
+            "yet; learned; set by an operator; relearning after a global change such as an IR switch).",
+            labels=["camera", "zone", "state"],
+        )
+        for camera, zones in _read(m.static_references, "static-change references").items():
+            for zone, current in zones.items():
+                for name in REFERENCE_STATES:
+                    reference.add_metric([camera, zone, name], 1.0 if current == name else 0.0)
+        yield reference
         analysed = GaugeMetricFamily(
             "streetwatch_camera_analysed_fps",
             f"Frames per second that reached the detector, over the last {RATE_WINDOW_S:.0f} s.",
@@ -190,6 +203,7 @@ class DaemonMetrics:
         self.camera_health: HealthProvider = dict
         self.queue_depths: CountsProvider = dict
         self.outbox_counts: CountsProvider = dict
+        self.static_references: ReferencesProvider = dict  # camera -> static-change zone -> state
         self.analysed_windows = {camera: _RateWindow() for camera in self.camera_ids}
         r = self.registry
         self.frames_analysed = Counter(
@@ -237,6 +251,12 @@ class DaemonMetrics:
             "streetwatch_frame_to_outbox_seconds",
             "From sampling the confirming frame to its case report in the outbox.",
             buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.static_change_seconds = Histogram(
+            "streetwatch_static_change_seconds",
+            "Static change (model-free new-object detection) on one frame of one camera.",
+            buckets=FAST_BUCKETS,
             registry=r,
         )
         self.incident_events = Counter(

@@ -15,11 +15,14 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from contract.device_config import StaticChangeConfig
 from detector.detections import Detections
 from pipeline.config import CameraConfig, ZoneConfig
 from pipeline.metrics import HealthLike
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from detector.card import ModelCard
     from detector.preprocess import Preprocessor
 
@@ -129,5 +132,30 @@ class RulesLike(Protocol):
         """Run ``camera_id`` with ``zones`` from now on; the ``ended`` events of incidents that lost
         their zone."""
 
+
+class StaticChangeLike(Protocol):
+    """One camera's model-free static-change detector (``pipeline.static_change.StaticChange``): new objects
+    that appear in a zone and stay, as ``unknown_object`` detections. Called from the rules thread only."""
+
+    def update(
+        self, frame_bgr: npt.NDArray[np.uint8], stream_time: dt.datetime, moving_xyxy: npt.NDArray[np.float32]
+    ) -> Detections:
+        """The frame's static changes (frame px, class ``unknown_object``); ``moving_xyxy`` (N, 4) frame px:
+        people and vehicles, never evidence of a change."""
+
+    def replace_zones(self, zones: Sequence[StaticZone]) -> None: ...
+    def set_reference(self, zone_id: str, image_bgr: npt.NDArray[np.uint8]) -> None: ...
+    def absorb(self, zone_id: str, box_xyxy_px: npt.NDArray[np.float32]) -> None: ...
+    def state(self) -> dict[str, str]:
+        """Zone id -> learning | learned | set | relearning."""
+
+    def looks_like_reference(
+        self, zone_id: str, box_xyxy_px: npt.NDArray[np.float32], frame_bgr: npt.NDArray[np.uint8]
+    ) -> bool: ...
+
+
+# A static-change zone as the detector takes it: (zone id, normalised polygon, settings).
+StaticZone = tuple[str, list[tuple[float, float]], StaticChangeConfig]
+StaticChangeFactory = Callable[[str, Sequence[StaticZone], int, "Path | None"], StaticChangeLike]
 
 SourceFactory = Callable[[CameraConfig], SourceLike]

@@ -11,6 +11,7 @@ never-confirmed one. What to send is :class:`pipeline.case_reports.CaseReporter`
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import queue
@@ -34,6 +35,7 @@ from pipeline.zone_updates import ZoneUpdates
 if TYPE_CHECKING:
     from detector.detections import Detections
     from pipeline.outbox import Outbox, QueuedImage
+    from pipeline.static_changes import StaticChanges
     from pipeline.suppressions import SuppressionFilter
     from pipeline.verification import Verifier
 
@@ -71,8 +73,10 @@ class Reporter:
         producer_ended: Callable[[], bool],
         expire_on_wall_clock: bool,
         suppressions: SuppressionFilter | None = None,
+        static: StaticChanges | None = None,
     ) -> None:
         self.config = config
+        self.static = static
         self.rules = rules
         self.class_names = class_names
         self.case_reporter = case_reporter
@@ -120,6 +124,7 @@ class Reporter:
 
     def analyse(self, item: Analysed) -> None:
         frame = item.frame
+        item = self.with_static_changes(item)
         started = time.monotonic()
         frame_hw = (int(frame.image.shape[0]), int(frame.image.shape[1]))
         try:
@@ -157,6 +162,23 @@ class Reporter:
             self.metrics.stage_errors.labels("suppressions").inc()
             log.exception("false-alarm filter failed on camera %s; detections kept", item.camera_id)
             return item.detections
+
+    def with_static_changes(self, item: Analysed) -> Analysed:
+        """``item`` with the camera's static changes (``unknown_object``) added to its detections; as it is
+        when static change is off, or fails (the model's detections still count)."""
+        if self.static is None:
+            return item
+        started = time.monotonic()
+        try:
+            detections = self.static.detect(
+                item.camera_id, item.frame.image, item.frame.stream_time, item.detections
+            )
+        except Exception:
+            self.metrics.stage_errors.labels("static_change").inc()
+            log.exception("static change failed on camera %s at %s", item.camera_id, item.frame.stream_time)
+            return item
+        self.metrics.static_change_seconds.observe(time.monotonic() - started)
+        return dataclasses.replace(item, detections=detections)
 
     def on_event(self, event: EventLike, item: Analysed) -> None:
         self.metrics.incident_events.labels(event.kind).inc()

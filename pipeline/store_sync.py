@@ -1,6 +1,7 @@
 """The daemon's one thread for configuration traffic with the case store: it polls the zones
-(:class:`pipeline.zone_sync.ZoneSync`) every ``store.zone_sync_s`` and uploads each camera's latest frame,
-offered by the rules thread at most every ``store.snapshot_s`` (the zone editor draws on it).
+(:class:`pipeline.zone_sync.ZoneSync`) every ``store.zone_sync_s``, downloads the empty references operators
+set for static-change zones when they change, and uploads each camera's latest frame, offered by the rules
+thread at most every ``store.snapshot_s`` (the zone editor draws on it).
 
 Best effort, like health reports: a store that is down costs a log line, never a frame or a case.
 """
@@ -18,7 +19,9 @@ import numpy.typing as npt
 
 from contract import paths
 from pipeline.evidence import persons_pixelated
-from pipeline.zone_sync import CameraZoneMap, RequestLike, ZoneSync
+from pipeline.zone_sync import CameraZoneMap, ReferenceMap, RequestLike, ZoneSync
+
+OnReference = Callable[[str, str, npt.NDArray[np.uint8]], None]  # (camera, zone, BGR image)
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,8 @@ class StoreSync:
         zone_sync: polls zones; ``None`` when zone sync is off.
         poll_s: seconds between zone polls (the first one is at start).
         on_zones: called from this thread with the zones of every camera after a changed, valid answer.
+        on_reference: called from this thread with (camera, zone, BGR image) for each operator-set reference
+            that is new or changed; ``None``: references are not fetched.
     """
 
     def __init__(
@@ -59,8 +64,11 @@ class StoreSync:
         zone_sync: ZoneSync | None,
         poll_s: float,
         on_zones: Callable[[CameraZoneMap], None],
+        on_reference: OnReference | None = None,
     ) -> None:
         self.client = client
+        self.on_reference = on_reference
+        self._references: ReferenceMap = {}  # handed to on_reference already
         self.zone_sync = zone_sync
         self.poll_s = poll_s
         self.on_zones = on_zones
@@ -97,11 +105,41 @@ class StoreSync:
                     zones = self.zone_sync.poll()
                     if zones is not None:
                         self.on_zones(zones)
+                    self._fetch_references()
                 self._upload_snapshots()
             except Exception:  # never let configuration traffic end the thread
                 log.exception("store sync step failed; trying again")
             if self._stop.wait(TICK_S):
                 return
+
+    def _fetch_references(self) -> None:
+        """Download the references set or changed since the last poll; a failed one is tried next poll."""
+        if self.on_reference is None or self.zone_sync is None:
+            return
+        for (camera_id, zone_id), sha256 in self.zone_sync.references.items():
+            if self._references.get((camera_id, zone_id)) == sha256 or self._stop.is_set():
+                continue
+            image = self._download_reference(camera_id, zone_id, sha256)
+            if image is not None:
+                self.on_reference(camera_id, zone_id, image)
+                self._references[(camera_id, zone_id)] = sha256
+
+    def _download_reference(self, camera_id: str, zone_id: str, sha256: str) -> npt.NDArray[np.uint8] | None:
+        where = f"camera {camera_id} zone {zone_id}: reference {sha256[:12]}"
+        try:
+            response = self.client.request("GET", paths.device_reference(sha256))
+        except Exception as exc:
+            log.debug("%s not downloaded: %s", where, exc)
+            return None
+        if response.status_code != 200:
+            log.warning("%s: the store answered %d", where, response.status_code)
+            return None
+        image = cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            log.warning("%s is not an image the box can decode", where)
+            return None
+        log.info("%s downloaded: the zone's empty look is now the operator's", where)
+        return np.asarray(image, np.uint8)
 
     def _upload_snapshots(self) -> None:
         with self._lock:

@@ -35,7 +35,7 @@ import numpy.typing as npt
 from contract import paths
 from contract.device_cases import DeviceCase, DeviceCasesPage
 from detector.detections import Detections
-from pipeline.config import DaemonConfig, ZoneConfig
+from pipeline.config import STATIC_OBJECT_TYPES, DaemonConfig, ZoneConfig
 from pipeline.evidence import render_after
 from pipeline.outbox import Outbox
 from pipeline.pusher import StoreClient, describe
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 Verdict = Literal["verify", "rework"]
 Presence = Callable[[str, str, str], bool]  # RuleEngine.present(camera_id, zone_id, violation_type)
+# StaticChanges.looks_like_reference(camera, zone, box_xyxy_px, frame): None without static change there.
+LooksLikeReference = Callable[[str, str, npt.NDArray[np.float32], npt.NDArray[np.uint8]], "bool | None"]
 PAGE_SIZE = 100
 MAX_WATCHES = 1000  # resolved cases watched at once; the store lists the oldest resolutions first
 DECIDED_MEMORY = 4096  # (case, resolution) pairs already judged, remembered so a poll does not re-add them
@@ -121,6 +123,8 @@ class Verifier:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._store_ok = True
+        # Set by the daemon: a static object's case is also judged by whether the zone looks empty again.
+        self.looks_like_reference: LooksLikeReference | None = None
 
     def set_zones(self, camera_id: str, zones: Sequence[ZoneConfig]) -> None:
         """The camera's zones changed (store zone sync): watch new cases against these from now on."""
@@ -195,7 +199,7 @@ class Verifier:
             fresh = _Watches()
             for case in cases:
                 zone = self._zones.get((case.camera, case.zone))
-                if zone is None or case.violation_type not in zone.rules:
+                if zone is None or not _judged_in(zone, case.violation_type):
                     log.debug(
                         "verification: case %d (%s/%s %s) is not in this box's configuration",
                         case.case_id,
@@ -238,7 +242,7 @@ class Verifier:
             decided = [
                 (watch, verdict, run_s)
                 for watch in list(watches.values())
-                for verdict, run_s in [self._look(watch, stream_time)]
+                for verdict, run_s in [self._look(watch, stream_time, frame_bgr)]
                 if verdict is not None
             ]
             for watch, _, _ in decided:
@@ -248,9 +252,17 @@ class Verifier:
             for w, verdict, run_s in decided
         ]
 
-    def _look(self, watch: _Watch, stream_time: dt.datetime) -> tuple[Verdict | None, float]:
+    def _look(
+        self, watch: _Watch, stream_time: dt.datetime, frame_bgr: npt.NDArray[np.uint8]
+    ) -> tuple[Verdict | None, float]:
         case = watch.case
         present = bool(self._present(case.camera, case.zone, case.violation_type))
+        if not present and self._static_object_case(watch):
+            assert self.looks_like_reference is not None  # _static_object_case checked it
+            height, width = frame_bgr.shape[:2]
+            region = _zone_box_px(watch.zone, width, height)
+            # A static object the model never knew: gone only when the zone looks like its empty self again.
+            present = self.looks_like_reference(case.camera, case.zone, region, frame_bgr) is False
         if watch.present is not present or watch.run_since is None or stream_time < watch.run_since:
             watch.present, watch.run_since = present, stream_time
             return None, 0.0
@@ -258,6 +270,13 @@ class Verifier:
         if run_s < self.settings.absent_s:
             return None, run_s
         return ("rework" if present else "verify"), run_s
+
+    def _static_object_case(self, watch: _Watch) -> bool:
+        return (
+            self.looks_like_reference is not None
+            and watch.zone.static_change is not None
+            and watch.case.violation_type in STATIC_OBJECT_TYPES
+        )
 
     def _decide(
         self,
@@ -326,6 +345,21 @@ class Verifier:
             [cv2.pointPolygonTest(contour, (float(x), float(y)), False) >= 0 for x, y in anchors]
         )
         return candidates[inside]
+
+
+def _judged_in(zone: ZoneConfig, violation_type: str) -> bool:
+    """Whether the zone judges ``violation_type``: a rule (static change's implicit one included), or a
+    static object re-coded at review (an unknown_object that became exposed_garbage)."""
+    if violation_type in zone.effective_rules:
+        return True
+    return zone.static_change is not None and violation_type in STATIC_OBJECT_TYPES
+
+
+def _zone_box_px(zone: ZoneConfig, width: int, height: int) -> npt.NDArray[np.float32]:
+    """The zone's bounding box in frame pixels: the region compared with its reference (the case does not
+    carry its box; the zone is where the object stood)."""
+    points = np.asarray(zone.polygon, np.float32) * np.array([width, height], np.float32)
+    return np.array([*points.min(axis=0), *points.max(axis=0)], np.float32)
 
 
 def _resolved_case(row: DeviceCase) -> ResolvedCase:

@@ -31,6 +31,7 @@ from pipeline.zones import CameraZones
 log = logging.getLogger(__name__)
 
 CameraZoneMap = dict[str, tuple[ZoneConfig, ...]]
+ReferenceMap = dict[tuple[str, str], str]  # (camera, zone) -> sha256 of the operator's reference image
 
 
 class RequestLike(Protocol):
@@ -38,9 +39,10 @@ class RequestLike(Protocol):
 
 
 def _store_zone(camera: str, zone: DeviceZone, timezone: str) -> ZoneConfig | None:
-    """One store zone as the daemon's zone; ``None`` for a zone without rules (it judges nothing)."""
+    """One store zone as the daemon's zone; ``None`` for a zone without rules or static change (it judges
+    nothing)."""
     where = f"camera {camera} zone {zone.code}"
-    if not zone.rules:
+    if not zone.rules and zone.static_change is None:
         log.debug("%s has no rules: it judges nothing and is left out", where)
         return None
     rules = {}
@@ -63,6 +65,7 @@ def _store_zone(camera: str, zone: DeviceZone, timezone: str) -> ZoneConfig | No
                 "anchor": zone.anchor,
                 "rules": rules,
                 "timezone": timezone,
+                "static_change": zone.static_change,
             }
         )
     except ValidationError as exc:
@@ -110,6 +113,17 @@ def zones_from_store(document: Any, local: Sequence[CameraConfig]) -> CameraZone
     return result
 
 
+def references_from_store(document: Any) -> ReferenceMap:
+    """(camera, zone) -> sha256 of the empty reference an operator set in the store, where one is set."""
+    config = parse_device_config(document)
+    return {
+        (camera.code, zone.code): zone.reference_sha256
+        for camera in config.cameras
+        for zone in camera.zones
+        if zone.reference_sha256 is not None
+    }
+
+
 class ZoneSync:
     """Polls the store for this box's zones. Not thread-safe: one thread calls :meth:`poll`."""
 
@@ -129,6 +143,8 @@ class ZoneSync:
         self.on_suppressions = on_suppressions  # the false-alarm memory (pipeline.suppressions)
         self.suppressions: list[Suppression] = []  # of the last good answer
         self.etag: str | None = None
+        # Of the last good answer (poll or cache): the references a store-sync thread downloads.
+        self.references: ReferenceMap = {}
         self._store_down = False
 
     def cached(self) -> CameraZoneMap | None:
@@ -140,6 +156,7 @@ class ZoneSync:
             zones = zones_from_store(saved["config"], self.cameras)
             self._check_event_codes(saved["config"])
             self._take_suppressions(saved["config"])
+            self.references = references_from_store(saved["config"])
         except (OSError, ValueError, KeyError, TypeError, ZoneSyncError) as exc:
             log.warning("zone cache %s is not usable (%s); starting with the YAML's zones", self.cache, exc)
             return None
@@ -170,6 +187,7 @@ class ZoneSync:
             zones = zones_from_store(document, self.cameras)
             self._check_event_codes(document)
             self._take_suppressions(document)
+            self.references = references_from_store(document)
         except (ValueError, ZoneSyncError) as exc:
             log.error("zone sync: the store's zones are not usable, keeping the current ones: %s", exc)
             self.etag = etag  # do not log the same broken version on every poll

@@ -15,22 +15,29 @@ from pipeline.protocols import EventLike, RulesLike
 from pipeline.zone_sync import CameraZoneMap
 
 if TYPE_CHECKING:
+    from pipeline.static_changes import StaticChanges
     from pipeline.verification import Verifier
 
 log = logging.getLogger(__name__)
 
 
 def describe_zones(zones: Sequence[ZoneConfig]) -> str:
-    return ", ".join(f"{z.id} ({z.place}: {', '.join(z.rules)})" for z in zones) or "none"
+    return ", ".join(f"{z.id} ({z.place}: {', '.join(z.effective_rules)})" for z in zones) or "none"
 
 
 class ZoneUpdates:
     """Pending and applied zones per camera (thread-safe)."""
 
     def __init__(
-        self, cameras: Sequence[CameraConfig], rules: RulesLike, verifier: Verifier, metrics: DaemonMetrics
+        self,
+        cameras: Sequence[CameraConfig],
+        rules: RulesLike,
+        verifier: Verifier,
+        metrics: DaemonMetrics,
+        static: StaticChanges | None = None,
     ) -> None:
         self.rules = rules
+        self.static = static
         self.verifier = verifier
         self.metrics = metrics
         self._lock = threading.Lock()
@@ -64,6 +71,12 @@ class ZoneUpdates:
             with self._lock:
                 self._applied[camera_id] = zones
             self.verifier.set_zones(camera_id, zones)
+            if self.static is not None:
+                try:
+                    self.static.replace_zones(camera_id, zones)
+                except Exception:  # the rules have the new zones; static change keeps its previous ones
+                    self.metrics.stage_errors.labels("zones").inc()
+                    log.exception("camera %s: static-change zones not replaced", camera_id)
             for event in events:
                 self.metrics.incident_events.labels(event.kind).inc()
                 on_ended(event)

@@ -18,10 +18,12 @@ from api.cameras import ZONE_EDITOR_ROLES, camera_health
 from api.console.deps import Page, PageDep
 from api.console.rendering import render
 from api.console.security import CSRF_FIELD, check_csrf
+from api.deps import SettingsDep
 from api.errors import ApiError, Forbidden
 from api.models import Camera, Device, Place, Role, ViolationType
 from api.reference.cameras import ZoneBody, delete_zone, get_camera, put_zone
 from api.reference.common import CODE_PATTERN
+from api.zone_references import set_reference_from_snapshot
 from contract.device_config import DEFAULT_ANCHOR, DEFAULT_MIN_CONFIDENCE
 from contract.schedule import ScheduleError, text_to_windows, windows_to_text
 
@@ -47,6 +49,8 @@ def cameras_page(page: PageDep) -> Response:
             "device": devices.get(camera.device_id) if camera.device_id else None,
             "health": camera_health(camera),
             "zones": len(camera.zones),
+            # static-change zone -> reference state, as the daemon last reported it
+            "references": dict((camera.health or {}).get("references") or {}),
         }
         for camera in cameras
     ]
@@ -68,6 +72,9 @@ def _editor_zone(zone: Any) -> dict[str, Any]:
             }
             for name, rule in zone.rules.items()
         },
+        "static_change": zone.static_change,
+        "reference_sha256": zone.reference_sha256,
+        "reference_at": zone.reference_at.isoformat() if zone.reference_at else None,
     }
 
 
@@ -115,6 +122,7 @@ def _zone_body(data: Any) -> ZoneBody:
             "polygon": data.get("polygon"),
             "anchor": data.get("anchor") or DEFAULT_ANCHOR,
             "rules": rules,
+            "static_change": data.get("static_change"),
         }
     )
 
@@ -141,6 +149,25 @@ def save_zone(
         return _error(422, str(exc), str(exc).split(":", 1)[0])
     except ValueError as exc:
         return _error(422, str(exc), None)
+    except ApiError as exc:
+        return _error(exc.status_code, exc.message, exc.details.get("field"))
+    page.session.commit()
+    return JSONResponse({"saved": _editor_zone(saved)})
+
+
+@router.post("/{code}/zones/{zone_code}/reference")
+def set_reference(
+    code: CodePath,
+    zone_code: CodePath,
+    page: PageDep,
+    settings: SettingsDep,
+    csrf_token: Annotated[str, Form(alias=CSRF_FIELD)] = "",
+) -> Response:
+    """The camera's current frame becomes the zone's empty reference (the pavement is clean now)."""
+    check_csrf(page.request, csrf_token)
+    _require(page, ZONE_EDITOR_ROLES)
+    try:
+        saved = set_reference_from_snapshot(page.session, settings, code, zone_code)
     except ApiError as exc:
         return _error(exc.status_code, exc.message, exc.details.get("field"))
     page.session.commit()

@@ -27,7 +27,7 @@ from api.reference.common import (
 )
 from api.reference.violation_types import known_pipeline_types
 from contract import device_config as contract_zone
-from contract.device_config import DEFAULT_ANCHOR, Anchor
+from contract.device_config import DEFAULT_ANCHOR, Anchor, StaticChangeConfig
 
 
 class ZoneRule(contract_zone.ZoneRule):
@@ -76,6 +76,11 @@ class ZoneBody(StrictModel):
         DEFAULT_ANCHOR, description="The point of a box that must be in the polygon: bottom_center or center."
     )
     rules: ZoneRules = Field(default_factory=dict)
+    static_change: StaticChangeConfig | None = Field(
+        None,
+        description="New objects that appear in the zone and stay, found without a model: "
+        "{dwell_s, report_as, min_area}; null: off.",
+    )
 
 
 class ZoneIn(ZoneBody):
@@ -90,6 +95,9 @@ class ZonePublic(BaseModel):
     polygon: list[list[float]]
     anchor: str
     rules: dict[str, Any]
+    static_change: StaticChangeConfig | None
+    reference_sha256: str | None = Field(description="The empty reference image set by an operator.")
+    reference_at: dt.datetime | None
     updated_at: dt.datetime
 
 
@@ -134,6 +142,9 @@ def zone_public(zone: Zone) -> ZonePublic:
         polygon=[list(point) for point in zone.polygon],
         anchor=zone.anchor,
         rules=zone.rules,
+        static_change=zone.static_change,
+        reference_sha256=zone.reference_sha256,
+        reference_at=zone.reference_at,
         updated_at=zone.updated_at,
     )
 
@@ -186,12 +197,21 @@ def zone_values(camera_id: int, code: str, place_id: int, body: ZoneBody) -> dic
         "polygon": [list(point) for point in body.polygon],
         "anchor": body.anchor,
         "rules": {name: rule.model_dump() for name, rule in body.rules.items()},
+        "static_change": body.static_change.model_dump() if body.static_change else None,
     }
 
 
 def _write_zone(session: Session, camera: Camera, code: str, body: ZoneBody, field: str) -> None:
     place = ref_place(session, body.place, f"{field}.place")
-    check_zone_rules(known_pipeline_types(session), body.rules, f"{field}.rules")
+    known = known_pipeline_types(session)
+    check_zone_rules(known, body.rules, f"{field}.rules")
+    if body.static_change is not None and body.static_change.report_as not in known:
+        where = f"{field}.static_change.report_as"
+        raise InvalidInput(
+            f"{where}: unknown violation type {body.static_change.report_as} "
+            f"(known pipeline types: {', '.join(sorted(known)) or 'none yet'})",
+            field=where,
+        )
     values = zone_values(camera.id, code, place.id, body)
     upsert(session, Zone, {**values, "updated_at": utcnow()}, keys=("camera_id", "code"))
 

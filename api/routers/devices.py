@@ -9,15 +9,17 @@ import json
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Response
+from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api import reference as ref
 from api import suppressions
-from api.deps import DeviceDep, OperatorDep, SessionDep
+from api.deps import DeviceDep, OperatorDep, SessionDep, SettingsDep
 from api.models import Camera, Device, ViolationType, utcnow
-from api.routers.responses import AUTHENTICATED, INVALID, errors
+from api.routers.responses import AUTHENTICATED, INVALID, NOT_FOUND, errors
+from api.zone_references import SHA256_PATTERN, open_device_reference
 from contract.device_cases import DeviceCase
 from contract.device_config import DeviceConfig, DeviceViolationType, DeviceZone
 
@@ -65,6 +67,8 @@ def device_config(session: Session, device_id: int, device_name: str) -> DeviceC
                         polygon=zone.polygon,
                         anchor=zone.anchor,
                         rules=zone.rules,
+                        static_change=zone.static_change,
+                        reference_sha256=zone.reference_sha256,
                         updated_at=zone.updated_at,
                     ).model_dump(mode="json")
                     for zone in sorted(camera.zones, key=lambda z: z.code)
@@ -127,6 +131,24 @@ def report_health(
     camera = ref.record_camera_health(session, device.id, code, body)
     assert camera.health is not None and camera.health_at is not None  # just written
     return CameraHealthPublic(camera=camera.code, health=camera.health, health_at=camera.health_at)
+
+
+@router.get(
+    "/devices/me/references/{sha256}",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/jpeg": {}}}, **AUTHENTICATED, **NOT_FOUND},
+    summary="An empty reference image set on a zone of one of the calling device's cameras",
+)
+def my_reference(
+    sha256: Annotated[str, Path(pattern=SHA256_PATTERN)],
+    device: DeviceDep,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> FileResponse:
+    """404 for a reference that is not set on a zone of this device's cameras."""
+    assert device.id is not None
+    path = open_device_reference(session, settings, device.id, sha256)
+    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
 
 
 @router.get(

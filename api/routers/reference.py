@@ -12,10 +12,11 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from api import reference as ref
 from api.actors import Actor
 from api.cameras import ZONE_EDITOR_ROLES
-from api.deps import AdminDep, OperatorDep, SessionDep, require_roles
+from api.deps import AdminDep, OperatorDep, SessionDep, SettingsDep, require_roles
 from api.models import Role
 from api.routers.responses import AUTHENTICATED, INVALID, NOT_FOUND, errors
 from api.schemas import Page
+from api.zone_references import clear_reference, set_reference_from_snapshot
 
 router = APIRouter(prefix="/api/v1", tags=["reference"], responses=AUTHENTICATED)
 
@@ -194,6 +195,29 @@ def put_zone(
 ) -> ref.ZonePublic:
     """Create or replace a zone: polygon in normalised image coordinates, rules per violation type."""
     return ref.zone_public(ref.put_zone(session, code, zone_code, body))
+
+
+@router.put(
+    "/cameras/{code}/zones/{zone_code}/reference",
+    response_model=ref.ZonePublic,
+    responses=errors(400, 404, 422),
+)
+def set_zone_reference(
+    code: CodePath, zone_code: CodePath, _: ZoneEditorDep, session: SessionDep, settings: SettingsDep
+) -> ref.ZonePublic:
+    """Use the camera's current snapshot as the static-change zone's empty reference (take it while the
+    pavement is clean): what was already there when the box started is then found too."""
+    return ref.zone_public(set_reference_from_snapshot(session, settings, code, zone_code))
+
+
+@router.delete(
+    "/cameras/{code}/zones/{zone_code}/reference", response_model=ref.ZonePublic, responses=NOT_FOUND
+)
+def delete_zone_reference(
+    code: CodePath, zone_code: CodePath, _: ZoneEditorDep, session: SessionDep
+) -> ref.ZonePublic:
+    """Forget the operator's reference: the box learns the zone's empty look itself again."""
+    return ref.zone_public(clear_reference(session, code, zone_code))
 
 
 @router.delete(

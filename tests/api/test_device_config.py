@@ -66,7 +66,12 @@ def test_device_config_health_and_device_list(client: TestClient, store: Store) 
     )
     assert bad.status_code == 422
     camera = client.get("/api/v1/cameras/cam-a", headers=admin).json()
-    assert camera["health"] == {**health, "last_frame_at": "2026-03-02T00:00:00+00:00", "error": None}
+    assert camera["health"] == {
+        **health,
+        "last_frame_at": "2026-03-02T00:00:00+00:00",
+        "error": None,
+        "references": {},
+    }
     assert camera["health_at"] is not None
 
     assert client.get("/api/v1/devices/me/config", headers=admin).status_code == 403

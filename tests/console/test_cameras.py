@@ -281,3 +281,60 @@ def test_a_zone_drawn_in_the_editor_makes_the_running_daemon_report(
         lambda: [z.id for z in daemon_on_cam1.zones("cam-1")] == ["van-road"], 15, "the zone in the daemon"
     )
     wait_for(lambda: cases() == [("cam-1", "van-road")], 45, "the daemon's case for the drawn zone")
+
+
+def test_static_change_is_saved_reloaded_and_takes_the_frame_as_reference(
+    console: ConsoleWorld, frames: None, desktop: Any
+) -> None:
+    page = desktop
+    login(page, console, "li")
+    page.goto(f"{console.url}/console/cameras/cam-1/zones")
+    page.fill("#zone-code", "pavement")
+    click_polygon(page, [[0.05, 0.6], [0.5, 0.6], [0.5, 0.95], [0.05, 0.95]])
+    page.select_option("#zone-place", VAN_PLACE)
+    assert page.locator("#set-reference").is_hidden()  # a new zone: nothing to set a reference on yet
+    page.check("#static-on")
+    page.fill("#static-dwell", "90")
+    page.select_option("#static-report-as", "exposed_garbage")
+    page.fill("#static-min-area", "0.004")
+    page.click("#save-zone")
+    page.wait_for_selector("#zone-message.ok")
+    stored = zones_in_store(console, "cam-1")["pavement"]
+    assert stored.static_change == {"dwell_s": 90.0, "report_as": "exposed_garbage", "min_area": 0.004}
+    assert stored.rules == {}  # static change alone
+
+    page.reload()
+    page.select_option("#zone-select", "pavement")
+    assert page.is_checked("#static-on")
+    assert page.input_value("#static-dwell") == "90"
+    assert page.input_value("#static-report-as") == "exposed_garbage"
+    assert page.input_value("#static-min-area") == "0.004"
+    assert page.locator("#reference-state").inner_text() == "尚未设定参考图：边缘设备自行学习空路面的样子。"
+    page.click("#set-reference")
+    page.wait_for_selector("#zone-message.ok")
+    assert "参考图设定于" in page.locator("#reference-state").inner_text()
+    with console.store.sessions() as session:
+        camera = session.scalars(select(Camera).where(Camera.code == "cam-1")).one()
+        snapshot_sha256 = camera.snapshot_sha256
+    assert zones_in_store(console, "cam-1")["pavement"].reference_sha256 == snapshot_sha256
+
+    # Unchecking static change and saving turns it off.
+    page.uncheck("#static-on")
+    page.evaluate("document.getElementById('zone-message').hidden = true")  # wait for the save's own message
+    page.click("#save-zone")
+    page.wait_for_selector("#zone-message.ok")
+    assert zones_in_store(console, "cam-1")["pavement"].static_change is None
+
+
+def test_the_camera_list_shows_zones_still_learning_their_reference(
+    console: ConsoleWorld, frames: None, desktop: Any
+) -> None:
+    with console.store.sessions.begin() as session:
+        row = session.scalars(select(Camera).where(Camera.code == "cam-1")).one()
+        row.health = {**(row.health or {}), "references": {"pavement": "learning", "lawn": "set"}}
+    login(desktop, console, "li")
+    desktop.goto(f"{console.url}/console/cameras")
+    row = desktop.locator('tr[data-camera="cam-1"]')
+    assert row.locator('.reference[data-zone="pavement"]').inner_text() == "pavement: 参考图学习中"
+    assert row.locator('.reference[data-zone="lawn"]').inner_text() == "lawn: 参考图已设定"
+    assert "路面干净时" in (row.locator(".reference-learning").get_attribute("title") or "")

@@ -59,6 +59,37 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "zones.need_polygon": ("请先绘制至少 3 个点的多边形。", "Draw a polygon of at least 3 points first."),
     "zones.need_code": ("请填写区域编号。", "Enter a zone code."),
     "zones.points": ("{count} 个点", "{count} points"),
+    "reference.learning": ("参考图学习中", "Learning reference"),
+    "reference.learned": ("参考图已学习", "Reference learned"),
+    "reference.set": ("参考图已设定", "Reference set"),
+    "reference.relearning": ("参考图重新学习中", "Relearning reference"),
+    "reference.learning_hint": (
+        "尚无参考图：启动时已在区域内的物体无法识别，请在路面干净时设定参考图。",
+        "No reference yet: objects already there when the box started cannot be told; set one while the "
+        "pavement is clean.",
+    ),
+    "zones.static_change": ("新增静止物体检测（无需模型）", "New static objects (no model needed)"),
+    "zones.static_on": ("启用", "On"),
+    "zones.static_report_as": ("上报为", "Report as"),
+    "zones.static_min_area": ("最小面积（占画面比例）", "Min. area (share of frame)"),
+    "zones.static_hint": (
+        "区域内新出现并停留超过设定时间的物体（垃圾、摊位、货物）将上报；“待分类”案件在审核时改为具体类型。",
+        "Objects that appear in the zone and stay longer than the dwell (garbage, stalls, goods) are "
+        "reported; cases reported as unknown_object are re-coded at review.",
+    ),
+    "zones.set_reference": (
+        "以当前画面为参考（路面干净时）",
+        "Use this frame as the empty reference (when the pavement is clean)",
+    ),
+    "zones.reference_none": (
+        "尚未设定参考图：边缘设备自行学习空路面的样子。",
+        "No reference set: the edge box learns what the empty pavement looks like.",
+    ),
+    "zones.reference_set": ("参考图设定于 {time}", "Reference set on {time}"),
+    "zones.reference_done": (
+        "参考图已设定，边缘设备将在下次同步时使用。",
+        "Reference set: the edge box uses it at its next poll.",
+    ),
     "vtype.illegal_parking": ("违章停车", "Illegal parking"),
     "vtype.street_stall": ("占道经营", "Street stall"),
     "vtype.exposed_garbage": ("暴露垃圾", "Exposed garbage"),

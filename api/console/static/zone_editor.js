@@ -21,7 +21,10 @@
   let dragging = null; // index of the corner being dragged
 
   function blankZone() {
-    return { code: "", place: $("zone-place").value, polygon: [], anchor: "bottom_center", rules: {}, isNew: true };
+    return {
+      code: "", place: $("zone-place").value, polygon: [], anchor: "bottom_center", rules: {},
+      static_change: null, reference_sha256: null, reference_at: null, isNew: true,
+    };
   }
 
   // Corners within 1 % of the frame's edge snap onto it: a zone can reach the edge without pixel hunting.
@@ -125,10 +128,34 @@
       rule.querySelector(".rule-schedule").value = spec ? spec.schedule || "" : "";
       rule.querySelector(".rule-confidence").value = spec ? spec.min_confidence : 0.3;
     }
+    loadStatic(current);
     $("delete-zone").hidden = current.isNew;
     $("zone-message").hidden = true;
     clearInvalid();
     render();
+  }
+
+  function loadStatic(zone) {
+    const spec = zone.static_change;
+    $("static-on").checked = Boolean(spec);
+    $("static-dwell").value = spec ? spec.dwell_s : 120;
+    if (spec) $("static-report-as").value = spec.report_as;
+    $("static-min-area").value = spec ? spec.min_area : 0.002;
+    const state = $("reference-state");
+    state.textContent = zone.reference_at
+      ? state.dataset.msgSet.replace("{time}", new Date(zone.reference_at).toLocaleString())
+      : state.dataset.msgNone;
+    // A reference belongs to a saved zone with static change (the store refuses it otherwise).
+    $("set-reference").hidden = zone.isNew || !spec;
+  }
+
+  function collectStatic() {
+    if (!$("static-on").checked) return null;
+    return {
+      dwell_s: Number($("static-dwell").value),
+      report_as: $("static-report-as").value,
+      min_area: Number($("static-min-area").value),
+    };
   }
 
   function fillSelect(selected) {
@@ -148,7 +175,10 @@
         min_confidence: Number(rule.querySelector(".rule-confidence").value),
       };
     }
-    return { place: $("zone-place").value, polygon: current.polygon, anchor: $("zone-anchor").value, rules };
+    return {
+      place: $("zone-place").value, polygon: current.polygon, anchor: $("zone-anchor").value, rules,
+      static_change: collectStatic(),
+    };
   }
 
   function markInvalid(field) {
@@ -200,6 +230,16 @@
     fillSelect("");
     load(null);
     showMessage(msg("Deleted"), true);
+  });
+
+  $("set-reference").addEventListener("click", async () => {
+    if (!current || current.isNew) return;
+    const url = `/console/cameras/${encodeURIComponent(camera)}/zones/${encodeURIComponent(current.code)}/reference`;
+    const { ok, data } = await send(url, {});
+    if (!ok) { showMessage(data.detail, false); return; }
+    zones = zones.map((zone) => (zone.code === data.saved.code ? data.saved : zone));
+    load(data.saved);
+    showMessage($("reference-state").dataset.msgDone, true);
   });
 
   $("zone-select").addEventListener("change", (event) => {
