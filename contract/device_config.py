@@ -37,6 +37,20 @@ class ZoneRule(BaseModel):
     )
 
 
+class StaticChangeConfig(BaseModel):
+    """Model-free static-change detection in a zone: new objects that appear and stay (garbage, a stall)."""
+
+    dwell_s: float = Field(
+        120, ge=1, le=MAX_DWELL_S, description="Seconds a new object must stay before it is a violation."
+    )
+    report_as: PipelineType = Field(
+        "unknown_object", description="Violation type the static objects are reported as."
+    )
+    min_area: float = Field(
+        0.002, gt=0, lt=1, description="Smallest object reported, as a share of the frame's area."
+    )
+
+
 class DeviceZone(BaseModel):
     code: Code
     place: Code = Field(description="Responsibility key to report cases for.")
