@@ -18,6 +18,7 @@ BoxI = tuple[int, int, int, int]  # x1, y1, x2, y2 in working pixels, x2/y2 excl
 
 STABLE_S = 2.0  # seconds a region must keep its box: longer than a walking person stays in one place
 STABLE_IOU = 0.6  # a box wobbling by a few working pixels at its edges still counts as the same shape
+COVER = 0.75  # share of STABLE_S that the region's sightings must span (a frame or two may be skipped)
 MATCH_IOU = 0.3  # a component continues a region when it overlaps it this much (greedy, best IoU first)
 MISS_S = 1.5  # a region not found for this long is forgotten (its pixels went back to the reference)
 HISTORY = 64  # boxes kept per region: bounded state, enough for STABLE_S at the daemon's frame rates
@@ -45,10 +46,11 @@ class Region:
         """Mean IoU of the current box with its boxes of the last STABLE_S seconds; 0 until seen that long."""
         if now_s - self.first_s < STABLE_S:
             return 0.0
-        recent = [iou(self.box, b) for t, b in self.history if now_s - t <= STABLE_S]
-        if not recent or min(recent) < STABLE_IOU:
+        recent = [(t, iou(self.box, b)) for t, b in self.history if now_s - t <= STABLE_S]
+        # seen over most of the window, not just once after a gap (a zone hidden by a bus, a dark frame)
+        if not recent or now_s - recent[0][0] < COVER * STABLE_S or min(o for _, o in recent) < STABLE_IOU:
             return 0.0
-        return float(np.mean(recent))
+        return float(np.mean([o for _, o in recent]))
 
 
 def match_regions(regions: list[Region], boxes: list[BoxI], strengths: list[float], now_s: float) -> None:

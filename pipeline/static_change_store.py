@@ -46,8 +46,9 @@ class ReferenceFile:
     ) -> ReferenceFile:
         geometry = json.dumps([[round(float(v), 6) for v in p] for p in polygon] + [list(work_hw)])
         key = hashlib.sha256(geometry.encode()).hexdigest()[:12]
-        stem = reference_dir / _UNSAFE.sub("_", camera_id) / f"{_UNSAFE.sub('_', zone_id)}.{key}"
-        return cls(stem.with_suffix(".png"), stem.with_suffix(".json"))
+        folder = reference_dir / _UNSAFE.sub("_", camera_id)
+        stem = f"{_UNSAFE.sub('_', zone_id)}.{key}"
+        return cls(folder / f"{stem}.png", folder / f"{stem}.json")
 
     def save(self, reference: npt.NDArray[np.float32], state: str) -> None:
         ok, encoded = cv2.imencode(".png", np.clip(np.rint(reference), 0, 255).astype(np.uint8))
