@@ -61,6 +61,8 @@ State = Literal["learning", "learned", "set", "relearning"]
 # Geometry
 WORK_WIDTH = 320  # px: a 1080p frame's 6x6 blocks; a 0.2% min_area is still ~100 working pixels
 REGISTER_WIDTH = 160  # px: phase correlation at half the working size (a quarter of its cost)
+# Below MIN_SHIFT the estimate is mostly its own jitter: warping by it would make every edge "move".
+MIN_SHIFT = 0.5  # working px
 MAX_SHIFT = 4.0  # working px (~24 px at 1080p): larger "shifts" are a moved camera, not shake
 # Motion and masking
 MOTION_DIFF = 12.0  # gray levels between consecutive analysed frames: above compression noise at 320 px
@@ -404,7 +406,7 @@ class StaticChange:
         (dx, dy), _ = cv2.phaseCorrelate(a, b, self._window)
         factor = w / REGISTER_WIDTH
         dx, dy = dx * factor, dy * factor
-        if (abs(dx) < 0.25 and abs(dy) < 0.25) or max(abs(dx), abs(dy)) > MAX_SHIFT:
+        if max(abs(dx), abs(dy)) < MIN_SHIFT or max(abs(dx), abs(dy)) > MAX_SHIFT:
             return gray
         shift = np.array([[1, 0, -dx], [0, 1, -dy]], np.float32)
         moved = cv2.warpAffine(gray, shift, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
