@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from contract.fields import Code, EventCode, PipelineType, Point
 from contract.schedule import ScheduleWindow
@@ -19,6 +19,9 @@ Anchor = Literal["bottom_center", "center"]
 DEFAULT_ANCHOR: Anchor = "bottom_center"
 DEFAULT_MIN_CONFIDENCE = 0.3
 MAX_DWELL_S = 86_400
+#: The class (and default violation type) of what the static-change detector finds: appended after the
+#: model's classes, class id = len(model class names).
+UNKNOWN_OBJECT = "unknown_object"
 
 
 class ZoneRule(BaseModel):
@@ -37,6 +40,24 @@ class ZoneRule(BaseModel):
     )
 
 
+class StaticChangeConfig(BaseModel):
+    """A zone's model-free detector: new objects that appear in the zone and stay (pipeline.static_change)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dwell_s: float = Field(
+        120.0, ge=1, le=MAX_DWELL_S, description="Seconds a new object must stay, unmoved, to confirm."
+    )
+    report_as: PipelineType = Field(
+        UNKNOWN_OBJECT,
+        description="Violation type its cases are reported as; unknown_object waits in the review queue "
+        "to be re-coded.",
+    )
+    min_area: float = Field(
+        0.002, gt=0, lt=1, description="Smallest change region reported, as a share of the frame area."
+    )
+
+
 class DeviceZone(BaseModel):
     code: Code
     place: Code = Field(description="Responsibility key to report cases for.")
@@ -48,6 +69,14 @@ class DeviceZone(BaseModel):
     )
     rules: dict[PipelineType, ZoneRule] = Field(
         description="Pipeline violation type -> rule; types not listed are not judged here."
+    )
+    static_change: StaticChangeConfig | None = Field(
+        None, description="New objects that appear and stay (no model needed); absent: off."
+    )
+    reference_sha256: str | None = Field(
+        None,
+        description="The operator's empty-pavement reference image of this zone: download it from "
+        "paths.device_reference(sha256); absent: the box learns the reference itself.",
     )
     updated_at: dt.datetime
 

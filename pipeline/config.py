@@ -16,9 +16,17 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
-from contract.device_config import DEFAULT_ANCHOR, DEFAULT_MIN_CONFIDENCE, MAX_DWELL_S, Anchor
+from contract.device_config import (
+    DEFAULT_ANCHOR,
+    DEFAULT_MIN_CONFIDENCE,
+    MAX_DWELL_S,
+    UNKNOWN_OBJECT,
+    Anchor,
+    StaticChangeConfig,
+)
 from contract.fields import PIPELINE_TYPE_PATTERN, EventCode
 from contract.schedule import Schedule, ScheduleError
 from detector.yaml_lines import LocatedYaml, YamlSyntaxError, load_located_yaml
@@ -53,6 +61,10 @@ class ClassMapping(_Strict):
         None, description="e.g. '0506'; default: the built-in code for this class, else the store's default."
     )
 
+
+# What a static-change zone may report its new objects as (besides the detector's own violation types): the
+# violations that are new objects standing still, the ones camera verification checks against the reference.
+STATIC_OBJECT_TYPES = frozenset({UNKNOWN_OBJECT, "exposed_garbage", "street_stall"})
 
 # Event codes a COCO class gets without one in the configuration: a bicycle parked on the pavement is a
 # non-motor vehicle (0506); motor vehicles take the store's default code of illegal_parking (0505).
@@ -187,16 +199,38 @@ class ZoneConfig(_Strict):
         min_length=1, max_length=64, description="Responsibility key (grid code / road section)."
     )
     polygon: list[Point] = Field(min_length=3, description="Normalised [x, y] corners (0..1).")
-    rules: dict[str, RuleConfig] = Field(min_length=1, description="Violation type -> rule.")
+    rules: dict[str, RuleConfig] = Field(
+        default_factory=dict, description="Violation type -> rule (may be empty with static_change)."
+    )
     anchor: Anchor = DEFAULT_ANCHOR
     timezone: str | None = Field(
         None, description="Where this zone's schedules are read; default: the camera's time zone."
+    )
+    static_change: StaticChangeConfig | None = Field(
+        None,
+        description="Model-free detection of new objects that appear and stay: {dwell_s, report_as, "
+        "min_area}; reported as detections of class unknown_object.",
     )
 
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str | None) -> str | None:
         return None if value is None else check_timezone(value)
+
+    @model_validator(mode="after")
+    def _judges_something(self) -> ZoneConfig:
+        if not self.rules and self.static_change is None:
+            raise ValueError("a zone needs rules, static_change or both: this one would judge nothing")
+        return self
+
+    @property
+    def effective_rules(self) -> dict[str, RuleConfig]:
+        """The rules the engine applies: ``rules`` plus static change's implicit rule for ``report_as``
+        (an explicit rule for that type keeps its own settings)."""
+        if self.static_change is None or self.static_change.report_as in self.rules:
+            return dict(self.rules)
+        implicit = RuleConfig(dwell_s=self.static_change.dwell_s)
+        return {**self.rules, self.static_change.report_as: implicit}
 
 
 class RedactionConfig(_Strict):
@@ -425,6 +459,11 @@ class DaemonConfig(_Strict):
             seen.add(camera.id)
         return cameras
 
+    @property
+    def reportable_types(self) -> frozenset[str]:
+        """Violation types a zone may judge: the detector's, and what a static change may be."""
+        return frozenset(self.detector.violation_of.values()) | STATIC_OBJECT_TYPES
+
     def unused_rules(self) -> list[str]:
         """Zone rules for violation types no detector class maps to: they can never fire."""
         produced = set(self.detector.violation_of.values())
@@ -433,7 +472,7 @@ class DaemonConfig(_Strict):
             for c in self.cameras
             for z in c.zones
             for v in z.rules
-            if v not in produced
+            if v not in produced and not (z.static_change and z.static_change.report_as == v)
         ]
 
 
@@ -472,6 +511,22 @@ def _check_sampling_against_gaps(config: DaemonConfig, located: LocatedYaml) -> 
         raise ConfigError("\n".join(problems))
 
 
+def _check_static_change(config: DaemonConfig, located: LocatedYaml) -> None:
+    """report_as must be a violation type the rules know (the detector's or a static object's)."""
+    known = config.reportable_types
+    problems = []
+    for c, camera in enumerate(config.cameras):
+        for z, zone in enumerate(camera.zones):
+            if zone.static_change is not None and zone.static_change.report_as not in known:
+                loc = ("cameras", c, "zones", z, "static_change", "report_as")
+                problems.append(
+                    f"{located.path}:{located.line_of(loc)}: {'.'.join(map(str, loc))}: unknown violation "
+                    f"type {zone.static_change.report_as!r} (known: {', '.join(sorted(known))})"
+                )
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
 def load_config(path: Path) -> DaemonConfig:
     """Parse and validate ``path``; raise :class:`ConfigError` listing every problem with its line."""
     try:
@@ -489,6 +544,7 @@ def load_config(path: Path) -> DaemonConfig:
     except ValidationError as exc:
         raise ConfigError(located.describe(exc)) from exc
     _check_sampling_against_gaps(config, located)
+    _check_static_change(config, located)
     config = _resolve_model(config, located)
     for unused in config.unused_rules():
         log.warning("%s: %s has no detector class mapped to it in detector.classes", path, unused)
