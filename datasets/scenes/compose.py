@@ -23,6 +23,7 @@ MIN_BOX_PX = 4  # narrower or lower boxes are dropped (too small to learn from)
 VEHICLES = ("car", "truck", "bus")
 STALLS = {f.__name__: f for f in street_objects.STALLS}
 SCENERY = {f.__name__: f for f in street_objects.SCENERY}
+UNKNOWN_PILE = "dumped_furniture"  # the demo's object no model class covers: drawn, never labelled
 
 
 @dataclass(frozen=True)
@@ -73,10 +74,12 @@ def draw_thing(thing: Thing, camera: Camera, *, night: bool) -> Sprite | None:
         pen, anchor = STALLS[thing.style or "canopy_stall"](rng, ppm, view)
     elif thing.kind == "garbage":
         pen, anchor = street_objects.garbage(rng, ppm, view, thing.style)
+    elif thing.kind == UNKNOWN_PILE:
+        pen, anchor = street_objects.dumped_furniture(rng, ppm, view)
     else:
         pen, anchor = SCENERY[thing.kind](rng, ppm, view)
     pixel = camera.project(np.array([ground]))[0]
-    label = thing.kind if thing.kind not in SCENERY else None
+    label = thing.kind if thing.kind not in SCENERY and thing.kind != UNKNOWN_PILE else None
     return finish(pen, (float(pixel[0]), float(pixel[1])), anchor, camera.depth(ground), label)
 
 

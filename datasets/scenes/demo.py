@@ -4,7 +4,9 @@ Incidents (what the daemon must turn into cases, one each):
   * a car parks in no-parking zone A for about two minutes;
   * a truck parks in no-parking zone B, later, for almost two minutes;
   * a street stall sets up on the pavement, trades, and packs away;
-  * bags of rubbish are dumped on the pavement and later removed by a sanitation worker.
+  * bags of rubbish are dumped on the pavement and later removed by a sanitation worker;
+  * old furniture is dumped on the far pavement and stays: no model class covers it, only the zone's static
+    change can report it (as unknown_object, to be re-coded at review).
 Distractors (no case expected): traffic in both directions, people walking through, cars parked legally
 on the far kerb (outside every zone), and a car that stops in zone B for only 12 s (under the dwell).
 """
@@ -37,7 +39,16 @@ CAMERA = Camera(
 )
 KERB = STREET.right_kerb
 PARKED_X = KERB - 1.1  # a car's centre when parked against the right kerb
-PLACES = {"no-parking-a": "310101001001001", "no-parking-b": "310101001001002", "pavement": "310101001001003"}
+PLACES = {
+    "no-parking-a": "310101001001001",
+    "no-parking-b": "310101001001002",
+    "pavement": "310101001001003",
+    "far-pavement": "310101001001004",
+}
+FURNITURE_AT = (STREET.left_kerb - 0.8, 23.0)  # on the far pavement, in view, clear of the parked cars
+# Smallest static change reported, share of the frame: the design's default. The furniture covers about
+# three times more (~45x30 px of 640x360), a passer-by's shadow or a dropped cup far less.
+STATIC_MIN_AREA = 0.002
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,7 @@ class Zone:
     x_m: tuple[float, float]  # the zone on the ground: X and Z ranges in metres
     z_m: tuple[float, float]
     rules: tuple[str, ...]
+    static_change: bool = False  # judged by the model-free static-change detector (unknown_object)
 
     def polygon(self, camera: Camera) -> list[tuple[float, float]]:
         """The zone in normalised image coordinates, clipped to the frame."""
@@ -71,6 +83,14 @@ ZONES = (
         (KERB + 0.3, STREET.right_wall - 0.3),
         (6.0, 33.0),
         ("street_stall", "exposed_garbage"),
+    ),
+    Zone(
+        "far-pavement",
+        PLACES["far-pavement"],
+        (STREET.left_wall + 0.3, STREET.left_kerb - 0.3),
+        (18.0, 30.0),
+        (),
+        static_change=True,
     ),
 )
 
@@ -118,6 +138,13 @@ def incidents() -> tuple[Incident, ...]:
             "exposed_garbage", "pavement", 62.0, 200.0, "bags are dumped on the pavement, later removed"
         ),
         Incident("illegal_parking", "no-parking-b", 97.0, 205.0, "a truck parks in no-parking zone B"),
+        Incident(
+            "unknown_object",
+            "far-pavement",
+            75.0,  # after 110 s - dwell - margin: the shortened e2e clip (tests) keeps only the model's cases
+            DURATION_S,
+            "furniture is dumped on the far pavement, stays",
+        ),
     )
 
 
@@ -141,6 +168,7 @@ def scripted_actors() -> list[Actor]:
             (180.0, KERB + 5.0, 45.0),
         ),
         Actor("garbage", 302, ((62.0, *garbage_at), (200.0, *garbage_at)), style="bags"),
+        Actor("dumped_furniture", 401, ((75.0, *FURNITURE_AT), (DURATION_S, *FURNITURE_AT)), heading=0.0),
         _walk(
             107,
             (52.0, KERB + 4.5, -2.0),

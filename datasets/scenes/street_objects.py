@@ -460,3 +460,43 @@ def shop_sign(rng: np.random.Generator, ppm: float, view: View) -> Drawn:
 
 
 SCENERY = (wheelie_bin, tree, pole, bench, planter, cone, shop_sign)
+
+
+# --- the demo's unknown object: never in the generated training scenes, so the demo model does not know it --
+
+
+def dumped_furniture(rng: np.random.Generator, ppm: float, view: View) -> Drawn:
+    """A mattress leant on a wooden pallet beside a broken chair: flat slabs and straight slats, nothing
+    like the round bags the garbage class was trained on (drawn by the demo only, never by the generator)."""
+    width, height = 2.0 * ppm, 1.3 * ppm
+    pen = Pen(int(width + 8), int(height + 0.3 * ppm * view.squash + 8))
+    cx, ground = pen.image.shape[1] / 2, pen.image.shape[0] - 2
+    wood = pick(rng, [(40, 90, 150), (50, 110, 170), (60, 100, 130)])
+    left = cx - width / 2
+    for i in range(5):  # the pallet, upright: horizontal slats
+        y = ground - (i + 0.5) * 0.2 * ppm
+        pen.rect(left, y - 0.07 * ppm, left + 1.2 * ppm, y + 0.07 * ppm, shade(wood, 0.9 + 0.05 * i))
+    cloth = pick(rng, [(205, 210, 220), (190, 200, 215), (170, 190, 200)])
+    slab = [
+        (left + 0.3 * ppm, ground),
+        (left + 1.5 * ppm, ground),
+        (left + 1.25 * ppm, ground - height),
+        (left + 0.15 * ppm, ground - height + 0.1 * ppm),
+    ]
+    pen.poly(slab, cloth)  # the mattress, leant against it
+    for j in range(1, 4):  # quilting seams
+        u = j / 4
+        pen.line(
+            (left + 0.3 * ppm - 0.15 * ppm * u, ground - height * u),
+            (left + 1.5 * ppm - 0.25 * ppm * u, ground - height * u),
+            shade(cloth, 0.8),
+            1,
+        )
+    seat = left + 1.55 * ppm
+    leg = max(1.0, 0.05 * ppm)
+    chair = pick(rng, [(30, 30, 30), (70, 60, 120), (40, 70, 40)])
+    pen.rect(seat, ground - 0.5 * ppm, seat + 0.4 * ppm, ground - 0.42 * ppm, chair)
+    pen.line((seat, ground), (seat + 0.05 * ppm, ground - 0.45 * ppm), chair, leg)
+    pen.line((seat + 0.4 * ppm, ground - 0.1 * ppm), (seat + 0.35 * ppm, ground - 0.45 * ppm), chair, leg)
+    pen.line((seat + 0.4 * ppm, ground - 0.45 * ppm), (seat + 0.5 * ppm, ground - 0.95 * ppm), chair, leg)
+    return pen, (cx, ground)

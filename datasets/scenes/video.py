@@ -116,21 +116,30 @@ def daemon_config(
                 "url": str(video),
                 "sample": {"mode": "fps", "fps": 2},
                 "start_time": START_TIME.isoformat(),
-                "zones": [
-                    {
-                        "id": zone.id,
-                        "place": zone.place,
-                        "polygon": [list(p) for p in zone.polygon(demo.CAMERA)],
-                        "rules": {rule: {"dwell_s": demo.DWELL_S} for rule in zone.rules},
-                    }
-                    for zone in demo.ZONES
-                ],
+                "zones": [_zone_config(zone) for zone in demo.ZONES],
             }
         ],
         "evidence": {"dir": str(work_dir / "evidence"), "blur_persons": True},
         "verification": {"enabled": False},
         "metrics": {"port": 0},
     }
+
+
+def _zone_config(zone: demo.Zone) -> dict[str, object]:
+    config: dict[str, object] = {
+        "id": zone.id,
+        "place": zone.place,
+        "polygon": [list(p) for p in zone.polygon(demo.CAMERA)],
+    }
+    if zone.rules:
+        config["rules"] = {rule: {"dwell_s": demo.DWELL_S} for rule in zone.rules}
+    if zone.static_change:
+        config["static_change"] = {
+            "dwell_s": demo.DWELL_S,
+            "report_as": "unknown_object",
+            "min_area": demo.STATIC_MIN_AREA,
+        }
+    return config
 
 
 def render_demo(

@@ -12,11 +12,15 @@ import pytest
 
 from datasets.scenes import demo
 from datasets.scenes.actors import Actor
+from datasets.scenes.compose import UNKNOWN_PILE
+from datasets.scenes.score import CaseEvent, Incident, score
 from datasets.scenes.video import CLASS_TO_VIOLATION, DemoScene, render_demo
 from pipeline.config import load_config
 from tests.conftest import YOLOX_CARD
 
 ZONES = {zone.id: zone for zone in demo.ZONES}
+CAUSES = {**CLASS_TO_VIOLATION, UNKNOWN_PILE: "unknown_object"}  # static change reports what no class covers
+MODEL_INCIDENTS = [i for i in demo.incidents() if i.violation_type != "unknown_object"]
 
 
 def in_zone_rect(actor: Actor, t: float, zone: demo.Zone) -> bool:
@@ -28,7 +32,7 @@ def in_zone_rect(actor: Actor, t: float, zone: demo.Zone) -> bool:
 
 def causes(actor: Actor, incident: demo.Incident) -> bool:
     """The actor stands in the incident's zone, unmoved, from its start to its end."""
-    if CLASS_TO_VIOLATION.get(actor.kind) != incident.violation_type:
+    if CAUSES.get(actor.kind) != incident.violation_type:
         return False
     zone = ZONES[incident.zone]
     times = np.arange(incident.start_s, incident.end_s + 1e-9, 1.0)
@@ -69,7 +73,7 @@ def anchor_in_polygon(box: tuple[int, int, int, int], polygon: list[tuple[float,
     return cv2.pointPolygonTest(contour, anchor, False) >= 0
 
 
-@pytest.mark.parametrize("incident", demo.incidents(), ids=lambda i: f"{i.violation_type}-{i.zone}")
+@pytest.mark.parametrize("incident", MODEL_INCIDENTS, ids=lambda i: f"{i.violation_type}-{i.zone}")
 def test_mid_incident_the_frame_labels_the_object_with_its_anchor_in_the_zone(
     incident: demo.Incident,
 ) -> None:
@@ -80,6 +84,40 @@ def test_mid_incident_the_frame_labels_the_object_with_its_anchor_in_the_zone(
         _, labels = scene.frame(t)
         inside = [label for label in labels if label.name in kinds and anchor_in_polygon(label.xyxy, polygon)]
         assert inside, (t, labels)
+
+
+def test_the_dumped_furniture_is_drawn_in_its_static_change_zone_unlabelled_and_changes_nothing_else() -> (
+    None
+):
+    (pile,) = [i for i in demo.incidents() if i.violation_type == "unknown_object"]
+    zone = ZONES[pile.zone]
+    assert zone.static_change and not zone.rules  # only static change can report it
+    scene = DemoScene(7)
+    without = DemoScene(7)
+    without.actors = [a for a in without.actors if a.kind != UNKNOWN_PILE]
+    polygon = zone.polygon(demo.CAMERA)
+    for t in (pile.start_s - 1, pile.start_s, 150.0, pile.end_s - 0.1):
+        (image, labels), (bare, bare_labels) = scene.frame(t), without.frame(t)
+        assert labels == bare_labels  # never labelled: the model was not trained on it
+        changed = cv2.absdiff(image, bare).max(axis=2) > 0
+        if t < pile.start_s:
+            assert not changed.any()
+            continue
+        ys, xs = np.nonzero(changed)
+        box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+        assert anchor_in_polygon(box, polygon), box
+        # Big enough for the zone's min_area, small enough to leave the rest of the frame alone.
+        assert demo.STATIC_MIN_AREA < changed.sum() / changed.size < 0.02
+
+
+def test_the_scorer_matches_an_unknown_object_case_to_the_dumped_furniture() -> None:
+    start = 75.0
+    incidents = [Incident(i.violation_type, i.zone, i.start_s, i.end_s, i.what) for i in demo.incidents()]
+    case = CaseEvent(9, "unknown_object", "far-pavement", start + 2, start + demo.DWELL_S + 3)
+    result = score(incidents, [case])
+    assert [(i.zone, c.case_id) for i, c in result.matches] == [("far-pavement", 9)]
+    stray = CaseEvent(10, "unknown_object", "pavement", start + 2, start + demo.DWELL_S + 3)
+    assert score(incidents, [stray]).false_cases == (stray,)
 
 
 def test_render_demo_writes_an_h264_clip_its_timeline_and_a_config_the_daemon_accepts(tmp_path: Path) -> None:
@@ -102,6 +140,9 @@ def test_render_demo_writes_an_h264_clip_its_timeline_and_a_config_the_daemon_ac
     camera = config.cameras[0]
     assert camera.url == str(files.video.resolve())
     assert [z.id for z in camera.zones] == [z.id for z in demo.ZONES]
+    far = camera.zones[-1]
+    assert far.rules == {} and far.static_change is not None
+    assert (far.static_change.dwell_s, far.static_change.report_as) == (demo.DWELL_S, "unknown_object")
     assert config.detector.classes["stall"] == "street_stall"
     assert config.unused_rules() == []
 
