@@ -1,0 +1,166 @@
+"""Static change end to end: real footage with real garbage photos composited in (``datasets.composite``),
+and an edge box that runs the REAL daemon on them against a live case store (``tests.pipeline.live_store``).
+
+The scene: vtest.avi (Debian opencv-doc), one static-change zone over its lawn and paths (no class rules),
+in make_world's place. A pile appears on the lawn once the zone's reference is learned and stays to the end.
+The model (yolov8n, COCO) finds the pedestrians, which static change must ignore.
+
+Constants, and why:
+
+- ``SAMPLE_FPS`` 2: a rate the daemon's sampler uses on real cameras (``datasets.composite_score``'s default).
+- ``APPEAR_S``: one second after the zone's reference is learned (``LEARN_S`` of frames): earlier, the pile
+  would be part of the "empty" look, as a van parked from the start is.
+- ``DWELL_S`` 5: short, so a test stays short (the rules cap ``first_seen_after_s`` at it). Static change
+  finds a pile some 5 s after it appears (1.5 s of evidence, 2 s of a stable box, people passing), the
+  first sight comes a ``first_seen_after_s`` later and the confirmation a dwell after that: measured 14.6 s
+  after it appears at 2 fps. ``DURATION_S`` leaves over 5 s more (10 analysed frames) before the clip ends.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from datasets.composite import ClipFiles, CompositeSpec, write_clip
+from pipeline.cli import check_config
+from pipeline.daemon import Daemon
+from pipeline.static_change import LEARN_S
+from tests.conftest import SHARED_DATA
+from tests.pipeline.live_store import LiveStore
+
+PHOTOS = SHARED_DATA / "photos" / "garbage-amsterdam"
+PLACE = "110101001001001"  # make_world's place
+CAMERA, ZONE = "lawn-cam", "lawn"
+ZONE_POLYGON = [[0.0, 0.3], [1.0, 0.3], [1.0, 1.0], [0.0, 1.0]]  # vtest: lawn and paths, no parking
+SAMPLE_FPS = 2.0
+CLIP_FPS = 5.0  # the composite's own rate; the daemon samples it at SAMPLE_FPS
+APPEAR_S = LEARN_S + 1.0
+DWELL_S = 5.0
+DURATION_S = APPEAR_S + 20.0
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Pile:
+    """A garbage photo (file name prefix), the part of it holding the pile, where it stands in vtest."""
+
+    photo: str
+    crop: Box
+    ground_xy: tuple[float, float]  # bottom centre, normalised
+    width: float = 0.1  # of the frame width: about 1.5 m on vtest's lawn
+
+
+# Both on the lawn, where vtest's pedestrians pass now and then, ~0.55 of the frame width apart.
+BAGS = Pile("mdc_photo_mdc_0e131d", (0.15, 0.15, 0.85, 0.85), (0.30, 0.80))
+CARDBOARD = Pile("mdc_photo_mdc_81906a", (0.2, 0.35, 0.85, 0.95), (0.85, 0.97))
+
+
+def photo(pile: Pile) -> Path:
+    matches = sorted(PHOTOS.glob(f"{pile.photo}*.jpg"))
+    if not matches:
+        pytest.skip(f"{PHOTOS}/{pile.photo}*.jpg is missing (shared/ data beside the checkout)")
+    return matches[0]
+
+
+def composite(base: Path, pile: Pile, out: Path) -> ClipFiles:
+    """``pile`` composited into ``base`` (vtest, or a clip that has a pile already): it appears at
+    APPEAR_S and stays."""
+    spec = CompositeSpec(
+        base,
+        photo(pile),
+        "stays",
+        fps=CLIP_FPS,
+        duration_s=DURATION_S,
+        appear_s=APPEAR_S,
+        ground_xy=pile.ground_xy,
+        pile_width=pile.width,
+        crop=pile.crop,
+        zone=tuple((x, y) for x, y in ZONE_POLYGON),
+        dwell_s=DWELL_S,
+    )
+    return write_clip(spec, out)
+
+
+def pile_box(clip: ClipFiles) -> Box:
+    """The (last) pile's box from the clip's timeline, normalised."""
+    timeline = json.loads(clip.timeline.read_text(encoding="utf-8"))
+    x1, y1, x2, y2 = timeline["piles"][-1]["box"]
+    return float(x1), float(y1), float(x2), float(y2)
+
+
+def iou(a: Box, b: Box) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+class EdgeBox:
+    """One edge box (one device key, one working folder) that runs the real daemon on a clip file, start to
+    end, as often as a test needs: its outbox, zone cache and learned references persist between runs."""
+
+    def __init__(self, folder: Path, store: LiveStore, model: Path, *, register: bool) -> None:
+        self.folder, self.store, self.model = folder, store, model
+        folder.mkdir(parents=True, exist_ok=True)
+        _, key = store.add_device(f"edge-{folder.name}", cameras=(CAMERA,) if register else ())
+        self.key_file = folder / "device.key"
+        self.key_file.write_text(key + "\n", encoding="utf-8")
+        self.key_file.chmod(0o600)
+
+    def config(self, video: Path) -> dict[str, Any]:
+        zone = {
+            "id": ZONE,
+            "place": PLACE,
+            "polygon": ZONE_POLYGON,
+            "static_change": {"dwell_s": DWELL_S, "report_as": "unknown_object"},
+        }
+        return {
+            "detector": {
+                "model": str(self.model),
+                "classes": {"car": "illegal_parking", "truck": "illegal_parking", "bus": "illegal_parking"},
+                "batch_size": 4,
+            },
+            "store": {
+                "url": self.store.url,
+                "device_key_file": str(self.key_file),
+                "outbox": str(self.folder / "outbox.sqlite"),
+                "timeout_s": 5,
+                "retry_base_s": 0.2,
+                "retry_max_s": 1.0,
+                "zone_sync_s": 1,  # suppressions travel with the zones: poll often
+            },
+            "cameras": [
+                {
+                    "id": CAMERA,
+                    "url": str(video),
+                    "sample": {"mode": "fps", "fps": SAMPLE_FPS},
+                    "zones": [zone],
+                }
+            ],
+            "evidence": {"dir": str(self.folder / "evidence")},
+            "verification": {"enabled": False},
+            "metrics": {"port": 0},
+            "scheduler": {"drain_timeout_s": 30},
+        }
+
+    def run(self, video: Path) -> Daemon:
+        """Run the daemon over ``video`` to its end (the outbox drained); returns it for its metrics."""
+        path = self.folder / "daemon.yaml"
+        path.write_text(json.dumps(self.config(video), indent=1), encoding="utf-8")  # JSON is YAML
+        daemon = Daemon(check_config(path))
+        assert daemon.run() == 0
+        return daemon
+
+    def suppressed(self, daemon: Daemon) -> float:
+        labels = {"camera": CAMERA, "zone": ZONE, "violation": "unknown_object"}
+        return daemon.metrics.value("streetwatch_detections_suppressed_total", labels) or 0.0
+
+
+@pytest.fixture(scope="session")
+def bags_clip(tmp_path_factory: pytest.TempPathFactory, vtest_path: Path) -> ClipFiles:
+    """vtest.avi with the bags pile appearing on the lawn at APPEAR_S (built once per test session)."""
+    return composite(vtest_path, BAGS, tmp_path_factory.mktemp("bags-clip"))

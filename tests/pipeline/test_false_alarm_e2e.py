@@ -1,0 +1,99 @@
+"""The false-alarm memory end to end, on real footage through the real daemon and a real case store.
+
+vtest.avi with a real garbage photo composited on its lawn (tests/pipeline/static_scenes.py): static change
+reports the pile, an ``unknown_object`` case reaches the store; a shift leader voids it as a false positive
+(HTTP API); the suppression reaches the box with its configuration (a camera only the box's YAML has: the
+store never registered it). The next run of the same footage reports nothing new (the pile is dropped and
+counted), while a second pile elsewhere in the same zone is still reported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from api.models import Case, Role, Sighting, Suppression
+from datasets.composite import ClipFiles
+from tests.api.builders import auth, make_operators
+from tests.pipeline.live_store import LiveStore
+from tests.pipeline.static_scenes import (
+    CAMERA,
+    CARDBOARD,
+    ZONE,
+    EdgeBox,
+    bags_clip,  # noqa: F401 (a fixture)
+    composite,
+    iou,
+    pile_box,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+def case_box(store: LiveStore, case_id: int) -> tuple[float, float, float, float]:
+    """The case's reported box, normalised by the frame size the daemon reported."""
+    with store.sessions() as session:
+        (sighting,) = session.scalars(select(Sighting).where(Sighting.case_id == case_id))
+        (box,) = sighting.boxes
+        width, height = sighting.payload["frame_wh"]
+    x1, y1, x2, y2 = box["xyxy"]
+    assert box["class_name"] == "unknown_object"
+    return x1 / width, y1 / height, x2 / width, y2 / height
+
+
+def test_a_voided_static_false_alarm_stays_away_and_another_pile_is_still_reported(
+    tmp_path: Path,
+    store: LiveStore,
+    yolov8_int8: Path,
+    bags_clip: ClipFiles,  # noqa: F811
+) -> None:
+    box = EdgeBox(tmp_path / "edge", store, yolov8_int8, register=False)
+    tokens = make_operators(store.sessions, [("li", Role.SHIFT_LEADER, None)])
+
+    # 1. The pile becomes a 9901 case waiting for review.
+    box.run(bags_clip.video)
+    assert store.case_count() == 1
+    first = store.case(1)
+    assert (first.violation_code, first.status, first.camera_code, first.zone_code) == (
+        "9901",
+        "pending_review",
+        CAMERA,
+        ZONE,
+    )
+    assert iou(case_box(store, 1), pile_box(bags_clip)) >= 0.5, "the case is the pile"
+
+    # 2. An operator says it is not a violation: a false positive (say, the city's own bin).
+    voided = httpx.post(
+        f"{store.url}/api/v1/cases/1/actions/void",
+        json={"reason": "false_positive"},
+        headers=auth(tokens["li"]),
+        timeout=10,
+    )
+    assert voided.status_code == 200, voided.text
+    with store.sessions() as session:
+        (suppression,) = session.scalars(select(Suppression))
+        assert (suppression.camera_code, suppression.zone_code, suppression.violation_type) == (
+            CAMERA,
+            ZONE,
+            "unknown_object",
+        )
+
+    # 3. The same footage again: nothing new; the pile is dropped as the remembered false alarm.
+    again = box.run(bags_clip.video)
+    assert again.suppressions.count(CAMERA) == 1, "the suppression reached the box with its zones"
+    assert box.suppressed(again) > 0
+    assert store.case_count() == 1
+
+    # 4. The same footage with a second pile elsewhere in the zone: that one is reported, the first is not.
+    both = composite(bags_clip.video, CARDBOARD, tmp_path / "both")
+    third = box.run(both.video)
+    assert box.suppressed(third) > 0  # the bags are still dropped
+    assert store.case_count() == 2
+    second = store.case(2)
+    assert (second.violation_code, second.status, second.zone_code) == ("9901", "pending_review", ZONE)
+    assert iou(case_box(store, 2), pile_box(both)) >= 0.5, "the new case is the second pile"
+    with store.sessions() as session:
+        assert session.scalar(select(Case.status).where(Case.id == 1)) == "voided"
