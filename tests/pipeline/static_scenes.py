@@ -39,7 +39,7 @@ from tests.pipeline.live_store import LiveStore
 
 PHOTOS = SHARED_DATA / "photos" / "garbage-amsterdam"
 PLACE = "110101001001001"  # make_world's place
-CAMERA, ZONE = "lawn-cam", "lawn"
+CAMERA, ZONE = "vtest", "lawn"
 ZONE_POLYGON = [[0.0, 0.3], [1.0, 0.3], [1.0, 1.0], [0.0, 1.0]]  # vtest: lawn and paths, no parking
 SAMPLE_FPS = 2.0
 CLIP_FPS = 5.0  # the composite's own rate; the daemon samples it at SAMPLE_FPS
@@ -48,6 +48,12 @@ DWELL_S = 5.0
 FIRST_SEEN_S = 2.0
 DURATION_S = APPEAR_S + 20.0
 Box = tuple[float, float, float, float]
+STATIC_ZONE: dict[str, Any] = {  # static change only: no class rules
+    "id": ZONE,
+    "place": PLACE,
+    "polygon": ZONE_POLYGON,
+    "static_change": {"dwell_s": DWELL_S, "report_as": "unknown_object"},
+}
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,15 @@ def photo(pile: Pile) -> Path:
     if not matches:
         pytest.skip(f"{PHOTOS}/{pile.photo}*.jpg is missing (shared/ data beside the checkout)")
     return matches[0]
+
+
+def footage(base: Path, out: Path, duration_s: float) -> ClipFiles:
+    """The first ``duration_s`` of ``base`` as the composite clips are made, without a pile (scenario never,
+    steady light and camera)."""
+    spec = CompositeSpec(
+        base, photo(BAGS), "never", fps=CLIP_FPS, duration_s=duration_s, ramp=False, shake=False
+    )
+    return write_clip(spec, out)
 
 
 def composite(base: Path, pile: Pile, out: Path) -> ClipFiles:
@@ -98,15 +113,18 @@ def pile_box(clip: ClipFiles) -> Box:
     return float(x1), float(y1), float(x2), float(y2)
 
 
-def case_box(store: LiveStore, case_id: int) -> Box:
-    """The case's reported box, normalised by the frame size the daemon reported."""
+def case_boxes(store: LiveStore, case_id: int) -> list[tuple[str, Box]]:
+    """(class name, box normalised by the frame size the daemon reported) of the case's one report."""
     with store.sessions() as session:
         (sighting,) = session.scalars(select(Sighting).where(Sighting.case_id == case_id))
-        (box,) = sighting.boxes
-        width, height = sighting.payload["frame_wh"]
-    x1, y1, x2, y2 = box["xyxy"]
-    assert box["class_name"] == "unknown_object"
-    return x1 / width, y1 / height, x2 / width, y2 / height
+        boxes, (width, height) = sighting.boxes or [], sighting.payload["frame_wh"]
+    return [
+        (
+            str(b["class_name"]),
+            (b["xyxy"][0] / width, b["xyxy"][1] / height, b["xyxy"][2] / width, b["xyxy"][3] / height),
+        )
+        for b in boxes
+    ]
 
 
 def assert_pile_case(store: LiveStore, case_id: int, clip: ClipFiles) -> None:
@@ -119,7 +137,8 @@ def assert_pile_case(store: LiveStore, case_id: int, clip: ClipFiles) -> None:
         CAMERA,
         ZONE,
     )
-    assert iou(case_box(store, case_id), pile_box(clip)) >= 0.5, "the case is the pile"
+    ((name, box),) = case_boxes(store, case_id)
+    assert name == "unknown_object" and iou(box, pile_box(clip)) >= 0.5, "the case is the pile"
     assert case.first_seen_at is not None and case.confirmed_at is not None
     first, confirmed = clip_s(case.first_seen_at), clip_s(case.confirmed_at)
     assert APPEAR_S <= first <= DURATION_S - DWELL_S, f"first seen {first:.1f} s into the clip"
@@ -143,8 +162,17 @@ class EdgeBox:
     """One edge box (one device key, one working folder) that runs the real daemon on a clip file, start to
     end, as often as a test needs: its outbox, zone cache and learned references persist between runs."""
 
-    def __init__(self, folder: Path, store: LiveStore, model: Path, *, register: bool) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        store: LiveStore,
+        model: Path,
+        *,
+        register: bool,
+        zone: dict[str, Any] | None = None,
+    ) -> None:
         self.folder, self.store, self.model = folder, store, model
+        self.zone = zone or STATIC_ZONE
         folder.mkdir(parents=True, exist_ok=True)
         _, key = store.add_device(f"edge-{folder.name}", cameras=(CAMERA,) if register else ())
         self.key_file = folder / "device.key"
@@ -152,12 +180,6 @@ class EdgeBox:
         self.key_file.chmod(0o600)
 
     def config(self, video: Path) -> dict[str, Any]:
-        zone = {
-            "id": ZONE,
-            "place": PLACE,
-            "polygon": ZONE_POLYGON,
-            "static_change": {"dwell_s": DWELL_S, "report_as": "unknown_object"},
-        }
         return {
             "detector": {
                 "model": str(self.model),
@@ -179,7 +201,7 @@ class EdgeBox:
                     "url": str(video),
                     "sample": {"mode": "fps", "fps": SAMPLE_FPS},
                     "start_time": START_TIME.isoformat(),  # stream time = the clip's timeline
-                    "zones": [zone],
+                    "zones": [self.zone],
                 }
             ],
             "incidents": {"first_seen_after_s": FIRST_SEEN_S},
@@ -197,8 +219,8 @@ class EdgeBox:
         assert daemon.run() == 0
         return daemon
 
-    def suppressed(self, daemon: Daemon) -> float:
-        labels = {"camera": CAMERA, "zone": ZONE, "violation": "unknown_object"}
+    def suppressed(self, daemon: Daemon, violation: str = "unknown_object") -> float:
+        labels = {"camera": CAMERA, "zone": self.zone["id"], "violation": violation}
         return daemon.metrics.value("streetwatch_detections_suppressed_total", labels) or 0.0
 
 
