@@ -55,7 +55,6 @@ class Seen:
     """What a camera's real static-change detector reported, frame by frame (stream time, frame-px box)."""
 
     reports: list[tuple[dt.datetime, tuple[float, float, float, float]]] = field(default_factory=list)
-    frames: int = 0
     states: dict[str, str] = field(default_factory=dict)
 
 
@@ -69,7 +68,6 @@ class Watched:
         self, frame_bgr: npt.NDArray[np.uint8], stream_time: dt.datetime, moving_xyxy: npt.NDArray[np.float32]
     ) -> Detections:
         found = self.inner.update(frame_bgr, stream_time, moving_xyxy)
-        self.seen.frames += 1
         self.seen.reports += [(stream_time, (x0, y0, x1, y1)) for x0, y0, x1, y1 in found.xyxy.tolist()]
         self.seen.states = self.inner.state()
         return found
