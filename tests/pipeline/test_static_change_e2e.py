@@ -10,7 +10,8 @@ pipeline.static_change, rules, evidence, outbox, pusher) against a REAL case sto
 - car-detection.mp4 with static change over the whole lot: cars drive in, stop briefly and leave; with a
   dwell longer than their stops, no case.
 
-Slow (real decoding and inference): marked ``e2e``. Times on the 2-core development VM are noted per test.
+Slow (real decoding and inference): marked ``e2e``. Times noted per test are on the 2-core development VM
+under load (average ~6); about 70 s in all when it is idle.
 """
 
 from __future__ import annotations
