@@ -1,8 +1,9 @@
 """The demo end to end on a shortened clip: render -> the daemon with the bundled demo model -> a real case
-store (migrated SQLite served by uvicorn); the cases score precision and recall of at least 0.9 against the
-clip's timeline. And the demo model on real footage: it must not flood a real camera with cases.
+store (migrated SQLite served by uvicorn); every one of the clip's five incidents (four the model sees, and
+the dumped furniture only static change sees) is one case, and no other case is made. And the demo model on
+real footage: it must not flood a real camera with cases.
 
-Slow (rendering, real decoding and inference; about a minute and a half on 2 cores): marked ``e2e``.
+Slow (rendering, real decoding and inference; about two minutes on 2 cores): marked ``e2e``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tests.pipeline.live_store import LiveStore
 
 pytestmark = pytest.mark.e2e
 DEMO_CARD = REPO / "models" / "streetwatch-demo-n.yaml"
+DEMO_S = 140.0  # of the demo's 240 s: every incident confirmed (started + dwell + margin) before the end
 
 
 def iso(value: dt.datetime | None) -> str | None:
@@ -45,28 +47,33 @@ def store_cases(store: LiveStore) -> list[dict[str, object]]:
         ]
 
 
-def test_the_demo_clip_through_daemon_and_store_scores_at_least_0_9(tmp_path: Path) -> None:
+def test_the_demo_clip_through_daemon_and_store_hits_every_incident_with_no_false_case(
+    tmp_path: Path,
+) -> None:
+    """~100 s on the 2-core VM (rendering ~35 s, the daemon ~65 s)."""
     store = LiveStore(tmp_path)
     store.start()
     try:
         _, key = store.add_device("demo-box")
         key_file = tmp_path / "device.key"
         key_file.write_text(key + "\n", encoding="utf-8")
-        # 110 s: the parked car, the stall and the dumped bags (the truck parks too late to confirm).
+        # 140 s: the last incident to start (the truck parks at 97 s) is confirmed with 13 s to spare.
         files = render_demo(
             tmp_path / "clip",
             7,
             model=DEMO_CARD,
             store_url=store.url,
             device_key_file=key_file,
-            duration_s=110.0,
+            duration_s=DEMO_S,
         )
         timeline = load_timeline(files.timeline)
-        assert {i.violation_type for i in timeline.incidents} == {
-            "illegal_parking",
-            "street_stall",
-            "exposed_garbage",
-        }
+        assert sorted((i.violation_type, i.zone) for i in timeline.incidents) == [
+            ("exposed_garbage", "pavement"),
+            ("illegal_parking", "no-parking-a"),
+            ("illegal_parking", "no-parking-b"),
+            ("street_stall", "pavement"),
+            ("unknown_object", "far-pavement"),
+        ]
         daemon = Daemon(load_config(files.config))
         assert daemon.run() == 0
         with store.sessions() as session:
@@ -75,8 +82,9 @@ def test_the_demo_clip_through_daemon_and_store_scores_at_least_0_9(tmp_path: Pa
         rows = store_cases(store)
         result = score(timeline.incidents, case_events(rows, codes, timeline.start_time))
         assert {row["camera_code"] for row in rows} == {CAMERA_ID}
-        assert result.recall >= 0.9, result
-        assert result.precision >= 0.9, result
+        assert (result.missed, result.false_cases) == ((), ()), result
+        pile = [case for incident, case in result.matches if incident.violation_type == "unknown_object"]
+        assert [row["violation_code"] for row in rows if row["id"] == pile[0].case_id] == ["9901"]
     finally:
         store.close()
 
