@@ -13,48 +13,17 @@ import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from contract.device_config import DeviceViolationType
 from contract.reports import BEST_EVIDENCE_MARGIN, Box, CaseReport, IncidentUpdate
 from detector.detections import Detections
 from pipeline.config import DaemonConfig
+from pipeline.protocols import EventLike
 
 log = logging.getLogger(__name__)
 
 MAX_REPORT_BOXES = 500  # CaseReport.boxes max_length
 REPORTED_MEMORY = 4096  # confirmed incidents remembered for their updates (bounded; the oldest is forgotten)
-
-
-class IncidentEventLike(Protocol):
-    """What the reporter reads of an incident event (:class:`pipeline.incidents.IncidentEvent`)."""
-
-    @property
-    def kind(self) -> str: ...
-    @property
-    def incident_id(self) -> str: ...
-    @property
-    def camera_id(self) -> str: ...
-    @property
-    def zone_id(self) -> str: ...
-    @property
-    def place(self) -> str: ...
-    @property
-    def violation_type(self) -> str: ...
-    @property
-    def first_seen_at(self) -> dt.datetime: ...
-    @property
-    def at(self) -> dt.datetime: ...
-    @property
-    def confidence(self) -> float: ...
-    @property
-    def boxes(self) -> Detections: ...
-    @property
-    def sighting_count(self) -> int: ...
-    @property
-    def confirmed_at(self) -> dt.datetime | None: ...
-    @property
-    def last_seen_at(self) -> dt.datetime | None: ...
 
 
 class EventCodes:
@@ -127,9 +96,7 @@ class CaseReporter:
 
     # --- what to send ---
 
-    def report(
-        self, event: IncidentEventLike, score: float, frame_hw: tuple[int, int] | None = None
-    ) -> CaseReport:
+    def report(self, event: EventLike, score: float, frame_hw: tuple[int, int] | None = None) -> CaseReport:
         """The case report of a ``confirmed`` event; remembers the incident for its updates. ``frame_hw``
         (height, width of the analysed frame) lets the store normalise the boxes (false-alarm memory)."""
         confirmed_at = event.confirmed_at or event.at
@@ -153,19 +120,19 @@ class CaseReporter:
             frame_wh=None if frame_hw is None else (int(frame_hw[1]), int(frame_hw[0])),
         )
 
-    def sighting_due(self, event: IncidentEventLike) -> bool:
+    def sighting_due(self, event: EventLike) -> bool:
         """Whether this ``sighting`` event of a reported incident should go to the store now."""
         reported = self._reported.get(event.incident_id)
         if reported is None:
             return False
         return (event.at - reported.last_update_at).total_seconds() >= self.sighting_report_s
 
-    def better_picture(self, event: IncidentEventLike, score: float) -> bool:
+    def better_picture(self, event: EventLike, score: float) -> bool:
         """Whether a picture scoring ``score`` beats the incident's best one sent (worth uploading)."""
         reported = self._reported.get(event.incident_id)
         return reported is not None and score >= reported.best_score + BEST_EVIDENCE_MARGIN
 
-    def sighting(self, event: IncidentEventLike, score: float | None) -> IncidentUpdate:
+    def sighting(self, event: EventLike, score: float | None) -> IncidentUpdate:
         """The update of a due ``sighting`` event; ``score`` when a better picture goes with it."""
         reported = self._reported[event.incident_id]
         reported.last_update_at = event.at
@@ -173,14 +140,14 @@ class CaseReporter:
             reported.best_score = max(reported.best_score, score)
         return self._update(event, "sighting", event.at, f"s{int(event.sighting_count)}")
 
-    def ended(self, event: IncidentEventLike) -> IncidentUpdate | None:
+    def ended(self, event: EventLike) -> IncidentUpdate | None:
         """The update of an ``ended`` event, for a reported incident (``None`` for one never confirmed)."""
         if self._reported.pop(event.incident_id, None) is None and event.confirmed_at is None:
             return None
         last_seen = event.last_seen_at or event.at
         return self._update(event, "ended", last_seen, "end")
 
-    def _update(self, event: IncidentEventLike, kind: str, at: dt.datetime, suffix: str) -> IncidentUpdate:
+    def _update(self, event: EventLike, kind: str, at: dt.datetime, suffix: str) -> IncidentUpdate:
         return IncidentUpdate.model_validate(
             {
                 "idempotency_key": f"{event.incident_id}:{suffix}",
