@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from datasets.scenes.score import CaseEvent, TimelineError, _field
+from datasets.scenes.score import CaseEvent, Score, TimelineError, _field
 
 DEFAULT_TOLERANCE_S = 10.0
 REPORT_AS = "unknown_object"
@@ -45,21 +45,7 @@ class CompositeTimeline:
         return tuple(p for p in self.piles if p.off_s - p.on_s >= self.dwell_s + tolerance_s)
 
 
-@dataclass(frozen=True)
-class PileScore:
-    matches: tuple[tuple[Pile, CaseEvent], ...]
-    missed: tuple[Pile, ...]
-    false_cases: tuple[CaseEvent, ...]
-
-    @property
-    def precision(self) -> float:
-        total = len(self.matches) + len(self.false_cases)
-        return len(self.matches) / total if total else 1.0
-
-    @property
-    def recall(self) -> float:
-        total = len(self.matches) + len(self.missed)
-        return len(self.matches) / total if total else 1.0
+PileScore = Score[Pile]  # cases matched to piles (datasets.scenes.score.Score)
 
 
 def load_composite_timeline(path: Path) -> CompositeTimeline:

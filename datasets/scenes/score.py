@@ -11,7 +11,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 DEFAULT_TOLERANCE_S = 10.0
 
@@ -46,10 +46,15 @@ class Timeline:
     incidents: tuple[Incident, ...]
 
 
+Expected = TypeVar("Expected")  # what a case should match: an incident of the demo, a composite's pile
+
+
 @dataclass(frozen=True)
-class Score:
-    matches: tuple[tuple[Incident, CaseEvent], ...]
-    missed: tuple[Incident, ...]
+class Score(Generic[Expected]):
+    """Cases matched to what was expected, what was missed, and cases that match nothing."""
+
+    matches: tuple[tuple[Expected, CaseEvent], ...]
+    missed: tuple[Expected, ...]
     false_cases: tuple[CaseEvent, ...]
 
     @property
@@ -115,7 +120,7 @@ def score(
     incidents: tuple[Incident, ...] | list[Incident],
     cases: list[CaseEvent],
     tolerance_s: float = DEFAULT_TOLERANCE_S,
-) -> Score:
+) -> Score[Incident]:
     """Match cases to incidents (earliest case first, each to the eligible incident that started nearest)."""
     free = list(incidents)
     matches, false_cases = [], []
@@ -182,7 +187,7 @@ def fetch_cases(base_url: str, username: str, password: str, start: dt.datetime)
                 return case_events(rows, codes, start)
 
 
-def report(result: Score) -> str:
+def report(result: Score[Incident]) -> str:
     lines = []
     for incident, case in result.matches:
         lines.append(
