@@ -35,7 +35,7 @@ from api.errors import PayloadTooLarge
 from api.settings import Settings
 from tests.api.builders import device_auth, image_bytes, make_device_key, make_world, post_report
 from tests.api.conftest import Store
-from tests.api.test_ingest import serve
+from tests.api.live_server import serve
 
 pytestmark = pytest.mark.security
 

@@ -6,22 +6,17 @@ import datetime as dt
 import importlib.util
 import json
 import math
-import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
 from api.actors import Actor
-from api.app import create_app
 from api.ingest import ingest_report
 from api.models import AuditEvent, Camera, Case, CaseStatus, Place, Role, Sighting, ViolationType
 from contract.reports import CaseReport, IngestResult
@@ -37,6 +32,7 @@ from tests.api.builders import (
     post_report,
 )
 from tests.api.conftest import Store
+from tests.api.live_server import serve
 
 CONCURRENT_POSTS = 20
 
@@ -340,29 +336,6 @@ def test_auto_filing_above_the_type_threshold(client: TestClient, store: Store) 
 
 
 # --- concurrency: real threads against a real server, and straight against the service ---------------------
-
-
-@contextmanager
-def serve(store: Store) -> Iterator[str]:
-    """The app under uvicorn in a thread on a free port: requests really run concurrently."""
-    app = create_app(store.settings, engine=store.engine)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 def run_together(tasks: list[Callable[[], Any]]) -> list[Any]:

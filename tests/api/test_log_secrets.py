@@ -5,22 +5,18 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
 import pytest
-import uvicorn
 from uvicorn.logging import AccessFormatter
 
-from api.app import create_app
 from api.log_redaction import REDACTED, RedactSecrets, redact
 from api.models import Role
 from tests.api.builders import case_report, make_device_key, make_operator, make_world
 from tests.api.conftest import Store
+from tests.api.live_server import serve
 
 pytestmark = pytest.mark.security
 
@@ -118,30 +114,6 @@ def captured_logs(*names: str) -> Iterator[Capture]:
             logger.disabled = disabled
 
 
-@contextmanager
-def served(store: Store) -> Iterator[str]:
-    """The app under uvicorn with its access log on (log_config=None: the test's handlers only)."""
-    app = create_app(store.settings, engine=store.engine)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_config=None, log_level="debug", access_log=True, lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-
 def _a_day_of_requests(url: str, store: Store) -> list[str]:
     """Log in (API and console), call the API with each credential; returns every secret issued."""
     make_world(store.sessions)
@@ -182,7 +154,10 @@ def _a_day_of_requests(url: str, store: Store) -> list[str]:
 
 
 def test_a_real_servers_logs_hold_none_of_the_secrets_it_issued(store: Store) -> None:
-    with captured_logs("uvicorn", "api") as logs, served(store) as url:
+    with (
+        captured_logs("uvicorn", "api") as logs,
+        serve(store, log_config=None, log_level="debug", access_log=True) as url,
+    ):
         secrets = _a_day_of_requests(url, store)
 
     text = "\n".join(logs.lines)
