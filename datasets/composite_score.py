@@ -9,12 +9,11 @@ matches at most one case, so a second case for the same pile is a false case.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from datasets.scenes.score import CaseEvent, Score, TimelineError, _field
+from datasets.scenes.score import CaseEvent, Score, TimelineError, read_timeline_object, timeline_field
 
 DEFAULT_TOLERANCE_S = 10.0
 REPORT_AS = "unknown_object"
@@ -50,33 +49,22 @@ PileScore = Score[Pile]  # cases matched to piles (datasets.scenes.score.Score)
 
 def load_composite_timeline(path: Path) -> CompositeTimeline:
     """Read a composite clip's ``timeline.json``; errors name the file and the field."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise TimelineError(f"{path}: timeline file not found") from exc
-    except json.JSONDecodeError as exc:
-        raise TimelineError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from exc
-    if not isinstance(data, dict):
-        raise TimelineError(f"{path}: expected a JSON object with start_time, zone and piles")
+    data, start = read_timeline_object(path, "start_time, zone and piles")
     where = str(path)
-    try:
-        start = dt.datetime.fromisoformat(_field(data, "start_time", str, where))
-    except ValueError as exc:
-        raise TimelineError(f"{path}: start_time: {exc}") from exc
-    zone = _field(data, "zone", dict, where)
-    polygon = _field(zone, "polygon", list, f"{where}: zone")
+    zone = timeline_field(data, "zone", dict, where)
+    polygon = timeline_field(zone, "polygon", list, f"{where}: zone")
     piles = []
-    for index, item in enumerate(_field(data, "piles", list, where)):
+    for index, item in enumerate(timeline_field(data, "piles", list, where)):
         at = f"{where}: piles[{index}]"
         if not isinstance(item, dict):
             raise TimelineError(f"{at}: expected an object")
-        box = _field(item, "box", list, at)
+        box = timeline_field(item, "box", list, at)
         if len(box) != 4:
             raise TimelineError(f"{at}: box must be [x0, y0, x1, y1], got {box!r}")
         pile = Pile(
-            str(_field(item, "id", str, at)),
-            _field(item, "on_s", float, at),
-            _field(item, "off_s", float, at),
+            str(timeline_field(item, "id", str, at)),
+            timeline_field(item, "on_s", float, at),
+            timeline_field(item, "off_s", float, at),
             (float(box[0]), float(box[1]), float(box[2]), float(box[3])),
         )
         if pile.off_s < pile.on_s:
@@ -84,9 +72,9 @@ def load_composite_timeline(path: Path) -> CompositeTimeline:
         piles.append(pile)
     return CompositeTimeline(
         start,
-        _field(data, "duration_s", float, where),
-        _field(data, "dwell_s", float, where),
-        str(_field(zone, "id", str, f"{where}: zone")),
+        timeline_field(data, "duration_s", float, where),
+        timeline_field(data, "dwell_s", float, where),
+        str(timeline_field(zone, "id", str, f"{where}: zone")),
         tuple((float(x), float(y)) for x, y in polygon),
         tuple(piles),
     )

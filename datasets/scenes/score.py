@@ -68,7 +68,7 @@ class Score(Generic[Expected]):
         return len(self.matches) / total if total else 1.0
 
 
-def _field(data: dict[str, Any], key: str, kind: type, where: str) -> Any:
+def timeline_field(data: dict[str, Any], key: str, kind: type, where: str) -> Any:
     if key not in data:
         raise TimelineError(f"{where}: missing field {key!r}")
     value = data[key]
@@ -79,7 +79,9 @@ def _field(data: dict[str, Any], key: str, kind: type, where: str) -> Any:
     return value
 
 
-def load_timeline(path: Path) -> Timeline:
+def read_timeline_object(path: Path, holds: str) -> tuple[dict[str, Any], dt.datetime]:
+    """A timeline file's JSON object and its ``start_time``; errors name the file (and the line) and say
+    what the object ``holds``."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -87,23 +89,28 @@ def load_timeline(path: Path) -> Timeline:
     except json.JSONDecodeError as exc:
         raise TimelineError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from exc
     if not isinstance(data, dict):
-        raise TimelineError(f"{path}: expected a JSON object with start_time and incidents")
+        raise TimelineError(f"{path}: expected a JSON object with {holds}")
     try:
-        start = dt.datetime.fromisoformat(_field(data, "start_time", str, str(path)))
+        start = dt.datetime.fromisoformat(timeline_field(data, "start_time", str, str(path)))
     except ValueError as exc:
         raise TimelineError(f"{path}: start_time: {exc}") from exc
+    return data, start
+
+
+def load_timeline(path: Path) -> Timeline:
+    data, start = read_timeline_object(path, "start_time and incidents")
     if start.tzinfo is None:
         raise TimelineError(f"{path}: start_time must carry a UTC offset, got {data['start_time']!r}")
     incidents = []
-    for index, item in enumerate(_field(data, "incidents", list, str(path))):
+    for index, item in enumerate(timeline_field(data, "incidents", list, str(path))):
         where = f"{path}: incidents[{index}]"
         if not isinstance(item, dict):
             raise TimelineError(f"{where}: expected an object")
         incident = Incident(
-            _field(item, "violation_type", str, where),
-            _field(item, "zone", str, where),
-            _field(item, "start_s", float, where),
-            _field(item, "end_s", float, where),
+            timeline_field(item, "violation_type", str, where),
+            timeline_field(item, "zone", str, where),
+            timeline_field(item, "start_s", float, where),
+            timeline_field(item, "end_s", float, where),
             str(item.get("what", "")),
         )
         if incident.end_s < incident.start_s:
