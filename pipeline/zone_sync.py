@@ -78,6 +78,8 @@ def _problems(exc: ValidationError) -> str:
 
 def parse_device_config(document: Any) -> DeviceConfig:
     """The store's answer as the contract's model; :class:`ZoneSyncError` naming each field otherwise."""
+    if isinstance(document, DeviceConfig):
+        return document
     try:
         return DeviceConfig.model_validate(document)
     except ValidationError as exc:
@@ -153,10 +155,7 @@ class ZoneSync:
             return None
         try:
             saved = json.loads(self.cache.read_text(encoding="utf-8"))
-            zones = zones_from_store(saved["config"], self.cameras)
-            self._check_event_codes(saved["config"])
-            self._take_suppressions(saved["config"])
-            self.references = references_from_store(saved["config"])
+            zones = self._take(saved["config"])
         except (OSError, ValueError, KeyError, TypeError, ZoneSyncError) as exc:
             log.warning("zone cache %s is not usable (%s); starting with the YAML's zones", self.cache, exc)
             return None
@@ -184,10 +183,7 @@ class ZoneSync:
         etag = response.headers.get("ETag")
         try:
             document = response.json()
-            zones = zones_from_store(document, self.cameras)
-            self._check_event_codes(document)
-            self._take_suppressions(document)
-            self.references = references_from_store(document)
+            zones = self._take(document)
         except (ValueError, ZoneSyncError) as exc:
             log.error("zone sync: the store's zones are not usable, keeping the current ones: %s", exc)
             self.etag = etag  # do not log the same broken version on every poll
@@ -196,15 +192,19 @@ class ZoneSync:
         self._save(document, etag)
         return zones
 
-    def _check_event_codes(self, document: Any) -> None:
+    def _take(self, document: Any) -> CameraZoneMap:
+        """A usable answer, parsed once: its zones (returned), and its event codes checked, suppressions
+        handed on and references noted (raises ZoneSyncError before any of that for an unusable one)."""
+        config = parse_device_config(document)
+        zones = zones_from_store(config, self.cameras)
         if self.event_codes is not None:
-            self.event_codes.check(parse_device_config(document).violation_types)
-
-    def _take_suppressions(self, document: Any) -> None:
-        """Hand the answer's suppressions on (expired ones are not sent; the filter also checks expiry)."""
-        self.suppressions = list(parse_device_config(document).suppressions)
+            self.event_codes.check(config.violation_types)
+        # expired suppressions are not sent; the filter also checks expiry
+        self.suppressions = list(config.suppressions)
         if self.on_suppressions is not None:
             self.on_suppressions(self.suppressions)
+        self.references = references_from_store(config)
+        return zones
 
     def _save(self, document: Any, etag: str | None) -> None:
         if self.cache is None:
