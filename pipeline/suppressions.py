@@ -180,8 +180,8 @@ class SuppressionFilter:
     def _violation(self, name: str, zone: ZoneConfig) -> str | None:
         mapped = self.violation_of.get(name)
         if mapped is None and name == UNKNOWN_OBJECT:
-            static_change = getattr(zone, "static_change", None)  # the zone's implicit rule (design §2)
-            return str(static_change.report_as) if static_change is not None else UNKNOWN_OBJECT
+            # the zone's implicit static-change rule: unknown_object reported as its report_as
+            return zone.static_change.report_as if zone.static_change is not None else UNKNOWN_OBJECT
         return mapped
 
     def _class_name(self, class_id: int) -> str:
