@@ -19,6 +19,8 @@ Side effects worth knowing:
   filed case (filed but routed nowhere) is routed and dispatched again at once, as filing does, so its
   deadline is the new code's. A case still to classify (``unknown_object``) can be neither filed nor
   dispatched (:func:`api.workflow.check_classified`).
+- ``resolve`` follows the violation type's handling rules (:func:`api.workflow.check_handling`): a handling
+  photo uploaded since the last dispatch where the type requires one, and ``start`` first where it says so.
 """
 
 from __future__ import annotations
@@ -34,7 +36,18 @@ from sqlalchemy.orm import Session, object_session
 from api.actors import SYSTEM, Actor
 from api.audit import record_event
 from api.errors import Conflict, Forbidden, InvalidInput, NotFound
-from api.models import Camera, Case, CaseStatus, DeadlineRule, Role, Sighting, Unit, ViolationType, utcnow
+from api.models import (
+    Camera,
+    Case,
+    CaseStatus,
+    DeadlineRule,
+    Evidence,
+    Role,
+    Sighting,
+    Unit,
+    ViolationType,
+    utcnow,
+)
 from api.notify import enqueue_case_event
 from api.recoding import move_to_slot, reported_boxes
 from api.routing import route
@@ -44,13 +57,16 @@ from api.work_calendar import WorkCalendar, add_working_hours, load_calendar
 from api.workflow import (
     NEEDS_CLASSIFIED,
     Action,
+    HandlingRules,
     Transition,
     allowed_actions,
     check,
     check_classified,
+    check_handling,
     is_unclassified,
     parse_action,
 )
+from contract.reports import EvidenceKind
 
 
 def principal_of(actor: Actor) -> str:
@@ -104,7 +120,26 @@ def allowed_actions_for(case: Case, actor: Actor) -> list[str]:
     )
     if is_unclassified(pipeline_type_of(session, case.violation_code)):
         actions = [a for a in actions if a not in NEEDS_CLASSIFIED]
-    return [a.value for a in actions]
+    rules = handling_rules(session, case.violation_code)
+    return [a.value for a in actions if rules.allows(a, case.status)]
+
+
+def handling_rules(session: Session, violation_code: str) -> HandlingRules:
+    """The violation type's handling rules; none for a code without a type."""
+    row = session.execute(
+        select(ViolationType.photo_required_to_resolve, ViolationType.start_required_before_resolve).where(
+            ViolationType.code == violation_code
+        )
+    ).one_or_none()
+    return HandlingRules(bool(row[0]), bool(row[1])) if row is not None else HandlingRules()
+
+
+def has_handling_photo(session: Session, case: Case) -> bool:
+    """Whether a handling photo was uploaded since the case was last dispatched (a rework needs a new one)."""
+    photo = exists().where(Evidence.case_id == case.id, Evidence.kind == EvidenceKind.HANDLING.value)
+    if case.dispatched_at is not None:
+        photo = photo.where(Evidence.created_at >= case.dispatched_at)
+    return bool(session.scalar(select(photo)))
 
 
 def pipeline_type_of(session: Session, violation_code: str) -> str | None:
@@ -208,6 +243,15 @@ def _transition(step: _Step, action: Action) -> None:
         violation_code=case.violation_code,
         pipeline_type=pipeline_type_of(step.session, case.violation_code),
     )
+    if action is Action.RESOLVE:
+        check_handling(
+            action,
+            case.status,
+            handling_rules(step.session, case.violation_code),
+            case_id=case.id,
+            violation_code=case.violation_code,
+            has_handling_photo=has_handling_photo(step.session, case),
+        )
     step.from_status = case.status
     if row.target is not None:
         case.status = row.target.value

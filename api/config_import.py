@@ -44,7 +44,7 @@ from api.reference.common import EventCode, StrictModel, assign
 from api.reference.places import PlaceIn
 from api.reference.routing_rules import RoutingRuleIn, apply_routing_values, record_routing_change
 from api.reference.units import UnitIn
-from api.reference.violation_types import ViolationTypeIn, clear_other_defaults
+from api.reference.violation_types import ViolationTypeIn, clear_other_defaults, photo_required_by_default
 from detector.yaml_lines import LocatedYaml, YamlSyntaxError, load_located_yaml
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "reference" / "default.yaml"
@@ -378,6 +378,8 @@ VIOLATION_FIELDS = (
     "active",
     "description",
     "category",
+    "photo_required_to_resolve",
+    "start_required_before_resolve",
 )
 
 
@@ -389,6 +391,10 @@ def _apply_violation_types(session: Session, config: ReferenceConfig, report: Im
         if violation is None:
             violation = ViolationType(code=spec.code)
             session.add(violation)
+        written = "photo_required_to_resolve" in spec.model_fields_set
+        if spec.photo_required_to_resolve is None and (created or written):  # the pipeline type's default
+            default = photo_required_by_default(spec.pipeline_type)
+            spec = spec.model_copy(update={"photo_required_to_resolve": default})
         changed = _set_fields(violation, spec, VIOLATION_FIELDS, created)
         report.section("violation_types").count(created, changed)
     session.flush()

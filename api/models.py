@@ -137,6 +137,10 @@ class ViolationType(Base):
     # Open311 services.json: a longer description and the group (major class, e.g. "05 街面秩序").
     description: Mapped[str] = mapped_column(Text, default="")
     category: Mapped[str] = mapped_column(String(64), default="")
+    # Handling rules (api.workflow.check_handling): a resolve needs a handling photo taken since the last
+    # dispatch; a resolve needs the unit to have started (开始处置) first.
+    photo_required_to_resolve: Mapped[bool] = mapped_column(Boolean, default=False)
+    start_required_before_resolve: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class RoutingRule(Base):

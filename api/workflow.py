@@ -15,6 +15,9 @@ Checks run in this order, so each refusal names the first thing that is wrong:
 4. the extension state does not fit (none pending / one already pending) -> :class:`Conflict` (409)
 5. a required field is missing or wrong (void reason, return note, hours, code) -> :class:`InvalidInput` (422)
 
+Handling rules (:class:`HandlingRules`, per violation type): a resolve may need a handling photo uploaded
+since the last dispatch (422) and may need the unit to have started first (409); :func:`check_handling`.
+
 A case of a to-classify violation type (pipeline type ``unknown_object``, code 9901 in the default
 reference data) may not be filed or sent to a unit: :func:`check_classified` (409) says to re-code it first.
 """
@@ -373,5 +376,54 @@ def check_classified(action: Action, *, case_id: int, violation_code: str, pipel
             f"cannot {action} case {case_id}: its violation {violation_code} ({pipeline_type}) is still to "
             f"classify; re-code before filing (请先改判类型再立案) with action recode and a violation_code",
             action=action.value,
+            violation_code=violation_code,
+        )
+
+
+# --- handling rules: per violation type (api.models.ViolationType) ---
+
+
+@dataclass(frozen=True)
+class HandlingRules:
+    """What a violation type asks of the unit before it may resolve (处理反馈) a case."""
+
+    photo_required_to_resolve: bool = False  # a handling photo uploaded since the last dispatch
+    start_required_before_resolve: bool = False  # 开始处置 first: no resolve straight from dispatched
+
+    def allows(self, action: Action, status: CaseStatus | str) -> bool:
+        """Whether the start rule lets ``action`` happen from ``status`` (the photo is checked on the act)."""
+        return not (
+            action is Action.RESOLVE and self.start_required_before_resolve and status == S.DISPATCHED
+        )
+
+
+def check_handling(
+    action: Action,
+    status: CaseStatus | str,
+    rules: HandlingRules,
+    *,
+    case_id: int,
+    violation_code: str,
+    has_handling_photo: bool,
+) -> None:
+    """409 for a resolve before the unit started where the type needs a start; 422 for a resolve without a
+    handling photo where the type needs one. The messages carry the Chinese the units read."""
+    if action is not Action.RESOLVE:
+        return
+    if not rules.allows(action, status):
+        raise Conflict(
+            f"cannot resolve case {case_id} straight from '{status}': violation {violation_code} needs the "
+            "unit to start (开始处置) first; take action start, then resolve (须先开始处置再处理反馈)",
+            action=action.value,
+            rule="start_required_before_resolve",
+            violation_code=violation_code,
+        )
+    if rules.photo_required_to_resolve and not has_handling_photo:
+        raise InvalidInput(
+            f"resolving case {case_id} needs a photo of the handled place: violation {violation_code} "
+            "requires one; upload evidence of kind 'handling' since the case was dispatched, then resolve "
+            "(处理反馈须上传处置后现场照片)",
+            field="photo",
+            rule="photo_required_to_resolve",
             violation_code=violation_code,
         )

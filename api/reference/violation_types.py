@@ -1,4 +1,5 @@
-"""Violation types: event codes, the pipeline type each maps to, and auto-filing."""
+"""Violation types: event codes, the pipeline type each maps to, auto-filing and the handling rules
+(a photo required to resolve, 开始处置 required before 处理反馈; enforced by :mod:`api.workflow`)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from api.reference.common import (
     reject_nulls,
     violation_by_code,
 )
+
+PHOTO_BY_DEFAULT = ("exposed_garbage", "street_stall")  # pipeline types; as in migration 0007
 
 
 class ViolationTypeIn(StrictModel):
@@ -40,6 +43,14 @@ class ViolationTypeIn(StrictModel):
     category: str = Field(
         default="", max_length=64, description="Major class, e.g. '05 街面秩序' (Open311 group)."
     )
+    photo_required_to_resolve: bool | None = Field(
+        default=None,
+        description="A resolve (处理反馈) needs a handling photo uploaded since the last dispatch. "
+        f"Omitted or null: on for the pipeline types {', '.join(PHOTO_BY_DEFAULT)}, off for the others.",
+    )
+    start_required_before_resolve: bool = Field(
+        default=False, description="The unit must start (开始处置) before it may resolve (处理反馈)."
+    )
 
 
 class ViolationTypeUpdate(StrictModel):
@@ -52,6 +63,8 @@ class ViolationTypeUpdate(StrictModel):
     active: bool | None = None
     description: str | None = Field(default=None, max_length=2000)
     category: str | None = Field(default=None, max_length=64)
+    photo_required_to_resolve: bool | None = None
+    start_required_before_resolve: bool | None = None
 
 
 class ViolationTypePublic(BaseModel):
@@ -68,6 +81,21 @@ class ViolationTypePublic(BaseModel):
     active: bool
     description: str
     category: str
+    photo_required_to_resolve: bool
+    start_required_before_resolve: bool
+
+
+def photo_required_by_default(pipeline_type: str) -> bool:
+    """Garbage and stalls are handled on the spot, and the photo is what shows it was."""
+    return pipeline_type in PHOTO_BY_DEFAULT
+
+
+def creation_values(body: ViolationTypeIn) -> dict[str, object]:
+    """The columns of a new violation type: an unset photo rule takes its pipeline type's default."""
+    values = body.model_dump()
+    if values["photo_required_to_resolve"] is None:
+        values["photo_required_to_resolve"] = photo_required_by_default(body.pipeline_type)
+    return values
 
 
 def get_violation_type(session: Session, code: str) -> ViolationType:
@@ -95,7 +123,7 @@ def clear_other_defaults(session: Session, violation: ViolationType) -> None:
 
 
 def create_violation_type(session: Session, body: ViolationTypeIn) -> ViolationType:
-    violation = ViolationType(**body.model_dump())
+    violation = ViolationType(**creation_values(body))
     session.add(violation)
     flush(session, f"a violation type with event code {body.code!r} already exists")
     clear_other_defaults(session, violation)
