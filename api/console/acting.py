@@ -42,6 +42,7 @@ class Outcome:
     unit: str | None = None  # the assigned unit's name after the action
     error: str | None = None
     http_status: int = 200
+    rule: str | None = None  # the handling rule that refused it (api.workflow.check_handling), if any
 
 
 def act(session: Session, actor: Actor, settings: Settings, case_id: int, request: ActionRequest) -> Outcome:
@@ -69,7 +70,14 @@ def act(session: Session, actor: Actor, settings: Settings, case_id: int, reques
             unit = session.get(Unit, case.unit_id) if case.unit_id is not None else None
             return Outcome(case.id, True, case.status, unit.name if unit else None)
     except ApiError as error:
-        return Outcome(case_id, False, error=error.message, http_status=error.status_code)
+        rule = error.details.get("rule")
+        return Outcome(
+            case_id,
+            False,
+            error=error.message,
+            http_status=error.status_code,
+            rule=rule if isinstance(rule, str) else None,
+        )
 
 
 def act_on_many(

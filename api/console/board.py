@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.orm import Session, aliased
 
 from api.models import OPEN_STATUSES, Case, CaseStatus, Evidence, Place, Unit, ViolationType
+from api.workflow import HandlingRules
 
 LIST_LIMIT = 100
 S = CaseStatus
@@ -28,6 +29,12 @@ class BoardRow:
     deadline_at: dt.datetime | None
     overdue: bool
     evidence_sha256: str | None
+    photo_required: bool = False  # the violation type's handling rules (api.workflow.HandlingRules)
+    start_required: bool = False
+
+    @property
+    def rules(self) -> HandlingRules:
+        return HandlingRules(self.photo_required, self.start_required)
 
 
 def board_rows(session: Session, where: ColumnElement[bool], *, by_deadline: bool = True) -> list[BoardRow]:
@@ -50,6 +57,8 @@ def board_rows(session: Session, where: ColumnElement[bool], *, by_deadline: boo
             Case.deadline_at,
             Case.overdue,
             Evidence.sha256,
+            ViolationType.photo_required_to_resolve,
+            ViolationType.start_required_before_resolve,
         )
         .join(Place, Place.id == Case.place_id)
         .outerjoin(ViolationType, ViolationType.code == Case.violation_code)
@@ -70,6 +79,8 @@ def board_rows(session: Session, where: ColumnElement[bool], *, by_deadline: boo
             deadline_at=r[8],
             overdue=bool(r[9]),
             evidence_sha256=r[10],
+            photo_required=bool(r[11]),
+            start_required=bool(r[12]),
         )
         for r in session.execute(query)
     ]
@@ -117,6 +128,32 @@ def unit_loads(session: Session) -> list[UnitLoad]:
 def handling_cases(session: Session) -> list[BoardRow]:
     """Every unit's cases being handled, overdue ones first."""
     return board_rows(session, Case.status.in_([S.DISPATCHED.value, S.IN_PROGRESS.value]))
+
+
+DUE_SOON = dt.timedelta(hours=2)  # "due soon": the deadline is this close (wall-clock time)
+
+
+@dataclass(frozen=True)
+class Sections:
+    """Cases being handled, split the way a command centre reads them."""
+
+    overdue: list[BoardRow]
+    due_soon: list[BoardRow]
+    in_progress: list[BoardRow]
+
+
+def sections(rows: list[BoardRow], now: dt.datetime) -> Sections:
+    """Overdue (flagged, or the deadline passed since the last overdue sweep), due within
+    :data:`DUE_SOON`, and the rest; each keeps the rows' order (earliest deadline first)."""
+    overdue, soon, rest = [], [], []
+    for row in rows:
+        if row.overdue or (row.deadline_at is not None and row.deadline_at <= now):
+            overdue.append(row)
+        elif row.deadline_at is not None and row.deadline_at <= now + DUE_SOON:
+            soon.append(row)
+        else:
+            rest.append(row)
+    return Sections(overdue, soon, rest)
 
 
 def to_dispatch(session: Session) -> list[BoardRow]:

@@ -10,7 +10,7 @@ from api.console import board
 from api.console.deps import PageDep
 from api.console.rendering import render
 from api.errors import Forbidden
-from api.models import Role, Unit
+from api.models import Role, Unit, utcnow
 from api.workflow import Action, allowed_actions
 
 router = APIRouter(prefix="/console/board", include_in_schema=False)
@@ -25,10 +25,15 @@ def board_page(page: PageDep) -> Response:
         todo, done = board.unit_queue(page.session, actor.unit_id)
         unit = page.session.get(Unit, actor.unit_id)
         # Which buttons each row gets comes from the workflow table, as for every other action.
+        # ... less a resolve the violation type's handling rules hold back (start first).
         moves = {
-            row.id: allowed_actions(
-                row.status, Role.UNIT_HANDLER.value, owns_case=True, extension_pending=False
-            )
+            row.id: [
+                action
+                for action in allowed_actions(
+                    row.status, Role.UNIT_HANDLER.value, owns_case=True, extension_pending=False
+                )
+                if row.rules.allows(action, row.status)
+            ]
             for row in todo
         }
         return render(
@@ -36,6 +41,7 @@ def board_page(page: PageDep) -> Response:
             "board/unit.html",
             unit=unit,
             todo=todo,
+            sections=board.sections(todo, utcnow()),
             done=done,
             moves=moves,
             START=Action.START,
@@ -46,7 +52,7 @@ def board_page(page: PageDep) -> Response:
         page,
         "board/overview.html",
         loads=board.unit_loads(page.session),
-        handling=board.handling_cases(page.session),
+        sections=board.sections(board.handling_cases(page.session), utcnow()),
         to_dispatch=board.to_dispatch(page.session),
         to_verify=board.to_verify(page.session),
         limit=board.LIST_LIMIT,

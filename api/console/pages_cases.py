@@ -9,9 +9,10 @@ from fastapi import APIRouter, File, Form, Path, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
-from api.case_actions import allowed_actions_for, get_case_for
+from api.case_actions import allowed_actions_for, get_case_for, handling_rules, has_handling_photo
 from api.case_queries import recurrence_ids
 from api.console.acting import ActionRequest, act, recode_choices
+from api.console.action_styles import ordered_moves
 from api.console.deps import Page, PageDep
 from api.console.rendering import render
 from api.console.security import CSRF_FIELD, check_csrf, safe_next
@@ -38,6 +39,7 @@ def render_case(page: Page, case_id: int, *, error: str | None = None, status_co
     violation = session.scalar(select(ViolationType).where(ViolationType.code == case.violation_code))
     escalated = session.get(Unit, case.escalated_to_unit_id) if case.escalated_to_unit_id else None
     allowed = [TABLE[Action(name)] for name in allowed_actions_for(case, actor)]
+    rules = handling_rules(session, case.violation_code)
     needs_units = any(row.takes_unit for row in allowed)
     units = (
         session.scalars(select(Unit).where(Unit.active.is_(True)).order_by(Unit.name)).all()
@@ -53,12 +55,14 @@ def render_case(page: Page, case_id: int, *, error: str | None = None, status_co
         escalated=escalated,
         before=_evidence(case, BEFORE),
         after=_evidence(case, AFTER),
-        allowed=allowed,
+        moves=ordered_moves(allowed),
         units=units,
         recode_choices=[c for c in recode_choices(session) if c.code != case.violation_code]
         if any(row.takes_code for row in allowed)
         else [],
         recurrences=recurrence_ids(session, case.id),
+        rules=rules,
+        photo_needed=rules.photo_required_to_resolve and not has_handling_photo(session, case),
         clock_running=case.status in CLOCK_STATUSES,
         error=error,
         done=page.request.query_params.get("done"),
@@ -104,7 +108,9 @@ def case_action(
         )
     outcome = act(page.session, page.operator, settings, case_id, request)
     if not outcome.ok:
-        return render_case(page, case_id, error=outcome.error, status_code=outcome.http_status)
+        # a handling rule refused it: say so in the user's language, not the API's mixed message
+        error = page.t(f"handling.{outcome.rule}") if outcome.rule else outcome.error
+        return render_case(page, case_id, error=error, status_code=outcome.http_status)
     target = safe_next(next, f"/console/cases/{case_id}")
     separator = "&" if "?" in target else "?"
     return RedirectResponse(f"{target}{separator}done={action}", status_code=303)
