@@ -69,7 +69,7 @@ def test_only_the_allowed_actions_are_offered(console: ConsoleWorld, desktop: An
     offered = {
         "zhang": ["reassign", "defer"],  # the dispatcher
         "li": [],  # the shift leader: nothing until it is resolved
-        "wang": ["start", "return", "resolve", "request_extension"],
+        "wang": ["start", "resolve", "request_extension", "return"],  # workflow order, going back last
         "guest": [],
     }
     for username, actions in offered.items():

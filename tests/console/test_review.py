@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from api.console.i18n import translate
 from api.models import AuditEvent, Case, CaseStatus
 from tests.console.conftest import SECOND_PLACE, ConsoleWorld, login
 
@@ -70,7 +71,10 @@ def test_bulk_confirm_files_every_selected_case(console: ConsoleWorld, desktop: 
     assert {statuses[c] for c in (cards[0], cards[1], cards[3])} == {CaseStatus.DISPATCHED.value}
     assert statuses[cards[2]] == CaseStatus.PENDING_REVIEW.value
     assert _queue_ids(desktop) == [cards[2]]
-    assert desktop.locator("#flash .flash.ok").count() == 3
+    # one summary for the bulk action, not a message per case piling up
+    assert desktop.locator("#flash .flash").count() == 1
+    summary = translate("zh", "review.bulk_done", ok=3, failed=0)
+    assert desktop.locator("#flash .flash.ok").inner_text() == summary
 
 
 def test_filters_narrow_the_queue(console: ConsoleWorld, desktop: Any) -> None:

@@ -25,7 +25,12 @@ PAGES = [
         "/console/cases/{case}",
         ["#case-title", "#evidence-before img", "#timeline", "#countdown"],
     ),
-    ("board-overview", "zhang", "/console/board", ["#unit-loads", "#handling tr.overdue", "#to-dispatch"]),
+    (
+        "board-overview",
+        "zhang",
+        "/console/board",
+        ["#unit-loads", "#handling-overdue tr.overdue", "#to-dispatch"],
+    ),
     (
         "board-unit",
         "wang",

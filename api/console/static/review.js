@@ -17,12 +17,31 @@
   const cards = () => Array.from(queue.querySelectorAll(".case-card"));
   const fill = (template, values) => template.replace(/\{(\w+)\}/g, (_, k) => values[k] ?? "");
 
+  // One message at a time: each outcome replaces the last instead of piling up.
   function flash(text, ok) {
     const line = document.createElement("p");
     line.className = "flash " + (ok ? "ok" : "error");
     line.textContent = text;
-    flashArea.prepend(line);
-    while (flashArea.children.length > 4) flashArea.lastChild.remove();
+    flashArea.replaceChildren(line);
+  }
+
+  // The last card went: say the queue is empty (or that more wait on the next page) instead of a blank.
+  function showEmptyIfDone() {
+    if (cards().length || document.getElementById("queue-empty")) return;
+    const left = Number(countBadge.dataset.count);
+    const empty = document.createElement("p");
+    empty.className = "card muted";
+    empty.id = "queue-empty";
+    empty.textContent = left > 0 ? fill(queue.dataset.msgPageDone, { count: left }) : queue.dataset.msgEmpty;
+    if (left > 0) {
+      const more = document.createElement("a");
+      more.href = window.location.pathname + window.location.search.replace(/[?&]after=[^&]*/, "");
+      more.id = "queue-reload";
+      more.textContent = " " + queue.dataset.msgReload;
+      empty.append(more);
+    }
+    queue.append(empty);
+    document.querySelector(".bulkbar")?.remove();
   }
 
   function select(index) {
@@ -48,15 +67,19 @@
     } catch (error) {
       return flash(String(error.message || error), false);
     }
-    for (const r of results) {
-      if (r.ok) {
-        dropCard(r.case_id);
-        const template = decision === "file" ? queue.dataset.msgFiled : queue.dataset.msgVoided;
-        flash(fill(template, { id: r.case_id, status: r.status_label, unit: r.unit || "" }), true);
-      } else {
-        flash(fill(queue.dataset.msgFailed, { id: r.case_id, error: r.error }), false);
-      }
+    const failed = results.filter((r) => !r.ok);
+    for (const r of results) if (r.ok) dropCard(r.case_id);
+    if (results.length === 1) {
+      const r = results[0];
+      const template = decision === "file" ? queue.dataset.msgFiled : queue.dataset.msgVoided;
+      flash(r.ok ? fill(template, { id: r.case_id, status: r.status_label, unit: r.unit || "" })
+        : fill(queue.dataset.msgFailed, { id: r.case_id, error: r.error }), r.ok);
+    } else {  // a bulk action: one summary, naming the cases that did not move
+      const summary = fill(queue.dataset.msgBulk, { ok: results.length - failed.length, failed: failed.length });
+      const details = failed.map((r) => fill(queue.dataset.msgFailed, { id: r.case_id, error: r.error }));
+      flash([summary, ...details].join(" "), !failed.length);
     }
+    showEmptyIfDone();
     select(current);
   }
 
@@ -79,6 +102,7 @@
     }
     if (r.merged_into) {
       dropCard(id);
+      showEmptyIfDone();
       flash(fill(queue.dataset.msgMerged, { id, code, target: r.merged_into }), true);
     } else {
       const card = document.getElementById("case-" + id);
