@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from api.stats import DayCount
 
 SERIES = ("created", "dispatched", "closed")
-WIDTH, HEIGHT = 720, 220  # viewBox units; the SVG scales to its container
+WIDTH, HEIGHT = 900, 260  # viewBox units; the SVG scales to its container's full width
 PAD_LEFT, PAD_BOTTOM, PAD_TOP = 34, 22, 8
 
 
@@ -41,6 +41,7 @@ class TrendChart:
     y_labels: list[Tick]
     baseline: float
     maximum: int
+    plot_left: int = PAD_LEFT
 
 
 def nice_ceiling(value: int) -> int:
