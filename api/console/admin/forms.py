@@ -100,6 +100,7 @@ class Form:
     fields: list[Field]
     submit: str  # i18n key
     errors: list[str] = field(default_factory=list)
+    danger: bool = False  # the button of a form that takes something away (deactivate, revoke)
 
 
 # --- messages for bad input ---

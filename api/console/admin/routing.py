@@ -213,7 +213,9 @@ def create_rule(page: PageDep, form: FormDep) -> Response:
 
 def _edit(page: Page, rule_id: int, values: Mapping[str, Any], errors: list[str]) -> Response:
     history, _count = ref.routing_history(page.session, rule_id=rule_id, limit=HISTORY_ROWS, offset=0)
-    deactivate = Form("deactivate-form", f"{BASE}/{rule_id}/deactivate", [], "admin.routing.deactivate")
+    deactivate = Form(
+        "deactivate-form", f"{BASE}/{rule_id}/deactivate", [], "admin.routing.deactivate", danger=True
+    )
     return render_admin(
         page,
         "admin/edit.html",
