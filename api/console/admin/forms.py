@@ -139,7 +139,10 @@ def problems(page: Page, exc: Exception) -> list[str]:
         for error in exc.errors():
             where = str(error["loc"][0]) if error["loc"] else ""
             key = _ERROR_KEYS.get(error["type"])
-            detail = page.t(key) if key else str(error["msg"]).removeprefix("Value error, ")
+            if error["type"] == "string_too_short" and error.get("input"):
+                detail = page.t("admin.error.too_short", min=error.get("ctx", {}).get("min_length", ""))
+            else:
+                detail = page.t(key) if key else str(error["msg"]).removeprefix("Value error, ")
             messages.append(f"{field_label(page, where)}: {detail}" if where else detail)
         return messages
     if isinstance(exc, ApiError):

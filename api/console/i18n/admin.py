@@ -17,6 +17,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "admin.error.title": ("未保存，请修改以下内容：", "Not saved. Please correct:"),
     "admin.error.required": ("必填", "required"),
     "admin.error.too_long": ("太长", "too long"),
+    "admin.error.too_short": ("太短（至少 {min} 个字符）", "too short (at least {min} characters)"),
     "admin.error.pattern": (
         "含有不允许的字符（空格、/、\\、?、#、%）",
         "contains characters that are not allowed (spaces, /, \\, ?, #, %)",
