@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # One command: install streetwatch and run the main job on a generated street, end to end.
-#  1. a case store on SQLite (runs/demo/store) with a demo operator and a demo device (edge box);
+#  1. a case store on SQLite (runs/demo/store) with a demo operator, a demo device (edge box) and the demo
+#     city (configs/reference/demo-city.yaml: units, places, routing rules);
 #  2. the demo clip: a fixed camera over a shopping street (4 minutes, rendered from seed 7) where a car
 #     and a truck park in no-parking zones, a stall sets up and packs away, and bags are dumped and later
-#     removed, while traffic and people pass; with its ground-truth incident timeline;
+#     removed, while traffic and people pass; with its ground-truth incident timeline; its camera and zones
+#     are registered in the store (runs/demo/clip/store.yaml), so the zone editor shows them on the real
+#     frame and confirming a case dispatches it to its unit with a deadline;
 #  3. the edge daemon on the clip with the bundled demo model (models/streetwatch-demo-n.onnx);
 #  4. the cases in the store, event-level precision and recall against the timeline, and the operator
 #     console's URL and credentials (the store keeps running; the script says how to stop it).
@@ -21,12 +24,13 @@ if [ -f runs/demo/store.pid ]; then  # a store left running by the previous demo
 fi
 rm -rf runs/demo && mkdir -p runs/demo
 
-echo "== 1/4 case store (SQLite) with a demo operator and device"
+echo "== 1/4 case store (SQLite) with a demo operator, device and city"
 export STREETWATCH_DATA_DIR=runs/demo/store STREETWATCH_RUN_JOBS=false
 "$SW" api migrate >/dev/null
 PASSWORD=$("$VENV/bin/python" -c "import secrets; print(secrets.token_urlsafe(12))")
 STREETWATCH_PASSWORD="$PASSWORD" "$SW" api create-user operator --role admin --display-name "Demo operator"
 (umask 077 && "$SW" api create-device demo-box > runs/demo/device.key)
+"$SW" api import-config configs/reference/demo-city.yaml
 nohup "$SW" api serve --port "$PORT" > runs/demo/store.log 2>&1 &
 echo $! > runs/demo/store.pid
 for _ in $(seq 1 100); do
@@ -37,7 +41,8 @@ done
 
 echo "== 2/4 rendering the demo clip (seed $SEED)"
 "$SW" scenes render-demo runs/demo/clip --seed "$SEED" --model "$MODEL" \
-    --store-url "http://127.0.0.1:$PORT" --device-key-file runs/demo/device.key
+    --store-url "http://127.0.0.1:$PORT" --device-key-file runs/demo/device.key --device demo-box
+"$SW" api import-config runs/demo/clip/store.yaml  # the camera and the daemon's zones, in the store
 
 echo "== 3/4 the edge daemon on the clip with $MODEL"
 "$SW" run --config runs/demo/clip/daemon.yaml

@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api.console import (
+    admin,
     pages_auth,
     pages_board,
     pages_cameras,
@@ -41,6 +42,7 @@ PAGE_MODULES = (
     pages_cameras,
     pages_suppressions,
     pages_dashboards,
+    *admin.MODULES,
 )
 
 

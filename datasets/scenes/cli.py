@@ -37,14 +37,24 @@ def render_demo_command(
         str, typer.Option(help="Case store the daemon config points at.")
     ] = "http://127.0.0.1:8765",
     device_key_file: Annotated[Path | None, typer.Option(help="Default: OUT/device.key.")] = None,
+    device: Annotated[
+        str, typer.Option(help="Edge box the camera is registered to in store.yaml.")
+    ] = "demo-box",
 ) -> None:
-    """The demo clip with scripted incidents, its ground-truth timeline and a daemon config for it."""
+    """The demo clip with scripted incidents, its ground-truth timeline, a daemon config for it, and
+    store.yaml registering its camera and zones in the case store (`streetwatch api import-config`)."""
     from datasets.scenes.video import render_demo
 
     files = render_demo(
-        out, seed, model=model, store_url=store_url, device_key_file=device_key_file, duration_s=duration
+        out,
+        seed,
+        model=model,
+        store_url=store_url,
+        device_key_file=device_key_file,
+        duration_s=duration,
+        device=device,
     )
-    typer.echo(f"wrote {files.video}, {files.timeline}, {files.config}")
+    typer.echo(f"wrote {files.video}, {files.timeline}, {files.config}, {files.store_config}")
 
 
 @scenes_app.command("score")

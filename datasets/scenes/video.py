@@ -1,4 +1,5 @@
-"""Render the demo clip to H.264 (PyAV), with its ground-truth timeline (JSON) and daemon config (YAML)."""
+"""Render the demo clip to H.264 (PyAV), with its ground-truth timeline (JSON), daemon config (YAML) and the
+reference file that registers its camera and zones in the case store (YAML, for `api import-config`)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from datasets.scenes.textures import Image
 
 START_TIME = dt.datetime(2026, 5, 4, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 CAMERA_ID = "demo-street"
+DEMO_DEVICE = "demo-box"  # the edge box scripts/demo.sh registers
 NOISE_FRAMES = 7
 CONFIRM_MARGIN_S = 8.0
 CLASS_TO_VIOLATION = {
@@ -38,6 +40,7 @@ class DemoFiles:
     video: Path
     timeline: Path
     config: Path
+    store_config: Path
 
 
 class DemoScene:
@@ -142,6 +145,21 @@ def _zone_config(zone: demo.Zone) -> dict[str, object]:
     return config
 
 
+def store_config(device: str = DEMO_DEVICE) -> dict[str, object]:
+    """A reference file (``streetwatch api import-config``) registering the demo camera on ``device`` with
+    the daemon's zones, written the store's way: the store then sends the box the zones its YAML has,
+    and the zone editor shows them on the camera's real frame. Its places are configs/reference/
+    demo-city.yaml's (import that first)."""
+    zones = []
+    for zone in demo.ZONES:
+        config = _zone_config(zone)
+        zones.append({"code": config.pop("id"), **config})
+    return {
+        "version": 1,
+        "cameras": [{"code": CAMERA_ID, "name": "示范商业街 (demo)", "device": device, "zones": zones}],
+    }
+
+
 def render_demo(
     out: Path,
     seed: int,
@@ -150,11 +168,12 @@ def render_demo(
     store_url: str = "http://127.0.0.1:8765",
     device_key_file: Path | None = None,
     duration_s: float = demo.DURATION_S,
+    device: str = DEMO_DEVICE,
 ) -> DemoFiles:
-    """Write ``demo.mp4``, ``timeline.json`` and ``daemon.yaml`` into ``out``."""
+    """Write ``demo.mp4``, ``timeline.json``, ``daemon.yaml`` and ``store.yaml`` into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     scene = DemoScene(seed, duration_s)
-    files = DemoFiles(out / "demo.mp4", out / "timeline.json", out / "daemon.yaml")
+    files = DemoFiles(out / "demo.mp4", out / "timeline.json", out / "daemon.yaml", out / "store.yaml")
     write_video(scene, files.video)
     files.timeline.write_text(json.dumps(timeline(scene, files.video), indent=2) + "\n", encoding="utf-8")
     config = daemon_config(
@@ -166,4 +185,9 @@ def render_demo(
     )
     header = f"# The demo clip's daemon configuration (streetwatch scenes render-demo, seed {seed}).\n"
     files.config.write_text(header + yaml.safe_dump(config, sort_keys=False, width=110), encoding="utf-8")
+    files.store_config.write_text(
+        f"# The demo camera and its zones for the case store (render-demo, seed {seed}).\n"
+        + yaml.safe_dump(store_config(device), sort_keys=False, width=110, allow_unicode=True),
+        encoding="utf-8",
+    )
     return files

@@ -1,0 +1,23 @@
+"""The admin pages: reference data, cameras, devices and users, managed in the console by admins.
+
+One module per area (``units``, ``places``, ``violation_types``, ``routing``, ``calendar``, ``cameras``,
+``devices``, ``users``); :mod:`.forms` holds the guard, form reading, messages and audit they share, and
+:mod:`.pages` the generic list/edit rendering. Importing a YAML file (``streetwatch api import-config``)
+stays for a whole city at once; these pages are the daily way.
+"""
+
+from __future__ import annotations
+
+from api.console.admin import (
+    calendar,
+    cameras,
+    devices,
+    index,
+    places,
+    routing,
+    units,
+    users,
+    violation_types,
+)
+
+MODULES = (index, units, places, violation_types, routing, calendar, cameras, devices, users)
