@@ -221,14 +221,11 @@ def remux(cut: Cut, directory: Path) -> Path:
         with av.open(str(temp), "w", format="mp4", options={"movflags": "+faststart"}) as output:
             stream = output.add_stream_from_template(cut.template)
             stream.time_base = cut.time_base
-            first = cut.packets[0]
-            origin = first.dts if first.dts is not None else (first.pts or 0)
-            for buffered in cut.packets:
+            stamps = timestamps(cut.packets)
+            origin = stamps[0][1]
+            for buffered, (pts, dts) in zip(cut.packets, stamps, strict=True):
                 packet = Packet(buffered.data)
-                pts = buffered.pts if buffered.pts is not None else buffered.dts
-                dts = buffered.dts if buffered.dts is not None else pts
-                packet.pts = None if pts is None else pts - origin
-                packet.dts = None if dts is None else dts - origin
+                packet.pts, packet.dts = pts - origin, dts - origin
                 packet.duration = buffered.duration
                 packet.time_base = cut.time_base
                 packet.is_keyframe = buffered.keyframe
@@ -247,6 +244,28 @@ def remux(cut: Cut, directory: Path) -> Path:
         except OSError as exc:
             raise EvidenceError(f"cannot write evidence under evidence.dir {directory}: {exc}") from exc
     return path
+
+
+def timestamps(packets: Sequence[BufferedPacket]) -> list[tuple[int, int]]:
+    """(pts, dts) for each packet, as the MP4 muxer needs them: missing ones (the first packet of an RTSP
+    connection has none) from their neighbours and durations, dts strictly increasing, pts >= dts."""
+    known = [p.dts if p.dts is not None else p.pts for p in packets]
+    first_known = next((i for i, ts in enumerate(known) if ts is not None), None)
+    dts: list[int] = []
+    for i, value in enumerate(known):
+        if value is None:
+            if dts:
+                value = dts[-1] + max(packets[i - 1].duration, 1)
+            elif first_known is not None:
+                later = known[first_known]
+                assert later is not None
+                value = later - sum(max(p.duration, 1) for p in packets[i:first_known])
+            else:
+                value = sum(max(p.duration, 1) for p in packets[:i])
+        if dts and value <= dts[-1]:
+            value = dts[-1] + 1
+        dts.append(value)
+    return [(max(p.pts if p.pts is not None else d, d), d) for p, d in zip(packets, dts, strict=True)]
 
 
 def clip_window(

@@ -434,10 +434,10 @@ class Pusher:
         if self.outbox.pending_before(item.id, incident_key):
             raise _Retry(f"waiting for the earlier messages of incident {incident_key}", store_down=False)
         report = self.outbox.get(incident_key)
+        if report is not None and report.state == "failed" and report.case_id is None:
+            raise _Refused(f"the report of incident {incident_key} was refused: {report.last_error}")
         if report is None or report.case_id is None:
             raise _Refused(f"the report of incident {incident_key} is not in the outbox: no case to add to")
-        if report.state == "failed" and not report.posted:
-            raise _Refused(f"the report of incident {incident_key} was refused: {report.last_error}")
         return report.case_id
 
     def _post_action(self, item: OutboxItem, case_id: int) -> None:
