@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from api.case_actions import allowed_actions_for, get_case_for
 from api.case_queries import recurrence_ids
+from api.clips import may_see_clips
 from api.console.acting import ActionRequest, act, recode_choices
 from api.console.deps import Page, PageDep
 from api.console.rendering import render
@@ -53,6 +54,8 @@ def render_case(page: Page, case_id: int, *, error: str | None = None, status_co
         escalated=escalated,
         before=_evidence(case, BEFORE),
         after=_evidence(case, AFTER),
+        # unredacted video: only for the roles of api.clips (the others are not told there is one)
+        clips=_evidence(case, (EvidenceKind.CLIP,)) if may_see_clips(actor) else [],
         allowed=allowed,
         units=units,
         recode_choices=[c for c in recode_choices(session) if c.code != case.violation_code]
