@@ -148,3 +148,12 @@ def test_the_recorder_waits_for_the_window_end(car_video: Path, tmp_path: Path) 
     with av.open(str(queued[0][1])) as container:
         assert container.duration is not None
         assert 9.0 <= container.duration / av.time_base <= 9.0 + 5.0  # 3 s to 12 s, from a keyframe
+
+
+def test_clip_settings_are_checked(car_video: Path) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="pre_s"):
+        camera(car_video, pre_s=-1)
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        camera(car_video, blur=True)  # a clip cannot be blurred: there is no such setting
