@@ -14,9 +14,10 @@ middleware stands in front of the framework:
   the body is read. The credential is counted as sent, before it is checked, so a wrong key has its own
   count and cannot use up a device's.
 
-Limits: ``evidence_max_bytes + multipart_overhead_bytes`` on upload routes, ``body_max_bytes`` elsewhere,
-read from the settings per request. The refusals have the API's error shape and close the connection, so
-the rest of the body is never read.
+Limits: the larger of ``evidence_max_bytes`` and ``clip_max_bytes`` (evidence clips share the evidence
+route; each route still checks its own limit) plus ``multipart_overhead_bytes`` on upload routes,
+``body_max_bytes`` elsewhere, read from the settings per request. The refusals have the API's error shape
+and close the connection, so the rest of the body is never read.
 """
 
 from __future__ import annotations
@@ -168,7 +169,7 @@ class BodyLimits:
         settings = self.settings
         upload = self._is_upload(scope)
         limit = (
-            settings.evidence_max_bytes + settings.multipart_overhead_bytes
+            max(settings.evidence_max_bytes, settings.clip_max_bytes) + settings.multipart_overhead_bytes
             if upload
             else settings.body_max_bytes
         )

@@ -1,7 +1,8 @@
 """Evidence images: checked to be real JPEG or PNG, size-limited, stored once by sha256, and served only
-to operators who may see a case that has them.
+to operators who may see a case that has them. Evidence clips (MP4, kind ``clip``) likewise, from devices
+only and served only to the roles of :mod:`api.clips`, each opening audited.
 
-Files live at ``<evidence_dir>/<first two hex digits>/<sha256>.<jpg|png>``. The name is the content's
+Files live at ``<evidence_dir>/<first two hex digits>/<sha256>.<jpg|png|mp4>``. The name is the content's
 hash, never anything a client sent, and reads accept only 64 lowercase hex digits, so no request can
 name a path outside the store.
 """
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session
 from api.actors import Actor
 from api.audit import record_event
 from api.case_queries import get_visible_case, visibility_clause
+from api.clips import CLIP_CONTENT_TYPE, check_clip, require_clip_role
 from api.errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge
 from api.ingest import begin_write
 from api.models import Camera, Case, Evidence, Role, Sighting, utcnow
@@ -47,7 +49,7 @@ _BEST_RANK = {
     EvidenceKind.FIRST_SEEN: 2,
     EvidenceKind.CROP: 1,
 }
-_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png"}
+_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", CLIP_CONTENT_TYPE: "mp4"}
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,30 @@ def check_image(
         )
     height, width = image.shape[:2]  # as decoded: EXIF orientation may swap the header's sides
     return CheckedImage(content_type, int(width), int(height))
+
+
+def _checked(data: bytes, kind: EvidenceKind, actor: Actor, settings: Settings) -> CheckedImage:
+    """An image for every kind but ``clip``: an MP4 from an edge box (operators add photos, not video)."""
+    if kind is not EvidenceKind.CLIP:
+        if len(data) > settings.evidence_max_bytes:  # the route reads up to the larger clip limit
+            raise PayloadTooLarge(
+                f"evidence image is larger than the limit of {settings.evidence_max_bytes} bytes",
+                field="file",
+                max_bytes=settings.evidence_max_bytes,
+            )
+        return check_image(
+            data,
+            settings.evidence_max_bytes,
+            max_pixels=settings.image_max_pixels,
+            max_decodes=settings.image_decodes_max,
+        )
+    if not actor.is_device:
+        raise Forbidden("evidence clips come from edge boxes: operators add photos", field="kind")
+    with _decode_slots(settings.image_decodes_max):
+        clip = check_clip(
+            data, settings.clip_max_bytes, max_pixels=settings.image_max_pixels, max_s=settings.clip_max_s
+        )
+    return CheckedImage(clip.content_type, clip.width, clip.height)
 
 
 @cache
@@ -218,12 +244,7 @@ def add_evidence(
     now = now or utcnow()
     case = _case_for_upload(session, case_id, actor)  # who may, before what is wrong with the upload
     evidence_kind = _kind(kind)
-    image = check_image(
-        data,
-        settings.evidence_max_bytes,
-        max_pixels=settings.image_max_pixels,
-        max_decodes=settings.image_decodes_max,
-    )
+    image = _checked(data, evidence_kind, actor, settings)
     sha256 = hashlib.sha256(data).hexdigest()
     store_image(settings.evidence_dir, sha256, image.content_type, data)  # an orphan at worst if we roll back
     begin_write(session)  # decoding and writing the file happened outside SQLite's write lock
@@ -283,23 +304,35 @@ def _better(new: Evidence, new_rank: int, current: Evidence) -> bool:
     return new_rank > current_rank
 
 
-def open_evidence(session: Session, actor: Actor, sha256: str, settings: Settings) -> tuple[Path, str]:
-    """The file and content type of evidence ``sha256`` if ``actor`` may see a case that has it."""
+def open_evidence(
+    session: Session, actor: Actor, sha256: str, settings: Settings, *, audit: bool = True
+) -> tuple[Path, str]:
+    """The file and content type of evidence ``sha256`` if ``actor`` may see a case that has it. A clip
+    only for the roles of :mod:`api.clips`; its opening is recorded on the case (``audit``: a browser
+    fetching the rest of a video it is playing is not a new opening)."""
     if actor.is_device:
         raise Forbidden("devices may upload evidence but not read it")
     if not _SHA256.fullmatch(sha256):
         raise InvalidInput(
             f"'{sha256[:80]}' is not a sha256: expected 64 lowercase hex digits", field="sha256"
         )
-    content_type = session.scalar(
-        select(Evidence.content_type)
+    found = session.execute(
+        select(Evidence, Case)
         .join(Case, Case.id == Evidence.case_id)
         .where(Evidence.sha256 == sha256, visibility_clause(actor))
         .limit(1)
-    )
-    if content_type is None:
+    ).first()
+    if found is None:
         raise NotFound(f"evidence {sha256} not found")
+    evidence, case = found
+    content_type = evidence.content_type
+    if content_type == CLIP_CONTENT_TYPE:
+        require_clip_role(actor)
     path = evidence_path(settings.evidence_dir, sha256, content_type)
     if not path.is_file():
         raise NotFound(f"evidence {sha256} is recorded but its file is missing from the evidence store")
+    if content_type == CLIP_CONTENT_TYPE and audit:
+        begin_write(session)
+        record_event(session, case, actor, "clip_viewed", data={"evidence_id": evidence.id, "sha256": sha256})
+        session.commit()
     return path, content_type

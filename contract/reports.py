@@ -24,6 +24,7 @@ class EvidenceKind(StrEnum):
     CROP = "crop"  # a close-up of the object
     AFTER = "after"  # verification: the place after handling
     HANDLING = "handling"  # a photo from the unit that handled it
+    CLIP = "clip"  # an MP4 of the camera's own video around first sight and confirmation: NOT redacted
 
 
 # Evidence quality, sent by the edge box with each image it offers as the case's best view (form field

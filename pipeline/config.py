@@ -277,6 +277,26 @@ class RedactionConfig(_Strict):
     )
 
 
+class ClipsConfig(_Strict):
+    """Evidence clips (off by default): the camera's own compressed video around an incident, remuxed into
+    an MP4 without re-encoding. Persons cannot be blurred in such a clip, so it is opt-in per camera and
+    the store shows it only to the roles that may see unredacted video (shift leader, dispatcher, admin)."""
+
+    enabled: bool = Field(False, description="Keep a packet buffer and upload a clip with each case.")
+    pre_s: float = Field(5.0, ge=0, le=60, description="Seconds before first sight the clip starts.")
+    post_s: float = Field(5.0, ge=0, le=60, description="Seconds after confirmation the clip ends.")
+    max_s: float = Field(
+        60.0, gt=0, le=300, description="Longest clip; a longer window keeps its end (the confirmation)."
+    )
+    buffer_mb: float = Field(
+        64.0,
+        gt=0,
+        le=1024,
+        description="Memory the camera's packet buffer may use (it also holds max_s "
+        "+ a margin of seconds, whichever is less).",
+    )
+
+
 class CameraConfig(_Strict):
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
     url: str = Field(min_length=1, description="File path, rtsp://, http(s):// or /dev/videoN.")
@@ -318,6 +338,11 @@ class CameraConfig(_Strict):
         None,
         description="Privacy for this camera: the fields set here override evidence.redaction (e.g. "
         "{mode: persons_only} for a camera whose wider view the cases need).",
+    )
+    clips: ClipsConfig = Field(
+        ClipsConfig(),
+        description="Evidence clips, e.g. {enabled: true, pre_s: 5, post_s: 5}: UNREDACTED video (see "
+        "ClipsConfig); off by default.",
     )
 
     @field_validator("url")

@@ -54,12 +54,14 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from contract.device_config import UNKNOWN_OBJECT
 from pipeline.camera_health import CameraHealthReporter
 from pipeline.case_reports import CaseReporter
+from pipeline.clips import ClipRecorder
 from pipeline.config import DaemonConfig, ZoneConfig
 from pipeline.errors import OutboxError
 from pipeline.metrics import DaemonMetrics, HealthStatus, MetricsServer, health_record
@@ -225,6 +227,7 @@ class Daemon:
             expire_on_wall_clock=not any(is_file(camera) for camera in config.cameras),
             suppressions=self.suppressions,
             static=self.static,
+            clips=self._clip_recorder(config, cameras),
         )
         self.health_reporter = CameraHealthReporter(
             self.pusher.client,
@@ -270,6 +273,21 @@ class Daemon:
             )
             for camera in config.cameras
         ]
+
+    def _clip_recorder(self, config: DaemonConfig, cameras: Sequence[CameraSlot]) -> ClipRecorder | None:
+        """Evidence clips for the cameras that keep them (sources with a packet ring); None when none do."""
+        found = {cam.id: getattr(cam.source, "packets", None) for cam in cameras}
+        rings = {camera_id: ring for camera_id, ring in found.items() if ring is not None}
+        if not rings:
+            return None
+
+        def queue_clip(incident_key: str, path: Path) -> None:
+            try:
+                self.outbox.put_evidence(incident_key=incident_key, images=[("clip", path)])
+            except OutboxError:
+                log.exception("the evidence clip of incident %s could not be queued", incident_key)
+
+        return ClipRecorder(config.cameras, rings, Path(config.evidence.dir), queue_clip)
 
     @staticmethod
     def _load_detector(config: DaemonConfig) -> Detector:
@@ -407,6 +425,8 @@ class Daemon:
         self._bounded_all([(f"stop source {cam.id}", cam.source.stop) for cam in self.cameras], SOURCE_STOP_S)
         self._join(self._scheduler, SCHEDULER_JOIN_S)
         self._join(self._rules_thread, RULES_JOIN_S)
+        if not self._rules_thread.is_alive():
+            self.reporter.poll_clips(final=True)  # what is buffered of the clips still waiting for their end
         self._join(self._health_thread, self.config.store.timeout_s + 1.0)
         self.store_sync.stop(timeout_s=self.config.store.timeout_s + 1.0)
         self.reporter.save_unsaved()

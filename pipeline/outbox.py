@@ -16,6 +16,9 @@ An *item* is one request to the store plus the images that go with it:
   with. Keyed by the update's own idempotency key; delivered only after its incident's report was.
 - ``action``: a workflow action on a known case (``verify`` / ``rework`` from verification by camera):
   its images first (the "after" picture), then ``POST /api/v1/cases/{id}/actions/{action}``.
+- ``evidence``: more evidence of a reported incident that was ready only after its report (the evidence
+  clip, :mod:`pipeline.clips`): uploaded to the case the incident's report was answered with, after the
+  report and the incident's earlier items. Keyed ``<incident key>:clip``.
 
 Item states: ``pending`` (to deliver; ``next_attempt_at`` says when) -> ``delivered`` or ``failed`` (the
 store refused it for good; the reason is kept in ``last_error``). Image states: ``pending`` ->
@@ -42,8 +45,8 @@ from pipeline.errors import OutboxError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
-ItemKind = Literal["report", "update", "action"]
+SCHEMA_VERSION = 3
+ItemKind = Literal["report", "update", "action", "evidence"]
 ItemState = Literal["pending", "delivered", "failed"]
 ImageState = Literal["pending", "uploaded", "failed"]
 EVIDENCE_KINDS = frozenset(kind.value for kind in EvidenceKind)
@@ -55,7 +58,7 @@ _ITEMS = """
 CREATE TABLE IF NOT EXISTS {name} (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
     key             TEXT    NOT NULL UNIQUE,
-    kind            TEXT    NOT NULL CHECK (kind IN ('report', 'update', 'action')),
+    kind            TEXT    NOT NULL CHECK (kind IN ('report', 'update', 'action', 'evidence')),
     body            TEXT    NOT NULL,
     case_id         INTEGER,
     posted          INTEGER NOT NULL DEFAULT 0,
@@ -98,6 +101,20 @@ ALTER TABLE items_v2 RENAME TO items;
 CREATE INDEX IF NOT EXISTS items_due ON items (state, next_attempt_at);
 ALTER TABLE images ADD COLUMN score REAL;
 PRAGMA user_version=2;
+COMMIT; PRAGMA foreign_keys=ON;
+"""
+)
+
+# Version 2 -> 3: items may be 'evidence' (a clip after its report); the same rebuild as 1 -> 2.
+_UPGRADE_2_TO_3 = (
+    "PRAGMA foreign_keys=OFF; BEGIN IMMEDIATE;"
+    + _ITEMS.format(name="items_v3")
+    + """
+INSERT INTO items_v3 SELECT * FROM items;
+DROP TABLE items;
+ALTER TABLE items_v3 RENAME TO items;
+CREATE INDEX IF NOT EXISTS items_due ON items (state, next_attempt_at);
+PRAGMA user_version=3;
 COMMIT; PRAGMA foreign_keys=ON;
 """
 )
@@ -182,6 +199,10 @@ class Outbox:
             if version == 1:
                 db.executescript(_UPGRADE_1_TO_2)
                 log.info("outbox %s: schema upgraded from version 1 to 2", self.path)
+                version = 2
+            if version == 2:
+                db.executescript(_UPGRADE_2_TO_3)
+                log.info("outbox %s: schema upgraded from version 2 to 3", self.path)
             db.executescript(_SCHEMA)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
@@ -251,6 +272,12 @@ class Outbox:
         idempotent: the same key again is a no-op returning False."""
         body = {"action": action, "reason": reason, "note": note}
         return self._put("action", key, body, case_id, images)
+
+    def put_evidence(self, *, incident_key: str, images: Sequence[QueuedImage], suffix: str = "clip") -> bool:
+        """Queue evidence of a reported incident that was ready after its report (the clip); uploaded to
+        the incident's case once its report is delivered. Idempotent by ``<incident_key>:<suffix>``."""
+        body = {"incident_key": incident_key}
+        return self._put("evidence", f"{incident_key}:{suffix}", body, None, images)
 
     def _put(
         self,

@@ -51,6 +51,8 @@ STORE_DOWN_5XX = frozenset({502, 503, 504})
 MAX_KEY_BYTES = 4096
 PRUNE_EVERY_S = 3600.0
 
+CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".mp4": "video/mp4"}
+
 
 def read_device_key(path: Path) -> str:
     """The device key in ``path`` (surrounding whitespace ignored). DeviceKeyError names the file and
@@ -388,7 +390,10 @@ class Pusher:
             self._post_action(item, item.case_id)
             return item.case_id
         case_id = item.case_id
-        if not item.posted or case_id is None:
+        if item.kind == "evidence" and (not item.posted or case_id is None):
+            case_id = self._incident_case(item)
+            self.outbox.mark_posted(item.id, case_id)
+        elif not item.posted or case_id is None:
             case_id = self._post_report(item) if item.kind == "report" else self._post_update(item)
             self.outbox.mark_posted(item.id, case_id)
         self._upload_images(item, case_id)
@@ -422,6 +427,19 @@ class Pusher:
             log.info("update %s was already received (case %d)", item.key, answer.case_id)
         return answer.case_id
 
+    def _incident_case(self, item: OutboxItem) -> int:
+        """The case of a later ``evidence`` item: the one its incident's report was answered with, once the
+        report and the incident's earlier items are delivered."""
+        incident_key = str(item.body.get("incident_key"))
+        if self.outbox.pending_before(item.id, incident_key):
+            raise _Retry(f"waiting for the earlier messages of incident {incident_key}", store_down=False)
+        report = self.outbox.get(incident_key)
+        if report is not None and report.state == "failed" and report.case_id is None:
+            raise _Refused(f"the report of incident {incident_key} was refused: {report.last_error}")
+        if report is None or report.case_id is None:
+            raise _Refused(f"the report of incident {incident_key} is not in the outbox: no case to add to")
+        return report.case_id
+
     def _post_action(self, item: OutboxItem, case_id: int) -> None:
         body = DeviceActionBody.model_validate({k: item.body.get(k) for k in ("reason", "note")})
         payload = body.model_dump(exclude_none=True)
@@ -446,7 +464,7 @@ class Pusher:
             data = image.path.read_bytes()
         except OSError as exc:
             raise _Refused(f"evidence file {image.path} cannot be read: {exc}") from exc
-        content_type = "image/png" if image.path.suffix.lower() == ".png" else "image/jpeg"
+        content_type = CONTENT_TYPES.get(image.path.suffix.lower(), "image/jpeg")
         form = {"kind": image.kind}
         if image.score is not None:
             form["score"] = f"{image.score:.4f}"

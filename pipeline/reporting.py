@@ -34,6 +34,7 @@ from pipeline.zone_updates import ZoneUpdates
 
 if TYPE_CHECKING:
     from detector.detections import Detections
+    from pipeline.clips import ClipRecorder
     from pipeline.outbox import Outbox, QueuedImage
     from pipeline.static_changes import StaticChanges
     from pipeline.suppressions import SuppressionFilter
@@ -74,9 +75,11 @@ class Reporter:
         expire_on_wall_clock: bool,
         suppressions: SuppressionFilter | None = None,
         static: StaticChanges | None = None,
+        clips: ClipRecorder | None = None,
     ) -> None:
         self.config = config
         self.static = static
+        self.clips = clips  # evidence clips of the cameras that keep them (cut on this thread)
         self.rules = rules
         self.class_names = class_names
         self.case_reporter = case_reporter
@@ -113,12 +116,14 @@ class Reporter:
                         return  # the scheduler ended without its sentinel reaching us
                     self.save_unsaved()
                     self.maybe_expire()
+                    self.poll_clips()
                     continue
                 if item is END:
                     return
                 assert isinstance(item, Analysed)
                 self.analyse(item)
                 self.maybe_expire()
+                self.poll_clips()
         except BaseException as exc:
             self.control.fail("rules", exc)
 
@@ -192,6 +197,10 @@ class Reporter:
             images = self._first_sight.pop(event.incident_id, []) + self.evidence(event, item, score)
             frame_hw = (int(item.frame.image.shape[0]), int(item.frame.image.shape[1]))
             report = reporter.report(event, score, frame_hw)
+            if self.clips is not None:
+                self.clips.request(
+                    report.idempotency_key, event.camera_id, report.first_seen_at, report.confirmed_at
+                )
             if self.queue(report, images):
                 self.metrics.frame_to_outbox_seconds.observe(time.monotonic() - item.received)
                 log.info(
@@ -250,6 +259,16 @@ class Reporter:
         except Exception:
             self.metrics.stage_errors.labels("rules").inc()
             log.exception("ending quiet incidents failed")
+
+    def poll_clips(self, *, final: bool = False) -> None:
+        """Write the evidence clips whose window is buffered (all of them when ``final``)."""
+        if self.clips is None:
+            return
+        try:
+            self.clips.poll(final=final)
+        except Exception:
+            self.metrics.stage_errors.labels("evidence").inc()
+            log.exception("evidence clips failed")
 
     def evidence(self, event: EventLike, item: Analysed, score: float | None = None) -> Images:
         """The event's pictures; the full-frame view carries ``score`` (the crop is never the best view)."""

@@ -62,6 +62,7 @@ from av.video.reformatter import VideoReformatter
 from av.video.stream import VideoStream
 
 from common.backoff import Backoff
+from pipeline.clips import PacketRing
 from pipeline.config import CameraConfig
 from pipeline.errors import SourceError, SourceOpenError, SourceReadError
 from pipeline.sampling import (
@@ -295,6 +296,8 @@ class CameraSource:
             None if self.live else queue.Queue(maxsize=max(1, queue_size))
         )
         self._reformatters = {name: VideoReformatter() for name in ("bgr", "small", "thumb")}
+        # Evidence clips (cameras[].clips): every compressed packet, before sampling, in a bounded ring.
+        self.packets = PacketRing(config.id, config.clips) if config.clips.enabled else None
         self._lock = threading.Condition()
         self._stop = threading.Event()
         self._finished = threading.Event()
@@ -451,6 +454,8 @@ class CameraSource:
             log.exception("camera %s (%s): source thread failed", self.camera_id, self.url)
             self._set_state("failed", f"camera {self.camera_id} ({self.url}): unexpected error: {exc!r}")
         finally:
+            if self.packets is not None:
+                self.packets.close()
             self._finished.set()
             with self._lock:
                 self._lock.notify_all()
@@ -508,6 +513,8 @@ class CameraSource:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         ctx = stream.codec_context
+        if self.packets is not None:
+            self.packets.begin(stream)
         self._selector.restart(intra_only=ctx.codec.intra_only)
         self._clock.rebase()
         self._lag.reset()
@@ -527,6 +534,8 @@ class CameraSource:
                 continue
             self._on_packet()
             t = media.packet(packet)
+            if self.packets is not None:
+                self.packets.add(packet, t)
             behind = self._pace(t) > CATCH_UP_LAG_S and catch_up
             if behind and not self._behind:
                 self._count("catch_ups")
@@ -589,6 +598,8 @@ class CameraSource:
             return
         self._count("sampled")
         stream_time = self._clock.to_utc(t, dt.datetime.now(UTC))
+        if self.packets is not None:
+            self.packets.anchor(t, stream_time)
         thumb = self._thumbnail(frame) if self._gate.enabled else None
         with self._lock:
             self._last_stream_time = stream_time

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from api.case_actions import allowed_actions_for, get_case_for, handling_rules, has_handling_photo
 from api.case_queries import recurrence_ids
+from api.clips import may_see_clips
 from api.console.acting import ActionRequest, act, recode_choices
 from api.console.action_styles import ordered_moves
 from api.console.deps import Page, PageDep
@@ -56,6 +57,8 @@ def render_case(page: Page, case_id: int, *, error: str | None = None, status_co
         before=_evidence(case, BEFORE),
         after=_evidence(case, AFTER),
         moves=ordered_moves(allowed),
+        # unredacted video: only for the roles of api.clips (the others are not told there is one)
+        clips=_evidence(case, (EvidenceKind.CLIP,)) if may_see_clips(actor) else [],
         units=units,
         recode_choices=[c for c in recode_choices(session) if c.code != case.violation_code]
         if any(row.takes_code for row in allowed)

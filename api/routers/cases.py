@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile
+from fastapi import APIRouter, File, Form, Header, Path, Query, Response, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import AwareDatetime
 
 from api.actors import Actor
 from api.case_queries import CaseFilter, get_visible_case, list_cases, recurrence_ids
 from api.case_schemas import CaseDetail, CasePublic, EvidencePublic
+from api.clips import CLIP_CONTENT_TYPE, may_see_clips
 from api.deps import ActorDep, DeviceDep, OperatorDep, SessionDep, SettingsDep
 from api.evidence import SHA256_PATTERN, add_evidence, evidence_url, open_evidence
 from api.ingest import ingest_report
@@ -90,7 +91,11 @@ def get_case_route(case_id: CaseId, actor: OperatorDep, session: SessionDep) -> 
     detail = CaseDetail.model_validate(case)
     return detail.model_copy(
         update={
-            "evidence": [evidence_public(e) for e in case.evidence],
+            "evidence": [
+                evidence_public(e)
+                for e in case.evidence
+                if e.content_type != CLIP_CONTENT_TYPE or may_see_clips(actor)
+            ],
             "allowed_actions": _allowed_actions(case, actor),
             "recurrences": recurrence_ids(session, case.id),
         }
@@ -105,11 +110,12 @@ def get_case_route(case_id: CaseId, actor: OperatorDep, session: SessionDep) -> 
         200: {"model": EvidencePublic, "description": "The case already had this image."},
         **errors(400, 404, 408, 413, 422, 429),
     },
-    summary="Attach a JPEG or PNG image to a case (its device, or an operator who may act on it)",
+    summary="Attach a JPEG or PNG image to a case (its device, or an operator who may act on it), or an "
+    "MP4 evidence clip (kind clip, devices only)",
 )
 def upload_evidence_route(
     case_id: CaseId,
-    file: Annotated[UploadFile, File(description="JPEG or PNG image.")],
+    file: Annotated[UploadFile, File(description="JPEG or PNG image; MP4 for kind clip.")],
     kind: Annotated[str, Form(description=f"One of: {', '.join(k.value for k in EvidenceKind)}.")],
     actor: ActorDep,
     session: SessionDep,
@@ -120,7 +126,8 @@ def upload_evidence_route(
         Form(ge=0, le=1, description="Devices: how well the image shows the violation (contract.reports)."),
     ] = None,
 ) -> EvidencePublic:
-    data = file.file.read(settings.evidence_max_bytes + 1)  # one byte more than allowed tells "too large"
+    limit = max(settings.evidence_max_bytes, settings.clip_max_bytes)
+    data = file.file.read(limit + 1)  # one byte more than allowed tells "too large"
     evidence, created = add_evidence(
         session, case_id, actor, data=data, kind=kind, settings=settings, score=score
     )
@@ -133,16 +140,20 @@ def upload_evidence_route(
 @router.get(
     "/evidence/{sha256}",
     response_class=FileResponse,
-    responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}, **NOT_FOUND},
-    summary="An evidence image, for operators who may see a case that has it",
+    responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "video/mp4": {}}}, **NOT_FOUND},
+    summary="An evidence image, for operators who may see a case that has it; a clip (MP4) only for "
+    "shift leaders, dispatchers and admins, each opening audited",
 )
 def get_evidence_route(
     sha256: Annotated[str, Path(pattern=SHA256_PATTERN, description="64 lowercase hex digits.")],
     actor: OperatorDep,
     session: SessionDep,
     settings: SettingsDep,
+    range_: Annotated[str | None, Header(alias="Range", include_in_schema=False)] = None,
 ) -> FileResponse:
-    path, content_type = open_evidence(session, actor, sha256, settings)
+    # A video element fetches a clip in byte ranges: only the request from its start is a new opening.
+    opening = range_ is None or range_.replace(" ", "").startswith("bytes=0-")
+    path, content_type = open_evidence(session, actor, sha256, settings, audit=opening)
     return FileResponse(
         path,
         media_type=content_type,

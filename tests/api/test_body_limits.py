@@ -52,6 +52,7 @@ def small_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "run_jobs": False,
         "body_max_bytes": JSON_LIMIT,
         "evidence_max_bytes": IMAGE_LIMIT,
+        "clip_max_bytes": IMAGE_LIMIT,  # clips share the evidence route's limit (the larger of the two)
         "multipart_overhead_bytes": OVERHEAD,
         "body_idle_timeout_s": 0.3,
         **overrides,
@@ -277,7 +278,9 @@ def sqlite_store(sqlite_template: Path, tmp_path: Path) -> Iterator[Store]:
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     shutil.copy(sqlite_template, data_dir / "streetwatch.sqlite")
-    settings = Settings(data_dir=data_dir, run_jobs=False, evidence_max_bytes=MiB, _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(
+        data_dir=data_dir, run_jobs=False, evidence_max_bytes=MiB, clip_max_bytes=MiB, _env_file=None
+    )  # type: ignore[call-arg]
     engine = make_engine(settings)
     yield Store("sqlite", settings, engine, make_session_factory(engine))
     engine.dispose()

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from contract.reports import CaseReport
+from pipeline import outbox as outbox_module
 from pipeline.errors import OutboxError
 from pipeline.outbox import Outbox, file_sha256
 
@@ -278,3 +279,24 @@ def test_an_outbox_in_an_unwritable_place_is_a_clear_error(tmp_path: Path) -> No
 
     with pytest.raises(OutboxError, match="cannot open the outbox"):
         Outbox(blocker / "outbox.sqlite")
+
+
+def test_a_version_2_outbox_is_upgraded_keeping_its_items(tmp_path: Path) -> None:
+    """Version 3 lets an item be 'evidence' (a clip after its report): a version 2 file keeps its items."""
+    path = tmp_path / "outbox.sqlite"
+    outbox = Outbox(path)
+    outbox.put(make_report("incident-0001"), [("confirmation", make_jpeg(tmp_path, 1), 0.5)])
+    outbox.close()
+    with sqlite3.connect(path) as db:  # back to version 2: 'evidence' not allowed
+        db.executescript(
+            "PRAGMA foreign_keys=OFF; BEGIN;"
+            + outbox_module._ITEMS.format(name="items_v2").replace(", 'evidence'", "")
+            + "INSERT INTO items_v2 SELECT * FROM items; DROP TABLE items; "
+            "ALTER TABLE items_v2 RENAME TO items; PRAGMA user_version=2; COMMIT;"
+        )
+    upgraded = Outbox(path)
+    item = upgraded.get("incident-0001")
+    assert item is not None and [image.score for image in item.images] == [0.5]
+    assert upgraded.put_evidence(incident_key="incident-0001", images=[("clip", make_jpeg(tmp_path, 2))])
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3

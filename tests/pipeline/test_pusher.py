@@ -410,3 +410,50 @@ def test_an_update_whose_report_was_refused_is_refused_too(store: LiveStore, tmp
     update = outbox.get("incident-0001:end")
     assert update is not None and update.state == "failed"
     assert "the report of incident incident-0001 was refused" in (update.last_error or "")
+
+
+def test_a_clip_queued_after_its_report_goes_to_the_reports_case_once(
+    store: LiveStore, tmp_path: Path, car_video: Path
+) -> None:
+    """The evidence clip is ready only seconds after the report (post_s): queued as an 'evidence' item of
+    the incident, it waits for the report, goes to its case, and a second delivery changes nothing."""
+    from tests.api.clip_builders import clip_bytes
+
+    _, key_file = device(store, tmp_path)
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(clip_bytes(car_video, 1.0))
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    outbox.put(make_report("incident-0001"), [("confirmation", make_jpeg(tmp_path, 1))])
+    outbox.retry_later(outbox.get("incident-0001").id, 0.5, "held back")  # type: ignore[union-attr]
+    assert outbox.put_evidence(incident_key="incident-0001", images=[("clip", clip)])
+    assert not outbox.put_evidence(incident_key="incident-0001", images=[("clip", clip)])  # once
+    pusher = Pusher(outbox, store_config(store, key_file), rng=random.Random(4))
+    pusher.start()  # the clip is due first: it waits for the report
+    try:
+        wait_until(lambda: outbox.pending_count() == 0)
+    finally:
+        pusher.stop()
+    item = outbox.get("incident-0001:clip")
+    assert item is not None and item.state == "delivered" and item.kind == "evidence"
+    report = outbox.get("incident-0001")
+    assert report is not None and item.case_id == report.case_id is not None
+    assert [kind for kind, _ in store.evidence(report.case_id)] == ["confirmation", "clip"]
+    outbox.retry_now()
+    with outbox._write() as db:  # a lost answer: the clip goes once more; the store keeps one
+        db.execute("UPDATE items SET state = 'pending' WHERE kind = 'evidence'")
+        db.execute("UPDATE images SET state = 'pending'")
+    assert Pusher(outbox, store_config(store, key_file)).drain(30)
+    assert [kind for kind, _ in store.evidence(report.case_id)] == ["confirmation", "clip"]
+
+
+def test_a_clip_whose_report_was_refused_is_refused_too(store: LiveStore, tmp_path: Path) -> None:
+    _, key_file = device(store, tmp_path)
+    store.add_device("box-2", cameras=("cam-other",))
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    outbox.put(make_report("incident-0001", camera="cam-other"), [])  # another box's camera: 403
+    outbox.put_evidence(incident_key="incident-0001", images=[("clip", make_jpeg(tmp_path, 2))])
+    pusher = Pusher(outbox, store_config(store, key_file))
+    assert pusher.drain(30)
+    pusher.stop()
+    item = outbox.get("incident-0001:clip")
+    assert item is not None and item.state == "failed" and "was refused" in (item.last_error or "")

@@ -48,4 +48,17 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "evidence.crop": ("局部特写", "Close-up"),
     "evidence.after": ("复核画面", "After (camera)"),
     "evidence.handling": ("处置照片", "Handling photo"),
+    "evidence.clip": ("现场视频", "Video clip"),
+    "case.clip": ("现场视频（首次发现至确认）", "Video clip (first seen to confirmation)"),
+    "case.clip_unredacted": (
+        "视频未做人像模糊处理，仅供值班长、派遣员和管理员查看；每次打开均记入办理过程。",
+        "The video is not blurred: only shift leaders, dispatchers and admins see it, and every "
+        "opening is recorded in the audit timeline.",
+    ),
+    "case.clip_unsupported": ("此浏览器无法播放该视频。", "This browser cannot play the video."),
+    "lightbox.zoom_in": ("放大", "Zoom in"),
+    "lightbox.zoom_out": ("缩小", "Zoom out"),
+    "lightbox.reset": ("原始大小", "Fit"),
+    "lightbox.close": ("关闭", "Close"),
+    "lightbox.title": ("图片查看", "Image viewer"),
 }

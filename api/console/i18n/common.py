@@ -82,6 +82,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "action.close": ("结案", "Close"),
     "action.route": ("路由", "Routing"),
     "action.evidence": ("上传图片", "Evidence added"),
+    "action.clip_viewed": ("查看现场视频", "Video clip viewed"),
     "action.created": ("上报", "Reported"),
     "action.sighting": ("再次发现", "Seen again"),
     "action.still_there": ("仍在现场", "Still there"),
