@@ -65,7 +65,8 @@ class SmtpMailer:
         self._smtp = smtp
         try:
             if settings.smtp_starttls:
-                smtp.starttls(context=ssl.create_default_context())
+                # Certificate and host name checked against the system's CAs or smtp_ca_file.
+                smtp.starttls(context=ssl.create_default_context(cafile=settings.smtp_ca_file))
             if settings.smtp_user:
                 smtp.login(settings.smtp_user, password or "")
         except smtplib.SMTPNotSupportedError:

@@ -155,6 +155,9 @@ class Settings(BaseSettings):
     smtp_host: str | None = Field(None, description="SMTP server for e-mailed reports; unset: no e-mail.")
     smtp_port: int = Field(587, ge=1, le=65535)
     smtp_starttls: bool = Field(True, description="Upgrade the SMTP connection with STARTTLS before login.")
+    smtp_ca_file: Path | None = Field(
+        None, description="PEM file of the CA that signed the SMTP server's certificate (a city's own CA)."
+    )
     smtp_user: str | None = Field(None, description="SMTP login; unset: no login.")
     smtp_password: SecretStr | None = Field(None, description="SMTP password; never logged.")
     smtp_password_file: Path | None = Field(None, description="File holding the SMTP password instead.")

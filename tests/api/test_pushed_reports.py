@@ -8,10 +8,14 @@ import datetime as dt
 import email
 import email.policy
 import json
+import shutil
+import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -92,6 +96,27 @@ def _serve(inbox: Inbox, **options: Any) -> Iterator[Inbox]:
 @pytest.fixture
 def smtp() -> Iterator[Inbox]:
     yield from _serve(Inbox())
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> Path:
+    """A self-signed certificate for 127.0.0.1 (cert.pem, key.pem in the returned folder)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make the test SMTP server's certificate")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(tmp_path / "key.pem"),
+         "-out", str(tmp_path / "cert.pem")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return tmp_path
+
+
+@pytest.fixture
+def smtp_with_starttls(certificate: Path) -> Iterator[Inbox]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certificate / "cert.pem", certificate / "key.pem")
+    yield from _serve(Inbox(), tls_context=context, require_starttls=True)
 
 
 @pytest.fixture
@@ -365,6 +390,30 @@ def test_smtp_login_works_and_the_password_is_never_logged(
     assert len(smtp_with_login.to("huanwei@city.example")) == 1
     assert smtp_with_login.logins[-1].endswith(":ok")
     assert PASSWORD not in caplog.text and PASSWORD not in repr(right)
+
+
+def test_starttls_checks_the_servers_certificate(
+    store: Store, smtp_with_starttls: Inbox, certificate: Path
+) -> None:
+    world = make_world(store.sessions)
+    set_unit(store.sessions, world.sanitation_id, email="huanwei@city.example")
+    dispatched(store.sessions, world, world.sanitation_id, at=local("2026-12-02 08:01"),
+               deadline=local("2026-12-08 16:30"))  # fmt: skip
+    untrusted = smtp_settings(store, smtp_with_starttls, smtp_starttls=True)
+    assert run_pushed_reports(store.sessions, untrusted, now=local("2026-12-02 08:05")) == 1
+    assert deliver_pending(store.sessions, untrusted) == 1
+    (row,) = events(store, "daily_digest")
+    assert row.status == "pending" and row.last_error is not None
+    assert "SSLCertVerificationError" in row.last_error  # a self-signed certificate is not trusted
+
+    trusted = smtp_settings(
+        store, smtp_with_starttls, smtp_starttls=True, smtp_ca_file=certificate / "cert.pem"
+    )
+    with store.sessions.begin() as s:
+        s.get_one(Delivery, row.id).next_attempt_at = utcnow() - dt.timedelta(seconds=1)
+    assert deliver_pending(store.sessions, trusted) == 1
+    assert len(smtp_with_starttls.to("huanwei@city.example")) == 1
+    assert events(store, "daily_digest")[0].status == "delivered"
 
 
 def test_unreachable_smtp_server_is_logged_on_the_delivery(store: Store) -> None:
