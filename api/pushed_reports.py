@@ -24,6 +24,7 @@ unique index, SQLite's single writer) and then inserts nothing. Warnings are cla
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -40,7 +41,7 @@ from api.notify import enqueue_email, enqueue_unit_message
 from api.report_messages import CaseLine, digest_mail, monthly_mail, warning_mail, weekly_mail
 from api.settings import Settings
 from api.stats import Period, PeriodPublic, build_ranking, build_report, make_period
-from api.work_calendar import WorkCalendar, load_calendar, working_hours_between
+from api.work_calendar import WorkCalendar, add_working_hours, load_calendar, working_hours_between
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ EVENTS: dict[ReportKind, str] = {
     "monthly": "monthly_bulletin",
 }
 WARNING_EVENT = "deadline_warning"
-WARNING_BATCH = 500  # cases looked at per run; the next run picks up the rest
+WARN_CACHE_SIZE = 1 << 16  # warning moments remembered per process (a few MB): recomputed only for new cases
 
 _RUNS = cast(Table, ReportRun.__table__)
 _INSERT_RUN = {
@@ -115,6 +116,17 @@ def claim_report(session: Session, kind: str, period_key: str, recipient: str, n
     statement = _INSERT_RUN[session.get_bind().dialect.name]
     values = {"kind": kind, "period": period_key, "recipient": recipient, "created_at": now}
     return session.execute(statement, values).first() is not None
+
+
+def already_sent(session: Session, due: DueReport) -> set[str]:
+    """The recipients this report was sent to: skipped without a write (the claim still decides races)."""
+    query = select(ReportRun.recipient).where(ReportRun.kind == due.kind, ReportRun.period == due.key)
+    return set(session.scalars(query))
+
+
+def leader_key(leader: str) -> str:
+    """A leader's ``report_runs.recipient``: ``unit:<code>`` or ``email:<address>``."""
+    return leader if leader.startswith("unit:") else f"email:{leader}"
 
 
 def reachable(unit: Unit, settings: Settings) -> bool:
@@ -191,7 +203,8 @@ def send_digests(
     with sessions() as session:
         busy = select(Case.unit_id).where(Case.status.in_([s.value for s in CLOCK_STATUSES]))
         units = session.scalars(select(Unit).where(Unit.id.in_(busy), Unit.active.is_(True))).all()
-        unit_ids = [u.id for u in units if reachable(u, settings)]
+        sent = already_sent(session, due)
+        unit_ids = [u.id for u in units if reachable(u, settings) and f"unit:{u.code}" not in sent]
     queued = 0
     for unit_id in unit_ids:
         with sessions.begin() as session:
@@ -248,9 +261,11 @@ def send_leader_report(
 ) -> int:
     if not settings.report_leaders:
         return 0
+    with sessions() as session:
+        sent = already_sent(session, due)
     message: tuple[dict[str, Any], dict[str, str]] | None = None
     queued = 0
-    for leader in settings.report_leaders:
+    for leader in (entry for entry in settings.report_leaders if leader_key(entry) not in sent):
         with sessions.begin() as session:
             unit: Unit | None = None
             if leader.startswith("unit:"):
@@ -258,7 +273,7 @@ def send_leader_report(
                 if unit is None:
                     log.error("report_leaders: no unit with code %r; %s not sent to it", leader[5:], due.kind)
                     continue
-            if not claim_report(session, due.kind, due.key, leader if unit else f"email:{leader}", now):
+            if not claim_report(session, due.kind, due.key, leader_key(leader), now):
                 continue
             message = message or leader_message(session, due, calendar, settings, now)
             payload, mail = message
@@ -285,15 +300,18 @@ def _warnable(now: dt.datetime) -> list[Any]:
     ]
 
 
-def used_share(
-    dispatched_at: dt.datetime, deadline_at: dt.datetime, now: dt.datetime, calendar: WorkCalendar
-) -> tuple[float, float]:
-    """The share of the working hours from dispatch to deadline used by ``now``, and the hours left."""
+@functools.lru_cache(maxsize=WARN_CACHE_SIZE)
+def warning_moment(
+    dispatched_at: dt.datetime, deadline_at: dt.datetime, share: float, calendar: WorkCalendar
+) -> dt.datetime:
+    """When ``share`` of the working hours from dispatch to deadline has been used.
+
+    Pure, so cached: each run then costs a lookup per open case, not a walk over its calendar days (the
+    calendar is part of the key, so a new holiday is taken into account)."""
     total = working_hours_between(dispatched_at, deadline_at, calendar)
-    left = working_hours_between(now, deadline_at, calendar)
     if total <= 0:
-        return 1.0, 0.0
-    return (total - left) / total, left
+        return dispatched_at
+    return add_working_hours(dispatched_at, share * total, calendar)
 
 
 def send_deadline_warnings(
@@ -302,17 +320,14 @@ def send_deadline_warnings(
     share = settings.deadline_warning_share
     with sessions() as session:
         rows = session.execute(
-            select(Case.id, Case.dispatched_at, Case.deadline_at)
-            .where(*_warnable(now))
-            .order_by(Case.deadline_at)
-            .limit(WARNING_BATCH)
+            select(Case.id, Case.dispatched_at, Case.deadline_at).where(*_warnable(now))
         ).all()
     warned = 0
     for case_id, dispatched_at, deadline_at in rows:
         if dispatched_at is None or deadline_at is None:  # excluded by the query; for the type checker
             continue
-        used, left = used_share(dispatched_at, deadline_at, now, calendar)
-        if used >= share:
+        if now >= warning_moment(dispatched_at, deadline_at, share, calendar):
+            left = working_hours_between(now, deadline_at, calendar)
             warned += _warn_one(sessions, settings, calendar, now, case_id, deadline_at, left)
     return warned
 

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.models import Case, Delivery, Unit, utcnow
 from api.notify import deliver_pending
-from api.pushed_reports import due_reports, run_pushed_reports
+from api.pushed_reports import claim_report, due_reports, run_pushed_reports
 from api.settings import Settings
 from api.work_calendar import add_working_hours, make_calendar
 from tests.api.builders import World, make_world
@@ -321,6 +321,26 @@ def test_two_workers_send_each_report_exactly_once(store: Store, smtp: Inbox) ->
         assert {d.recipient for d in s.scalars(select(Delivery).where(Delivery.unit_id.is_(None)))} == {
             "boss@city.example"
         }
+
+
+def test_a_claimed_report_is_not_claimed_again_by_a_concurrent_worker(store: Store) -> None:
+    now = local("2026-12-02 08:05")
+
+    def claim() -> bool:
+        with store.sessions.begin() as session:
+            return claim_report(session, "daily", "2026-12-02", "unit:sanitation", now)
+
+    results: list[bool] = []
+    with store.sessions.begin() as first:
+        assert claim_report(first, "daily", "2026-12-02", "unit:sanitation", now)
+        second = threading.Thread(target=lambda: results.append(claim()))
+        second.start()
+        second.join(0.5)
+        assert second.is_alive() and not results  # it waits for the first worker's transaction
+    second.join(30)
+    assert results == [False]
+    with store.sessions.begin() as session:  # the next day is a new report
+        assert claim_report(session, "daily", "2026-12-03", "unit:sanitation", now)
 
 
 # --- 时限预警 -----------------------------------------------------------------------------------------------
