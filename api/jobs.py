@@ -36,12 +36,14 @@ def default_jobs(settings: Settings) -> list[Job]:
     from api.pushed_reports import run_pushed_reports
     from api.retention import run_retention
 
-    return [
+    jobs = [
         Job("overdue", settings.overdue_check_interval_s, check_overdue),
         Job("deliveries", settings.delivery_interval_s, deliver_pending),
         Job("retention", settings.retention_interval_s, run_retention),
-        Job("reports", settings.report_interval_s, run_pushed_reports),
     ]
+    if settings.push_reports:
+        jobs.append(Job("reports", settings.report_interval_s, run_pushed_reports))
+    return jobs
 
 
 # Called after each run with the job's name, whether it succeeded and its duration (metrics).

@@ -132,6 +132,7 @@ class Settings(BaseSettings):
     )
 
     # Pushed reports (api.pushed_reports): 日督促 to units, 周检查 and 月通报 to leaders, deadline warnings.
+    push_reports: bool = Field(True, description="Run the pushed-reports job (with run_jobs).")
     report_interval_s: float = Field(60.0, gt=0, description="How often the pushed-reports job looks.")
     report_daily_time: str = Field(
         "08:00", description="Local time (calendar time zone) from which each working day's digest is sent."

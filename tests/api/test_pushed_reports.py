@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.jobs import default_jobs
 from api.models import Case, Delivery, Unit, utcnow
 from api.notify import deliver_pending
 from api.pushed_reports import claim_report, due_reports, run_pushed_reports
@@ -460,6 +461,12 @@ def test_unknown_leader_unit_is_reported_and_skipped(
     assert "report_leaders: no unit with code 'nowhere'" in caplog.text
 
 
+def test_the_job_runs_with_the_others_unless_turned_off() -> None:
+    assert "reports" in [job.name for job in default_jobs(Settings(_env_file=None))]  # type: ignore[call-arg]
+    off = Settings(_env_file=None, push_reports=False)  # type: ignore[call-arg]
+    assert "reports" not in [job.name for job in default_jobs(off)]
+
+
 @pytest.mark.parametrize(
     ("values", "message"),
     [
@@ -497,3 +504,23 @@ def test_unit_email_is_set_through_the_reference_api(client: Any, store: Store) 
     assert bad.status_code == 422 and "is not an e-mail address" in bad.text
     cleared = client.patch("/api/v1/units/sanitation", json={"email": None}, headers=admin)
     assert cleared.json()["email"] is None
+
+
+def test_unit_email_is_imported_from_a_reference_file(store: Store, tmp_path: Path) -> None:
+    from api.actors import Actor
+    from api.config_import import ConfigImportError, import_file
+
+    admin = Actor(kind="user", id=None, name="tester")
+    good = tmp_path / "city.yaml"
+    good.write_text(
+        "units:\n  - {code: sanitation, name: 环卫所, email: huanwei@city.example}\n", encoding="utf-8"
+    )
+    with store.sessions.begin() as session:
+        import_file(session, good, admin)
+    with store.sessions() as session:
+        assert session.scalar(select(Unit.email).where(Unit.code == "sanitation")) == "huanwei@city.example"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("units:\n  - {code: sanitation, name: 环卫所, email: huanwei}\n", encoding="utf-8")
+    with pytest.raises(ConfigImportError) as error, store.sessions.begin() as session:
+        import_file(session, bad, admin)
+    assert f"{bad}:2" in str(error.value) and "'huanwei' is not an e-mail address" in str(error.value)
