@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from api.stats import Figures, Period, Ranking
 
+BEIJING_TIME_ZONES = frozenset({"Asia/Shanghai", "Asia/Chongqing", "Asia/Harbin", "PRC"})  # all UTC+8
 STATUS_NAMES = {"dispatched": "已派遣", "in_progress": "处置中"}
 CASE_HEADERS = ("案件号", "类型", "地点", "状态", "处置时限", "是否超期")
 
@@ -84,7 +85,8 @@ class Section:
 
 def mail(subject: str, intro: str, sections: Sequence[Section], tz: ZoneInfo) -> dict[str, str]:
     """``{"subject", "text", "html"}`` of one message."""
-    footer = f"（时间均为 {tz.key} 当地时间。本邮件由 streetwatch 自动发送，请勿直接回复。）"
+    zone = "北京时间" if tz.key in BEIJING_TIME_ZONES else f"{tz.key} 当地时间"
+    footer = f"（时间均为{zone}。本邮件由 streetwatch 自动发送，请勿直接回复。）"
     text_parts, html_parts = [intro, ""], [f"<p>{html.escape(intro)}</p>"]
     for section in sections:
         text_parts.append(f"【{section.title}】")
@@ -167,7 +169,7 @@ def weekly_mail(
     words = period_words(period)
     rate = percent(figures.on_time_closure_rate)
     subject = f"【周检查】{words}：按期结案率 {rate}，当前超期 {len(overdue_open)} 件"
-    sections = [Section("本周指标", lines=figure_lines(figures))]
+    sections = [Section("一周指标", lines=figure_lines(figures))]
     if overdue_open:
         sections.append(
             Section("当前超期在办案件", headers=CASE_HEADERS, rows=[c.cells(tz) for c in overdue_open])

@@ -246,7 +246,7 @@ def test_daily_digest_reaches_each_unit_by_email_webhook_and_mqtt(
     assert text.index(f"#{late}") < text.index(f"#{fresh}")  # overdue first
     assert "东华门大街 grid 1（110101001001001）" in text
     assert "2026-12-01 10:00" in text and "2026-12-08 16:30" in text  # deadlines in local time
-    assert "已超期" in text and "处置中" in text and "Asia/Shanghai" in text
+    assert "已超期" in text and "处置中" in text and "时间均为北京时间" in text
     assert f'<td style="border:1px solid #999;padding:2px 6px">案件 #{fresh}</td>' in page
 
     (hook,) = receiver.requests
