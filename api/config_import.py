@@ -339,7 +339,7 @@ def _apply_units(session: Session, config: ReferenceConfig, report: ImportReport
         if unit is None:
             unit = Unit(code=spec.code)
             session.add(unit)
-        changed = _set_fields(unit, spec, ("name", "kind", "active"), created)
+        changed = _set_fields(unit, spec, ("name", "kind", "active", "email"), created)
         touched[spec.code] = (unit, created, changed)
     session.flush()
     codes = {u.code: u.id for u in session.scalars(select(Unit))}

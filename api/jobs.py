@@ -1,4 +1,5 @@
-"""Periodic jobs run inside the server process: overdue checks, notification delivery and retention.
+"""Periodic jobs run inside the server process: overdue checks, notification delivery, retention and
+pushed reports (daily digests, weekly checks, monthly bulletins, deadline warnings).
 
 Each job is safe to run in several workers at once: its database updates are conditional
 (``UPDATE ... WHERE overdue = false``), so a second worker finds nothing left to do.
@@ -32,13 +33,17 @@ class Job:
 def default_jobs(settings: Settings) -> list[Job]:
     from api.notify import deliver_pending
     from api.overdue import check_overdue
+    from api.pushed_reports import run_pushed_reports
     from api.retention import run_retention
 
-    return [
+    jobs = [
         Job("overdue", settings.overdue_check_interval_s, check_overdue),
         Job("deliveries", settings.delivery_interval_s, deliver_pending),
         Job("retention", settings.retention_interval_s, run_retention),
     ]
+    if settings.push_reports:
+        jobs.append(Job("reports", settings.report_interval_s, run_pushed_reports))
+    return jobs
 
 
 # Called after each run with the job's name, whether it succeeded and its duration (metrics).

@@ -102,6 +102,8 @@ class Unit(Base):
     webhook_secret: Mapped[str | None] = mapped_column(String(200))
     mqtt_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Where pushed reports and deadline warnings are e-mailed (api.pushed_reports); null: no e-mail.
+    email: Mapped[str | None] = mapped_column(String(254))
 
     parent: Mapped[Unit | None] = relationship(remote_side="Unit.id")
 
@@ -323,6 +325,8 @@ class Case(Base):
     voided_at: Mapped[dt.datetime | None]
     void_reason: Mapped[str | None] = mapped_column(String(32))
     overdue: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    # The deadline the unit was last warned about (api.pushed_reports): a new deadline warns again.
+    warned_deadline_at: Mapped[dt.datetime | None]
     escalated_to_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
     extension_requested_hours: Mapped[float | None] = mapped_column(Float)
     extension_reason: Mapped[str | None] = mapped_column(Text)
@@ -418,14 +422,16 @@ class AuditEvent(Base):
 
 
 class Delivery(Base):
-    """A notification to a unit (webhook or MQTT): a durable queue row and its delivery log."""
+    """A notification (webhook, MQTT or e-mail) to a unit or, for e-mail, to a leader's address without a
+    unit: a durable queue row and its delivery log."""
 
     __tablename__ = "deliveries"
     __table_args__ = (Index("ix_deliveries_pending", "status", "next_attempt_at"),)
     id: Mapped[int] = mapped_column(primary_key=True)
-    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
-    channel: Mapped[str] = mapped_column(String(16))  # webhook | mqtt
+    channel: Mapped[str] = mapped_column(String(16))  # webhook | mqtt | email
+    recipient: Mapped[str | None] = mapped_column(String(254))  # e-mail: the address
     event: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | delivered | failed
@@ -485,3 +491,16 @@ class Suppression(Base):
     created_by: Mapped[str] = mapped_column(String(100))  # actor label
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime]
+
+
+class ReportRun(Base):
+    """One pushed report sent (api.pushed_reports): a row per (kind, period, recipient), claimed with an
+    INSERT that does nothing on conflict, so two workers never send the same report twice."""
+
+    __tablename__ = "report_runs"
+    __table_args__ = (UniqueConstraint("kind", "period", "recipient", name="uq_report_runs_key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # daily | weekly | monthly
+    period: Mapped[str] = mapped_column(String(32))  # the local date, week start or month reported
+    recipient: Mapped[str] = mapped_column(String(300))  # "unit:<code>" or "email:<address>"
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

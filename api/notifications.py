@@ -67,13 +67,13 @@ def list_deliveries(
     count = session.scalar(select(func.count()).select_from(Delivery).where(*conditions)) or 0
     rows = session.execute(
         select(Delivery, Unit.code)
-        .join(Unit, Unit.id == Delivery.unit_id)
+        .outerjoin(Unit, Unit.id == Delivery.unit_id)  # e-mails to leaders have no unit
         .where(*conditions)
         .order_by(Delivery.id.desc())
         .limit(limit)
         .offset(offset)
     ).all()
-    return [(d, code) for d, code in rows], count
+    return [(d, code or "") for d, code in rows], count
 
 
 def retry_delivery(
@@ -98,7 +98,7 @@ def retry_delivery(
     delivery.status = PENDING
     delivery.next_attempt_at = now or utcnow()
     session.flush()
-    unit = session.get(Unit, delivery.unit_id)
+    unit = session.get(Unit, delivery.unit_id) if delivery.unit_id is not None else None
     return delivery, unit.code if unit else ""
 
 

@@ -1,5 +1,8 @@
 """Notifications to units: queued as Delivery rows in the case's transaction, sent by a periodic job.
 
+Three channels: webhook and MQTT (below) and e-mail over SMTP (:mod:`api.mailer`, used by the pushed
+reports of :mod:`api.pushed_reports`; an e-mail delivery may have no unit, only an address).
+
 Queueing in the same transaction as the case change means a notification is never lost and never
 sent for a change that was rolled back (the outbox pattern). :func:`deliver_pending` then sends the
 due rows, at least once:
@@ -9,8 +12,10 @@ due rows, at least once:
   ``X-Streetwatch-Timestamp`` (Unix seconds) and
   ``X-Streetwatch-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>" keyed with the unit's
   webhook_secret>``. A 2xx answer means delivered. Receivers check it with :func:`verify_signature`.
-* **MQTT**: publish with QoS 1 to ``{mqtt_topic_prefix}/{unit code}/cases``; delivered once the
-  broker's PUBACK arrives.
+* **MQTT**: publish with QoS 1 to ``{mqtt_topic_prefix}/{unit code}/cases`` (reports:
+  ``.../reports``); delivered once the broker's PUBACK arrives.
+* **E-mail**: one message per delivery to its ``recipient`` address; delivered once the SMTP server
+  accepts it.
 
 A failed attempt is logged on the row (``attempts``, ``last_error``) and retried after an
 exponential backoff with jitter (:func:`common.backoff.backoff_s`: 15-30 s first, at most an hour);
@@ -64,6 +69,9 @@ MAX_PER_RUN = 200  # one job run sends at most this many, so a backlog cannot st
 ERROR_MAX_CHARS = 500
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+CHANNELS = ("webhook", "mqtt", "email")
+# Events that are reports, not case changes: published on the unit's ``reports`` MQTT topic.
+REPORT_EVENTS = frozenset({"daily_digest", "weekly_check", "monthly_bulletin"})
 
 
 def case_event_payload(case: Case, event: str, unit: Unit) -> dict[str, Any]:
@@ -99,6 +107,47 @@ def enqueue_case_event(
         )
     session.add_all(deliveries)
     return deliveries
+
+
+def enqueue_unit_message(
+    session: Session,
+    unit: Unit,
+    event: str,
+    payload: dict[str, Any],
+    mail: dict[str, Any],
+    settings: Settings,
+    *,
+    case_id: int | None = None,
+) -> list[Delivery]:
+    """Queue a report or warning for ``unit``: ``payload`` on its webhook / MQTT, ``mail`` (subject, text,
+    html) to its e-mail address when it has one and SMTP is configured."""
+    deliveries = []
+    if unit.webhook_url:
+        deliveries.append(
+            Delivery(unit_id=unit.id, case_id=case_id, channel="webhook", event=event, payload=payload)
+        )
+    if unit.mqtt_enabled and settings.mqtt_host:
+        deliveries.append(
+            Delivery(unit_id=unit.id, case_id=case_id, channel="mqtt", event=event, payload=payload)
+        )
+    if unit.email and settings.smtp_host:
+        deliveries.append(
+            Delivery(
+                unit_id=unit.id, case_id=case_id, channel="email", recipient=unit.email, event=event,
+                payload={"event": event, **mail},
+            )
+        )  # fmt: skip
+    session.add_all(deliveries)
+    return deliveries
+
+
+def enqueue_email(session: Session, address: str, event: str, mail: dict[str, Any]) -> Delivery:
+    """Queue an e-mail to an address that belongs to no unit (a leader)."""
+    delivery = Delivery(
+        unit_id=None, channel="email", recipient=address, event=event, payload={"event": event, **mail}
+    )
+    session.add(delivery)
+    return delivery
 
 
 # --- signatures --------------------------------------------------------------------------------------
@@ -165,9 +214,11 @@ class Outgoing:
     attempts: int
     lease: dt.datetime
     body: bytes
-    unit_code: str
+    unit_code: str  # "" for an e-mail to an address without a unit
     webhook_url: str | None
     webhook_secret: str | None
+    recipient: str | None = None
+    payload: dict[str, Any] | None = None
 
 
 def message_body(delivery: Delivery) -> bytes:
@@ -176,8 +227,9 @@ def message_body(delivery: Delivery) -> bytes:
     return json.dumps(message, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
 
 
-def mqtt_topic(settings: Settings, unit_code: str) -> str:
-    return f"{settings.mqtt_topic_prefix}/{unit_code}/cases"
+def mqtt_topic(settings: Settings, unit_code: str, stream: str = "cases") -> str:
+    """``{prefix}/{unit}/cases`` for case events, ``{prefix}/{unit}/reports`` for pushed reports."""
+    return f"{settings.mqtt_topic_prefix}/{unit_code}/{stream}"
 
 
 def send_webhook(client: httpx.Client, item: Outgoing) -> None:
@@ -251,7 +303,8 @@ class MqttPublisher:
             raise DeliveryError(
                 f"unit code {item.unit_code!r} cannot be an MQTT topic level (no '/', '+', '#')"
             )
-        topic = mqtt_topic(self.settings, item.unit_code)
+        stream = "reports" if item.event in REPORT_EVENTS else "cases"
+        topic = mqtt_topic(self.settings, item.unit_code, stream)
         info = self._client.publish(topic, item.body, qos=1)
         try:
             info.wait_for_publish(self.timeout_s)
@@ -291,7 +344,7 @@ def claim_due(session: Session, *, now: dt.datetime, lease: dt.datetime, limit: 
 
 def _load(session: Session, ids: Sequence[int], lease: dt.datetime) -> list[Outgoing]:
     rows = session.execute(
-        select(Delivery, Unit).join(Unit, Unit.id == Delivery.unit_id).where(Delivery.id.in_(ids))
+        select(Delivery, Unit).outerjoin(Unit, Unit.id == Delivery.unit_id).where(Delivery.id.in_(ids))
     ).all()
     return [
         Outgoing(
@@ -301,9 +354,11 @@ def _load(session: Session, ids: Sequence[int], lease: dt.datetime) -> list[Outg
             attempts=d.attempts,
             lease=lease,
             body=message_body(d),
-            unit_code=u.code,
-            webhook_url=u.webhook_url,
-            webhook_secret=u.webhook_secret,
+            unit_code=u.code if u else "",
+            webhook_url=u.webhook_url if u else None,
+            webhook_secret=u.webhook_secret if u else None,
+            recipient=d.recipient,
+            payload=d.payload if d.channel == "email" else None,
         )
         for d, u in rows
     ]
@@ -340,9 +395,10 @@ def _send_batch(items: list[Outgoing], settings: Settings) -> dict[int, str | No
     outcome: dict[int, str | None] = {}
     webhooks = [i for i in items if i.channel == "webhook"]
     mqtt_items = [i for i in items if i.channel == "mqtt"]
+    emails = [i for i in items if i.channel == "email"]
     for item in items:
-        if item.channel not in ("webhook", "mqtt"):
-            outcome[item.id] = f"unknown channel {item.channel!r} (webhook or mqtt)"
+        if item.channel not in CHANNELS:
+            outcome[item.id] = f"unknown channel {item.channel!r} ({', '.join(CHANNELS)})"
     if webhooks:
         with httpx.Client(timeout=settings.webhook_timeout_s, follow_redirects=False) as client:
             for item in webhooks:
@@ -354,7 +410,25 @@ def _send_batch(items: list[Outgoing], settings: Settings) -> dict[int, str | No
                 outcome[item.id] = _attempt(partial(publisher.publish, item))
         finally:
             publisher.close()
+    if emails:
+        outcome.update(_send_emails(emails, settings))
     return outcome
+
+
+def _send_emails(items: list[Outgoing], settings: Settings) -> dict[int, str | None]:
+    from api.mailer import MailError, SmtpMailer
+
+    def send(mailer: SmtpMailer, item: Outgoing) -> None:
+        try:
+            mailer.send(delivery_id=item.id, recipient=item.recipient, payload=item.payload or {})
+        except MailError as exc:
+            raise DeliveryError(str(exc)) from exc
+
+    mailer = SmtpMailer(settings)
+    try:
+        return {item.id: _attempt(partial(send, mailer, item)) for item in items}
+    finally:
+        mailer.close()
 
 
 def _attempt(send: Callable[[], None]) -> str | None:

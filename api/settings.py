@@ -6,11 +6,19 @@ import secrets
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 IMAGE_MAX_PIXELS = 12_000_000  # a 4K frame is 8.3 MP; a decoded 12 MP image takes 36 MB
 IMAGE_DECODES_MAX = 2
+
+
+def is_email_address(text: str) -> bool:
+    """A plausible single address (local@domain.tld, no spaces or display name): enough to catch typos."""
+    local, at, domain = text.partition("@")
+    if not (at and local and "." in domain.strip(".")):
+        return False
+    return not any(c in text for c in " <>,;\t\n") and "@" not in domain
 
 
 class Settings(BaseSettings):
@@ -74,7 +82,9 @@ class Settings(BaseSettings):
         2.0, ge=0, description="How long a login waits for a password-check slot before a 503."
     )
     run_jobs: bool = Field(
-        True, description="Run the overdue checker, notification sender and retention job in this process."
+        True,
+        description="Run the overdue checker, notification sender, retention and pushed-reports jobs "
+        "in this process.",
     )
     overdue_check_interval_s: float = Field(60.0, gt=0)
     delivery_interval_s: float = Field(2.0, gt=0)
@@ -124,6 +134,96 @@ class Settings(BaseSettings):
     metrics_token_file: Path | None = Field(
         None, description="File holding the /metrics bearer token (instead of metrics_token)."
     )
+
+    # Pushed reports (api.pushed_reports): 日督促 to units, 周检查 and 月通报 to leaders, deadline warnings.
+    push_reports: bool = Field(True, description="Run the pushed-reports job (with run_jobs).")
+    report_interval_s: float = Field(60.0, gt=0, description="How often the pushed-reports job looks.")
+    report_daily_time: str = Field(
+        "08:00", description="Local time (calendar time zone) from which each working day's digest is sent."
+    )
+    report_weekly_weekday: int = Field(
+        1, ge=1, le=7, description="ISO weekday (1 = Monday) on which last week's check (周检查) is sent."
+    )
+    report_monthly_day: int = Field(
+        1, ge=1, le=28, description="Day of the month on which last month's bulletin (月通报) is sent."
+    )
+    report_leaders: list[str] = Field(
+        default_factory=list,
+        description='Who gets 周检查 and 月通报: e-mail addresses and/or "unit:<code>" (JSON list).',
+    )
+    deadline_warning_share: float = Field(
+        0.75,
+        gt=0,
+        lt=1,
+        description="A unit is warned once when a case has used this share of its working-hours deadline.",
+    )
+    smtp_host: str | None = Field(None, description="SMTP server for e-mailed reports; unset: no e-mail.")
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_starttls: bool = Field(True, description="Upgrade the SMTP connection with STARTTLS before login.")
+    smtp_ca_file: Path | None = Field(
+        None, description="PEM file of the CA that signed the SMTP server's certificate (a city's own CA)."
+    )
+    smtp_user: str | None = Field(None, description="SMTP login; unset: no login.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password; never logged.")
+    smtp_password_file: Path | None = Field(None, description="File holding the SMTP password instead.")
+    smtp_from: str | None = Field(None, description="The From address of e-mailed reports.")
+    smtp_timeout_s: float = Field(10.0, gt=0)
+
+    @field_validator("report_daily_time")
+    @classmethod
+    def _daily_time(cls, value: str) -> str:
+        hours, _, minutes = value.partition(":")
+        if not (hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60):
+            raise ValueError(f"report_daily_time {value!r}: expected a local time HH:MM such as 08:00")
+        return f"{int(hours):02d}:{int(minutes):02d}"
+
+    @field_validator("report_leaders")
+    @classmethod
+    def _leaders(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if entry.startswith("unit:") and len(entry) > len("unit:"):
+                continue
+            if not is_email_address(entry):
+                raise ValueError(
+                    f"report_leaders entry {entry!r}: expected an e-mail address or unit:<unit code>"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _smtp(self) -> Settings:
+        if self.smtp_host is None:
+            addresses = [entry for entry in self.report_leaders if not entry.startswith("unit:")]
+            if addresses:
+                raise ValueError(
+                    f"report_leaders has e-mail addresses ({', '.join(addresses)}) but smtp_host is not set "
+                    "(STREETWATCH_SMTP_HOST, STREETWATCH_SMTP_FROM)"
+                )
+            return self
+        if not self.smtp_from or not is_email_address(self.smtp_from):
+            raise ValueError(
+                f"smtp_host is set but smtp_from {self.smtp_from!r} is not an e-mail address "
+                "(STREETWATCH_SMTP_FROM, e.g. streetwatch@city.example)"
+            )
+        if (self.smtp_password is not None or self.smtp_password_file is not None) and not self.smtp_user:
+            raise ValueError("an SMTP password is set but smtp_user is not (STREETWATCH_SMTP_USER)")
+        return self
+
+    def smtp_secret(self) -> str | None:
+        """The SMTP password from ``smtp_password`` or ``smtp_password_file``; None if neither.
+
+        Raises ValueError naming the setting (never the password) when the file cannot be read or is empty."""
+        if self.smtp_password is not None:
+            return self.smtp_password.get_secret_value()
+        if self.smtp_password_file is None:
+            return None
+        where = f"STREETWATCH_SMTP_PASSWORD_FILE {self.smtp_password_file}"
+        try:
+            password = self.smtp_password_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{where}: cannot be read: {exc.__class__.__name__}") from exc
+        if not password:
+            raise ValueError(f"{where}: the file is empty")
+        return password
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -19,6 +21,18 @@ from api.reference.common import (
     reject_nulls,
     unit_by_code,
 )
+from api.settings import is_email_address
+
+
+def _email(value: str) -> str:
+    if not is_email_address(value):
+        raise ValueError(f"{value!r} is not an e-mail address (one address such as office@city.example)")
+    return value
+
+
+Email = Annotated[
+    str, Field(max_length=254, description="Where pushed reports are e-mailed."), AfterValidator(_email)
+]
 
 
 class UnitIn(StrictModel):
@@ -33,6 +47,7 @@ class UnitIn(StrictModel):
         default=None, description="Parent unit code (escalation when a case is overdue)."
     )
     active: bool = True
+    email: Email | None = None
 
 
 class UnitUpdate(StrictModel):
@@ -40,6 +55,7 @@ class UnitUpdate(StrictModel):
     kind: str | None = Field(default=None, min_length=1, max_length=32)
     parent: Code | None = Field(default=None, description="Parent unit code; null removes the parent.")
     active: bool | None = None
+    email: Email | None = Field(default=None, description="Null removes the address.")
 
 
 class UnitPublic(BaseModel):
@@ -50,6 +66,7 @@ class UnitPublic(BaseModel):
     parent_id: int | None
     parent_code: str | None
     active: bool
+    email: str | None = None
 
 
 def unit_public(unit: Unit) -> UnitPublic:
@@ -61,6 +78,7 @@ def unit_public(unit: Unit) -> UnitPublic:
         parent_id=unit.parent_id,
         parent_code=unit.parent.code if unit.parent else None,
         active=unit.active,
+        email=unit.email,
     )
 
 
@@ -97,6 +115,7 @@ def create_unit(session: Session, body: UnitIn) -> Unit:
         kind=body.kind,
         parent_id=parent.id if parent else None,
         active=body.active,
+        email=body.email,
     )
     session.add(unit)
     flush(session, f"a unit with code {body.code!r} already exists")
@@ -105,9 +124,11 @@ def create_unit(session: Session, body: UnitIn) -> Unit:
 
 def update_unit(session: Session, code: str, body: UnitUpdate) -> Unit:
     unit = get_unit(session, code)
-    values = body.model_dump(exclude_unset=True, exclude={"parent"})
+    values = body.model_dump(exclude_unset=True, exclude={"parent", "email"})
     reject_nulls(values)
     assign(unit, values)
+    if "email" in body.model_fields_set:
+        unit.email = body.email
     if "parent" in body.model_fields_set:
         parent = ref_unit(session, body.parent, "parent") if body.parent else None
         _check_no_cycle(session, unit, parent)

@@ -26,10 +26,11 @@ router = APIRouter(prefix="/api/v1", tags=["notifications"], responses=AUTHENTIC
 
 class DeliveryPublic(BaseModel):
     id: int
-    unit: str = Field(description="The unit's code.")
-    unit_id: int
+    unit: str = Field(description="The unit's code; empty for an e-mail to a leader's address.")
+    unit_id: int | None
     case_id: int | None
-    channel: str = Field(description="webhook | mqtt")
+    channel: str = Field(description="webhook | mqtt | email")
+    recipient: str | None = Field(None, description="E-mail: the address.")
     event: str
     status: str = Field(description="pending | delivered | failed")
     attempts: int = Field(description="Attempts made so far.")
@@ -52,6 +53,7 @@ def delivery_public(delivery: Delivery, unit_code: str) -> DeliveryPublic:
         unit_id=delivery.unit_id,
         case_id=delivery.case_id,
         channel=delivery.channel,
+        recipient=delivery.recipient,
         event=delivery.event,
         status=delivery.status,
         attempts=delivery.attempts,
@@ -109,7 +111,7 @@ def deliveries_route(
     unit: Annotated[str | None, Query(max_length=64, description="Unit code.")] = None,
     status: Annotated[Literal["pending", "delivered", "failed"] | None, Query()] = None,
     case: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="Case id.")] = None,
-    channel: Annotated[Literal["webhook", "mqtt"] | None, Query()] = None,
+    channel: Annotated[Literal["webhook", "mqtt", "email"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> DeliveriesPublic:

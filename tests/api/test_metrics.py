@@ -160,6 +160,7 @@ def test_background_jobs_and_failed_deliveries_are_counted(store: Store) -> None
             "run_jobs": True,
             "overdue_check_interval_s": 0.05,
             "delivery_interval_s": 0.05,
+            "push_reports": False,  # its daily digest to the same unit would be a second failed delivery
         }
     )
     with TestClient(create_app(settings, engine=store.engine)) as client:
