@@ -2,7 +2,7 @@
 deadline-warning mark on cases
 
 Revision ID: 0008_reports
-Revises: 0006_static_change
+Revises: 0007_handling_rules
 Create Date: 2026-12-02 06:00:00
 """
 
