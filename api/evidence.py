@@ -1,9 +1,10 @@
 """Evidence images: checked to be real JPEG or PNG, size-limited, stored once by sha256, and served only
 to operators who may see a case that has them.
 
-Files live at ``<evidence_dir>/<first two hex digits>/<sha256>.<jpg|png>``. The name is the content's
-hash, never anything a client sent, and reads accept only 64 lowercase hex digits, so no request can
-name a path outside the store.
+Images are blobs of kind ``evidence`` named ``<sha256>.<jpg|png>`` in the blob store (:mod:`api.storage`;
+locally ``<evidence_dir>/<first two hex digits>/<sha256>.<jpg|png>``). The name is the content's hash,
+never anything a client sent, and reads accept only 64 lowercase hex digits, so no request can name
+anything outside the store.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from api.errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge
 from api.ingest import begin_write
 from api.models import Camera, Case, Evidence, Role, Sighting, utcnow
 from api.settings import IMAGE_DECODES_MAX, IMAGE_MAX_PIXELS, Settings
-from common.files import write_atomically
+from api.storage import BlobRef, BlobStore, blobs_for, chunked
 from contract.reports import BEST_EVIDENCE_MARGIN, EvidenceKind
 
 _FULL_VIEW_RANK = 2  # first_seen and better: whole frames, comparable by their scores
@@ -160,20 +161,24 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def evidence_path(evidence_dir: Path, sha256: str, content_type: str) -> Path:
+def evidence_ref(sha256: str, content_type: str) -> BlobRef:
     if not _SHA256.fullmatch(sha256):
         raise InvalidInput(
             f"'{sha256[:80]}' is not a sha256: expected 64 lowercase hex digits", field="sha256"
         )
-    return evidence_dir / sha256[:2] / f"{sha256}.{_EXTENSIONS[content_type]}"
+    return BlobRef("evidence", f"{sha256}.{_EXTENSIONS[content_type]}")
 
 
-def store_image(evidence_dir: Path, sha256: str, content_type: str, data: bytes) -> Path:
-    """Write ``data`` under its hash atomically (temp file, fsync, rename); same bytes are stored once."""
-    path = evidence_path(evidence_dir, sha256, content_type)
-    if not path.is_file():
-        write_atomically(path, data, prefix=".upload-")
-    return path
+def evidence_path(evidence_dir: Path, sha256: str, content_type: str) -> Path:
+    """Where the local blob store keeps an image (the dataset export reads the files themselves)."""
+    return evidence_dir / sha256[:2] / evidence_ref(sha256, content_type).name
+
+
+def store_image(blobs: BlobStore, sha256: str, content_type: str, data: bytes) -> BlobRef:
+    """Store ``data`` under its hash, whole or not at all; the same bytes are stored once."""
+    ref = evidence_ref(sha256, content_type)
+    blobs.put(ref, chunked(data), content_type=content_type)
+    return ref
 
 
 def _kind(kind: str) -> EvidenceKind:
@@ -225,7 +230,8 @@ def add_evidence(
         max_decodes=settings.image_decodes_max,
     )
     sha256 = hashlib.sha256(data).hexdigest()
-    store_image(settings.evidence_dir, sha256, image.content_type, data)  # an orphan at worst if we roll back
+    blobs = blobs_for(settings, session)
+    store_image(blobs, sha256, image.content_type, data)  # an orphan at worst if we roll back
     begin_write(session)  # decoding and writing the file happened outside SQLite's write lock
     try:
         with session.begin_nested():
@@ -283,8 +289,8 @@ def _better(new: Evidence, new_rank: int, current: Evidence) -> bool:
     return new_rank > current_rank
 
 
-def open_evidence(session: Session, actor: Actor, sha256: str, settings: Settings) -> tuple[Path, str]:
-    """The file and content type of evidence ``sha256`` if ``actor`` may see a case that has it."""
+def open_evidence(session: Session, actor: Actor, sha256: str) -> tuple[BlobRef, str]:
+    """The blob and content type of evidence ``sha256`` if ``actor`` may see a case that has it."""
     if actor.is_device:
         raise Forbidden("devices may upload evidence but not read it")
     if not _SHA256.fullmatch(sha256):
@@ -299,7 +305,8 @@ def open_evidence(session: Session, actor: Actor, sha256: str, settings: Setting
     )
     if content_type is None:
         raise NotFound(f"evidence {sha256} not found")
-    path = evidence_path(settings.evidence_dir, sha256, content_type)
-    if not path.is_file():
-        raise NotFound(f"evidence {sha256} is recorded but its file is missing from the evidence store")
-    return path, content_type
+    return evidence_ref(sha256, content_type), content_type
+
+
+def evidence_missing(sha256: str) -> str:
+    return f"evidence {sha256} is recorded but its file is missing from the evidence store"

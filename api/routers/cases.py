@@ -12,11 +12,13 @@ from api.actors import Actor
 from api.case_queries import CaseFilter, get_visible_case, list_cases, recurrence_ids
 from api.case_schemas import CaseDetail, CasePublic, EvidencePublic
 from api.deps import ActorDep, DeviceDep, OperatorDep, SessionDep, SettingsDep
-from api.evidence import SHA256_PATTERN, add_evidence, evidence_url, open_evidence
+from api.evidence import SHA256_PATTERN, add_evidence, evidence_missing, evidence_url, open_evidence
 from api.ingest import ingest_report
 from api.models import Case, CaseStatus, Evidence
 from api.routers.responses import AUTHENTICATED, INVALID, NOT_FOUND, errors
 from api.schemas import Page
+from api.storage import blobs_for
+from api.storage.responses import blob_response
 from contract.reports import CaseReport, EvidenceKind, IngestResult
 
 router = APIRouter(prefix="/api/v1", tags=["cases"], responses=AUTHENTICATED)
@@ -132,7 +134,7 @@ def upload_evidence_route(
 
 @router.get(
     "/evidence/{sha256}",
-    response_class=FileResponse,
+    response_class=FileResponse,  # for the OpenAPI document: a file, whichever blob store serves it
     responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}, **NOT_FOUND},
     summary="An evidence image, for operators who may see a case that has it",
 )
@@ -141,12 +143,14 @@ def get_evidence_route(
     actor: OperatorDep,
     session: SessionDep,
     settings: SettingsDep,
-) -> FileResponse:
-    path, content_type = open_evidence(session, actor, sha256, settings)
-    return FileResponse(
-        path,
+) -> Response:
+    ref, content_type = open_evidence(session, actor, sha256)
+    return blob_response(
+        blobs_for(settings, session),
+        ref,
         media_type=content_type,
         headers={"Cache-Control": "private, max-age=86400, immutable", "X-Content-Type-Options": "nosniff"},
+        missing=evidence_missing(sha256),
     )
 
 

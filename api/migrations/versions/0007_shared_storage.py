@@ -1,0 +1,56 @@
+"""shared storage: blobs in PostgreSQL (blobs, blob_chunks), installation settings (the secret key)
+
+Revision ID: 0007_shared_storage
+Revises: 0006_static_change
+Create Date: 2026-12-02 06:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+import api.models
+
+revision: str = "0007_shared_storage"
+# The lead rechains this at merge; self-contained either way.
+down_revision: str | None = "0006_static_change"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "blobs",
+        sa.Column("key", sa.String(length=300), primary_key=True),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("content_type", sa.String(length=100), nullable=False),
+        sa.Column("created_at", api.models.UTCDateTime(), nullable=False),
+    )
+    op.create_index("ix_blobs_kind", "blobs", ["kind"])
+    op.create_table(
+        "blob_chunks",
+        sa.Column(
+            "key", sa.String(length=300), sa.ForeignKey("blobs.key", ondelete="CASCADE"), primary_key=True
+        ),
+        sa.Column("seq", sa.Integer(), primary_key=True),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+    )
+    if op.get_bind().dialect.name == "postgresql":
+        # JPEGs and clips do not compress: store chunks out of line without trying
+        op.execute("ALTER TABLE blob_chunks ALTER COLUMN data SET STORAGE EXTERNAL")
+    op.create_table(
+        "installation_settings",
+        sa.Column("name", sa.String(length=64), primary_key=True),
+        sa.Column("value", sa.Text(), nullable=False),
+        sa.Column("created_at", api.models.UTCDateTime(), nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("installation_settings")
+    op.drop_table("blob_chunks")
+    op.drop_index("ix_blobs_kind", table_name="blobs")
+    op.drop_table("blobs")
