@@ -282,6 +282,8 @@ class Case(Base):
     __table_args__ = (
         Index("ix_cases_status_created", "status", "created_at"),
         Index("ix_cases_place_violation", "place_id", "violation_code"),
+        Index("ix_cases_status_camera", "status", "camera_code"),  # review queue filters (0007)
+        Index("ix_cases_status_place", "status", "place_id"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     status: Mapped[str] = mapped_column(String(32), default=CaseStatus.PENDING_REVIEW.value, index=True)

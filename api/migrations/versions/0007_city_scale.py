@@ -1,6 +1,7 @@
-"""shared storage: blobs in PostgreSQL (blobs, blob_chunks), installation settings (the secret key)
+"""city scale: blobs in PostgreSQL (blobs, blob_chunks), installation settings (the secret key) for API
+hosts that share only the database; indexes for a million cases (benchmarks/README.md, "A million cases")
 
-Revision ID: 0007_shared_storage
+Revision ID: 0007_city_scale
 Revises: 0006_static_change
 Create Date: 2026-12-02 06:00:00
 """
@@ -12,7 +13,7 @@ from alembic import op
 
 import api.models
 
-revision: str = "0007_shared_storage"
+revision: str = "0007_city_scale"
 # The lead rechains this at merge; self-contained either way.
 down_revision: str | None = "0006_static_change"
 branch_labels: str | Sequence[str] | None = None
@@ -47,9 +48,14 @@ def upgrade() -> None:
         sa.Column("value", sa.Text(), nullable=False),
         sa.Column("created_at", api.models.UTCDateTime(), nullable=False),
     )
+    # the review queue's filter options: DISTINCT cameras and places over the pending cases only
+    op.create_index("ix_cases_status_camera", "cases", ["status", "camera_code"])
+    op.create_index("ix_cases_status_place", "cases", ["status", "place_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_cases_status_place", table_name="cases")
+    op.drop_index("ix_cases_status_camera", table_name="cases")
     op.drop_table("installation_settings")
     op.drop_table("blob_chunks")
     op.drop_index("ix_blobs_kind", table_name="blobs")
