@@ -284,6 +284,7 @@ class Case(Base):
         Index("ix_cases_place_violation", "place_id", "violation_code"),
         Index("ix_cases_status_camera", "status", "camera_code"),  # review queue filters (0007)
         Index("ix_cases_status_place", "status", "place_id"),
+        Index("ix_cases_recurrence_of_id", "recurrence_of_id"),  # the case page's recurrences (0007)
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     status: Mapped[str] = mapped_column(String(32), default=CaseStatus.PENDING_REVIEW.value, index=True)

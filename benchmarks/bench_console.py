@@ -396,7 +396,7 @@ PAGES = [
         "api_cases_open", "api", lambda s: "/api/v1/cases?status=dispatched&status=in_progress", city=True
     ),
     PageSpec("api_cases_camera", "api", lambda s: f"/api/v1/cases?camera={s['filter']['camera']}", city=True),
-    PageSpec("api_cases_page_20", "api", lambda s: "/api/v1/cases?offset=1000", city=True),
+    PageSpec("api_cases_offset_1000", "api", lambda s: "/api/v1/cases?offset=1000", city=True),
     PageSpec("stats_report_30d", "stats", lambda s: f"/api/v1/stats/report?{_month_query(s)}", city=True),
     PageSpec("stats_ranking_30d", "stats", lambda s: f"/api/v1/stats/ranking?{_month_query(s)}", city=True),
 ]

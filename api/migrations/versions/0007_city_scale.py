@@ -51,9 +51,12 @@ def upgrade() -> None:
     # the review queue's filter options: DISTINCT cameras and places over the pending cases only
     op.create_index("ix_cases_status_camera", "cases", ["status", "camera_code"])
     op.create_index("ix_cases_status_place", "cases", ["status", "place_id"])
+    # the case page lists the cases that recur it: without this, a scan of every case
+    op.create_index("ix_cases_recurrence_of_id", "cases", ["recurrence_of_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_cases_recurrence_of_id", table_name="cases")
     op.drop_index("ix_cases_status_place", table_name="cases")
     op.drop_index("ix_cases_status_camera", table_name="cases")
     op.drop_table("installation_settings")
