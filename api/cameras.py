@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy.orm import Session
 
@@ -16,7 +15,7 @@ from api.models import Camera, Role, utcnow
 from api.reference.cameras import get_camera
 from api.reference.common import camera_by_code
 from api.settings import Settings
-from common.files import write_atomically
+from api.storage import BlobRef, blobs_for, chunked
 
 # Zones decide what becomes a case, so only the people who own the configuration change them.
 ZONE_EDITOR_ROLES = (Role.ADMIN, Role.SHIFT_LEADER)
@@ -24,8 +23,13 @@ ZONE_EDITOR_ROLES = (Role.ADMIN, Role.SHIFT_LEADER)
 STALE_AFTER = dt.timedelta(minutes=3)
 
 
-def snapshot_path(settings: Settings, camera_code: str) -> Path:
-    return settings.data_dir / "snapshots" / f"{camera_code}.jpg"
+def snapshot_ref(camera_code: str) -> BlobRef:
+    """The camera's latest frame in the blob store (locally ``<data_dir>/snapshots/<code>.jpg``)."""
+    return BlobRef("snapshot", f"{camera_code}.jpg")
+
+
+def snapshot_camera(ref: BlobRef) -> str:
+    return ref.name.removesuffix(".jpg")
 
 
 def store_snapshot(
@@ -47,7 +51,9 @@ def store_snapshot(
     if checked.content_type != "image/jpeg":
         raise InvalidInput(f"a snapshot must be a JPEG image, got {checked.content_type}", field="file")
     # readers see the old frame or the new one, never half of one; a lost frame is replaced a minute later
-    write_atomically(snapshot_path(settings, camera.code), data, prefix=".snapshot-", durable=False)
+    blobs_for(settings, session).put(
+        snapshot_ref(camera.code), chunked(data), content_type="image/jpeg", replace=True
+    )
     camera.snapshot_sha256 = hashlib.sha256(data).hexdigest()
     camera.snapshot_width, camera.snapshot_height = checked.width, checked.height
     camera.snapshot_at = utcnow()
@@ -55,12 +61,16 @@ def store_snapshot(
     return camera
 
 
-def open_snapshot(session: Session, settings: Settings, camera_code: str) -> Path:
+def open_snapshot(session: Session, camera_code: str) -> BlobRef:
+    """The camera's latest frame; NotFound (with :func:`no_snapshot`'s message) before its first one."""
     camera = get_camera(session, camera_code)
-    path = snapshot_path(settings, camera.code)
-    if camera.snapshot_at is None or not path.is_file():
-        raise NotFound(f"camera {camera_code!r} has sent no frame yet")
-    return path
+    if camera.snapshot_at is None:
+        raise NotFound(no_snapshot(camera_code))
+    return snapshot_ref(camera.code)
+
+
+def no_snapshot(camera_code: str) -> str:
+    return f"camera {camera_code!r} has sent no frame yet"
 
 
 @dataclass(frozen=True)

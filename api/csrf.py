@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from fastapi import Request
 
 from api.errors import Forbidden
+from api.secret_key import installation_secret
 
 CSRF_COOKIE: Final = "streetwatch_csrf"
 CSRF_HEADER: Final = "X-CSRF-Token"
@@ -31,11 +32,12 @@ class CsrfRejected(Forbidden):
 
 
 def console_secret(request: Request) -> bytes:
-    """The installation's secret key, read once per app (it lives in the data directory)."""
+    """The installation's secret key, read once per app (the environment or the database: every host of
+    the installation has the same one, :mod:`api.secret_key`)."""
     state = request.app.state
     secret: bytes | None = getattr(state, "console_secret", None)
     if secret is None:
-        secret = request.app.state.settings.secret_key()
+        secret = installation_secret(state.settings, state.engine)
         state.console_secret = secret
     return secret
 

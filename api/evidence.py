@@ -2,9 +2,10 @@
 to operators who may see a case that has them. Evidence clips (MP4, kind ``clip``) likewise, from devices
 only and served only to the roles of :mod:`api.clips`, each opening audited.
 
-Files live at ``<evidence_dir>/<first two hex digits>/<sha256>.<jpg|png|mp4>``. The name is the content's
-hash, never anything a client sent, and reads accept only 64 lowercase hex digits, so no request can
-name a path outside the store.
+Evidence images and clips are blobs of kind ``evidence`` named ``<sha256>.<jpg|png|mp4>`` in the blob store
+(:mod:`api.storage`; locally ``<evidence_dir>/<first two hex digits>/<sha256>.<ext>``). The name is the
+content's hash, never anything a client sent, and reads accept only 64 lowercase hex digits, so no request
+can name anything outside the store.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from api.errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge
 from api.ingest import begin_write
 from api.models import Camera, Case, Evidence, Role, Sighting, utcnow
 from api.settings import IMAGE_DECODES_MAX, IMAGE_MAX_PIXELS, Settings
-from common.files import write_atomically
+from api.storage import BlobRef, BlobStore, blobs_for, chunked
 from contract.reports import BEST_EVIDENCE_MARGIN, EvidenceKind
 
 _FULL_VIEW_RANK = 2  # first_seen and better: whole frames, comparable by their scores
@@ -186,20 +187,24 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def evidence_path(evidence_dir: Path, sha256: str, content_type: str) -> Path:
+def evidence_ref(sha256: str, content_type: str) -> BlobRef:
     if not _SHA256.fullmatch(sha256):
         raise InvalidInput(
             f"'{sha256[:80]}' is not a sha256: expected 64 lowercase hex digits", field="sha256"
         )
-    return evidence_dir / sha256[:2] / f"{sha256}.{_EXTENSIONS[content_type]}"
+    return BlobRef("evidence", f"{sha256}.{_EXTENSIONS[content_type]}")
 
 
-def store_image(evidence_dir: Path, sha256: str, content_type: str, data: bytes) -> Path:
-    """Write ``data`` under its hash atomically (temp file, fsync, rename); same bytes are stored once."""
-    path = evidence_path(evidence_dir, sha256, content_type)
-    if not path.is_file():
-        write_atomically(path, data, prefix=".upload-")
-    return path
+def evidence_path(evidence_dir: Path, sha256: str, content_type: str) -> Path:
+    """Where the local blob store keeps an image (the dataset export reads the files themselves)."""
+    return evidence_dir / sha256[:2] / evidence_ref(sha256, content_type).name
+
+
+def store_image(blobs: BlobStore, sha256: str, content_type: str, data: bytes) -> BlobRef:
+    """Store ``data`` under its hash, whole or not at all; the same bytes are stored once."""
+    ref = evidence_ref(sha256, content_type)
+    blobs.put(ref, chunked(data), content_type=content_type)
+    return ref
 
 
 def _kind(kind: str) -> EvidenceKind:
@@ -246,7 +251,8 @@ def add_evidence(
     evidence_kind = _kind(kind)
     image = _checked(data, evidence_kind, actor, settings)
     sha256 = hashlib.sha256(data).hexdigest()
-    store_image(settings.evidence_dir, sha256, image.content_type, data)  # an orphan at worst if we roll back
+    blobs = blobs_for(settings, session)
+    store_image(blobs, sha256, image.content_type, data)  # an orphan at worst if we roll back
     begin_write(session)  # decoding and writing the file happened outside SQLite's write lock
     try:
         with session.begin_nested():
@@ -304,10 +310,8 @@ def _better(new: Evidence, new_rank: int, current: Evidence) -> bool:
     return new_rank > current_rank
 
 
-def open_evidence(
-    session: Session, actor: Actor, sha256: str, settings: Settings, *, audit: bool = True
-) -> tuple[Path, str]:
-    """The file and content type of evidence ``sha256`` if ``actor`` may see a case that has it. A clip
+def open_evidence(session: Session, actor: Actor, sha256: str, *, audit: bool = True) -> tuple[BlobRef, str]:
+    """The blob and content type of evidence ``sha256`` if ``actor`` may see a case that has it. A clip
     only for the roles of :mod:`api.clips`; its opening is recorded on the case (``audit``: a browser
     fetching the rest of a video it is playing is not a new opening)."""
     if actor.is_device:
@@ -328,11 +332,13 @@ def open_evidence(
     content_type = evidence.content_type
     if content_type == CLIP_CONTENT_TYPE:
         require_clip_role(actor)
-    path = evidence_path(settings.evidence_dir, sha256, content_type)
-    if not path.is_file():
-        raise NotFound(f"evidence {sha256} is recorded but its file is missing from the evidence store")
-    if content_type == CLIP_CONTENT_TYPE and audit:
-        begin_write(session)
-        record_event(session, case, actor, "clip_viewed", data={"evidence_id": evidence.id, "sha256": sha256})
-        session.commit()
-    return path, content_type
+        if audit:
+            begin_write(session)
+            data = {"evidence_id": evidence.id, "sha256": sha256}
+            record_event(session, case, actor, "clip_viewed", data=data)
+            session.commit()
+    return evidence_ref(sha256, content_type), content_type
+
+
+def evidence_missing(sha256: str) -> str:
+    return f"evidence {sha256} is recorded but its file is missing from the evidence store"

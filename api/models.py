@@ -8,12 +8,14 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -286,6 +288,9 @@ class Case(Base):
     __table_args__ = (
         Index("ix_cases_status_created", "status", "created_at"),
         Index("ix_cases_place_violation", "place_id", "violation_code"),
+        Index("ix_cases_status_camera", "status", "camera_code"),  # review queue filters (0007)
+        Index("ix_cases_status_place", "status", "place_id"),
+        Index("ix_cases_recurrence_of_id", "recurrence_of_id"),  # the case page's recurrences (0007)
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     status: Mapped[str] = mapped_column(String(32), default=CaseStatus.PENDING_REVIEW.value, index=True)
@@ -503,4 +508,38 @@ class ReportRun(Base):
     kind: Mapped[str] = mapped_column(String(16))  # daily | weekly | monthly
     period: Mapped[str] = mapped_column(String(32))  # the local date, week start or month reported
     recipient: Mapped[str] = mapped_column(String(300))  # "unit:<code>" or "email:<address>"
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Blob(Base):
+    """A stored image or clip when the blob store is the database (:mod:`api.storage.database`): the
+    bytes are in :class:`BlobChunk` rows, so every API host serves what any of them stored."""
+
+    __tablename__ = "blobs"
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)  # <kind>/<name>
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))  # of the stored bytes, set when the last chunk is in
+    content_type: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class BlobChunk(Base):
+    """One 256 KiB piece of a :class:`Blob`, read and written one row at a time."""
+
+    __tablename__ = "blob_chunks"
+    key: Mapped[str] = mapped_column(
+        String(300), ForeignKey("blobs.key", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class InstallationSetting(Base):
+    """Values every API host of one installation shares, e.g. the generated secret key
+    (:mod:`api.secret_key`): the database is the one state they have in common."""
+
+    __tablename__ = "installation_settings"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -2,17 +2,18 @@
 
 The period is per violation type (``Settings.retention_days_by_violation``, else ``retention_days``),
 counted from closing or voiding. The case, its sightings, audit trail and statistics stay; its evidence
-rows go, and each image file goes with the last evidence row that references it (files are stored once
-by sha256 and may be shared between cases). Each purge is audited as ``evidence_deleted``.
+rows go, and each image goes from the blob store (:mod:`api.storage`: files or PostgreSQL) with the last
+evidence row that references it (images are stored once by sha256 and may be shared between cases).
+Each purge is audited as ``evidence_deleted``.
 
 Safe with several workers: a case is claimed with ``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL
 (``BEGIN IMMEDIATE`` serialises writers on SQLite), and every evidence row sharing one of its files is
 locked in (sha256, id) order before the references are counted, so two workers purging two cases that
-share a file cannot both see the other's row and keep the file. Files are removed after the commit: a
-rollback never leaves a row without its file.
+share a file cannot both see the other's row and keep the file. Images are removed after the commit: a
+rollback never leaves a row without its image.
 
 Camera snapshots are a live view for the zone editor, replaced at every upload, and never evidence: the
-latest frame of an existing camera is kept; a snapshot file of a deleted camera is removed once it is
+latest frame of an existing camera is kept; the snapshot of a deleted camera is removed once it is
 older than ``retention_days``.
 """
 
@@ -21,17 +22,18 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.actors import SYSTEM
 from api.audit import record_event
-from api.evidence import evidence_path
+from api.cameras import snapshot_camera
+from api.evidence import evidence_ref
 from api.ingest import begin_write
 from api.models import Camera, Case, CaseStatus, Evidence, utcnow
 from api.settings import Settings
+from api.storage import BlobRef, BlobStore, blobs_for
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,7 @@ class Purged:
 
     cases: list[int] = field(default_factory=list)
     files: list[str] = field(default_factory=list)  # sha256 of each image file removed
-    snapshots: list[str] = field(default_factory=list)  # file names
+    snapshots: list[str] = field(default_factory=list)  # blob names (<camera code>.jpg)
 
     @property
     def count(self) -> int:
@@ -89,18 +91,19 @@ def purge_expired(
     """Delete the evidence of every case past its retention period (up to BATCH cases) and orphaned
     snapshots; a case another worker is purging or has purged is left to it."""
     now = now or utcnow()
+    blobs = blobs_for(settings, sessions)
     with sessions() as session:
         case_ids = session.scalars(
             select(Case.id).where(*_due(settings, now)).order_by(_ended_at(), Case.id).limit(BATCH)
         ).all()
     purged = Purged()
     for case_id in case_ids:
-        files = _purge_case(sessions, settings, case_id, now)
+        files = _purge_case(sessions, settings, blobs, case_id, now)
         if files is not None:
             purged.cases.append(case_id)
             purged.files.extend(files)
     with sessions() as session:
-        purged.snapshots = purge_orphan_snapshots(session, settings, now)
+        purged.snapshots = purge_orphan_snapshots(session, settings, blobs, now)
     return purged
 
 
@@ -110,7 +113,7 @@ def run_retention(sessions: sessionmaker[Session], settings: Settings) -> int:
 
 
 def _purge_case(
-    sessions: sessionmaker[Session], settings: Settings, case_id: int, now: dt.datetime
+    sessions: sessionmaker[Session], settings: Settings, blobs: BlobStore, case_id: int, now: dt.datetime
 ) -> list[str] | None:
     """Delete one case's evidence rows; the sha256s of the files removed, None if the case was not ours."""
     with sessions.begin() as session:
@@ -151,33 +154,27 @@ def _purge_case(
         )
     removed = [sha for sha in shas if sha not in still_used]
     for sha in removed:
-        _remove(evidence_path(settings.evidence_dir, sha, content_types[sha]))
+        _remove(blobs, evidence_ref(sha, content_types[sha]))
     return removed
 
 
-def _remove(path: Path) -> None:
+def _remove(blobs: BlobStore, ref: BlobRef) -> None:
     try:
-        path.unlink(missing_ok=True)
-    except OSError:  # the row is gone either way; the next operator sees nothing, the log says why
-        log.exception("retention: could not remove %s", path)
+        blobs.delete(ref)
+    except Exception:  # the row is gone either way; the next operator sees nothing, the log says why
+        log.exception("retention: could not remove %s", ref.key)
 
 
-def purge_orphan_snapshots(session: Session, settings: Settings, now: dt.datetime) -> list[str]:
-    """Remove snapshot files of cameras that no longer exist, once older than ``retention_days``."""
-    folder = settings.data_dir / "snapshots"
-    if not folder.is_dir():
-        return []
+def purge_orphan_snapshots(
+    session: Session, settings: Settings, blobs: BlobStore, now: dt.datetime
+) -> list[str]:
+    """Remove snapshots of cameras that no longer exist, once older than ``retention_days``."""
     cameras = set(session.scalars(select(Camera.code)))
-    cutoff = (now - dt.timedelta(days=settings.retention_days)).timestamp()
+    cutoff = now - dt.timedelta(days=settings.retention_days)
     removed = []
-    for path in sorted(folder.glob("*.jpg")):
-        if path.stem in cameras:
+    for blob in blobs.list("snapshot"):
+        if snapshot_camera(blob.ref) in cameras or blob.modified_at >= cutoff:
             continue
-        try:
-            if path.stat().st_mtime >= cutoff:
-                continue
-        except FileNotFoundError:  # another worker removed it
-            continue
-        _remove(path)
-        removed.append(path.name)
+        _remove(blobs, blob.ref)
+        removed.append(blob.ref.name)
     return removed

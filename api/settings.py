@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,10 +23,20 @@ def is_email_address(text: str) -> bool:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STREETWATCH_", env_file=".env", extra="ignore")
 
-    data_dir: Path = Field(Path("data"), description="SQLite database, evidence images and the secret key.")
+    data_dir: Path = Field(Path("data"), description="SQLite database and (blob_store=local) the images.")
     database_url: str | None = Field(
         None,
         description="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db; default SQLite in data_dir.",
+    )
+    blob_store: Literal["local", "database"] = Field(
+        "local",
+        description="Where evidence, clips, snapshots and zone references are kept: files in data_dir, or "
+        "PostgreSQL tables, so that several API hosts share them (api.storage).",
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Signs the console's CSRF tokens; at least 32 characters (64 hex digits are used as "
+        "32 bytes). Unset: generated once into the database and shared by every host (api.secret_key).",
     )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -225,6 +234,16 @@ class Settings(BaseSettings):
             raise ValueError(f"{where}: the file is empty")
         return password
 
+    @model_validator(mode="after")
+    def _blob_store_needs_postgresql(self) -> Self:
+        if self.blob_store == "database" and not self.sqlalchemy_url.startswith("postgresql"):
+            raise ValueError(
+                "STREETWATCH_BLOB_STORE=database keeps the images in PostgreSQL, but the database is "
+                f"{self.sqlalchemy_url.split(':', 1)[0]}: set STREETWATCH_DATABASE_URL=postgresql+psycopg://"
+                "... or use STREETWATCH_BLOB_STORE=local"
+            )
+        return self
+
     @property
     def sqlalchemy_url(self) -> str:
         if self.database_url:
@@ -254,12 +273,3 @@ class Settings(BaseSettings):
         if not token:
             raise ValueError(f"{where}: the file is empty")
         return token
-
-    def secret_key(self) -> bytes:
-        """A per-installation secret kept in the data directory (created on first use, mode 0600)."""
-        path = self.data_dir / "secret.key"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_hex(32), encoding="utf-8")
-            path.chmod(0o600)
-        return bytes.fromhex(path.read_text(encoding="utf-8").strip())

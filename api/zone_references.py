@@ -1,28 +1,28 @@
 """A static-change zone's empty reference: the camera's stored snapshot, chosen by an operator while the
-pavement is clean, kept content-addressed (``<data_dir>/references/<sha256>.jpg``: a later snapshot never
-changes it) and downloaded by the camera's own device (DeviceZone.reference_sha256)."""
+pavement is clean, kept content-addressed in the blob store (kind ``reference``, locally
+``<data_dir>/references/<sha256>.jpg``: a later snapshot never changes it) and downloaded by the camera's
+own device (DeviceZone.reference_sha256)."""
 
 from __future__ import annotations
 
 import hashlib
 import re
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.cameras import open_snapshot
+from api.cameras import no_snapshot, open_snapshot
 from api.errors import InvalidInput, NotFound
 from api.models import Camera, Zone, utcnow
 from api.reference.cameras import get_camera
 from api.settings import Settings
-from common.files import write_atomically
+from api.storage import BlobMissing, BlobRef, blobs_for, chunked, read_all
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 
 
-def reference_path(settings: Settings, sha256: str) -> Path:
-    return settings.data_dir / "references" / f"{sha256}.jpg"
+def reference_ref(sha256: str) -> BlobRef:
+    return BlobRef("reference", f"{sha256}.jpg")
 
 
 def _zone(session: Session, camera_code: str, zone_code: str) -> Zone:
@@ -44,12 +44,13 @@ def set_reference_from_snapshot(
             f"zone {zone_code!r} has no static change: turn it on before setting its reference",
             field="static_change",
         )
-    snapshot = open_snapshot(session, settings, camera_code)
-    data = snapshot.read_bytes()  # one read: the device may replace the file meanwhile
+    blobs = blobs_for(settings, session)
+    try:  # one read: the device may replace the snapshot meanwhile (a frame is small: read whole)
+        data = read_all(blobs, open_snapshot(session, camera_code))
+    except BlobMissing:
+        raise NotFound(no_snapshot(camera_code)) from None
     sha256 = hashlib.sha256(data).hexdigest()
-    target = reference_path(settings, sha256)
-    if not target.is_file():
-        write_atomically(target, data, prefix=".reference-", durable=True)
+    blobs.put(reference_ref(sha256), chunked(data), content_type="image/jpeg")
     zone.reference_sha256 = sha256
     zone.reference_at = utcnow()
     zone.updated_at = utcnow()  # the device configuration changes: boxes fetch it on their next poll
@@ -67,7 +68,7 @@ def clear_reference(session: Session, camera_code: str, zone_code: str) -> Zone:
     return zone
 
 
-def open_device_reference(session: Session, settings: Settings, device_id: int, sha256: str) -> Path:
+def open_device_reference(session: Session, device_id: int, sha256: str) -> BlobRef:
     """The reference image ``sha256`` when it is set on a zone of one of the device's own cameras; 404
     otherwise (another box's references, like its cameras, are not this one's business)."""
     if not re.fullmatch(SHA256_PATTERN, sha256):
@@ -78,10 +79,17 @@ def open_device_reference(session: Session, settings: Settings, device_id: int, 
         .where(Zone.reference_sha256 == sha256, Camera.device_id == device_id)
         .limit(1)
     )
-    path = reference_path(settings, sha256)
-    if owned is None or not path.is_file():
-        raise NotFound("no such reference for this device's cameras")
-    return path
+    if owned is None:
+        raise NotFound(NO_REFERENCE)
+    return reference_ref(sha256)
 
 
-__all__ = ["clear_reference", "open_device_reference", "reference_path", "set_reference_from_snapshot"]
+NO_REFERENCE = "no such reference for this device's cameras"
+
+__all__ = [
+    "NO_REFERENCE",
+    "clear_reference",
+    "open_device_reference",
+    "reference_ref",
+    "set_reference_from_snapshot",
+]

@@ -12,7 +12,13 @@ answers one logged-in shift leader's requests, one at a time (``--iterations`` t
 * ``queue_first``: ``/console/review``, the newest page (25 cases with names and image joined, the total);
 * ``queue_deep``: the page at 90% of the queue depth, through the keyset cursor a browser would carry;
 * ``queue_filtered``: one camera and one violation type;
-* ``case_page``: ``/console/cases/{id}`` of a dispatched case; ``board``: the command centre's unit board.
+* ``case_page``: ``/console/cases/{id}`` of a dispatched case; ``board``: the command centre's unit board;
+* with ``--seeder sql``: the API's case list (first page, filtered, a later page), the dashboards and the
+  statistics endpoints over the last 30 days (:data:`PAGES` lists every measured page, one line each).
+
+``--seeder sql`` (the default on PostgreSQL from 100,000 cases) fills the store through bulk SQL with a
+10,000-camera city (:mod:`benchmarks.city_cases`: sightings and audit rows too), so a million cases take
+minutes; ``orm`` is the 40-camera mix above, inserted through SQLAlchemy.
 
 Latency is measured by the client on loopback (``time.perf_counter`` around each request; every sample
 kept): with one request in flight it is the server's time plus a loopback round trip. p50/p95 and the
@@ -20,6 +26,7 @@ ratio of each page's p50 to ``/api/v1/auth/me``'s p50 are reported, and written 
 
     .venv/bin/python -m benchmarks.bench_console                       # 10,000 cases on SQLite
     .venv/bin/python -m benchmarks.bench_console --backends sqlite,postgresql --iterations 300
+    .venv/bin/python -m benchmarks.bench_console --cases 1000000 --backend postgresql --iterations 50
 """
 
 from __future__ import annotations
@@ -31,15 +38,19 @@ import random
 import re
 import statistics
 import sys
+import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 from sqlalchemy import insert, select, update
 
+from benchmarks import city_cases
 from benchmarks.bench_api import DEFAULT_PG, Target, machine_info, percentile, scratch_database, server
 from benchmarks.common import write_json
 
@@ -61,7 +72,16 @@ _OPEN = {"pending_review", "dispatched", "in_progress", "resolved"}
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench_console", description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--backends", default="sqlite", help="Comma-separated: sqlite, postgresql.")
+    parser.add_argument(
+        "--backends", "--backend", default="sqlite", help="Comma-separated: sqlite, postgresql."
+    )
+    parser.add_argument(
+        "--seeder",
+        choices=["auto", "orm", "sql"],
+        default="auto",
+        help="orm: 40 cameras through SQLAlchemy; sql: a 10,000-camera city through bulk SQL (PostgreSQL); "
+        "auto: sql on PostgreSQL from 100,000 cases.",
+    )
     parser.add_argument("--cases", type=int, default=10_000, help="Cases in the database.")
     parser.add_argument("--pending-share", type=float, default=0.5, help="Share awaiting review.")
     parser.add_argument("--iterations", type=int, default=200, help="Timed requests per page.")
@@ -69,6 +89,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7, help="Random seed of the case mix.")
     parser.add_argument(
         "--pg-url", default=DEFAULT_PG, help="PostgreSQL admin URL (a scratch DB is made there)."
+    )
+    parser.add_argument(
+        "--days", type=float, default=city_cases.DAYS, help="--seeder sql: days of cases up to now."
+    )
+    parser.add_argument(
+        "--keep-database",
+        default=None,
+        help="PostgreSQL database name (on --pg-url's server) to seed once and keep: a later run with the "
+        "same name migrates it and measures again without generating (indexes before/after).",
     )
     parser.add_argument("--startup-timeout", type=float, default=60.0, help="Seconds to wait for the server.")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="JSON folder.")
@@ -78,6 +107,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     unknown = set(args.backends) - {"sqlite", "postgresql"}
     if unknown or not args.backends:
         parser.error(f"--backends: unknown {sorted(unknown)}; use sqlite and/or postgresql")
+    if args.seeder == "sql" and args.backends != ["postgresql"]:
+        parser.error("--seeder sql needs --backend postgresql (bulk SQL is PostgreSQL's)")
     if args.cases < 30 or args.iterations < 1 or args.warmup < 0 or not 0 < args.pending_share <= 1:
         parser.error("need --cases >= 30, --iterations >= 1, --warmup >= 0 and 0 < --pending-share <= 1")
     return args
@@ -202,13 +233,103 @@ def seed(data_dir: Path, database_url: str | None, args: argparse.Namespace) -> 
     seeded_s = time.perf_counter() - began
     engine.dispose()
     return {
+        "seeder": "orm",
         "seed_s": seeded_s,
         "pending": len(pending),
         "deep_position": deep_index,
         "deep_cursor": Cursor(pending[deep_index].created_at, pending[deep_index].id).encode(),
         "dispatched_case": dispatched,
         "filter": {"camera": camera, "violation": code},
+        **_month(),
     }
+
+
+def _month() -> dict[str, str]:
+    """The statistics pages' period: the last 30 whole days."""
+    today = dt.datetime.now(dt.UTC).date()
+    return {
+        "from": (today - dt.timedelta(days=30)).isoformat(),
+        "to": (today - dt.timedelta(days=1)).isoformat(),
+    }
+
+
+def seed_sql(data_dir: Path, database_url: str | None, args: argparse.Namespace) -> dict[str, Any]:
+    """Migrate, load a 10,000-camera city's reference data and fill it through bulk SQL
+    (:mod:`benchmarks.city_cases`); returns what the requests need, like :func:`seed`."""
+    from sqlalchemy import func
+
+    from api.actors import SYSTEM
+    from api.auth import create_user
+    from api.config_import import DEFAULT_CONFIG, ReferenceConfig, import_config, import_file
+    from api.console.queue import Cursor
+    from api.db import make_engine, make_session_factory
+    from api.migrate import upgrade
+    from api.models import Case, Role
+    from api.settings import Settings
+
+    settings = Settings(data_dir=data_dir, database_url=database_url, _env_file=None)
+    engine = make_engine(settings)
+    upgrade(engine)
+    units = city_cases.UNITS
+    city = ReferenceConfig.model_validate(
+        {
+            "units": [{"code": f"unit-{u}", "name": f"Unit {u}"} for u in range(units)],
+            "places": [
+                {"key": f"grid-{p:05d}", "owner": f"unit-{p % units}"} for p in range(city_cases.PLACES)
+            ],
+        }
+    )
+    began = time.perf_counter()
+    with make_session_factory(engine)() as session:
+        kept = session.scalar(select(func.count()).select_from(Case)) or 0
+    generated = None
+    if not kept:
+        with make_session_factory(engine).begin() as session:
+            import_file(session, DEFAULT_CONFIG, SYSTEM)
+            import_config(session, city, SYSTEM, label="bench console city")
+            create_user(session, username="bench-leader", password=PASSWORD, role=Role.SHIFT_LEADER)
+    reference_s = time.perf_counter() - began
+    if not kept:
+        generated = city_cases.generate(engine, args.cases, days=args.days)
+    pending_q = select(Case.id, Case.created_at).where(Case.status == "pending_review")
+    with make_session_factory(engine)() as session:
+        pending = session.scalar(select(func.count()).select_from(pending_q.subquery())) or 0
+        deep_index = int(pending * 0.9)
+        deep = session.execute(
+            pending_q.order_by(Case.created_at.desc(), Case.id.desc()).offset(deep_index).limit(1)
+        ).one()
+        dispatched = session.scalar(select(Case.id).where(Case.status == "dispatched").limit(1))
+        camera, code = session.execute(
+            select(Case.camera_code, Case.violation_code).where(Case.status == "pending_review").limit(1)
+        ).one()
+    engine.dispose()
+    return {
+        "seeder": "sql",
+        "seed_s": reference_s + (generated.seconds if generated else 0),
+        "reference_s": reference_s,
+        "kept_cases": kept,  # a kept database measured again: nothing generated this run
+        "generated": None
+        if generated is None
+        else {
+            "cases": generated.cases,
+            "sightings": generated.sightings,
+            "audit_events": generated.audit_events,
+            "seconds": generated.seconds,
+            "seconds_by_table": generated.seconds_by_table,
+        },
+        "pending": pending,
+        "deep_position": deep_index,
+        "deep_cursor": Cursor(deep.created_at, deep.id).encode(),
+        "dispatched_case": dispatched,
+        "filter": {"camera": camera, "violation": code},
+        **_month(),
+    }
+
+
+def use_sql_seeder(backend: str, args: argparse.Namespace) -> bool:
+    if args.seeder == "auto":
+        return backend == "postgresql" and args.cases >= 100_000
+    return bool(args.seeder == "sql")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -240,25 +361,77 @@ def time_get(client: httpx.Client, path: str, iterations: int, warmup: int) -> d
     }
 
 
+@dataclass(frozen=True)
+class PageSpec:
+    """One measured page: its name in the table, its group and its path from what the seeding returned."""
+
+    name: str
+    group: str  # baseline | console | api | stats
+    path: Callable[[dict[str, Any]], str]
+    city: bool = False  # only with the bulk SQL city (--seeder sql): keeps the 10k-case runs comparable
+
+
+def _month_query(s: dict[str, Any]) -> str:
+    return f"period=custom&from={s['from']}&to={s['to']}"
+
+
+# Every page the benchmark times, one line each (new console pages and API endpoints: add a line).
+PAGES = [
+    PageSpec("healthz", "baseline", lambda s: "/healthz"),
+    PageSpec("auth_me", "baseline", lambda s: "/api/v1/auth/me"),
+    PageSpec("queue_first", "console", lambda s: "/console/review"),
+    PageSpec("queue_deep", "console", lambda s: f"/console/review?after={s['deep_cursor']}"),
+    PageSpec(
+        "queue_filtered",
+        "console",
+        lambda s: f"/console/review?camera={s['filter']['camera']}&violation={s['filter']['violation']}",
+    ),
+    PageSpec("case_page", "console", lambda s: f"/console/cases/{s['dispatched_case']}"),
+    PageSpec("board", "console", lambda s: "/console/board"),
+    PageSpec(
+        "dashboards", "console", lambda s: f"/console/dashboards?period=monthly&date={s['from']}", city=True
+    ),
+    PageSpec("api_cases", "api", lambda s: "/api/v1/cases", city=True),
+    PageSpec(
+        "api_cases_open", "api", lambda s: "/api/v1/cases?status=dispatched&status=in_progress", city=True
+    ),
+    PageSpec("api_cases_camera", "api", lambda s: f"/api/v1/cases?camera={s['filter']['camera']}", city=True),
+    PageSpec("api_cases_offset_1000", "api", lambda s: "/api/v1/cases?offset=1000", city=True),
+    PageSpec("stats_report_30d", "stats", lambda s: f"/api/v1/stats/report?{_month_query(s)}", city=True),
+    PageSpec("stats_ranking_30d", "stats", lambda s: f"/api/v1/stats/ranking?{_month_query(s)}", city=True),
+]
+
+
 def pages(seeded: dict[str, Any]) -> dict[str, str]:
-    flt = seeded["filter"]
-    return {
-        "healthz": "/healthz",
-        "auth_me": "/api/v1/auth/me",
-        "queue_first": "/console/review",
-        "queue_deep": f"/console/review?after={seeded['deep_cursor']}",
-        "queue_filtered": f"/console/review?camera={flt['camera']}&violation={flt['violation']}",
-        "case_page": f"/console/cases/{seeded['dispatched_case']}",
-        "board": "/console/board",
-    }
+    city = seeded.get("seeder") == "sql"
+    return {page.name: page.path(seeded) for page in PAGES if city or not page.city}
 
 
 CARD = re.compile(r'class="case-card"')
 
 
+@contextmanager
+def kept_database(pg_url: str, name: str) -> Iterator[tuple[Path, str | None]]:
+    """A named PostgreSQL database, created if missing and never dropped (see --keep-database)."""
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        if not connection.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}):
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    yield Path(tempfile.mkdtemp(prefix="sw-bench-")), pg_url.rsplit("/", 1)[0] + f"/{name}"
+
+
 def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
-    with scratch_database(backend, args.pg_url) as (data_dir, database_url):
-        seeded = seed(data_dir, database_url, args)
+    database = (
+        kept_database(args.pg_url, args.keep_database)
+        if args.keep_database and backend == "postgresql"
+        else scratch_database(backend, args.pg_url)
+    )
+    with database as (data_dir, database_url):
+        seeder = seed_sql if use_sql_seeder(backend, args) else seed
+        seeded = seeder(data_dir, database_url, args)
         env = {"STREETWATCH_DATA_DIR": str(data_dir), "STREETWATCH_RUN_JOBS": "false"}
         if database_url:
             env["STREETWATCH_DATABASE_URL"] = database_url
@@ -289,12 +462,13 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def format_table(document: dict[str, Any]) -> str:
-    lines = [f"{'backend':<11}{'page':<16}{'p50 ms':>9}{'p95 ms':>9}{'x auth/me':>11}{'KiB':>7}"]
+    header = f"{'backend':<11}{'page':<20}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'x auth/me':>11}{'KiB':>7}"
+    lines = [header]
     for run in document["runs"]:
         for name, r in run["pages"].items():
             ratio = run["ratio_p50_to_auth_me"][name]
-            timings = f"{r['p50_ms']:>9.2f}{r['p95_ms']:>9.2f}{ratio:>11.2f}"
-            lines.append(f"{run['backend']:<11}{name:<16}{timings}{r['bytes'] / 1024:>7.1f}")
+            timings = f"{r['p50_ms']:>9.2f}{r['p95_ms']:>9.2f}{r['p99_ms']:>9.2f}{ratio:>11.2f}"
+            lines.append(f"{run['backend']:<11}{name:<20}{timings}{r['bytes'] / 1024:>7.1f}")
     return "\n".join(lines)
 
 

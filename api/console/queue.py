@@ -179,10 +179,11 @@ class FilterOptions:
 
 
 def filter_options(session: Session, actor: Actor) -> FilterOptions:
-    """The cameras and places that have cases the actor may see, and every active violation type."""
-    # Every camera and place that has cases, not only pending ones: DISTINCT then reads the camera and
-    # place indexes alone instead of visiting every pending case.
-    visible = visibility_clause(actor)
+    """The cameras and places that have cases awaiting review that the actor may see (what the queue can
+    be filtered to), and every active violation type."""
+    # Pending cases only: DISTINCT reads the (status, camera_code) and (status, place_id) indexes over the
+    # few pending entries; over every case it read a million index entries at city scale (3 s, not 3 ms).
+    visible = and_(Case.status == CaseStatus.PENDING_REVIEW.value, visibility_clause(actor))
     cameras = session.scalars(select(Case.camera_code).where(visible).distinct()).all()
     place_ids = select(Case.place_id).where(visible).distinct().scalar_subquery()
     places = session.execute(select(Place.key, Place.name).where(Place.id.in_(place_ids)).order_by(Place.key))

@@ -6,14 +6,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, File, Path, UploadFile
+from fastapi import APIRouter, File, Path, Response, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
 from api import reference as ref
-from api.cameras import open_snapshot, store_snapshot
+from api.cameras import no_snapshot, open_snapshot, store_snapshot
 from api.deps import DeviceDep, OperatorDep, SessionDep, SettingsDep
 from api.routers.responses import AUTHENTICATED, NOT_FOUND, errors
+from api.storage import blobs_for
+from api.storage.responses import blob_response
 
 router = APIRouter(prefix="/api/v1", tags=["cameras"], responses=AUTHENTICATED)
 
@@ -61,9 +63,13 @@ def upload_snapshot(
     responses={200: {"content": {"image/jpeg": {}}}, **NOT_FOUND},
     summary="The camera's latest frame (operators)",
 )
-def get_snapshot(
-    code: CameraCode, _: OperatorDep, session: SessionDep, settings: SettingsDep
-) -> FileResponse:
+def get_snapshot(code: CameraCode, _: OperatorDep, session: SessionDep, settings: SettingsDep) -> Response:
     """404 for an unknown camera, or one that has sent no frame yet."""
-    path = open_snapshot(session, settings, code)
-    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+    ref = open_snapshot(session, code)
+    return blob_response(
+        blobs_for(settings, session),
+        ref,
+        media_type="image/jpeg",
+        headers={"Cache-Control": "no-store"},
+        missing=no_snapshot(code),
+    )

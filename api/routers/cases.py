@@ -13,11 +13,13 @@ from api.case_queries import CaseFilter, get_visible_case, list_cases, recurrenc
 from api.case_schemas import CaseDetail, CasePublic, EvidencePublic
 from api.clips import CLIP_CONTENT_TYPE, may_see_clips
 from api.deps import ActorDep, DeviceDep, OperatorDep, SessionDep, SettingsDep
-from api.evidence import SHA256_PATTERN, add_evidence, evidence_url, open_evidence
+from api.evidence import SHA256_PATTERN, add_evidence, evidence_missing, evidence_url, open_evidence
 from api.ingest import ingest_report
 from api.models import Case, CaseStatus, Evidence
 from api.routers.responses import AUTHENTICATED, INVALID, NOT_FOUND, errors
 from api.schemas import Page
+from api.storage import blobs_for
+from api.storage.responses import blob_response
 from contract.reports import CaseReport, EvidenceKind, IngestResult
 
 router = APIRouter(prefix="/api/v1", tags=["cases"], responses=AUTHENTICATED)
@@ -139,7 +141,7 @@ def upload_evidence_route(
 
 @router.get(
     "/evidence/{sha256}",
-    response_class=FileResponse,
+    response_class=FileResponse,  # for the OpenAPI document: a file, whichever blob store serves it
     responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "video/mp4": {}}}, **NOT_FOUND},
     summary="An evidence image, for operators who may see a case that has it; a clip (MP4) only for "
     "shift leaders, dispatchers and admins, each opening audited",
@@ -150,14 +152,16 @@ def get_evidence_route(
     session: SessionDep,
     settings: SettingsDep,
     range_: Annotated[str | None, Header(alias="Range", include_in_schema=False)] = None,
-) -> FileResponse:
+) -> Response:
     # A video element fetches a clip in byte ranges: only the request from its start is a new opening.
     opening = range_ is None or range_.replace(" ", "").startswith("bytes=0-")
-    path, content_type = open_evidence(session, actor, sha256, settings, audit=opening)
-    return FileResponse(
-        path,
+    ref, content_type = open_evidence(session, actor, sha256, audit=opening)
+    return blob_response(
+        blobs_for(settings, session),
+        ref,
         media_type=content_type,
         headers={"Cache-Control": "private, max-age=86400, immutable", "X-Content-Type-Options": "nosniff"},
+        missing=evidence_missing(sha256),
     )
 
 

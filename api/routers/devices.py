@@ -19,7 +19,9 @@ from api import suppressions
 from api.deps import DeviceDep, OperatorDep, SessionDep, SettingsDep
 from api.models import Camera, Device, ViolationType, utcnow
 from api.routers.responses import AUTHENTICATED, INVALID, NOT_FOUND, errors
-from api.zone_references import SHA256_PATTERN, open_device_reference
+from api.storage import blobs_for
+from api.storage.responses import blob_response
+from api.zone_references import NO_REFERENCE, SHA256_PATTERN, open_device_reference
 from contract.device_cases import DeviceCase
 from contract.device_config import DeviceConfig, DeviceViolationType, DeviceZone
 
@@ -144,11 +146,16 @@ def my_reference(
     device: DeviceDep,
     session: SessionDep,
     settings: SettingsDep,
-) -> FileResponse:
+) -> Response:
     """404 for a reference that is not set on a zone of this device's cameras."""
     assert device.id is not None
-    path = open_device_reference(session, settings, device.id, sha256)
-    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
+    return blob_response(
+        blobs_for(settings, session),
+        open_device_reference(session, device.id, sha256),
+        media_type="image/jpeg",
+        headers={"Cache-Control": "private, max-age=86400"},
+        missing=NO_REFERENCE,
+    )
 
 
 @router.get(

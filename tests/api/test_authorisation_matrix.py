@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.evidence import store_image
 from api.models import Camera, Case, Delivery, Evidence, Role, RoutingRule, Zone
+from api.storage import blobs_for
 from tests.api.builders import (
     auth,
     device_auth,
@@ -186,7 +187,7 @@ def _world(store: Store) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
     case_id = make_pending_case(store.sessions, place_id=world.place_id, device_id=device_id)
     data = image_bytes()
     sha256 = hashlib.sha256(data).hexdigest()
-    store_image(store.settings.evidence_dir, sha256, "image/jpeg", data)
+    store_image(blobs_for(store.settings, store.engine), sha256, "image/jpeg", data)
     rule_id, delivery_id = _rows(
         store.sessions, world.place_id, world.sanitation_id, case_id, device_id, sha256, len(data)
     )

@@ -205,7 +205,8 @@ TRAVERSALS = [
 
 
 def test_evidence_names_cannot_reach_other_files(client: TestClient, store: Store, scene: Scene) -> None:
-    secret = store.settings.secret_key().hex()  # the data directory holds the installation secret
+    secret = "ab" * 32  # an installation from before the database kept the key had it in this file
+    (store.settings.data_dir / "secret.key").write_text(secret, encoding="utf-8")
     data = image_bytes()
     sha256 = upload(client, scene.case_id, data, device_auth(scene.device_key)).json()["sha256"]
     headers = auth(scene.leader)

@@ -22,6 +22,7 @@ from api.jobs import default_jobs
 from api.models import AuditEvent, Camera, Case, Evidence, Role
 from api.retention import Purged, purge_expired
 from api.settings import Settings
+from api.storage import blobs_for
 from tests.api.builders import World, auth, image_bytes, make_operator, make_world
 from tests.api.conftest import Store
 
@@ -56,7 +57,7 @@ def _case(
         session.flush()
         for data in images:
             sha256 = hashlib.sha256(data).hexdigest()
-            store_image(store.settings.evidence_dir, sha256, "image/jpeg", data)
+            store_image(blobs_for(store.settings, store.engine), sha256, "image/jpeg", data)
             evidence = Evidence(
                 case_id=case.id,
                 sha256=sha256,

@@ -8,6 +8,8 @@ import json
 import math
 from pathlib import Path
 
+import pytest
+
 from benchmarks import bench_console
 from tests.api.conftest import PG_ADMIN_URL, _pg_available
 
@@ -43,3 +45,20 @@ def test_smoke_run_writes_json(tmp_path: Path) -> None:
         assert all(math.isfinite(r) and r > 0 for r in run["ratio_p50_to_auth_me"].values())
     saved = json.loads(Path(document["json_path"]).read_text(encoding="utf-8"))
     assert saved["config"]["cases"] == 300
+
+
+def test_smoke_run_of_the_city_seeded_through_bulk_sql(tmp_path: Path) -> None:
+    if not _pg_available():
+        pytest.skip("the bulk SQL city needs PostgreSQL")
+    city = ["--backend", "postgresql", "--seeder", "sql", "--cases", "200", "--days", "1"]
+    small = ["--iterations", "2", "--warmup", "0", "--pg-url", PG_ADMIN_URL, "--out", str(tmp_path)]
+    document = bench_console.main([*city, *small, "--quiet"])
+    [run] = document["runs"]
+    generated = run["seeded"]["generated"]
+    assert generated["cases"] == 200
+    assert 200 <= generated["sightings"] <= 600  # 1 to 3 per case
+    assert generated["audit_events"] > 200  # one per workflow stage reached
+    assert set(run["pages"]) == {page.name for page in bench_console.PAGES}  # the city measures them all
+    for page in run["pages"].values():
+        assert page["requests"] == 2 and page["p50_ms"] > 0
+    assert run["cards_shown"]["queue_first"] > 0

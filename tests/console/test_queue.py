@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from api.actors import Actor
-from api.console.queue import Cursor, QueueFilter, review_queue
+from api.console.queue import Cursor, QueueFilter, filter_options, review_queue
 from api.errors import InvalidInput
 from api.models import Case, CaseStatus, Place, Role
 from tests.api.builders import make_world
@@ -108,3 +108,18 @@ def test_unit_handlers_see_no_unassigned_pending_cases(store: Store) -> None:
 def test_a_bad_cursor_is_a_clear_error(cursor: str) -> None:
     with pytest.raises(InvalidInput, match="bad page cursor"):
         Cursor.decode(cursor)
+
+
+def test_filter_options_are_the_cameras_and_places_of_pending_cases(store: Store) -> None:
+    _seed(store)
+    with store.sessions.begin() as session:
+        place = Place(key="grid-closed", name="only closed cases here")
+        session.add(place)
+        session.flush()
+        session.add(Case(status="closed", violation_code="0102", place_id=place.id, camera_code="cam-closed"))
+
+    with store.sessions() as session:
+        options = filter_options(session, LEADER)
+
+    assert options.cameras == ["cam-1", "cam-2"]  # not cam-closed: nothing of it awaits review
+    assert [key for key, _ in options.places] == ["110101001001001", "grid-2"]
