@@ -44,7 +44,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "no routing rule for place {place} + violation {violation}{skipped}, and the place is owned by "
         "disabled unit {unit}: dispatch it by hand with a unit_id",
     ),
-    "route.skipped": ("（已跳过 {count} 条指向停用单位的规则）", " (skipped: {detail})"),
+    "route.skipped": ("（已跳过 {count} 条指向停用单位的规则）", " (skipped {count}: {detail})"),
     "route.tier.place + violation": ("地点+类型", "place + violation"),
     "route.tier.place": ("地点", "place"),
     "route.tier.violation": ("类型", "violation"),
@@ -112,10 +112,20 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "{code} is for cases still under review; a filed case needs a code a unit can be sent for",
     ),
     "error.photo_missing": ("请上传 JPEG 或 PNG 格式的现场照片", "expected a JPEG or PNG image"),
-    "error.photo_bad": ("照片无法读取（{problem_zh}）：请重新拍摄或选择 JPEG/PNG 文件", "{problem}"),
+    "error.photo_corrupt": (
+        "照片已损坏或不完整：请重新拍摄或选择 JPEG/PNG 文件",
+        "the image is corrupt or truncated",
+    ),
     "error.photo_too_large": ("照片过大（上限 {limit_mb} MB）", "image is larger than {limit_mb} MB"),
+    "error.photo_too_many_pixels": (
+        "照片像素过多（{width}×{height}，上限 {limit} 像素）",
+        "image is {width}x{height} pixels, more than {limit}",
+    ),
     "error.number": ("单位或小时数不是数字", "unit_id or hours is not a number"),
-    "error.bad_date": ("{field_zh}应为日期（年-月-日），收到 {value}", "{field}: expected a date YYYY-MM-DD"),
+    "error.bad_date": (
+        "{field_zh}应为日期（年-月-日），收到 {value}",
+        "{field}: expected a date YYYY-MM-DD, got {value}",
+    ),
     "error.bad_cursor": ("翻页链接已失效：请回到第一页", "bad page cursor: open the first page"),
     "error.page_role": ("您的角色不能打开此页面", "your role may not open this page"),
     # Field names in messages; the console gives *_zh parameters from these and the status/action labels.
