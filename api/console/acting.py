@@ -40,7 +40,8 @@ class Outcome:
     ok: bool
     status: str | None = None
     unit: str | None = None  # the assigned unit's name after the action
-    error: str | None = None
+    error: str | None = None  # the API's English sentence (logs, scripts)
+    failure: ApiError | None = None  # the refusal itself: Page.error_text words it for the reader
     http_status: int = 200
 
 
@@ -69,7 +70,7 @@ def act(session: Session, actor: Actor, settings: Settings, case_id: int, reques
             unit = session.get(Unit, case.unit_id) if case.unit_id is not None else None
             return Outcome(case.id, True, case.status, unit.name if unit else None)
     except ApiError as error:
-        return Outcome(case_id, False, error=error.message, http_status=error.status_code)
+        return Outcome(case_id, False, error=error.message, failure=error, http_status=error.status_code)
 
 
 def act_on_many(

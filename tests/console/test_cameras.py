@@ -143,7 +143,7 @@ def test_editor_draws_edits_and_names_invalid_fields(
     page.click("#save-zone")
     message = page.locator("#zone-message.error")
     message.wait_for()
-    assert "schedule" in message.inner_text() and "someday" in message.inner_text()
+    assert "生效时段" in message.inner_text() and "someday" in message.inner_text()  # the rule, in zh
     assert "invalid" in (page.locator("#schedule-illegal_parking").get_attribute("class") or "")
     assert zones_in_store(console, "cam-1") == {}
 
