@@ -52,6 +52,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "route.chosen": ("由{actor_name}指定", "chosen by {actor}"),
     "route.resumed": ("恢复派遣给原责任单位{unit_name}", "resumed with its unit {unit}"),
     "route.rework": ("第 {count} 次返工，退回{unit_name}", "rework #{count} back to {unit}"),
+    "ingest.place_created": (
+        "地点 {place} 尚未登记：已自动创建，但没有属地单位；请登记其属地单位和路由规则，以便派遣",
+        "place '{place}' was not registered: created it without an owner unit; register it (owner unit, "
+        "routing rules) so that its cases can be routed",
+    ),
     # --- jobs ---
     "overdue.escalated": (
         "{unit_name}超过处置时限，已升级至{parent_name}",
