@@ -92,6 +92,16 @@ def note_of(data: object, note: str | None, lang: Lang) -> str | None:
     return say(message, lang) if message is not None else note
 
 
+def event_note(event: Any, lang: Lang) -> str | None:
+    """An audit event's note (:func:`note_of`); a camera check's note, which the edge box writes in
+    English (``camera check: zone … clear of … for 120 s``), reads in Chinese as what the check found."""
+    if lang == "zh" and event.reason == "camera_check" and stored(event.data) is None:
+        key = f"note.camera_check.{event.action}"
+        if key in catalogue():
+            return translate(lang, key)
+    return note_of(event.data, event.note, lang)
+
+
 def actor_text(label: str, names: Mapping[str, str], lang: Lang) -> str:
     """An audit label as people read it: ``system`` -> 系统, ``user:zhao`` -> 赵敏 (from ``names``, see
     :func:`api.actors.display_names`), ``device:demo-box`` -> 边缘设备（人民路口东）."""

@@ -25,8 +25,8 @@ from api.console.formatting import (
     actor_text,
     countdown_text,
     duration,
+    event_note,
     local_time,
-    note_of,
     say,
     time_tag,
 )
@@ -88,7 +88,7 @@ def page_globals(page: Page) -> dict[str, Any]:
         "duration": lambda seconds: duration(seconds, page.lang),
         "countdown": lambda deadline: countdown_text(deadline, utcnow(), page.lang),
         "say": lambda message: say(message, page.lang),
-        "note_of": lambda event: note_of(event.data, event.note, page.lang),
+        "note_of": lambda event: event_note(event, page.lang),
         "actor": _actor_names(page),
         "csrf_token": page.csrf_token,
         "csrf_input": lambda: Markup('<input type="hidden" name="{}" value="{}">').format(

@@ -4,11 +4,20 @@ catalogued messages and actors in the reader's language."""
 from __future__ import annotations
 
 import datetime as dt
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from api.console.formatting import actor_text, countdown_text, duration, local_time, note_of, say
+from api.console.formatting import (
+    actor_text,
+    countdown_text,
+    duration,
+    event_note,
+    local_time,
+    note_of,
+    say,
+)
 from api.messages import NOTE_KEY, msg
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -81,3 +90,17 @@ def test_actors_by_the_names_people_know() -> None:
     assert actor_text("device:demo-box", names, "en") == "Edge box (人民路口东)"
     assert actor_text("system", names, "zh") == "系统"
     assert actor_text("user:gone", names, "zh") == "gone"  # a deleted user: the name in the trail
+
+
+def test_a_camera_check_note_from_the_edge_reads_in_chinese() -> None:
+    """The edge box words its verification note in English; the zh timeline says what the check found."""
+    check = SimpleNamespace(
+        action="verify",
+        reason="camera_check",
+        note="camera check: zone z-gate clear of illegal_parking for 120 s",
+        data=None,
+    )
+    assert event_note(check, "zh") == "摄像头复核：区域内已无此违规，持续时间达到要求。"
+    assert event_note(check, "en") == check.note
+    typed = SimpleNamespace(action="resolve", reason=None, note="垃圾已清运", data=None)
+    assert event_note(typed, "zh") == "垃圾已清运"

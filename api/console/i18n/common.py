@@ -107,6 +107,15 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "object.bicycle": ("自行车", "bicycle"),
     "object.person": ("行人", "person"),
     "object.unknown_object": ("不明物体", "unknown object"),
+    "reason.camera_check": ("摄像头复核", "Camera check"),
+    "note.camera_check.verify": (
+        "摄像头复核：区域内已无此违规，持续时间达到要求。",
+        "Camera check: the zone stayed clear of the violation.",
+    ),
+    "note.camera_check.rework": (
+        "摄像头复核：违规仍在区域内，退回返工。",
+        "Camera check: the violation is still in the zone; sent back for rework.",
+    ),
     "reason.retention": ("超过保存期限", "Retention period over"),
     "reason.false_positive": ("误报", "False positive"),
     "reason.duplicate": ("重复", "Duplicate"),
