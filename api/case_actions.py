@@ -33,9 +33,10 @@ from typing import Any
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session, object_session
 
-from api.actors import SYSTEM, Actor
+from api.actors import SYSTEM, Actor, actor_name
 from api.audit import record_event
 from api.errors import Conflict, Forbidden, InvalidInput, NotFound
+from api.messages import NOTE_KEY, msg
 from api.models import (
     Camera,
     Case,
@@ -66,6 +67,7 @@ from api.workflow import (
     is_unclassified,
     parse_action,
 )
+from common.messages import Message
 from contract.reports import EvidenceKind
 
 
@@ -103,7 +105,7 @@ def get_case_for(session: Session, case_id: int, actor: Actor) -> Case:
     """The case, or 404 when it does not exist or the actor may not see it (existence is not leaked)."""
     case = session.get(Case, case_id)
     if case is None or not visible_to(session, case, actor):
-        raise NotFound(f"case {case_id} not found")
+        raise NotFound(f"case {case_id} not found", msg=msg("error.case_not_found", case=case_id))
     return case
 
 
@@ -176,7 +178,7 @@ class _Step:
     unit_id: int | None = None
     hours: float | None = None
     violation_code: str | None = None
-    preset_unit: tuple[Unit, str] | None = None  # a unit routing already chose (auto-dispatch on filing)
+    preset_unit: tuple[Unit, Message] | None = None  # a unit routing already chose (auto-dispatch on filing)
     from_status: str = ""
     data: dict[str, Any] = field(default_factory=dict)
     _calendar: WorkCalendar | None = None
@@ -283,7 +285,8 @@ def _auto_dispatch(session: Session, case: Case, settings: Settings, now: dt.dat
             from_status=case.status,
             to_status=case.status,
             reason="no_unit",
-            note=why,
+            note=str(why),
+            data={NOTE_KEY: why.as_data()},
             at=now,
         )
         return
@@ -316,6 +319,7 @@ def _on_dispatch(step: _Step) -> None:
         raise InvalidInput(
             f"routing sends case {step.case.id} back to {unit.code}, the unit that returned it: "
             "give a unit_id to re-dispatch it elsewhere",
+            msg=msg("error.back_to_returner", case=step.case.id, unit=unit.code, unit_name=unit.name),
             field="unit_id",
         )
     _start_clock(step, unit, why)
@@ -327,7 +331,9 @@ def _on_reassign(step: _Step) -> None:
     unit, why = _choose_unit(step)
     if unit.id == case.unit_id:
         raise InvalidInput(
-            f"case {case.id} is already assigned to {unit.code}: give another unit_id", field="unit_id"
+            f"case {case.id} is already assigned to {unit.code}: give another unit_id",
+            msg=msg("error.same_unit", case=case.id, unit=unit.code, unit_name=unit.name),
+            field="unit_id",
         )
     old = step.session.get(Unit, case.unit_id) if case.unit_id is not None else None
     step.data["previous_unit"] = old.code if old else None
@@ -343,7 +349,7 @@ def _on_resume(step: _Step) -> None:
         step.session.get(Unit, case.unit_id) if case.unit_id is not None and step.unit_id is None else None
     )
     if current is not None and current.active:
-        unit, why = current, f"resumed with its unit {current.code}"
+        unit, why = current, msg("route.resumed", unit=current.code, unit_name=current.name)
     else:
         unit, why = _choose_unit(step)
     _start_clock(step, unit, why)
@@ -413,11 +419,14 @@ def _on_rework(step: _Step) -> None:
     case = step.case
     unit = step.session.get(Unit, case.unit_id) if case.unit_id is not None else None
     if unit is None:
-        raise Conflict(f"case {case.id} has no unit to send the rework to")
+        raise Conflict(
+            f"case {case.id} has no unit to send the rework to", msg=msg("error.no_rework_unit", case=case.id)
+        )
     case.rework_count += 1
     case.resolved_at = None
     case.verified_at = None
-    _start_clock(step, unit, f"rework #{case.rework_count} back to {unit.code}")
+    why = msg("route.rework", count=case.rework_count, unit=unit.code, unit_name=unit.name)
+    _start_clock(step, unit, why)
     step.notify(unit, "rework")
 
 
@@ -440,7 +449,7 @@ def _on_recode(step: _Step) -> None:
     if case.status == CaseStatus.PENDING_REVIEW:  # filed cases are routed and dispatched after this step
         unit, why = route(step.session, case.place, new.code)
         hours = deadline_hours(step.session, new.code, step.calendar)
-        step.data.update(unit=unit.code if unit else None, routing=why, working_hours=hours)
+        step.data.update(unit=unit.code if unit else None, routing=str(why), working_hours=hours)
 
 
 def _recode_target(step: _Step, old: str) -> ViolationType:
@@ -453,14 +462,21 @@ def _recode_target(step: _Step, old: str) -> ViolationType:
         ).all()
         state = "is not a violation type" if new is None else "is disabled"
         raise InvalidInput(
-            f"violation_code {code!r} {state}; active codes: {', '.join(active)}", field="violation_code"
+            f"violation_code {code!r} {state}; active codes: {', '.join(active)}",
+            msg=msg("error.code_inactive", code=code),
+            field="violation_code",
         )
     if new.code == old:
-        raise InvalidInput(f"case {step.case.id} is already {old}: give another code", field="violation_code")
+        raise InvalidInput(
+            f"case {step.case.id} is already {old}: give another code",
+            msg=msg("error.same_code", case=step.case.id, code=old, violation_name=new.name),
+            field="violation_code",
+        )
     if is_unclassified(new.pipeline_type) and step.case.status != CaseStatus.PENDING_REVIEW:
         raise InvalidInput(
             f"{new.code} ({new.pipeline_type}) is for cases still under review; a filed case needs a code "
             "a unit can be sent for",
+            msg=msg("error.code_for_review", code=new.code, violation_name=new.name),
             field="violation_code",
         )
     return new
@@ -489,7 +505,7 @@ _EFFECTS: dict[Action, Callable[[_Step], None]] = {
 # --- helpers ---
 
 
-def _choose_unit(step: _Step) -> tuple[Unit, str]:
+def _choose_unit(step: _Step) -> tuple[Unit, Message]:
     """The unit named by unit_id, else the one routing chooses; 422 when there is none."""
     if step.preset_unit is not None:
         return step.preset_unit
@@ -497,8 +513,14 @@ def _choose_unit(step: _Step) -> tuple[Unit, str]:
         unit = step.session.get(Unit, step.unit_id)
         if unit is None or not unit.active:
             state = "does not exist" if unit is None else "is disabled"
-            raise InvalidInput(f"unit {step.unit_id} {state}: give an active unit's id", field="unit_id")
-        return unit, f"chosen by {step.actor.label}"
+            raise InvalidInput(
+                f"unit {step.unit_id} {state}: give an active unit's id",
+                msg=msg("error.unit_missing", unit_id=step.unit_id),
+                field="unit_id",
+            )
+        return unit, msg(
+            "route.chosen", actor=step.actor.label, actor_name=actor_name(step.session, step.actor)
+        )
     unit, why = route(step.session, step.case.place, step.case.violation_code)
     if unit is None:
         raise InvalidInput(why, field="unit_id")
@@ -513,7 +535,7 @@ def deadline_hours(session: Session, violation_code: str, calendar: WorkCalendar
     return float(hours) if hours is not None else calendar.default_working_hours
 
 
-def _start_clock(step: _Step, unit: Unit, why: str) -> None:
+def _start_clock(step: _Step, unit: Unit, why: Message) -> None:
     case = step.case
     hours = deadline_hours(step.session, case.violation_code, step.calendar)
     case.unit_id = unit.id
@@ -526,12 +548,13 @@ def _start_clock(step: _Step, unit: Unit, why: str) -> None:
     step.data.update(
         unit=unit.code,
         unit_id=unit.id,
-        routing=why,
+        routing=str(why),
         working_hours=hours,
         deadline_at=case.deadline_at.isoformat(),
     )
     if step.note is None and step.actor.kind == "system":
-        step.note = why
+        step.note = str(why)
+        step.data[NOTE_KEY] = why.as_data()
 
 
 def _clear_extension(case: Case) -> None:

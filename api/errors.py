@@ -4,15 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from common.messages import Message
+
 
 class ApiError(Exception):
+    """``message`` is the English detail the JSON API answers with; ``msg`` (or a :class:`Message` given
+    as ``message``) the catalogued message (api.messages) the console shows in the reader's language."""
+
     status_code = 400
     code = "bad_request"
     headers: dict[str, str] | None = None  # sent with the answer, e.g. Retry-After
 
-    def __init__(self, message: str, **details: Any) -> None:
+    def __init__(self, message: str | Message, *, msg: Message | None = None, **details: Any) -> None:
+        if isinstance(message, Message):
+            msg = msg or message
+            message = str(message)
         super().__init__(message)
         self.message = message
+        self.msg = msg
         self.details = details
 
 

@@ -30,6 +30,7 @@ from api.case_queries import get_visible_case, visibility_clause
 from api.clips import CLIP_CONTENT_TYPE, check_clip, require_clip_role
 from api.errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge
 from api.ingest import begin_write
+from api.messages import msg
 from api.models import Camera, Case, Evidence, Role, Sighting, utcnow
 from api.settings import IMAGE_DECODES_MAX, IMAGE_MAX_PIXELS, Settings
 from api.storage import BlobRef, BlobStore, blobs_for, chunked
@@ -78,13 +79,17 @@ def check_image(
     stays under about ``max_decodes * max_pixels * 3`` bytes however many uploads arrive together."""
     if len(data) > max_bytes:
         raise PayloadTooLarge(
-            f"evidence image is larger than the limit of {max_bytes} bytes", field="file", max_bytes=max_bytes
+            f"evidence image is larger than the limit of {max_bytes} bytes",
+            msg=msg("error.photo_too_large", limit_mb=f"{max_bytes / 1_000_000:g}"),
+            field="file",
+            max_bytes=max_bytes,
         )
     content_type, width, height = _header(data)
     kind = content_type.removeprefix("image/").upper()
     if width * height > max_pixels:
         raise PayloadTooLarge(
             f"{kind} is {width}x{height} pixels, more than the limit of {max_pixels}",
+            msg=msg("error.photo_too_many_pixels", width=width, height=height, limit=max_pixels),
             field="file",
             max_pixels=max_pixels,
         )
@@ -92,7 +97,9 @@ def check_image(
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise InvalidInput(
-            f"file has a {kind} signature but does not decode: corrupt or truncated", field="file"
+            f"file has a {kind} signature but does not decode: corrupt or truncated",
+            msg=msg("error.photo_corrupt"),
+            field="file",
         )
     height, width = image.shape[:2]  # as decoded: EXIF orientation may swap the header's sides
     return CheckedImage(content_type, int(width), int(height))
@@ -131,23 +138,38 @@ def _decode_slots(max_decodes: int) -> threading.BoundedSemaphore:
 def _header(data: bytes) -> tuple[str, int, int]:
     """Content type, width and height from a whole JPEG's or PNG's header, without decoding."""
     if not data:
-        raise InvalidInput("evidence file is empty: expected a JPEG or PNG image", field="file")
+        raise InvalidInput(
+            "evidence file is empty: expected a JPEG or PNG image",
+            msg=msg("error.photo_missing"),
+            field="file",
+        )
     if data.startswith(_JPEG_MAGIC):
         content_type, size = "image/jpeg", _jpeg_size(data)
         if not data.rstrip(b"\x00").endswith(_JPEG_END):
-            raise InvalidInput("JPEG has no end-of-image marker (FFD9): truncated upload?", field="file")
+            raise InvalidInput(
+                "JPEG has no end-of-image marker (FFD9): truncated upload?",
+                msg=msg("error.photo_corrupt"),
+                field="file",
+            )
     elif data.startswith(_PNG_MAGIC):
         content_type, size = "image/png", _png_size(data)
         if not data.endswith(_PNG_END):
-            raise InvalidInput("PNG does not end with its IEND chunk: truncated upload?", field="file")
+            raise InvalidInput(
+                "PNG does not end with its IEND chunk: truncated upload?",
+                msg=msg("error.photo_corrupt"),
+                field="file",
+            )
     else:
         raise InvalidInput(
             f"not a JPEG or PNG image (the file starts with {data[:8].hex()}); evidence must be JPEG or PNG",
+            msg=msg("error.photo_missing"),
             field="file",
         )
     if size is None:
         kind = content_type.removeprefix("image/").upper()
-        raise InvalidInput(f"{kind} header has no image size: corrupt file", field="file")
+        raise InvalidInput(
+            f"{kind} header has no image size: corrupt file", msg=msg("error.photo_corrupt"), field="file"
+        )
     return content_type, size[0], size[1]
 
 

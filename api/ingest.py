@@ -46,6 +46,7 @@ from sqlalchemy.orm import Session
 from api.actors import SYSTEM, Actor
 from api.audit import record_event
 from api.errors import Conflict, Forbidden, InvalidInput
+from api.messages import NOTE_KEY, msg
 from api.metrics import counts_ingest
 from api.models import (
     AuditEvent,
@@ -370,24 +371,20 @@ class _DeviceReport:
         return Sighting(**_sighting_values(case_id, self.report, self.device, self.now))
 
     def opened(self, case: Case, sighting: Sighting, recurrence_of: int | None) -> IngestResult:
-        note = None
-        if self.place_created:
-            note = (
-                f"place '{self.report.place}' was not registered: created it without an owner unit; "
-                "register it (owner unit, routing rules) so that its cases can be routed"
-            )
+        note = msg("ingest.place_created", place=self.report.place) if self.place_created else None
         record_event(
             self.session,
             case,
             self.device,
             "created",
             to_status=case.status,
-            note=note,
+            note=str(note) if note else None,
             at=self.now,
             data={
                 **_sighting_data(self.report, sighting.id),
                 "place_created": self.place_created,
                 "recurrence_of": recurrence_of,
+                **({NOTE_KEY: note.as_data()} if note else {}),
             },
         )
         _auto_file(self.session, case, self.violation, self.report.confidence, self.settings)

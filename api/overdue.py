@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.actors import SYSTEM
 from api.audit import record_event
+from api.messages import NOTE_KEY, msg
 from api.models import CLOCK_STATUSES, Case, Unit, utcnow
 from api.notify import enqueue_case_event
 from api.settings import Settings
@@ -61,6 +62,16 @@ def _mark_one(sessions: sessionmaker[Session], case_id: int, settings: Settings,
         escalation = (
             f"escalated to {parent.code}" if parent else f"{unit_name} has no parent unit to escalate to"
         )
+        names = {
+            "deadline": deadline,
+            "unit": unit_name,
+            "unit_name": unit.name if unit else unit_name,
+        }
+        note = (
+            msg("overdue.escalated", parent=parent.code, parent_name=parent.name, **names)
+            if parent
+            else msg("overdue.no_parent", **names)
+        )
         record_event(
             session,
             case,
@@ -74,6 +85,7 @@ def _mark_one(sessions: sessionmaker[Session], case_id: int, settings: Settings,
                 "deadline_at": deadline,
                 "unit": unit.code if unit else None,
                 "escalated_to": parent.code if parent else None,
+                NOTE_KEY: note.as_data(),
             },
             at=now,
         )

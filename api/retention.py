@@ -31,6 +31,7 @@ from api.audit import record_event
 from api.cameras import snapshot_camera
 from api.evidence import evidence_ref
 from api.ingest import begin_write
+from api.messages import NOTE_KEY, msg
 from api.models import Camera, Case, CaseStatus, Evidence, utcnow
 from api.settings import Settings
 from api.storage import BlobRef, BlobStore, blobs_for
@@ -149,7 +150,12 @@ def _purge_case(
             to_status=case.status,
             reason="retention",
             note=f"{len(shas)} evidence image(s) deleted under retention, {days:g} days after the case ended",
-            data={"count": len(shas), "sha256": shas, "retention_days": days},
+            data={
+                "count": len(shas),
+                "sha256": shas,
+                "retention_days": days,
+                NOTE_KEY: msg("retention.deleted", count=len(shas), days=f"{days:g}").as_data(),
+            },
             at=now,
         )
     removed = [sha for sha in shas if sha not in still_used]

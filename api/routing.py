@@ -13,7 +13,9 @@ from __future__ import annotations
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from api.models import Place, RoutingRule, Unit
+from api.messages import msg
+from api.models import Place, RoutingRule, Unit, ViolationType
+from common.messages import Message
 
 
 def _specificity(rule: RoutingRule) -> int:
@@ -36,30 +38,51 @@ def matching_rules(session: Session, place: Place, violation_code: str) -> list[
     return sorted(rules, key=lambda r: (r.priority, _specificity(r), r.id))
 
 
-def _skipped(skipped: list[str]) -> str:
-    return f" (skipped: {'; '.join(skipped)})" if skipped else ""
+def _violation_name(session: Session, violation_code: str) -> str:
+    name = session.scalar(select(ViolationType.name).where(ViolationType.code == violation_code).limit(1))
+    return name or violation_code
 
 
-def route(session: Session, place: Place, violation_code: str) -> tuple[Unit | None, str]:
-    """The unit for ``violation_code`` at ``place`` and a human-readable why; ``None`` if nobody owns it."""
+def route(session: Session, place: Place, violation_code: str) -> tuple[Unit | None, Message]:
+    """The unit for ``violation_code`` at ``place`` and why (a catalogued message: ``str()`` is the English
+    sentence); ``None`` if nobody owns it."""
     skipped: list[str] = []
+    names = {
+        "place": place.key,
+        "place_name": place.name or place.key,
+        "violation": violation_code,
+        "violation_name": _violation_name(session, violation_code),
+    }
     for rule in matching_rules(session, place, violation_code):
         unit = session.get(Unit, rule.unit_id)
-        label = f"routing rule #{rule.id} ({_TIERS[_specificity(rule)]}, priority {rule.priority})"
+        tier = _TIERS[_specificity(rule)]
+        label = f"routing rule #{rule.id} ({tier}, priority {rule.priority})"
         if unit is None or not unit.active:
             skipped.append(f"{label} names disabled unit #{rule.unit_id}")
             continue
-        why = f"{label}: place {place.key} + violation {violation_code} -> {unit.code} ({unit.name})"
-        return unit, why + _skipped(skipped)
-    why_skipped = _skipped(skipped)
+        return unit, msg(
+            "route.rule",
+            rule=rule.id,
+            tier=tier,
+            priority=rule.priority,
+            unit=unit.code,
+            unit_name=unit.name,
+            **names,
+            **_skipped(skipped),
+        )
     owner = place.owner_unit
     if owner is not None and owner.active:
-        return owner, (
-            f"属地兜底: no routing rule for place {place.key} + violation {violation_code}{why_skipped}; "
-            f"the place's owner {owner.code} ({owner.name}) takes it"
-        )
-    owner_state = "has no owner unit" if owner is None else f"is owned by disabled unit {owner.code}"
-    return None, (
-        f"no routing rule for place {place.key} + violation {violation_code}{why_skipped}, "
-        f"and the place {owner_state}: dispatch it by hand with a unit_id"
+        return owner, msg("route.owner", unit=owner.code, unit_name=owner.name, **names, **_skipped(skipped))
+    if owner is None:
+        return None, msg("route.none_no_owner", **names, **_skipped(skipped))
+    return None, msg(
+        "route.none_owner_disabled", unit=owner.code, unit_name=owner.name, **names, **_skipped(skipped)
     )
+
+
+def _skipped(skipped: list[str]) -> dict[str, str]:
+    """The rules passed over for a disabled unit, as the ``skipped`` (en) and ``skipped_zh`` parameters."""
+    if not skipped:
+        return {"skipped": "", "skipped_zh": ""}
+    note = msg("route.skipped", count=len(skipped), detail="; ".join(skipped))
+    return {"skipped": note.text("en"), "skipped_zh": note.text("zh")}

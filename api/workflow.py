@@ -27,9 +27,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from api.errors import Conflict, Forbidden, InvalidInput
+from api.messages import msg
 from api.models import CaseStatus, Role
 
 DEVICE = "device"
@@ -267,7 +268,7 @@ def check(
     status = CaseStatus(status)
     _check_principal(row, principal, owns_case=owns_case)
     allowed = allowed_actions(status, principal, owns_case=owns_case, extension_pending=extension_pending)
-    details = {
+    details: dict[str, Any] = {
         "status": status.value,
         "action": row.action.value,
         "moves_from_status": [a.value for a in moves_from(status)],
@@ -282,7 +283,9 @@ def check(
         )
         froms = ", ".join(sorted(s.value for s in row.sources))
         raise Conflict(
-            f"cannot {row.action} a case that is '{status}' ({row.action} needs {froms}); {where}", **details
+            f"cannot {row.action} a case that is '{status}' ({row.action} needs {froms}); {where}",
+            msg=msg("error.wrong_status", action=row.action.value, status=status.value),
+            **details,
         )
     if not _extension_fits(row.extension, extension_pending):
         state = (
@@ -290,8 +293,15 @@ def check(
             if not extension_pending
             else "an extension request is already pending"
         )
+        state_msg = msg("error.extension_none" if not extension_pending else "error.extension_pending")
         raise Conflict(
             f"cannot {row.action} the case: {state} (status '{status}'); allowed moves: {_names(allowed)}",
+            msg=msg(
+                "error.extension_state",
+                action=row.action.value,
+                state=state,
+                state_zh=state_msg.text("zh"),
+            ),
             **details,
         )
     _check_fields(row, reason=reason, note=note, hours=hours, unit_id=unit_id)
@@ -306,6 +316,7 @@ def _check_principal(row: Transition, principal: str, *, owns_case: bool) -> Non
     if principal not in row.roles:
         raise Forbidden(
             f"role '{principal}' may not {row.action} a case; roles that may: {', '.join(may)}",
+            msg=msg("error.role", action=row.action.value, role=principal),
             action=row.action.value,
             role=principal,
             roles=may,
@@ -313,7 +324,11 @@ def _check_principal(row: Transition, principal: str, *, owns_case: bool) -> Non
     if principal in SCOPED_PRINCIPALS and not owns_case:
         whose = "their own unit's cases" if principal == UNIT_HANDLER else "cases from its own cameras"
         raise Forbidden(
-            f"a {principal} may {row.action} only {whose}", action=row.action.value, role=principal, roles=may
+            f"a {principal} may {row.action} only {whose}",
+            msg=msg("error.not_own", action=row.action.value, role=principal),
+            action=row.action.value,
+            role=principal,
+            roles=may,
         )
 
 
@@ -323,6 +338,7 @@ def _check_fields(
     if row.reason_choices and reason not in row.reason_choices:
         raise InvalidInput(
             f"{row.action} needs a reason, one of {', '.join(row.reason_choices)}; got {reason!r}",
+            msg=msg("error.need_reason", action=row.action.value),
             field="reason",
             allowed=list(row.reason_choices),
         )
@@ -331,29 +347,52 @@ def _check_fields(
             f"reason is {len(reason)} characters; at most {REASON_MAX_CHARS} (use note for text)"
         )
     if row.needs_note and not (note and note.strip()):
-        raise InvalidInput(f"{row.action} needs a note saying why", field="note")
+        raise InvalidInput(
+            f"{row.action} needs a note saying why",
+            msg=msg("error.need_note", action=row.action.value),
+            field="note",
+        )
     if row.hours == "none" and hours is not None:
         takers = _names([t.action for t in TABLE.values() if t.hours != "none"])
-        raise InvalidInput(f"{row.action} takes no hours; hours are for {takers}", field="hours")
+        raise InvalidInput(
+            f"{row.action} takes no hours; hours are for {takers}",
+            msg=msg("error.no_field", action=row.action.value, field="hours"),
+            field="hours",
+        )
     if row.hours == "required" and hours is None:
-        raise InvalidInput(f"{row.action} needs hours (working hours > 0)", field="hours")
+        raise InvalidInput(
+            f"{row.action} needs hours (working hours > 0)",
+            msg=msg("error.need_hours", action=row.action.value),
+            field="hours",
+        )
     if hours is not None and not (math.isfinite(hours) and 0 < hours <= 10_000):
-        raise InvalidInput(f"hours must be working hours > 0 (and at most 10000); got {hours}", field="hours")
+        raise InvalidInput(
+            f"hours must be working hours > 0 (and at most 10000); got {hours}",
+            msg=msg("error.bad_hours", hours=str(hours)),
+            field="hours",
+        )
     if unit_id is not None and not row.takes_unit:
         takers = _names([t.action for t in TABLE.values() if t.takes_unit])
-        raise InvalidInput(f"{row.action} takes no unit_id; unit_id is for {takers}", field="unit_id")
+        raise InvalidInput(
+            f"{row.action} takes no unit_id; unit_id is for {takers}",
+            msg=msg("error.no_field", action=row.action.value, field="unit_id"),
+            field="unit_id",
+        )
 
 
 def _check_code(row: Transition, violation_code: str | None) -> None:
     if row.takes_code and not violation_code:
         raise InvalidInput(
             f"{row.action} needs violation_code: the event code to change to, e.g. 0102",
+            msg=msg("error.need_code", action=row.action.value),
             field="violation_code",
         )
     if violation_code is not None and not row.takes_code:
         takers = _names([t.action for t in TABLE.values() if t.takes_code])
         raise InvalidInput(
-            f"{row.action} takes no violation_code; violation_code is for {takers}", field="violation_code"
+            f"{row.action} takes no violation_code; violation_code is for {takers}",
+            msg=msg("error.no_field", action=row.action.value, field="violation_code"),
+            field="violation_code",
         )
 
 
@@ -375,6 +414,7 @@ def check_classified(action: Action, *, case_id: int, violation_code: str, pipel
         raise Conflict(
             f"cannot {action} case {case_id}: its violation {violation_code} ({pipeline_type}) is still to "
             f"classify; re-code before filing (请先改判类型再立案) with action recode and a violation_code",
+            msg=msg("error.unclassified", action=action.value, case=case_id, violation=violation_code),
             action=action.value,
             violation_code=violation_code,
         )

@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 import cv2
 import numpy as np
@@ -37,6 +38,8 @@ __all__ = ["PRIVACY_CLASSES", "person_boxes"]
 Image = npt.NDArray[np.uint8]
 BLUR_MARGIN = 0.15  # zone-editor snapshots: grow person boxes by this share on each side (as person_margin)
 UNREDACTED_DIR = "unredacted"
+# Where evidence stamps are read when no camera time zone is given: a camera's ``timezone`` default.
+DEFAULT_STAMP_TIMEZONE = "Asia/Shanghai"
 CROP_MARGIN = 0.25
 CROP_MIN_PX = 96
 ZONE_COLOUR = (0, 215, 255)  # BGR amber
@@ -72,6 +75,7 @@ def render_evidence(
     *,
     policy: RedactionConfig | None = None,
     persons_xyxy: npt.NDArray[np.float32] | None = None,
+    timezone: str = DEFAULT_STAMP_TIMEZONE,
 ) -> list[tuple[str, Path]]:
     """Write the evidence of ``event`` and return ``(kind, path)`` pairs for the outbox:
     ``first_seen`` and ``sighting`` -> the annotated frame; ``confirmed`` -> the annotated frame
@@ -80,7 +84,8 @@ def render_evidence(
     ``frame_bgr`` is the full-resolution frame the event happened in (left unchanged), ``all_detections``
     everything detected in it, ``class_names`` the model's classes. ``policy`` is the camera's redaction
     (default ``config.redaction``); ``persons_xyxy`` the people to pixelate, found at
-    ``evidence.person_confidence`` (default: the person-like boxes of ``all_detections``).
+    ``evidence.person_confidence`` (default: the person-like boxes of ``all_detections``). The time burnt
+    into the caption is the camera's local time (``timezone``, the camera's ``timezone`` setting).
     """
     if event.kind not in ("first_seen", "confirmed", "sighting"):
         return []
@@ -89,7 +94,7 @@ def render_evidence(
     base = private_frame(
         frame_bgr, config, policy, persons, event.boxes, class_names, polygon_px=event.polygon_px
     )
-    caption = _caption(event.camera_id, event.zone_id, event.violation_type, event.at)
+    caption = _caption(event.camera_id, event.zone_id, event.violation_type, event.at, timezone)
     annotated = annotate(base, event.polygon_px, event.boxes, class_names, caption)
     directory = Path(config.dir)
     if policy.keep_unredacted:
@@ -140,6 +145,7 @@ def render_after(
     note: str = "",
     policy: RedactionConfig | None = None,
     persons_xyxy: npt.NDArray[np.float32] | None = None,
+    timezone: str = DEFAULT_STAMP_TIMEZONE,
 ) -> list[tuple[str, Path]]:
     """The "after" picture of verification by camera: the zone, and ``boxes`` (what is still there, if
     anything), redacted as :func:`render_evidence` does (the zone and ``boxes`` kept sharp). Returns
@@ -147,7 +153,7 @@ def render_after(
     policy = policy or config.redaction
     persons = person_boxes(all_detections, class_names) if persons_xyxy is None else persons_xyxy
     base = private_frame(frame_bgr, config, policy, persons, boxes, class_names, polygon_px=polygon_px)
-    caption = _caption(camera_id, zone_id, violation_type, at) + (f" | {note}" if note else "")
+    caption = _caption(camera_id, zone_id, violation_type, at, timezone) + (f" | {note}" if note else "")
     annotated = annotate(base, polygon_px, boxes, class_names, caption)
     if policy.keep_unredacted:
         keep_unredacted(frame_bgr, polygon_px, boxes, class_names, caption, config, camera_id)
@@ -285,8 +291,16 @@ def _caption_bar(canvas: Image, caption: str) -> None:
     cv2.putText(canvas, caption, (6, th + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, TEXT_COLOUR, 1, cv2.LINE_AA)
 
 
-def _caption(camera_id: str, zone_id: str, violation_type: str, at: dt.datetime) -> str:
-    when = at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+def stamp_time(at: dt.datetime, timezone: str) -> str:
+    """The time burnt into evidence: the camera's local wall time with its offset, as people on site read
+    a clock (``2026-03-02 08:15:30 UTC+08:00``), not UTC."""
+    local = at.astimezone(ZoneInfo(timezone))
+    offset = local.strftime("%z")  # +0800
+    return f"{local:%Y-%m-%d %H:%M:%S} UTC{offset[:3]}:{offset[3:]}"
+
+
+def _caption(camera_id: str, zone_id: str, violation_type: str, at: dt.datetime, timezone: str) -> str:
+    when = stamp_time(at, timezone)
     text = f"{camera_id} / {zone_id} | {violation_type} | {when}"
     return text.encode("ascii", "replace").decode("ascii")  # OpenCV's Hershey fonts are ASCII only
 

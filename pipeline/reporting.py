@@ -25,7 +25,7 @@ from contract.reports import CaseReport, IncidentUpdate
 from pipeline.case_reports import CaseReporter
 from pipeline.config import DaemonConfig
 from pipeline.errors import OutboxError
-from pipeline.evidence import evidence_score
+from pipeline.evidence import DEFAULT_STAMP_TIMEZONE, evidence_score
 from pipeline.metrics import DaemonMetrics
 from pipeline.protocols import EventLike, RulesLike
 from pipeline.snapshots import Snapshots
@@ -97,6 +97,11 @@ class Reporter:
         self._cameras = {camera.id: camera for camera in config.cameras}  # each camera's redaction
         self._first_sight: OrderedDict[str, Images] = OrderedDict()
         self._unsaved: deque[tuple[CaseReport | IncidentUpdate, Images]] = deque(maxlen=UNSAVED_MEMORY)
+
+    def _stamp_timezone(self, camera_id: str) -> str:
+        """The camera's time zone: evidence stamps show its local time."""
+        camera = self._cameras.get(camera_id)
+        return camera.timezone if camera is not None else DEFAULT_STAMP_TIMEZONE
 
     @property
     def unsaved_count(self) -> int:
@@ -282,6 +287,7 @@ class Reporter:
                 self.class_names,
                 self.config.evidence,
                 policy=self.config.evidence.redaction_for(self._cameras.get(event.camera_id)),
+                timezone=self._stamp_timezone(event.camera_id),
                 persons_xyxy=item.persons_xyxy,
             )
         except Exception:  # a case without pictures is better than no case

@@ -36,7 +36,7 @@ from contract import paths
 from contract.device_cases import DeviceCase, DeviceCasesPage
 from detector.detections import Detections
 from pipeline.config import STATIC_OBJECT_TYPES, DaemonConfig, ZoneConfig
-from pipeline.evidence import render_after
+from pipeline.evidence import DEFAULT_STAMP_TIMEZONE, render_after
 from pipeline.outbox import Outbox
 from pipeline.pusher import StoreClient, describe
 
@@ -125,6 +125,11 @@ class Verifier:
         self._store_ok = True
         # Set by the daemon: a static object's case is also judged by whether the zone looks empty again.
         self.looks_like_reference: LooksLikeReference | None = None
+
+    def _stamp_timezone(self, camera_id: str) -> str:
+        """The camera's time zone: evidence stamps show its local time."""
+        camera = self._cameras.get(camera_id)
+        return camera.timezone if camera is not None else DEFAULT_STAMP_TIMEZONE
 
     def set_zones(self, camera_id: str, zones: Sequence[ZoneConfig]) -> None:
         """The camera's zones changed (store zone sync): watch new cases against these from now on."""
@@ -308,6 +313,7 @@ class Verifier:
             config=self.config.evidence,
             note=verdict,
             policy=self.config.evidence.redaction_for(self._cameras.get(case.camera)),
+            timezone=self._stamp_timezone(case.camera),
             persons_xyxy=persons_xyxy,
         )
         queued = self.outbox.put_action(

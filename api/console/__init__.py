@@ -12,6 +12,11 @@ How to add an area (one module per area):
 4. Form posts carry ``{{ csrf_input() }}`` and the handler calls
    :func:`api.console.security.check_csrf` first.
 5. Add the module to :data:`PAGE_MODULES` below and, if it needs one, a link in :mod:`api.console.nav`.
+6. Chinese first: times through ``time_tag``/``dt`` (the store's time zone; :mod:`api.console.formatting`
+   also for CSV and reports), spans through ``duration``, people through ``actor(label)``, cameras and
+   violation types through :mod:`api.console.names`, refusals through ``page.error_text(error)``;
+   an identifier shown as one in ``<code>``. Add the page to ``ZH_PAGES`` in
+   ``tests/console/test_zh.py`` (one line): the crawl fails on English on a zh page.
 """
 
 from __future__ import annotations

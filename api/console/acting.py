@@ -40,7 +40,8 @@ class Outcome:
     ok: bool
     status: str | None = None
     unit: str | None = None  # the assigned unit's name after the action
-    error: str | None = None
+    error: str | None = None  # the API's English sentence (logs, scripts)
+    failure: ApiError | None = None  # the refusal itself: Page.error_text words it for the reader
     http_status: int = 200
     rule: str | None = None  # the handling rule that refused it (api.workflow.check_handling), if any
 
@@ -75,6 +76,7 @@ def act(session: Session, actor: Actor, settings: Settings, case_id: int, reques
             case_id,
             False,
             error=error.message,
+            failure=error,
             http_status=error.status_code,
             rule=rule if isinstance(rule, str) else None,
         )

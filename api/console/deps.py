@@ -16,11 +16,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.actors import Actor
-from api.console.i18n import Lang, translate
+from api.console.i18n import Lang, catalogue, translate
 from api.console.security import console_secret, csrf_cookie_value, csrf_token, request_lang
 from api.deps import SessionDep, Unauthorized, get_actor, get_operator
+from api.errors import ApiError
 from api.models import CalendarSettings, Role, User
 from api.work_calendar import DEFAULT_TIMEZONE
+from common.messages import Message
 
 
 class LoginRequired(Exception):
@@ -47,6 +49,21 @@ class Page:
 
     def t(self, key: str, **values: object) -> str:
         return translate(self.lang, key, **values)
+
+    def say(self, message: Message) -> str:
+        """A catalogued message (api.messages) in this page's language."""
+        from api.console.formatting import say  # formatting imports the catalogue this module also needs
+
+        return say(message, self.lang)
+
+    def error_text(self, error: ApiError) -> str:
+        """What to tell this reader about ``error``: its catalogued message, else (in Chinese) what its
+        kind of error means; English readers get the API's own sentence."""
+        if error.msg is not None:
+            return self.say(error.msg)
+        if self.lang == "en":
+            return error.message
+        return self.t(f"error.generic.{error.code}") if f"error.generic.{error.code}" in catalogue() else ""
 
     @property
     def role(self) -> Role | None:

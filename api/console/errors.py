@@ -21,8 +21,11 @@ _KEYS = {403: "error.forbidden", 404: "error.not_found"}
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 
-def error_page(request: Request, status_code: int, message_key: str, detail: str = "") -> Response:
-    """An error page in the user's language, with their navigation when they are logged in."""
+def error_page(
+    request: Request, status_code: int, message_key: str, error: ApiError | None = None
+) -> Response:
+    """An error page in the user's language, with their navigation when they are logged in; ``error``'s
+    catalogued message as the detail (uncatalogued: its English sentence, marked as such, in Chinese)."""
     session = request.app.state.sessions()
     try:
         actor: Actor | None
@@ -31,7 +34,16 @@ def error_page(request: Request, status_code: int, message_key: str, detail: str
         except ApiError:
             actor = None
         page = _page(request, session, actor)
-        return render(page, "error.html", status_code=status_code, message=page.t(message_key), detail=detail)
+        detail = page.error_text(error) if error is not None else ""
+        english = error.message if error is not None and error.msg is None and page.lang != "en" else ""
+        return render(
+            page,
+            "error.html",
+            status_code=status_code,
+            message=page.t(message_key),
+            detail="" if detail == page.t(message_key) else detail,
+            detail_en=english,
+        )
     finally:
         session.close()
 
@@ -53,7 +65,7 @@ def install_error_handlers(app: FastAPI) -> None:
             raise exc
         if request.url.path.startswith(CONSOLE_PREFIX) or api_handler is None:
             key = _KEYS.get(exc.status_code, "error.title")
-            return error_page(request, exc.status_code, key, exc.message)
+            return error_page(request, exc.status_code, key, exc)
         return await api_handler(request, exc)
 
     app.add_exception_handler(LoginRequired, on_login_required)

@@ -16,11 +16,13 @@ from sqlalchemy import select
 
 from api.cameras import ZONE_EDITOR_ROLES, camera_health
 from api.console.deps import Page, PageDep
+from api.console.formatting import local_time
+from api.console.names import violation_type_names
 from api.console.rendering import render
 from api.console.security import CSRF_FIELD, check_csrf
 from api.deps import SettingsDep
 from api.errors import ApiError, Forbidden
-from api.models import Camera, Device, Place, Role, ViolationType
+from api.models import Camera, Device, Place, Role
 from api.reference.cameras import ZoneBody, delete_zone, get_camera, put_zone
 from api.reference.common import CODE_PATTERN
 from api.zone_references import set_reference_from_snapshot
@@ -57,8 +59,9 @@ def cameras_page(page: PageDep) -> Response:
     return render(page, "cameras/list.html", rows=rows, can_edit=page.operator.role in ZONE_EDITOR_ROLES)
 
 
-def _editor_zone(zone: Any) -> dict[str, Any]:
-    """A stored zone for the editor's script: schedules as text, as people type them."""
+def _editor_zone(page: Page, zone: Any) -> dict[str, Any]:
+    """A stored zone for the editor's script: schedules as text in the reader's language (周一-周五 or
+    mon-fri, both read back), times in the store's time zone."""
     return {
         "code": zone.code,
         "place": zone.place.key,
@@ -67,7 +70,7 @@ def _editor_zone(zone: Any) -> dict[str, Any]:
         "rules": {
             name: {
                 "dwell_s": rule["dwell_s"],
-                "schedule": windows_to_text(rule.get("schedule") or []) or "",
+                "schedule": windows_to_text(rule.get("schedule") or [], page.lang) or "",
                 "min_confidence": rule.get("min_confidence", DEFAULT_MIN_CONFIDENCE),
             }
             for name, rule in zone.rules.items()
@@ -75,6 +78,7 @@ def _editor_zone(zone: Any) -> dict[str, Any]:
         "static_change": zone.static_change,
         "reference_sha256": zone.reference_sha256,
         "reference_at": zone.reference_at.isoformat() if zone.reference_at else None,
+        "reference_at_text": local_time(zone.reference_at, page.timezone) if zone.reference_at else None,
     }
 
 
@@ -83,15 +87,16 @@ def zone_editor_page(code: CodePath, page: PageDep) -> Response:
     _require(page, ZONE_EDITOR_ROLES)
     camera = get_camera(page.session, code)
     places = list(page.session.scalars(select(Place).order_by(Place.key)))
-    types = sorted(set(page.session.scalars(select(ViolationType.pipeline_type).where(ViolationType.active))))
-    zones = [_editor_zone(zone) for zone in sorted(camera.zones, key=lambda z: z.code)]
+    type_names = violation_type_names(page.session, page.lang)
+    zones = [_editor_zone(page, zone) for zone in sorted(camera.zones, key=lambda z: z.code)]
     return render(
         page,
         "cameras/editor.html",
         camera=camera,
         health=camera_health(camera),
         places=places,
-        types=types,
+        types=sorted(type_names),
+        type_names=type_names,
         zones_json=json.dumps(zones, ensure_ascii=False).replace("</", "<\\/"),  # inside <script>
     )
 
@@ -100,7 +105,7 @@ def _error(status: int, message: str, field: str | None) -> JSONResponse:
     return JSONResponse({"detail": message, "field": field}, status_code=status)
 
 
-def _zone_body(data: Any) -> ZoneBody:
+def _zone_body(data: Any, type_names: dict[str, str]) -> ZoneBody:
     """The editor's JSON as the API's zone body; schedule text becomes the store's windows."""
     if not isinstance(data, dict) or not isinstance(data.get("rules"), dict):
         raise ValueError("expected {place, polygon, rules}")
@@ -110,7 +115,7 @@ def _zone_body(data: Any) -> ZoneBody:
         try:
             windows = text_to_windows(text or None)
         except ScheduleError as exc:
-            raise ScheduleError(f"rules.{name}.schedule: {exc}") from exc
+            raise exc.in_rule(name, type_names.get(name)) from None
         rules[name] = {
             "dwell_s": (rule or {}).get("dwell_s"),
             "schedule": windows,
@@ -139,20 +144,20 @@ def save_zone(
     check_csrf(page.request, csrf_token)
     _require(page, ZONE_EDITOR_ROLES)
     try:
-        body = _zone_body(json.loads(zone))
+        body = _zone_body(json.loads(zone), violation_type_names(page.session, page.lang))
         saved = put_zone(page.session, code, zone_code, body)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"])
         return _error(422, f"{field}: {first['msg']}", field)
     except ScheduleError as exc:
-        return _error(422, str(exc), str(exc).split(":", 1)[0])
+        return _error(422, exc.text(page.lang), str(exc).split(":", 1)[0])
     except ValueError as exc:
         return _error(422, str(exc), None)
     except ApiError as exc:
-        return _error(exc.status_code, exc.message, exc.details.get("field"))
+        return _error(exc.status_code, page.error_text(exc), exc.details.get("field"))
     page.session.commit()
-    return JSONResponse({"saved": _editor_zone(saved)})
+    return JSONResponse({"saved": _editor_zone(page, saved)})
 
 
 @router.post("/{code}/zones/{zone_code}/reference")
@@ -169,9 +174,9 @@ def set_reference(
     try:
         saved = set_reference_from_snapshot(page.session, settings, code, zone_code)
     except ApiError as exc:
-        return _error(exc.status_code, exc.message, exc.details.get("field"))
+        return _error(exc.status_code, page.error_text(exc), exc.details.get("field"))
     page.session.commit()
-    return JSONResponse({"saved": _editor_zone(saved)})
+    return JSONResponse({"saved": _editor_zone(page, saved)})
 
 
 @router.post("/{code}/zones/{zone_code}/delete")
@@ -186,6 +191,6 @@ def remove_zone(
     try:
         delete_zone(page.session, code, zone_code)
     except ApiError as exc:
-        return _error(exc.status_code, exc.message, None)
+        return _error(exc.status_code, page.error_text(exc), None)
     page.session.commit()
     return JSONResponse({"deleted": zone_code})

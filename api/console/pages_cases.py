@@ -3,6 +3,7 @@ and a form for exactly the moves the workflow allows this user (api.case_actions
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Path, UploadFile
@@ -15,10 +16,12 @@ from api.clips import may_see_clips
 from api.console.acting import ActionRequest, act, recode_choices
 from api.console.action_styles import ordered_moves
 from api.console.deps import Page, PageDep
+from api.console.names import camera_names
 from api.console.rendering import render
 from api.console.security import CSRF_FIELD, check_csrf, safe_next
 from api.deps import SettingsDep
-from api.models import CLOCK_STATUSES, Case, Evidence, Unit, ViolationType
+from api.messages import msg
+from api.models import CLOCK_STATUSES, Camera, Case, Evidence, Unit, ViolationType
 from api.workflow import TABLE, Action
 from contract.reports import EvidenceKind
 
@@ -33,11 +36,28 @@ def _evidence(case: Case, kinds: tuple[EvidenceKind, ...]) -> list[Evidence]:
     return [e for e in case.evidence if e.kind in wanted]
 
 
+def evidence_moment(case: Case, evidence: Evidence) -> tuple[dt.datetime, bool]:
+    """When the picture shows, and whether that is the scene's own time (from the device's report) rather
+    than when the store received the file: the first-seen frame at first sight, the confirmation frame and
+    its close-up at confirmation; other pictures at their upload."""
+    kind = evidence.kind
+    if kind == EvidenceKind.FIRST_SEEN and case.first_seen_at is not None:
+        return case.first_seen_at, True
+    if kind in (EvidenceKind.CONFIRMATION, EvidenceKind.CROP) and case.confirmed_at is not None:
+        return case.confirmed_at, True
+    return evidence.created_at, False
+
+
 def render_case(page: Page, case_id: int, *, error: str | None = None, status_code: int = 200) -> Response:
     session = page.session
     actor = page.operator
     case = get_case_for(session, case_id, actor)  # 404 for another unit's case, as in the API
     violation = session.scalar(select(ViolationType).where(ViolationType.code == case.violation_code))
+    camera = session.scalar(select(Camera).where(Camera.code == (case.camera_code or "")))
+    # The timeline names units by code in its data; people read their names.
+    unit_codes = {str(ev.data["unit"]) for ev in case.events if ev.data and ev.data.get("unit")}
+    named = session.execute(select(Unit.code, Unit.name).where(Unit.code.in_(unit_codes)))
+    unit_names: dict[str, str] = {code: name for code, name in named}
     escalated = session.get(Unit, case.escalated_to_unit_id) if case.escalated_to_unit_id else None
     allowed = [TABLE[Action(name)] for name in allowed_actions_for(case, actor)]
     rules = handling_rules(session, case.violation_code)
@@ -53,6 +73,10 @@ def render_case(page: Page, case_id: int, *, error: str | None = None, status_co
         status_code=status_code,
         case=case,
         violation=violation,
+        camera=camera,
+        camera_names=camera_names(session, [s.camera_code for s in case.sightings if s.camera_code]),
+        unit_names=unit_names,
+        evidence_moment=lambda e: evidence_moment(case, e),
         escalated=escalated,
         before=_evidence(case, BEFORE),
         after=_evidence(case, AFTER),
@@ -106,13 +130,14 @@ def case_action(
             violation_code=violation_code or None,
         )
     except ValueError:
-        return render_case(
-            page, case_id, error=f"unit_id or hours is not a number: {unit_id!r}, {hours!r}", status_code=422
-        )
+        return render_case(page, case_id, error=page.say(msg("error.number")), status_code=422)
     outcome = act(page.session, page.operator, settings, case_id, request)
     if not outcome.ok:
         # a handling rule refused it: say so in the user's language, not the API's mixed message
-        error = page.t(f"handling.{outcome.rule}") if outcome.rule else outcome.error
+        if outcome.rule:
+            error = page.t(f"handling.{outcome.rule}")
+        else:
+            error = page.error_text(outcome.failure) if outcome.failure else outcome.error
         return render_case(page, case_id, error=error, status_code=outcome.http_status)
     target = safe_next(next, f"/console/cases/{case_id}")
     separator = "&" if "?" in target else "?"

@@ -16,6 +16,7 @@ from api.console.rendering import render
 from api.console.security import CSRF_FIELD, check_csrf, safe_next
 from api.deps import SettingsDep
 from api.errors import Forbidden, InvalidInput
+from api.messages import msg
 from api.models import AuditEvent, Role, ViolationType
 from api.workflow import TABLE, VOID_REASONS, Action
 
@@ -36,7 +37,11 @@ def _day_start(page: Page, name: str, value: str | None, *, next_day: bool = Fal
     try:
         day = dt.date.fromisoformat(value)
     except ValueError:
-        raise InvalidInput(f"{name}: expected a date YYYY-MM-DD, got {value[:20]!r}", field=name) from None
+        raise InvalidInput(
+            f"{name}: expected a date YYYY-MM-DD, got {value[:20]!r}",
+            msg=msg("error.bad_date", field=name, value=value[:20]),
+            field=name,
+        ) from None
     if next_day:
         day += dt.timedelta(days=1)
     return dt.datetime.combine(day, dt.time(), tzinfo=page.timezone).astimezone(dt.UTC)
@@ -108,7 +113,7 @@ def decide(
                 "status": o.status,
                 "status_label": page.t(f"status.{o.status}") if o.status else None,
                 "unit": o.unit,
-                "error": o.error,
+                "error": page.error_text(o.failure) if o.failure else None,
             }
             for o in outcomes
         ]
@@ -131,7 +136,8 @@ def recode(
     )
     result: dict[str, object] = {"case_id": case_id, "ok": outcome.ok}
     if not outcome.ok:
-        result["detail"] = outcome.error  # what window.streetwatch.post shows for a refusal
+        # what window.streetwatch.post shows for a refusal
+        result["detail"] = page.error_text(outcome.failure) if outcome.failure else outcome.error
     else:
         violation = page.session.scalar(select(ViolationType).where(ViolationType.code == violation_code))
         event = page.session.scalar(

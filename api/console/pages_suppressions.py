@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from api import suppressions
 from api.console.deps import PageDep
+from api.console.names import camera_names, violation_type_names
 from api.console.pages_cameras import VIEWER_ROLES, CodePath
 from api.console.rendering import render
 from api.console.security import CSRF_FIELD, check_csrf
@@ -29,6 +30,8 @@ def suppressions_page(code: CodePath, page: PageDep, removed: int | None = None)
         page,
         "cameras/suppressions.html",
         camera=code,
+        camera_name=camera_names(page.session, [code])[code],
+        type_names=violation_type_names(page.session, page.lang),
         rows=suppressions.for_camera(page.session, code),
         can_remove=page.operator.role in REMOVE_ROLES,
         removed=removed,

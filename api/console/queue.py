@@ -19,8 +19,10 @@ from sqlalchemy.orm import Session
 
 from api.actors import Actor
 from api.case_queries import visibility_clause
+from api.console.names import camera_names
 from api.errors import InvalidInput
-from api.models import Case, CaseStatus, Evidence, Place, ViolationType
+from api.messages import msg
+from api.models import Camera, Case, CaseStatus, Evidence, Place, ViolationType
 
 PAGE_SIZE = 25
 
@@ -57,7 +59,11 @@ class Cursor:
                 raise ValueError("naive time")
             return cls(created_at, int(case_id))
         except (ValueError, binascii.Error, UnicodeDecodeError):
-            raise InvalidInput(f"bad page cursor {text[:40]!r}: open the first page", field="after") from None
+            raise InvalidInput(
+                f"bad page cursor {text[:40]!r}: open the first page",
+                msg=msg("error.bad_cursor"),
+                field="after",
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,7 @@ class QueueRow:
     id: int
     created_at: dt.datetime
     camera_code: str | None
+    camera_name: str | None
     zone_code: str | None
     place_key: str
     place_name: str
@@ -76,6 +83,8 @@ class QueueRow:
     evidence_sha256: str | None
     evidence_width: int | None
     evidence_height: int | None
+    first_seen_at: dt.datetime | None  # from the device's report: when the object was first seen
+    confirmed_at: dt.datetime | None  # and when its dwell confirmed the violation
 
 
 @dataclass(frozen=True)
@@ -139,11 +148,15 @@ def review_queue(
             Evidence.sha256,
             Evidence.width,
             Evidence.height,
+            Case.first_seen_at,
+            Case.confirmed_at,
+            Camera.name,
         )
         .join(page_ids, page_ids.c.id == Case.id)
         .join(Place, Place.id == Case.place_id)
         .outerjoin(ViolationType, ViolationType.code == Case.violation_code)
         .outerjoin(Evidence, Evidence.id == Case.best_evidence_id)
+        .outerjoin(Camera, Camera.code == Case.camera_code)
         .order_by(Case.created_at.desc(), Case.id.desc())
     )
     rows = [
@@ -151,6 +164,7 @@ def review_queue(
             id=r[0],
             created_at=r[1],
             camera_code=r[2],
+            camera_name=r[16] or r[2],
             zone_code=r[3],
             place_key=r[4],
             place_name=r[5] or r[4],
@@ -162,6 +176,8 @@ def review_queue(
             evidence_sha256=r[11],
             evidence_width=r[12],
             evidence_height=r[13],
+            first_seen_at=r[14],
+            confirmed_at=r[15],
         )
         for r in session.execute(query)
     ]
@@ -173,7 +189,7 @@ def review_queue(
 
 @dataclass(frozen=True)
 class FilterOptions:
-    cameras: list[str]
+    cameras: list[tuple[str, str]]  # (code, name)
     places: list[tuple[str, str]]  # (key, name)
     violations: list[tuple[str, str, str]]  # (code, name, name_en)
 
@@ -184,7 +200,8 @@ def filter_options(session: Session, actor: Actor) -> FilterOptions:
     # Pending cases only: DISTINCT reads the (status, camera_code) and (status, place_id) indexes over the
     # few pending entries; over every case it read a million index entries at city scale (3 s, not 3 ms).
     visible = and_(Case.status == CaseStatus.PENDING_REVIEW.value, visibility_clause(actor))
-    cameras = session.scalars(select(Case.camera_code).where(visible).distinct()).all()
+    codes = [c for c in session.scalars(select(Case.camera_code).where(visible).distinct()) if c]
+    names = camera_names(session, codes)
     place_ids = select(Case.place_id).where(visible).distinct().scalar_subquery()
     places = session.execute(select(Place.key, Place.name).where(Place.id.in_(place_ids)).order_by(Place.key))
     violations = session.execute(
@@ -193,7 +210,7 @@ def filter_options(session: Session, actor: Actor) -> FilterOptions:
         .order_by(ViolationType.code)
     )
     return FilterOptions(
-        cameras=sorted(c for c in cameras if c),
+        cameras=[(code, names[code]) for code in sorted(codes)],
         places=[(key, name or key) for key, name in places],
         violations=[(code, name, name_en or name) for code, name, name_en in violations],
     )

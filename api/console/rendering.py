@@ -1,13 +1,16 @@
 """Jinja2 templates of the console: one environment per process, autoescaped, strict about undefined names.
 
 Templates get ``t(key, **values)`` (translate), ``label(prefix, value)`` (a data value's translation,
-e.g. a status, falling back to the raw value), ``dt(moment)`` (local time), the logged-in user, the
-navigation for their role and the CSRF token (``csrf_input()`` renders the hidden field).
+e.g. a status, falling back to the raw value), the formatting helpers of :mod:`api.console.formatting`
+(``dt(moment)`` and ``time_tag(moment)`` in the store's time zone, ``seconds=True`` for incident times;
+``duration(seconds)``, ``countdown(deadline)``, ``say(message)``, ``note_of(event)``, ``actor(label)``),
+the logged-in user, the navigation for their role and the CSRF token (``csrf_input()`` renders the
+hidden field).
 """
 
 from __future__ import annotations
 
-import datetime as dt
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -16,10 +19,21 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
+from api.actors import display_names
 from api.console.deps import Page
+from api.console.formatting import (
+    actor_text,
+    countdown_text,
+    duration,
+    event_note,
+    local_time,
+    say,
+    time_tag,
+)
 from api.console.i18n import LANGS, catalogue
 from api.console.nav import nav_for
 from api.console.security import CSRF_FIELD, set_csrf_cookie
+from api.models import utcnow
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -42,17 +56,18 @@ def _label(page: Page, prefix: str, value: str | None) -> str:
     return page.t(key) if key in catalogue() else value
 
 
-def _format_dt(page: Page, moment: dt.datetime | None) -> str:
-    local = page.local(moment)
-    return local.strftime("%Y-%m-%d %H:%M") if local else "—"
+def _actor_names(page: Page) -> Callable[[str], str]:
+    """``actor(label)`` for templates: display names looked up once per label per page."""
+    names: dict[str, str] = {}
 
+    def actor(label: str | None) -> str:
+        if not label:
+            return "—"
+        if label not in names and ":" in label:
+            names.update(display_names(page.session, [label]))
+        return actor_text(label, names, page.lang)
 
-def _time_tag(page: Page, moment: dt.datetime | None) -> Markup:
-    """A ``<time>`` element: local time as text, the exact UTC instant for scripts and tooltips."""
-    if moment is None:
-        return Markup("—")
-    iso = moment.astimezone(dt.UTC).isoformat()
-    return Markup('<time datetime="{0}" title="{0}">{1}</time>').format(iso, _format_dt(page, moment))
+    return actor
 
 
 def page_globals(page: Page) -> dict[str, Any]:
@@ -68,8 +83,13 @@ def page_globals(page: Page) -> dict[str, Any]:
         "full_path": page.request.url.path + (f"?{page.request.url.query}" if page.request.url.query else ""),
         "t": page.t,
         "label": lambda prefix, value: _label(page, prefix, value),
-        "dt": lambda moment: _format_dt(page, moment),
-        "time_tag": lambda moment: _time_tag(page, moment),
+        "dt": lambda moment, seconds=False: local_time(moment, page.timezone, seconds=seconds),
+        "time_tag": lambda moment, seconds=False: time_tag(moment, page.timezone, seconds=seconds),
+        "duration": lambda seconds: duration(seconds, page.lang),
+        "countdown": lambda deadline: countdown_text(deadline, utcnow(), page.lang),
+        "say": lambda message: say(message, page.lang),
+        "note_of": lambda event: event_note(event, page.lang),
+        "actor": _actor_names(page),
         "csrf_token": page.csrf_token,
         "csrf_input": lambda: Markup('<input type="hidden" name="{}" value="{}">').format(
             CSRF_FIELD, escape(page.csrf_token)

@@ -117,7 +117,13 @@ def test_ended_cases_past_their_period_lose_evidence_and_others_keep_it(store: S
         (event,) = _purge_events(store, case_id)
         shas = sorted(hashlib.sha256(data).hexdigest() for data in images)
         assert event.actor == "system"
-        assert event.data == {"count": len(images), "sha256": shas, "retention_days": 180.0}
+        assert event.data == {
+            "count": len(images),
+            "sha256": shas,
+            "retention_days": 180.0,
+            # the note as a catalogued message, so the timeline reads it in Chinese too
+            "note_message": {"code": "retention.deleted", "params": {"count": len(images), "days": "180"}},
+        }
     for case_id, images in ((c, recent), (d, live)):
         assert _evidence_count(store, case_id) == 1
         assert _file(store, images[0]).is_file()
@@ -148,6 +154,7 @@ def test_the_period_is_per_violation_type(store: Store) -> None:
         "count": 1,
         "sha256": [hashlib.sha256(image_bytes(seed=1)).hexdigest()],
         "retention_days": 30.0,
+        "note_message": {"code": "retention.deleted", "params": {"count": 1, "days": "30"}},
     }
 
 

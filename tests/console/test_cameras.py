@@ -143,7 +143,7 @@ def test_editor_draws_edits_and_names_invalid_fields(
     page.click("#save-zone")
     message = page.locator("#zone-message.error")
     message.wait_for()
-    assert "schedule" in message.inner_text() and "someday" in message.inner_text()
+    assert "生效时段" in message.inner_text() and "someday" in message.inner_text()  # the rule, in zh
     assert "invalid" in (page.locator("#schedule-illegal_parking").get_attribute("class") or "")
     assert zones_in_store(console, "cam-1") == {}
 
@@ -182,7 +182,8 @@ def test_editor_draws_edits_and_names_invalid_fields(
     assert moved.rules["illegal_parking"]["schedule"][0]["days"] == [1, 2, 3, 4, 5]  # reloaded as text, kept
 
     page.reload()  # the stored zone comes back in the editor, schedule as text
-    assert page.input_value("#schedule-illegal_parking") == "mon-fri 07:00-08:30"
+    # a zh page writes the days in Chinese; the English text the user typed reads back the same
+    assert page.input_value("#schedule-illegal_parking") == "周一-周五 07:00-08:30"
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("#delete-zone")
     page.locator("#zone-message.ok").wait_for()

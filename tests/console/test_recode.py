@@ -36,7 +36,7 @@ def test_number_key_recodes_then_confirm_routes_to_sanitation(console: ConsoleWo
 
     desktop.keyboard.press("c")  # still to classify: confirming is refused with the reason
     desktop.locator("#flash .flash.error").wait_for()
-    assert "re-code before filing" in desktop.locator("#flash .flash.error").first.inner_text()
+    assert "请先改判类型再立案" in desktop.locator("#flash .flash.error").first.inner_text()
 
     desktop.keyboard.press("1")
     desktop.wait_for_selector(f'#case-{case_id}[data-violation-code="0102"]')
@@ -98,5 +98,5 @@ def test_queue_recode_needs_the_csrf_token_and_names_a_bad_code(console: Console
         refused = client.post(
             "/console/review/recode", data={**form, "violation_code": "0999", "csrf_token": token}
         )
-        assert refused.status_code == 422 and "'0999' is not a violation type" in refused.json()["detail"]
+        assert refused.status_code == 422 and "问题类型 0999 不存在或已停用" in refused.json()["detail"]
     assert _case(console, case_id).violation_code == "9901"

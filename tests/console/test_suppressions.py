@@ -67,7 +67,8 @@ def test_list_and_remove_a_remembered_false_alarm(console: ConsoleWorld) -> None
         assert listed.status_code == 200
         assert f'id="suppression-{suppression_id}"' in listed.text
         assert 'class="crop-thumb" src="/api/v1/evidence/' in listed.text  # the crop that caused it
-        assert "user:li" in listed.text and f'href="/console/cases/{case_id}"' in listed.text
+        assert "李值班" in listed.text and "user:li" not in listed.text  # who voided it, by name
+        assert f'href="/console/cases/{case_id}"' in listed.text
         assert f'id="remove-{suppression_id}"' not in listed.text  # viewers read only
         refused = guest.post(f"{page_path}/{suppression_id}/delete", data={"csrf_token": guest_token})
         assert refused.status_code == 403

@@ -16,7 +16,7 @@ from api.evidence import check_image
 from detector.detections import Detections
 from pipeline.config import EvidenceConfig
 from pipeline.errors import EvidenceError
-from pipeline.evidence import ZONE_COLOUR, crop_box, pixelate, render_after, render_evidence
+from pipeline.evidence import ZONE_COLOUR, crop_box, pixelate, render_after, render_evidence, stamp_time
 from pipeline.incidents import IncidentEvent
 
 T0 = dt.datetime(2026, 5, 11, 1, 0, tzinfo=dt.UTC)
@@ -224,3 +224,28 @@ def test_people_in_real_footage_are_pixelated_unless_turned_off(
             assert sharpness_ratio < 0.1 and variance_ratio < 0.6, (box, sharpness_ratio, variance_ratio)
         else:
             assert sharpness_ratio > 0.5 and variance_ratio > 0.85, (box, sharpness_ratio, variance_ratio)
+
+
+@pytest.mark.parametrize(
+    ("timezone", "stamp"),
+    [
+        ("Asia/Shanghai", "2026-05-11 09:00:30 UTC+08:00"),
+        ("Asia/Urumqi", "2026-05-11 07:00:30 UTC+06:00"),
+        ("UTC", "2026-05-11 01:00:30 UTC+00:00"),
+    ],
+)
+def test_stamps_show_the_cameras_local_time(timezone: str, stamp: str) -> None:
+    """People on site read the stamp against a local clock: the camera's zone, with its offset, not UTC."""
+    assert stamp_time(T0 + dt.timedelta(seconds=30), timezone) == stamp
+
+
+def test_the_stamp_burnt_in_follows_the_camera_time_zone(tmp_path: Path) -> None:
+    frame, event = noise_frame(), make_event()
+    config = EvidenceConfig(dir=tmp_path, blur_persons=False)
+    (_, local), *_ = render_evidence(frame, event, Detections.empty(), COCO_LIKE, config)  # Asia/Shanghai
+    (_, utc), *_ = render_evidence(frame, event, Detections.empty(), COCO_LIKE, config, timezone="UTC")
+    shanghai, in_utc = read(local), read(utc)
+    bar = 30  # the caption bar at the top: the only part the time zone changes
+    assert not np.array_equal(shanghai[:bar], in_utc[:bar])
+    below = bar + 16  # past the JPEG blocks the bar's edge shares
+    assert np.abs(shanghai[below:].astype(int) - in_utc[below:].astype(int)).max() <= 40  # JPEG noise only

@@ -75,3 +75,69 @@ def test_the_round_trip_keeps_every_minute_of_the_week(text: str) -> None:
 def test_malformed_store_windows_are_named(windows: list[dict[str, Any]], message: str) -> None:
     with pytest.raises(ScheduleError, match=message):
         windows_to_text(windows)
+
+
+@pytest.mark.parametrize(
+    ("text", "windows"),
+    [
+        ("周一-周五 07:00-09:00", [{"days": [1, 2, 3, 4, 5], "start": "07:00", "end": "09:00"}]),
+        ("周一至周五 07:00-09:00", [{"days": [1, 2, 3, 4, 5], "start": "07:00", "end": "09:00"}]),
+        ("星期六、星期天 9:00-12:00", [{"days": [6, 7], "start": "09:00", "end": "12:00"}]),
+        (
+            "周一、周三、周五-周日 18:00-02:00；周二 07:00-08:30",
+            [
+                {"days": [1, 3, 5, 6, 7], "start": "18:00", "end": "02:00"},
+                {"days": [2], "start": "07:00", "end": "08:30"},
+            ],
+        ),
+        ("周五-周一 22:00-06:00", [{"days": [1, 5, 6, 7], "start": "22:00", "end": "06:00"}]),
+    ],
+)
+def test_chinese_day_names_read_as_the_english_notation(text: str, windows: list[dict[str, Any]]) -> None:
+    assert text_to_windows(text) == windows
+
+
+@pytest.mark.parametrize(
+    ("windows", "zh", "en"),
+    [
+        (
+            [
+                {"days": [1, 2, 3, 4, 5], "start": "07:00", "end": "08:30"},
+                {"days": [6], "start": "09:00", "end": "12:00"},
+            ],
+            "周一-周五 07:00-08:30，周六 09:00-12:00",
+            "mon-fri 07:00-08:30, sat 09:00-12:00",
+        ),
+        (
+            [{"days": [1, 3, 5, 6, 7], "start": "18:00", "end": "02:00"}],
+            "周一、周三、周五-周日 18:00-02:00",
+            "mon/wed/fri-sun 18:00-02:00",
+        ),
+    ],
+)
+def test_windows_write_in_either_language_and_read_back(
+    windows: list[dict[str, Any]], zh: str, en: str
+) -> None:
+    """What the zone editor shows a zh user reads back to the same windows (the round trip of a save)."""
+    assert windows_to_text(windows, "zh") == zh
+    assert windows_to_text(windows, "en") == en
+    assert text_to_windows(zh) == windows == text_to_windows(en)
+
+
+@pytest.mark.parametrize(
+    ("text", "zh", "en"),
+    [
+        ("周一-abc 07:00-08:00", "无法识别“mon-abc”中的星期", "unknown day in 'mon-abc'"),
+        ("周八 07:00-08:00", "无法识别“周八 07:00-08:00”", "cannot read '周八 07:00-08:00'"),
+        ("周一 25:00-26:00", "25:00 不是有效的时刻", "25:00 is not a time of day"),
+        ("工作日 07:00", "无法识别“工作日 07:00”", "cannot read '工作日 07:00'"),
+    ],
+)
+def test_schedule_errors_read_in_chinese_and_english(text: str, zh: str, en: str) -> None:
+    with pytest.raises(ScheduleError) as caught:
+        text_to_windows(text)
+    assert zh in caught.value.text("zh")
+    assert en in caught.value.text("en") and en in str(caught.value)
+    placed = caught.value.in_rule("illegal_parking", "机动车乱停放")
+    assert placed.text("zh").startswith("“机动车乱停放”的生效时段：")
+    assert str(placed).startswith("rules.illegal_parking.schedule: ")

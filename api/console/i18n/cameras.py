@@ -4,7 +4,7 @@ from __future__ import annotations
 
 MESSAGES: dict[str, tuple[str, str]] = {
     "cameras.title": ("摄像头", "Cameras"),
-    "cameras.code": ("编号", "Code"),
+    "cameras.code": ("摄像头", "Camera"),
     "cameras.name": ("名称", "Name"),
     "cameras.device": ("边缘设备", "Edge box"),
     "cameras.health": ("状态", "Health"),
@@ -37,9 +37,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "zones.anchor_center": ("目标中心", "Centre"),
     "zones.schedule": ("生效时段", "Active"),
     "zones.schedule_hint": (
-        "留空为全天；例如 mon-fri 07:00-08:30, sat 09:00-12:00",
+        "留空为全天；例如 周一-周五 07:00-08:30，周六 09:00-12:00",
         "Empty: always; e.g. mon-fri 07:00-08:30, sat 09:00-12:00",
     ),
+    "zones.schedule_example": ("周一-周五 07:00-08:30", "mon-fri 07:00-08:30"),
     "zones.draw": ("重新绘制", "Redraw"),
     "zones.drawing": (
         "在画面上逐点单击绘制多边形，单击第一个点或按“完成”结束；拖动顶点可调整。",
@@ -90,7 +91,4 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "参考图已设定，边缘设备将在下次同步时使用。",
         "Reference set: the edge box uses it at its next poll.",
     ),
-    "vtype.illegal_parking": ("违章停车", "Illegal parking"),
-    "vtype.street_stall": ("占道经营", "Street stall"),
-    "vtype.exposed_garbage": ("暴露垃圾", "Exposed garbage"),
 }

@@ -27,10 +27,15 @@ window.streetwatch = (function () {
   }
 
   // Live deadline countdowns: <span class="countdown" data-deadline="ISO" data-left="…{time}…" data-over="…">.
+  // The same words as api/console/formatting.py duration(): "1 小时 59 分" / "1 h 59 min".
+  const UNITS = { zh: [" 天", " 小时", " 分"], en: [" d", " h", " min"] };
   function formatSpan(ms) {
+    const [dayUnit, hourUnit, minuteUnit] = document.documentElement.lang.startsWith("zh") ? UNITS.zh : UNITS.en;
     const minutes = Math.floor(Math.abs(ms) / 60000);
     const d = Math.floor(minutes / 1440), h = Math.floor((minutes % 1440) / 60), m = minutes % 60;
-    return (d ? d + "d " : "") + (d || h ? h + "h " : "") + m + "m";
+    if (d) return d + dayUnit + (h ? " " + h + hourUnit : "");
+    if (h) return h + hourUnit + (m ? " " + m + minuteUnit : "");
+    return m + minuteUnit;
   }
   function tickCountdowns() {
     for (const el of document.querySelectorAll(".countdown[data-deadline]")) {

@@ -143,7 +143,7 @@
     $("static-min-area").value = spec ? spec.min_area : 0.002;
     const state = $("reference-state");
     state.textContent = zone.reference_at
-      ? state.dataset.msgSet.replace("{time}", new Date(zone.reference_at).toLocaleString())
+      ? state.dataset.msgSet.replace("{time}", zone.reference_at_text)
       : state.dataset.msgNone;
     // A reference belongs to a saved zone with static change (the store refuses it otherwise).
     $("set-reference").hidden = zone.isNew || !spec;
@@ -161,7 +161,11 @@
   function fillSelect(selected) {
     const select = $("zone-select");
     select.replaceChildren(select.options[0]);
-    for (const zone of zones) select.append(new Option(zone.code, zone.code));
+    for (const zone of zones) {
+      const option = new Option(zone.code, zone.code);
+      option.translate = false;  // a zone is known by its code: an identifier, not words (translate="no")
+      select.append(option);
+    }
     select.value = selected || "";
   }
 
