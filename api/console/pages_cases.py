@@ -134,9 +134,8 @@ def case_action(
     outcome = act(page.session, page.operator, settings, case_id, request)
     if not outcome.ok:
         # a handling rule refused it: say so in the user's language, not the API's mixed message
-        if outcome.rule:
-            error = page.t(f"handling.{outcome.rule}")
-        else:
+        error: str | None = page.t(f"handling.{outcome.rule}") if outcome.rule else None
+        if error is None:
             error = page.error_text(outcome.failure) if outcome.failure else outcome.error
         return render_case(page, case_id, error=error, status_code=outcome.http_status)
     target = safe_next(next, f"/console/cases/{case_id}")
