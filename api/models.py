@@ -280,6 +280,13 @@ class Case(Base):
     __table_args__ = (
         Index("ix_cases_status_created", "status", "created_at"),
         Index("ix_cases_place_violation", "place_id", "violation_code"),
+        # case search (api.case_search): keyset orders (sort column, id), a unit's list, recurrences
+        Index("ix_cases_created_id", "created_at", "id"),
+        Index("ix_cases_updated_id", "updated_at", "id"),
+        Index("ix_cases_deadline_id", "deadline_at", "id"),
+        Index("ix_cases_first_seen_id", "first_seen_at", "id"),
+        Index("ix_cases_unit_created_id", "unit_id", "created_at", "id"),
+        Index("ix_cases_recurrence_of", "recurrence_of_id"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     status: Mapped[str] = mapped_column(String(32), default=CaseStatus.PENDING_REVIEW.value, index=True)
