@@ -28,6 +28,7 @@ from api.console import (
     pages_cases,
     pages_dashboards,
     pages_review,
+    pages_search,
     pages_suppressions,
 )
 from api.console.errors import install_error_handlers
@@ -41,6 +42,7 @@ PAGE_MODULES = (
     pages_cameras,
     pages_suppressions,
     pages_dashboards,
+    pages_search,
 )
 
 
