@@ -27,15 +27,15 @@ from api.case_actions import principal_of
 from api.case_map import MAP_LIMIT, case_points
 from api.case_search import CaseSearch, SearchCursor, iter_rows, search_cases
 from api.console.acting import ActionRequest, act_on_many
-from api.deps import OperatorDep, SessionDep, SettingsDep
+from api.deps import OperatorDep, SessionDep, SettingsDep, require_roles
 from api.errors import Forbidden, InvalidInput
-from api.models import CalendarSettings, CaseStatus
-from api.routers.responses import INVALID, errors
+from api.models import CalendarSettings, CaseStatus, Role
+from api.routers.responses import AUTHENTICATED, INVALID, errors
 from api.settings import Settings
 from api.work_calendar import DEFAULT_TIMEZONE
 from api.workflow import TABLE, Action
 
-router = APIRouter(prefix="/api/v1/case-search", tags=["cases"])
+router = APIRouter(prefix="/api/v1/case-search", tags=["cases"], responses=AUTHENTICATED)
 BULK_ACTIONS = (Action.DISPATCH, Action.REASSIGN)
 BULK_MAX = 500
 
@@ -325,6 +325,10 @@ def map_route(
     )
 
 
+# Checked before the body is read: a role that may never dispatch gets 403, whatever it sent.
+BulkActorDep = Annotated[Actor, Depends(require_roles(Role.DISPATCHER, Role.ADMIN))]
+
+
 class BulkRequest(BaseModel):
     action: Literal["dispatch", "reassign"]
     case_ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(min_length=1, max_length=BULK_MAX)
@@ -376,7 +380,7 @@ def bulk(session: Session, actor: Actor, settings: Settings, request: BulkReques
     summary="Dispatch or re-assign many cases; each goes through the workflow, failures are listed",
 )
 def bulk_route(
-    body: BulkRequest, actor: OperatorDep, session: SessionDep, settings: SettingsDep
+    body: BulkRequest, actor: BulkActorDep, session: SessionDep, settings: SettingsDep
 ) -> BulkResults:
     """Each case moves (or not) on its own: one that may not move is reported, the others still move."""
     return bulk(session, actor, settings, body)

@@ -125,13 +125,18 @@ def test_dispatcher_searches_pages_exports_and_dispatches_in_bulk(
     desktop.select_option("#bulk-unit", label="环卫所")
     desktop.click("#bulk-dispatch")
     desktop.wait_for_selector("#bulk-outcomes")
+    desktop.wait_for_selector("#bulk-outcomes h2")
     assert "成功 2 件，未处理 0 件" in desktop.inner_text("#bulk-outcomes")
-    assert "/console/search/bulk" in desktop.url
+    assert desktop.url.endswith(f"/console/search?place={FIRST_PLACE}")  # still on the list
+    for case_id in chosen:
+        assert desktop.inner_text(f"#row-{case_id} .status-badge") == "已派遣"
+        assert desktop.inner_text(f"#row-{case_id} .unit-cell") == "环卫所"
 
     desktop.goto(f"{console.url}/console/search")
     desktop.check(f"#row-{ids['second'][0]} input.select")
     desktop.check(f"#row-{ids['dense'][-3]} input.select")
     desktop.click("#bulk-dispatch")
+    desktop.wait_for_selector("#bulk-outcomes h2")
     outcomes = desktop.inner_text("#bulk-outcomes")
     assert "成功 1 件，未处理 1 件" in outcomes
     assert f"案件 #{ids['second'][0]} 未处理" in outcomes
@@ -209,3 +214,23 @@ def test_screenshots_fit_desktop_and_phone(
                 device.wait_for_selector("#results")
             assert_fits_phone(device)
             screenshot(device, f"{path.rsplit('/', 1)[1]}-{lang}-{name}")
+
+
+def test_bulk_without_javascript_shows_the_outcomes_above_the_list(
+    console: ConsoleWorld, browser: Any
+) -> None:
+    ids = _seed(console, dense=2)
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, java_script_enabled=False)
+    page = context.new_page()
+    try:
+        login(page, console, "zhang")
+        page.goto(f"{console.url}/console/lang/en?next=/console/search")
+        page.check(f"#row-{ids['dense'][0]} input.select")
+        page.check(f"#row-{ids['second'][0]} input.select")
+        page.click("#bulk-dispatch")
+        outcomes = page.inner_text("#bulk-outcomes")
+        assert "1 moved, 1 not changed" in outcomes
+        assert f"Case #{ids['second'][0]} not changed" in outcomes
+        assert page.query_selector("#results") is not None
+    finally:
+        context.close()
