@@ -12,7 +12,13 @@ answers one logged-in shift leader's requests, one at a time (``--iterations`` t
 * ``queue_first``: ``/console/review``, the newest page (25 cases with names and image joined, the total);
 * ``queue_deep``: the page at 90% of the queue depth, through the keyset cursor a browser would carry;
 * ``queue_filtered``: one camera and one violation type;
-* ``case_page``: ``/console/cases/{id}`` of a dispatched case; ``board``: the command centre's unit board.
+* ``case_page``: ``/console/cases/{id}`` of a dispatched case; ``board``: the command centre's unit board;
+* case search (api.case_search): ``search_first`` (``/console/search``, 50 cases of every state with the
+  total), ``search_deep`` (its page at 90% of all cases, through the keyset cursor), ``search_text``
+  (free text: a street name that matches a tenth of the places), ``api_search`` (the JSON list),
+  ``csv_filtered`` (the CSV export of one violation type, every matching case streamed), ``map_points``
+  (``/api/v1/case-search/map``: the newest 5,000 cases with positions and the cameras) and ``map_page``
+  (``/console/map``'s HTML). The CSV and map points run ``--heavy-iterations`` times.
 
 Latency is measured by the client on loopback (``time.perf_counter`` around each request; every sample
 kept): with one request in flight it is the server's time plus a loopback round trip. p50/p95 and the
@@ -20,6 +26,8 @@ ratio of each page's p50 to ``/api/v1/auth/me``'s p50 are reported, and written 
 
     .venv/bin/python -m benchmarks.bench_console                       # 10,000 cases on SQLite
     .venv/bin/python -m benchmarks.bench_console --backends sqlite,postgresql --iterations 300
+    .venv/bin/python -m benchmarks.bench_console --backends sqlite,postgresql --cases 100000 \
+        --iterations 100 --heavy-iterations 10                      # the README's case-search table
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from sqlalchemy import insert, select, update
@@ -57,6 +66,10 @@ SETTLED_MIX = {
     "voided": 0.10,
 }
 _OPEN = {"pending_review", "dispatched", "in_progress", "resolved"}
+# Place names: "search_text" looks for the first, which names a tenth of the places.
+STREETS = ("东华门大街", "王府井大街", "南河沿大街", "北池子大街", "灯市口大街", "金鱼胡同", "东单北大街",
+           "朝阳门内大街", "美术馆后街", "五四大街")  # fmt: skip
+NOTES = ("", "", "", "占道经营，已劝离", "市民来电反映", "夜间多次出现")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -66,6 +79,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--pending-share", type=float, default=0.5, help="Share awaiting review.")
     parser.add_argument("--iterations", type=int, default=200, help="Timed requests per page.")
     parser.add_argument("--warmup", type=int, default=10, help="Untimed requests per page first.")
+    parser.add_argument(
+        "--heavy-iterations", type=int, default=20, help="Timed requests of the CSV export and map points."
+    )
     parser.add_argument("--seed", type=int, default=7, help="Random seed of the case mix.")
     parser.add_argument(
         "--pg-url", default=DEFAULT_PG, help="PostgreSQL admin URL (a scratch DB is made there)."
@@ -78,6 +94,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     unknown = set(args.backends) - {"sqlite", "postgresql"}
     if unknown or not args.backends:
         parser.error(f"--backends: unknown {sorted(unknown)}; use sqlite and/or postgresql")
+    if args.heavy_iterations < 1:
+        parser.error("need --heavy-iterations >= 1")
     if args.cases < 30 or args.iterations < 1 or args.warmup < 0 or not 0 < args.pending_share <= 1:
         parser.error("need --cases >= 30, --iterations >= 1, --warmup >= 0 and 0 < --pending-share <= 1")
     return args
@@ -126,6 +144,7 @@ def _case_rows(
                 "overdue": handled and status in ("dispatched", "in_progress") and rng.random() < 0.2,
                 # one open case per place and violation is the rule; bench cases get unique slots
                 "open_slot": f"bench|{i}" if status in _OPEN else None,
+                "description": rng.choice(NOTES),
             }
         )
     return rows
@@ -135,6 +154,7 @@ def seed(data_dir: Path, database_url: str | None, args: argparse.Namespace) -> 
     """Migrate, load reference data and the cases; returns what the requests need (ids, a cursor)."""
     from api.actors import SYSTEM
     from api.auth import create_user
+    from api.case_search import SearchCursor
     from api.config_import import DEFAULT_CONFIG, ReferenceConfig, import_config, import_file
     from api.console.queue import Cursor
     from api.db import make_engine, make_session_factory
@@ -148,7 +168,16 @@ def seed(data_dir: Path, database_url: str | None, args: argparse.Namespace) -> 
     city = ReferenceConfig.model_validate(
         {
             "units": [{"code": f"unit-{u}", "name": f"Unit {u}"} for u in range(8)],
-            "places": [{"key": f"grid-{p:04d}", "owner": f"unit-{p % 8}"} for p in range(PLACES)],
+            "places": [
+                {
+                    "key": f"grid-{p:04d}",
+                    "name": f"{STREETS[p % len(STREETS)]} 网格 {p:04d}",
+                    "lat": 39.85 + (p % 20) * 0.01,
+                    "lon": 116.30 + (p // 20) * 0.01,
+                    "owner": f"unit-{p % 8}",
+                }
+                for p in range(PLACES)
+            ],
         }
     )
     began = time.perf_counter()
@@ -195,6 +224,10 @@ def seed(data_dir: Path, database_url: str | None, args: argparse.Namespace) -> 
             .order_by(Case.created_at.desc(), Case.id.desc())
         ).all()
         deep_index = int(len(pending) * 0.9)
+        everything = session.execute(
+            select(Case.id, Case.created_at).order_by(Case.created_at.desc(), Case.id.desc())
+        ).all()
+        search_deep = everything[int(len(everything) * 0.9)]
         dispatched = session.scalar(select(Case.id).where(Case.status == "dispatched").limit(1))
         camera, code = session.execute(
             select(Case.camera_code, Case.violation_code).where(Case.status == "pending_review").limit(1)
@@ -207,6 +240,9 @@ def seed(data_dir: Path, database_url: str | None, args: argparse.Namespace) -> 
         "deep_position": deep_index,
         "deep_cursor": Cursor(pending[deep_index].created_at, pending[deep_index].id).encode(),
         "dispatched_case": dispatched,
+        "search_deep_cursor": SearchCursor(
+            "created", "desc", search_deep.created_at, search_deep.id
+        ).encode(),
         "filter": {"camera": camera, "violation": code},
     }
 
@@ -250,7 +286,18 @@ def pages(seeded: dict[str, Any]) -> dict[str, str]:
         "queue_filtered": f"/console/review?camera={flt['camera']}&violation={flt['violation']}",
         "case_page": f"/console/cases/{seeded['dispatched_case']}",
         "board": "/console/board",
+        "search_first": "/console/search",
+        "search_deep": f"/console/search?after={seeded['search_deep_cursor']}",
+        "search_text": f"/console/search?q={quote(STREETS[0])}",
+        "api_search": "/api/v1/case-search?limit=50",
+        "csv_filtered": f"/api/v1/case-search/export.csv?violation={flt['violation']}",
+        "map_points": "/api/v1/case-search/map",
+        "map_page": "/console/map",
     }
+
+
+HEAVY = frozenset({"csv_filtered", "map_points"})
+ROW = re.compile(r'<tr id="row-')
 
 
 CARD = re.compile(r'class="case-card"')
@@ -270,13 +317,25 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
             login = client.post("/api/v1/auth/login", json={"username": "bench-leader", "password": PASSWORD})
             login.raise_for_status()
             results = {
-                name: time_get(client, path, args.iterations, args.warmup)
+                name: time_get(
+                    client,
+                    path,
+                    args.heavy_iterations if name in HEAVY else args.iterations,
+                    min(args.warmup, 2) if name in HEAVY else args.warmup,
+                )
                 for name, path in pages(seeded).items()
             }
             cards = {
                 name: len(CARD.findall(client.get(results[name]["path"]).text))
                 for name in ("queue_first", "queue_deep", "queue_filtered")
             }
+            cards |= {
+                name: len(ROW.findall(client.get(results[name]["path"]).text))
+                for name in ("search_first", "search_deep", "search_text")
+            }
+            csv_text = client.get(results["csv_filtered"]["path"]).content.decode("utf-8-sig")
+            cards["csv_filtered"] = len(csv_text.splitlines()) - 1
+            cards["map_points"] = len(client.get(results["map_points"]["path"]).json()["cases"])
     baseline = results["auth_me"]["p50_ms"]
     ratios = {name: r["p50_ms"] / baseline for name, r in results.items()}
     return {
@@ -289,12 +348,12 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def format_table(document: dict[str, Any]) -> str:
-    lines = [f"{'backend':<11}{'page':<16}{'p50 ms':>9}{'p95 ms':>9}{'x auth/me':>11}{'KiB':>7}"]
+    lines = [f"{'backend':<11}{'page':<16}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'x auth/me':>11}{'KiB':>8}"]
     for run in document["runs"]:
         for name, r in run["pages"].items():
             ratio = run["ratio_p50_to_auth_me"][name]
-            timings = f"{r['p50_ms']:>9.2f}{r['p95_ms']:>9.2f}{ratio:>11.2f}"
-            lines.append(f"{run['backend']:<11}{name:<16}{timings}{r['bytes'] / 1024:>7.1f}")
+            timings = f"{r['p50_ms']:>9.2f}{r['p95_ms']:>9.2f}{r['p99_ms']:>9.2f}{ratio:>11.2f}"
+            lines.append(f"{run['backend']:<11}{name:<16}{timings}{r['bytes'] / 1024:>8.1f}")
     return "\n".join(lines)
 
 
@@ -314,6 +373,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "pending_share": args.pending_share,
             "iterations": args.iterations,
             "warmup": args.warmup,
+            "heavy_iterations": args.heavy_iterations,
             "seed": args.seed,
             "mix": {
                 "pending_review": args.pending_share,
