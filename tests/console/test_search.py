@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from api.console.pages_search import map_csp
 from api.models import Case, CaseStatus, Place, Zone
+from api.settings import Settings
 from tests.console.conftest import SECOND_PLACE, ConsoleWorld, assert_fits_phone, login, screenshot
 
 T0 = dt.datetime(2026, 5, 11, 1, 0, tzinfo=dt.UTC)
@@ -234,3 +237,19 @@ def test_bulk_without_javascript_shows_the_outcomes_above_the_list(
         assert page.query_selector("#results") is not None
     finally:
         context.close()
+
+
+def test_a_tile_server_is_allowed_for_images_only() -> None:
+    policy = map_csp("https://tiles.example.gov.cn")
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    assert directives["img-src"] == "'self' data: https://tiles.example.gov.cn"
+    assert directives["script-src"] == "'self'" and directives["default-src"] == "'self'"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["javascript:alert(1)", "https://tiles.example.gov.cn/tile.png", "tiles.example.gov.cn/{z}/{x}/{y}"],
+)
+def test_a_tile_url_must_be_http_with_a_zoom_placeholder(url: str) -> None:
+    with pytest.raises(ValidationError, match="map_tile_url"):
+        Settings(map_tile_url=url, _env_file=None)
