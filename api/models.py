@@ -291,6 +291,12 @@ class Case(Base):
         Index("ix_cases_status_camera", "status", "camera_code"),  # review queue filters (0007)
         Index("ix_cases_status_place", "status", "place_id"),
         Index("ix_cases_recurrence_of_id", "recurrence_of_id"),  # the case page's recurrences (0007)
+        # case search (api.case_search): keyset orders (sort column, id), a unit's list
+        Index("ix_cases_created_id", "created_at", "id"),
+        Index("ix_cases_updated_id", "updated_at", "id"),
+        Index("ix_cases_deadline_id", "deadline_at", "id"),
+        Index("ix_cases_first_seen_id", "first_seen_at", "id"),
+        Index("ix_cases_unit_created_id", "unit_id", "created_at", "id"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     status: Mapped[str] = mapped_column(String(32), default=CaseStatus.PENDING_REVIEW.value, index=True)

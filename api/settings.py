@@ -126,6 +126,13 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8000", description="Base URL used in links (Open311 media_url)."
     )
     ranking_min_cases: int = Field(5, ge=1, description="Units with fewer cases are left out of the ranking.")
+    map_tile_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^/?#\s]+/\S*\{z\}\S*$",
+        description="The city's map tile server, e.g. https://tiles.example.gov.cn/{z}/{x}/{y}.png; "
+        "unset: the console map draws its points on a plain background.",
+    )
+    map_tile_attribution: str = Field("", max_length=200, description="Credit shown under the map tiles.")
     cookie_secure: bool = Field(
         False,
         description="Mark every cookie Secure even on plain-HTTP requests: set it behind a TLS-terminating "

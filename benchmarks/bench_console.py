@@ -19,6 +19,12 @@ answers one logged-in shift leader's requests, one at a time (``--iterations`` t
 ``--seeder sql`` (the default on PostgreSQL from 100,000 cases) fills the store through bulk SQL with a
 10,000-camera city (:mod:`benchmarks.city_cases`: sightings and audit rows too), so a million cases take
 minutes; ``orm`` is the 40-camera mix above, inserted through SQLAlchemy.
+* case search (api.case_search): ``search_first`` (``/console/search``, 50 cases of every state with the
+  total), ``search_deep`` (its page at 90% of all cases, through the keyset cursor), ``search_text``
+  (free text: a street name that matches a tenth of the places), ``api_search`` (the JSON list),
+  ``csv_filtered`` (the CSV export of one violation type, every matching case streamed), ``map_points``
+  (``/api/v1/case-search/map``: the newest 5,000 cases with positions and the cameras) and ``map_page``
+  (``/console/map``'s HTML). The CSV and map points run ``--heavy-iterations`` times.
 
 Latency is measured by the client on loopback (``time.perf_counter`` around each request; every sample
 kept): with one request in flight it is the server's time plus a loopback round trip. p50/p95 and the
@@ -27,6 +33,8 @@ ratio of each page's p50 to ``/api/v1/auth/me``'s p50 are reported, and written 
     .venv/bin/python -m benchmarks.bench_console                       # 10,000 cases on SQLite
     .venv/bin/python -m benchmarks.bench_console --backends sqlite,postgresql --iterations 300
     .venv/bin/python -m benchmarks.bench_console --cases 1000000 --backend postgresql --iterations 50
+    .venv/bin/python -m benchmarks.bench_console --backends sqlite,postgresql --cases 100000 \
+        --iterations 100 --heavy-iterations 10                      # the README's case-search table
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from sqlalchemy import insert, select, update
@@ -68,6 +77,10 @@ SETTLED_MIX = {
     "voided": 0.10,
 }
 _OPEN = {"pending_review", "dispatched", "in_progress", "resolved"}
+# Place names: "search_text" looks for the first, which names a tenth of the places.
+STREETS = ("东华门大街", "王府井大街", "南河沿大街", "北池子大街", "灯市口大街", "金鱼胡同", "东单北大街",
+           "朝阳门内大街", "美术馆后街", "五四大街")  # fmt: skip
+NOTES = ("", "", "", "占道经营，已劝离", "市民来电反映", "夜间多次出现")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -86,6 +99,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--pending-share", type=float, default=0.5, help="Share awaiting review.")
     parser.add_argument("--iterations", type=int, default=200, help="Timed requests per page.")
     parser.add_argument("--warmup", type=int, default=10, help="Untimed requests per page first.")
+    parser.add_argument(
+        "--heavy-iterations", type=int, default=20, help="Timed requests of the CSV export and map points."
+    )
     parser.add_argument("--seed", type=int, default=7, help="Random seed of the case mix.")
     parser.add_argument(
         "--pg-url", default=DEFAULT_PG, help="PostgreSQL admin URL (a scratch DB is made there)."
@@ -109,6 +125,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"--backends: unknown {sorted(unknown)}; use sqlite and/or postgresql")
     if args.seeder == "sql" and args.backends != ["postgresql"]:
         parser.error("--seeder sql needs --backend postgresql (bulk SQL is PostgreSQL's)")
+    if args.heavy_iterations < 1:
+        parser.error("need --heavy-iterations >= 1")
     if args.cases < 30 or args.iterations < 1 or args.warmup < 0 or not 0 < args.pending_share <= 1:
         parser.error("need --cases >= 30, --iterations >= 1, --warmup >= 0 and 0 < --pending-share <= 1")
     return args
@@ -157,6 +175,7 @@ def _case_rows(
                 "overdue": handled and status in ("dispatched", "in_progress") and rng.random() < 0.2,
                 # one open case per place and violation is the rule; bench cases get unique slots
                 "open_slot": f"bench|{i}" if status in _OPEN else None,
+                "description": rng.choice(NOTES),
             }
         )
     return rows
@@ -166,6 +185,7 @@ def seed(data_dir: Path, database_url: str | None, args: argparse.Namespace) -> 
     """Migrate, load reference data and the cases; returns what the requests need (ids, a cursor)."""
     from api.actors import SYSTEM
     from api.auth import create_user
+    from api.case_search import SearchCursor
     from api.config_import import DEFAULT_CONFIG, ReferenceConfig, import_config, import_file
     from api.console.queue import Cursor
     from api.db import make_engine, make_session_factory
@@ -179,7 +199,16 @@ def seed(data_dir: Path, database_url: str | None, args: argparse.Namespace) -> 
     city = ReferenceConfig.model_validate(
         {
             "units": [{"code": f"unit-{u}", "name": f"Unit {u}"} for u in range(8)],
-            "places": [{"key": f"grid-{p:04d}", "owner": f"unit-{p % 8}"} for p in range(PLACES)],
+            "places": [
+                {
+                    "key": f"grid-{p:04d}",
+                    "name": f"{STREETS[p % len(STREETS)]} 网格 {p:04d}",
+                    "lat": 39.85 + (p % 20) * 0.01,
+                    "lon": 116.30 + (p // 20) * 0.01,
+                    "owner": f"unit-{p % 8}",
+                }
+                for p in range(PLACES)
+            ],
         }
     )
     began = time.perf_counter()
@@ -226,6 +255,10 @@ def seed(data_dir: Path, database_url: str | None, args: argparse.Namespace) -> 
             .order_by(Case.created_at.desc(), Case.id.desc())
         ).all()
         deep_index = int(len(pending) * 0.9)
+        everything = session.execute(
+            select(Case.id, Case.created_at).order_by(Case.created_at.desc(), Case.id.desc())
+        ).all()
+        search_deep = everything[int(len(everything) * 0.9)]
         dispatched = session.scalar(select(Case.id).where(Case.status == "dispatched").limit(1))
         camera, code = session.execute(
             select(Case.camera_code, Case.violation_code).where(Case.status == "pending_review").limit(1)
@@ -239,6 +272,9 @@ def seed(data_dir: Path, database_url: str | None, args: argparse.Namespace) -> 
         "deep_position": deep_index,
         "deep_cursor": Cursor(pending[deep_index].created_at, pending[deep_index].id).encode(),
         "dispatched_case": dispatched,
+        "search_deep_cursor": SearchCursor(
+            "created", "desc", search_deep.created_at, search_deep.id
+        ).encode(),
         "filter": {"camera": camera, "violation": code},
         **_month(),
     }
@@ -260,6 +296,7 @@ def seed_sql(data_dir: Path, database_url: str | None, args: argparse.Namespace)
 
     from api.actors import SYSTEM
     from api.auth import create_user
+    from api.case_search import SearchCursor
     from api.config_import import DEFAULT_CONFIG, ReferenceConfig, import_config, import_file
     from api.console.queue import Cursor
     from api.db import make_engine, make_session_factory
@@ -302,9 +339,19 @@ def seed_sql(data_dir: Path, database_url: str | None, args: argparse.Namespace)
         camera, code = session.execute(
             select(Case.camera_code, Case.violation_code).where(Case.status == "pending_review").limit(1)
         ).one()
+        total = session.scalar(select(func.count()).select_from(Case)) or 0
+        search_deep = session.execute(
+            select(Case.id, Case.created_at)
+            .order_by(Case.created_at.desc(), Case.id.desc())
+            .offset(int(total * 0.9))
+            .limit(1)
+        ).one()
     engine.dispose()
     return {
         "seeder": "sql",
+        "search_deep_cursor": SearchCursor(
+            "created", "desc", search_deep.created_at, search_deep.id
+        ).encode(),
         "seed_s": reference_s + (generated.seconds if generated else 0),
         "reference_s": reference_s,
         "kept_cases": kept,  # a kept database measured again: nothing generated this run
@@ -399,12 +446,31 @@ PAGES = [
     PageSpec("api_cases_offset_1000", "api", lambda s: "/api/v1/cases?offset=1000", city=True),
     PageSpec("stats_report_30d", "stats", lambda s: f"/api/v1/stats/report?{_month_query(s)}", city=True),
     PageSpec("stats_ranking_30d", "stats", lambda s: f"/api/v1/stats/ranking?{_month_query(s)}", city=True),
+    PageSpec("search_first", "search", lambda s: "/console/search"),
+    PageSpec("search_deep", "search", lambda s: f"/console/search?after={s['search_deep_cursor']}"),
+    PageSpec("search_text", "search", lambda s: f"/console/search?q={quote(STREETS[0])}"),
+    PageSpec("api_search", "search", lambda s: "/api/v1/case-search?limit=50"),
+    PageSpec(
+        "csv_filtered",
+        "search",
+        lambda s: f"/api/v1/case-search/export.csv?violation={s['filter']['violation']}",
+    ),
+    PageSpec("map_points", "search", lambda s: "/api/v1/case-search/map"),
+    PageSpec("map_page", "search", lambda s: "/console/map"),
 ]
+
+
+def _type(seeded: dict[str, Any]) -> str:
+    return str(seeded["filter"]["violation"])
 
 
 def pages(seeded: dict[str, Any]) -> dict[str, str]:
     city = seeded.get("seeder") == "sql"
     return {page.name: page.path(seeded) for page in PAGES if city or not page.city}
+
+
+HEAVY = frozenset({"csv_filtered", "map_points"})
+ROW = re.compile(r'<tr id="row-')
 
 
 CARD = re.compile(r'class="case-card"')
@@ -443,13 +509,25 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
             login = client.post("/api/v1/auth/login", json={"username": "bench-leader", "password": PASSWORD})
             login.raise_for_status()
             results = {
-                name: time_get(client, path, args.iterations, args.warmup)
+                name: time_get(
+                    client,
+                    path,
+                    args.heavy_iterations if name in HEAVY else args.iterations,
+                    min(args.warmup, 2) if name in HEAVY else args.warmup,
+                )
                 for name, path in pages(seeded).items()
             }
             cards = {
                 name: len(CARD.findall(client.get(results[name]["path"]).text))
                 for name in ("queue_first", "queue_deep", "queue_filtered")
             }
+            cards |= {
+                name: len(ROW.findall(client.get(results[name]["path"]).text))
+                for name in ("search_first", "search_deep", "search_text")
+            }
+            csv_text = client.get(results["csv_filtered"]["path"]).content.decode("utf-8-sig")
+            cards["csv_filtered"] = len(csv_text.splitlines()) - 1
+            cards["map_points"] = len(client.get(results["map_points"]["path"]).json()["cases"])
     baseline = results["auth_me"]["p50_ms"]
     ratios = {name: r["p50_ms"] / baseline for name, r in results.items()}
     return {
@@ -488,6 +566,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "pending_share": args.pending_share,
             "iterations": args.iterations,
             "warmup": args.warmup,
+            "heavy_iterations": args.heavy_iterations,
             "seed": args.seed,
             "mix": {
                 "pending_review": args.pending_share,

@@ -34,6 +34,7 @@ from api.console import (
     pages_cases,
     pages_dashboards,
     pages_review,
+    pages_search,
     pages_suppressions,
 )
 from api.console.errors import install_error_handlers
@@ -48,6 +49,7 @@ PAGE_MODULES = (
     pages_suppressions,
     pages_dashboards,
     *admin.MODULES,
+    pages_search,
 )
 
 

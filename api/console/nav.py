@@ -20,6 +20,8 @@ _OFFICE = frozenset({Role.ADMIN, Role.SHIFT_LEADER, Role.DISPATCHER, Role.VIEWER
 NAV: tuple[NavItem, ...] = (
     NavItem("nav.review", "/console/review", _OFFICE),
     NavItem("nav.board", "/console/board", _ALL),
+    NavItem("nav.search", "/console/search", _ALL),
+    NavItem("nav.map", "/console/map", _ALL),
     NavItem("nav.cameras", "/console/cameras", frozenset({Role.ADMIN, Role.SHIFT_LEADER, Role.DISPATCHER})),
     NavItem("nav.dashboards", "/console/dashboards", _OFFICE),
     NavItem("nav.admin", "/console/admin", frozenset({Role.ADMIN})),

@@ -123,6 +123,10 @@ MATRIX: list[tuple[str, str, str]] = [
     ("GET", "/api/v1/cameras/{code}/snapshot", "401 403 403 404 404 404 404 404 404"),
     ("GET", "/api/v1/cameras/{code}/suppressions", "401 403 403 200 200 200 403 403 200"),
     ("DELETE", "/api/v1/suppressions/{suppression_id}", "401 403 403 403 403 404 403 403 404"),
+    ("GET", "/api/v1/case-search", "401 403 403 200 200 200 200 200 200"),
+    ("GET", "/api/v1/case-search/export.csv", "401 403 403 200 200 200 200 200 200"),
+    ("GET", "/api/v1/case-search/map", "401 403 403 200 200 200 200 200 200"),
+    ("POST", "/api/v1/case-search/bulk", "401 403 403 403 422 403 403 403 422"),
     ("GET", "/metrics", "401 401 401 403 403 403 403 403 200"),
     ("POST", "/api/v1/auth/logout", "401 403 403 204 204 204 204 204 204"),
 ]

@@ -16,7 +16,7 @@ from tests.api.conftest import PG_ADMIN_URL, _pg_available
 
 def test_smoke_run_writes_json(tmp_path: Path) -> None:
     backends = "sqlite,postgresql" if _pg_available() else "sqlite"
-    small = ["--cases", "300", "--iterations", "3", "--warmup", "1"]
+    small = ["--cases", "300", "--iterations", "3", "--warmup", "1", "--heavy-iterations", "2"]
     document = bench_console.main(
         ["--backends", backends, *small, "--pg-url", PG_ADMIN_URL, "--out", str(tmp_path), "--quiet"]
     )
@@ -33,14 +33,27 @@ def test_smoke_run_writes_json(tmp_path: Path) -> None:
             "queue_filtered",
             "case_page",
             "board",
+            "search_first",
+            "search_deep",
+            "search_text",
+            "api_search",
+            "csv_filtered",
+            "map_points",
+            "map_page",
         }
-        for page in run["pages"].values():
-            assert page["requests"] == len(page["samples_ms"]) == 3
+        for name, page in run["pages"].items():
+            expected = 2 if name in bench_console.HEAVY else 3
+            assert page["requests"] == len(page["samples_ms"]) == expected
             assert 0 < page["p50_ms"] <= page["p95_ms"]
         shown = run["cards_shown"]
         assert shown["queue_first"] == 25  # a full first page
         assert 0 < shown["queue_deep"] <= 25  # the deep cursor lands inside the queue
         assert 0 < shown["queue_filtered"] <= 25
+        assert shown["search_first"] == 50  # every state, a full page
+        assert 0 < shown["search_deep"] <= 50  # the keyset cursor lands 90% down the list
+        assert 0 < shown["search_text"] <= 50  # a street name matches a tenth of the places
+        assert 0 < shown["csv_filtered"] < 300  # one violation type's cases, streamed
+        assert shown["map_points"] == 300  # every case's place has coordinates
         assert run["ratio_p50_to_auth_me"]["auth_me"] == 1.0
         assert all(math.isfinite(r) and r > 0 for r in run["ratio_p50_to_auth_me"].values())
     saved = json.loads(Path(document["json_path"]).read_text(encoding="utf-8"))

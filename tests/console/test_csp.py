@@ -29,6 +29,8 @@ PAGES = [
     "/console/cameras/cam-1/suppressions",
     "/console/dashboards",
     "/console/dashboards/report",
+    "/console/search",
+    "/console/map",
 ]
 
 

@@ -1,0 +1,345 @@
+"""Case search: one filter model and one query builder for the case list API, the console list, the CSV
+export and the map.
+
+Pages are keyset-paginated on (sort column, id): the cursor names the last row shown, and the next page
+starts strictly after it, so page 200 costs what page 1 costs and a case created while someone pages never
+makes a row repeat or vanish (OFFSET would do both). Sort columns that may be NULL (deadline, first seen)
+put NULLs last in both directions; the cursor carries NULL as well.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
+
+from api.actors import Actor
+from api.case_queries import visibility_clause
+from api.errors import InvalidInput
+from api.models import AuditEvent, Case, CaseStatus, Place, Unit, ViolationType
+
+SortKey = Literal["created", "updated", "deadline", "first_seen"]
+SortDirection = Literal["desc", "asc"]
+Source = Literal["camera", "open311", "operator"]
+
+SORT_COLUMNS: Final[dict[str, InstrumentedAttribute[Any]]] = {
+    "created": Case.created_at,
+    "updated": Case.updated_at,
+    "deadline": Case.deadline_at,
+    "first_seen": Case.first_seen_at,
+}
+MAX_TEXT = 100
+
+
+class CaseSearch(BaseModel):
+    """What to look for; empty or ``None`` means "any". Times are aware; ``*_to`` bounds are exclusive."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    status: tuple[CaseStatus, ...] = ()
+    violation: tuple[str, ...] = Field((), description="Event codes, e.g. 0505.")
+    unit: int | None = Field(None, ge=1, le=2**31 - 1, description="Assigned unit id.")
+    place: str | None = Field(None, max_length=64, description="Place responsibility key.")
+    camera: str | None = Field(None, max_length=64, description="Camera code.")
+    created_from: AwareDatetime | None = None
+    created_to: AwareDatetime | None = None
+    first_seen_from: AwareDatetime | None = None
+    first_seen_to: AwareDatetime | None = None
+    overdue: bool | None = None
+    recurrence: bool | None = Field(None, description="True: only recurrences (复发) of a closed case.")
+    min_place_cases: int | None = Field(
+        None, ge=2, le=10_000, description="Only places with at least this many cases of the same type."
+    )
+    source: Source | None = None
+    q: str | None = Field(
+        None, max_length=MAX_TEXT, description="Free text: place name or key, case notes, case number (#12)."
+    )
+    sort: SortKey = "created"
+    direction: SortDirection = "desc"
+
+    @field_validator("q", "place", "camera")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @model_validator(mode="after")
+    def _ranges(self) -> CaseSearch:
+        for name in ("created", "first_seen"):
+            start, end = getattr(self, f"{name}_from"), getattr(self, f"{name}_to")
+            if start is not None and end is not None and start >= end:
+                raise ValueError(
+                    f"{name}_from ({start.isoformat()}) must be before {name}_to ({end.isoformat()})"
+                )
+        return self
+
+
+@dataclass(frozen=True)
+class SearchCursor:
+    """The last row of a page: its sort value (None for a NULL) and its id, and the order it was in."""
+
+    sort: str
+    direction: str
+    value: dt.datetime | None
+    case_id: int
+
+    def encode(self) -> str:
+        moment = self.value.astimezone(dt.UTC).isoformat() if self.value else None
+        raw = json.dumps([self.sort, self.direction, moment, self.case_id], separators=(",", ":"))
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str, search: CaseSearch) -> SearchCursor:
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+            sort, direction, moment, case_id = json.loads(raw)
+            value = dt.datetime.fromisoformat(moment) if moment is not None else None
+            if value is not None and value.tzinfo is None:
+                raise ValueError("naive time")
+            cursor = cls(str(sort), str(direction), value, int(case_id))
+        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+            raise InvalidInput(f"bad page cursor {text[:40]!r}: open the first page", field="after") from None
+        if (cursor.sort, cursor.direction) != (search.sort, search.direction):
+            raise InvalidInput(
+                f"the page cursor is for sort {cursor.sort} {cursor.direction}, not {search.sort} "
+                f"{search.direction}: open the first page",
+                field="after",
+            )
+        return cursor
+
+
+def _case_number(text: str) -> int | None:
+    digits = text.removeprefix("#").strip()
+    return int(digits) if digits.isdigit() and len(digits) <= 9 else None
+
+
+def _text_clause(text: str) -> ColumnElement[bool]:
+    """Place name or key, the case's description and address, any note in its timeline, or its number."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{escaped}%"
+    places = select(Place.id).where(
+        or_(Place.name.ilike(pattern, escape="\\"), Place.key.ilike(pattern, escape="\\"))
+    )
+    note = exists().where(AuditEvent.case_id == Case.id, AuditEvent.note.ilike(pattern, escape="\\"))
+    number = _case_number(text)
+    return or_(
+        Case.id == number if number is not None else false(),
+        Case.place_id.in_(places.scalar_subquery()),
+        Case.description.ilike(pattern, escape="\\"),
+        Case.address.ilike(pattern, escape="\\"),
+        note,
+    )
+
+
+def _recurring_places(minimum: int) -> ColumnElement[bool]:
+    """Cases whose place has ``minimum`` or more cases of the same violation (a place seen again)."""
+    other = aliased(Case)
+    count = (
+        select(func.count())
+        .where(other.place_id == Case.place_id, other.violation_code == Case.violation_code)
+        .scalar_subquery()
+    )
+    return count >= minimum
+
+
+def search_clauses(search: CaseSearch) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of ``search`` (visibility not included)."""
+    clauses: list[ColumnElement[bool]] = []
+    if search.status:
+        clauses.append(Case.status.in_([s.value for s in search.status]))
+    if search.violation:
+        clauses.append(Case.violation_code.in_(search.violation))
+    if search.unit is not None:
+        clauses.append(Case.unit_id == search.unit)
+    if search.place is not None:
+        clauses.append(Case.place_id == select(Place.id).where(Place.key == search.place).scalar_subquery())
+    if search.camera is not None:
+        clauses.append(Case.camera_code == search.camera)
+    for column, start, end in (
+        (Case.created_at, search.created_from, search.created_to),
+        (Case.first_seen_at, search.first_seen_from, search.first_seen_to),
+    ):
+        if start is not None:
+            clauses.append(column >= start.astimezone(dt.UTC))
+        if end is not None:
+            clauses.append(column < end.astimezone(dt.UTC))
+    if search.overdue is not None:
+        clauses.append(Case.overdue.is_(search.overdue))
+    if search.recurrence is not None:
+        recurrent = Case.recurrence_of_id.is_not(None)
+        clauses.append(recurrent if search.recurrence else Case.recurrence_of_id.is_(None))
+    if search.min_place_cases is not None:
+        clauses.append(_recurring_places(search.min_place_cases))
+    if search.source is not None:
+        clauses.append(Case.source == search.source)
+    if search.q:
+        clauses.append(_text_clause(search.q))
+    return clauses
+
+
+def matching_ids(actor: Actor, search: CaseSearch) -> Select[Any]:
+    """``SELECT cases.id`` of the cases ``actor`` may see that match ``search``, unordered."""
+    return select(Case.id).where(visibility_clause(actor), *search_clauses(search))
+
+
+def _after(search: CaseSearch, cursor: SearchCursor) -> ColumnElement[bool]:
+    column = SORT_COLUMNS[search.sort]
+    descending = search.direction == "desc"
+    beyond_id = Case.id < cursor.case_id if descending else Case.id > cursor.case_id
+    if cursor.value is None:  # in the NULL tail: only later ids, still NULL
+        return and_(column.is_(None), beyond_id)
+    beyond = column < cursor.value if descending else column > cursor.value
+    return or_(beyond, and_(column == cursor.value, beyond_id), column.is_(None))
+
+
+def ordered(query: Select[Any], search: CaseSearch) -> Select[Any]:
+    column = SORT_COLUMNS[search.sort]
+    if search.direction == "desc":
+        return query.order_by(column.desc().nulls_last(), Case.id.desc())
+    return query.order_by(column.asc().nulls_last(), Case.id.asc())
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    """One line of the list: the case and the names a person reads, joined in the same query."""
+
+    id: int
+    status: str
+    violation_code: str
+    violation_name: str
+    violation_name_en: str
+    place_key: str
+    place_name: str
+    camera_code: str | None
+    unit_id: int | None
+    unit_name: str | None
+    source: str
+    overdue: bool
+    recurrence_of_id: int | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    first_seen_at: dt.datetime | None
+    confirmed_at: dt.datetime | None
+    deadline_at: dt.datetime | None
+    closed_at: dt.datetime | None
+    description: str
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    rows: list[CaseRow]
+    total: int
+    next_cursor: SearchCursor | None
+
+
+ROW_COLUMNS: Final = (
+    Case.id,
+    Case.status,
+    Case.violation_code,
+    ViolationType.name,
+    ViolationType.name_en,
+    Place.key,
+    Place.name,
+    Case.camera_code,
+    Case.unit_id,
+    Unit.name,
+    Case.source,
+    Case.overdue,
+    Case.recurrence_of_id,
+    Case.created_at,
+    Case.updated_at,
+    Case.first_seen_at,
+    Case.confirmed_at,
+    Case.deadline_at,
+    Case.closed_at,
+    Case.description,
+)
+
+
+def _row_query(ids: Select[Any]) -> Select[Any]:
+    page_ids = ids.subquery()
+    query: Select[Any] = (
+        select(*ROW_COLUMNS)  # type: ignore[assignment]  # more columns than Select types
+        .join(page_ids, page_ids.c.id == Case.id)
+        .join(Place, Place.id == Case.place_id)
+        .outerjoin(ViolationType, ViolationType.code == Case.violation_code)
+        .outerjoin(Unit, Unit.id == Case.unit_id)
+    )
+    return query
+
+
+def _row(r: Any) -> CaseRow:
+    return CaseRow(
+        id=r[0],
+        status=r[1],
+        violation_code=r[2],
+        violation_name=r[3] or r[2],
+        violation_name_en=r[4] or r[3] or r[2],
+        place_key=r[5],
+        place_name=r[6] or r[5],
+        camera_code=r[7],
+        unit_id=r[8],
+        unit_name=r[9],
+        source=r[10],
+        overdue=bool(r[11]),
+        recurrence_of_id=r[12],
+        created_at=r[13],
+        updated_at=r[14],
+        first_seen_at=r[15],
+        confirmed_at=r[16],
+        deadline_at=r[17],
+        closed_at=r[18],
+        description=r[19] or "",
+    )
+
+
+def _sort_value(row: CaseRow, sort: str) -> dt.datetime | None:
+    return {
+        "created": row.created_at,
+        "updated": row.updated_at,
+        "deadline": row.deadline_at,
+        "first_seen": row.first_seen_at,
+    }[sort]
+
+
+def search_cases(
+    session: Session,
+    actor: Actor,
+    search: CaseSearch,
+    *,
+    after: SearchCursor | None = None,
+    limit: int = 50,
+    count: bool = True,
+) -> SearchPage:
+    """One page of matching cases ``actor`` may see, in ``search``'s order, starting after ``after``."""
+    ids = matching_ids(actor, search)
+    total = session.scalar(select(func.count()).select_from(ids.subquery())) or 0 if count else -1
+    page = ordered(ids.where(_after(search, after)) if after else ids, search).limit(limit + 1)
+    # Deferred join: choose the page's ids on the cases table alone, then join names to those rows only.
+    rows = [_row(r) for r in session.execute(ordered(_row_query(page), search))]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1] if rows else None
+    next_cursor = (
+        SearchCursor(search.sort, search.direction, _sort_value(last, search.sort), last.id)
+        if more and last
+        else None
+    )
+    return SearchPage(rows, total, next_cursor)
+
+
+def iter_rows(session: Session, actor: Actor, search: CaseSearch, *, batch: int = 1000) -> Any:
+    """Every matching row in order, fetched a keyset page at a time (for the CSV export)."""
+    after: SearchCursor | None = None
+    while True:
+        page = search_cases(session, actor, search, after=after, limit=batch, count=False)
+        yield from page.rows
+        if page.next_cursor is None:
+            return
+        after = page.next_cursor
