@@ -208,3 +208,24 @@ def record_upsert(session: Session, model: type[Any], before: dict[str, Any] | N
         _write(
             session, audited, "updated", audited.key(session, {**before, **values}), shown_before, shown_after
         )
+
+
+# --- reading the trail (the console's change log and GET /api/v1/admin-events) ---
+
+
+def list_events(
+    session: Session, *, area: str | None, actor: str | None, before: int | None, limit: int
+) -> tuple[list[AdminEvent], int | None]:
+    """Newest first, filtered; keyset pages: the second value is the ``before`` of the next page (None: no
+    more)."""
+    query = select(AdminEvent).order_by(AdminEvent.id.desc()).limit(limit + 1)
+    if area:
+        query = query.where(AdminEvent.area == area)
+    if actor:
+        query = query.where(AdminEvent.actor == actor)
+    if before is not None:
+        query = query.where(AdminEvent.id < before)
+    events = list(session.scalars(query))
+    more = len(events) > limit
+    events = events[:limit]
+    return events, (events[-1].id if more else None)

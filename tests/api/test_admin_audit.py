@@ -101,3 +101,22 @@ def test_config_import_names_its_actor(store: Store, tmp_path: Path) -> None:
         import_file(session, config, Actor(kind="cli", id=None, name="ops"))
     last = events(store)[-1]
     assert (last.actor, last.area, last.action, last.object_key) == ("cli:ops", "units", "created", "parks")
+
+
+def test_the_api_lists_the_trail_newest_first_filtered_in_keyset_pages(
+    client: TestClient, store: Store
+) -> None:
+    make_world(store.sessions)
+    admin = auth(make_operator(store.sessions, Role.ADMIN, username="root"))
+    for index in range(5):
+        client.post("/api/v1/units", json={"code": f"u{index}", "name": f"单位{index}"}, headers=admin)
+    first = client.get("/api/v1/admin-events", params={"actor": "user:root", "limit": 3}, headers=admin)
+    assert first.status_code == 200, first.text
+    page = first.json()
+    assert [event["object_key"] for event in page["data"]] == ["u4", "u3", "u2"]
+    params = {"actor": "user:root", "limit": 3, "before": page["next_before"]}
+    rest = client.get("/api/v1/admin-events", params=params, headers=admin).json()
+    assert [event["object_key"] for event in rest["data"]] == ["u1", "u0"] and rest["next_before"] is None
+    users = client.get("/api/v1/admin-events", params={"area": "users"}, headers=admin).json()["data"]
+    assert users and all(event["area"] == "users" for event in users)
+    assert all(event["after"]["password_hash"] == REDACTED for event in users)

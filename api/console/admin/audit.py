@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from sqlalchemy import select
 
-from api.admin_audit import AREAS
+from api.admin_audit import AREAS, list_events
 from api.console.admin.forms import require_admin
 from api.console.admin.pages import Row, cell, local_time, render_admin
 from api.console.deps import Page, PageDep
@@ -60,18 +60,9 @@ def audit_page(
     require_admin(page)
     area = area if area in AREAS else ""
     actor = actor.strip()
-    query = select(AdminEvent).order_by(AdminEvent.id.desc()).limit(PAGE_SIZE + 1)
-    if area:
-        query = query.where(AdminEvent.area == area)
-    if actor:
-        query = query.where(AdminEvent.actor == actor)
-    if before is not None:
-        query = query.where(AdminEvent.id < before)
-    events = list(page.session.scalars(query))
-    more = len(events) > PAGE_SIZE
-    events = events[:PAGE_SIZE]
+    events, next_before = list_events(page.session, area=area, actor=actor, before=before, limit=PAGE_SIZE)
     filters = {name: value for name, value in (("area", area), ("actor", actor)) if value}
-    older = f"?{urlencode({**filters, 'before': events[-1].id})}" if more else None
+    older = f"?{urlencode({**filters, 'before': next_before})}" if next_before else None
     actors = list(
         page.session.scalars(select(AdminEvent.actor).distinct().order_by(AdminEvent.actor).limit(500))
     )
