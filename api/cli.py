@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import tempfile
 from pathlib import Path
@@ -114,6 +115,7 @@ def create_user_command(
     """Create an operator account (the password is read from a prompt or STREETWATCH_PASSWORD)."""
     from sqlalchemy import select
 
+    from api.admin_audit import set_actor
     from api.auth import create_user
     from api.db import make_engine, make_session_factory, session_scope
     from api.migrate import check_migrated
@@ -125,6 +127,7 @@ def create_user_command(
     try:
         check_migrated(engine)
         with session_scope(make_session_factory(engine)) as session:
+            set_actor(session, f"cli:{getpass.getuser()}")
             unit_id = None
             if unit is not None:
                 found = session.scalar(select(Unit).where(Unit.code == unit))
@@ -159,6 +162,7 @@ def create_device_command(
     database_url: DatabaseOption = None,
 ) -> None:
     """Register an edge box and print its API key once, or write it to --out (only a hash is stored)."""
+    from api.admin_audit import set_actor
     from api.auth import create_device
     from api.db import make_engine, make_session_factory, session_scope
     from api.migrate import check_migrated
@@ -172,6 +176,7 @@ def create_device_command(
     try:
         check_migrated(engine)
         with session_scope(make_session_factory(engine)) as session:
+            set_actor(session, f"cli:{getpass.getuser()}")
             issued = create_device(session, name)
         if pending is None:
             typer.echo(issued.key)
@@ -238,8 +243,6 @@ def import_config_command(
     Idempotent (matched by code; re-importing changes nothing) and all-or-nothing: any error names the
     file, line and field, and leaves the database unchanged.
     """
-    import getpass
-
     from api.actors import Actor
     from api.config_import import ConfigImportError, import_file
     from api.db import make_engine, make_session_factory

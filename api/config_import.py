@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.actors import SYSTEM, Actor
+from api.admin_audit import set_actor
 from api.models import (
     CalendarDay,
     CalendarSettings,
@@ -550,6 +551,7 @@ def import_config(
     Raises :class:`ConfigImportError` (nothing applied) when a reference is unknown or a code is listed
     twice; the caller commits on success and rolls back on any error.
     """
+    set_actor(session, actor.label)  # the admin audit trail names who imported
     label = label or (str(source.path) if source else "<config>")
     _lock(session)
     problems = _Problems(source, label)

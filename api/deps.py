@@ -11,6 +11,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.orm import Session
 
 from api.actors import Actor
+from api.admin_audit import set_actor
 from api.auth import DEVICE_KEY_PREFIX, TOKEN_PREFIX, authenticate_device, authenticate_token, touch_device
 from api.csrf import check_cookie_request
 from api.errors import ApiError, Forbidden
@@ -79,12 +80,16 @@ def get_actor(
         # which would serialise every request from one box.
         if device.last_seen_at is None or now - device.last_seen_at > LAST_SEEN_RESOLUTION:
             touch_device(session, device.id, now)
-        return Actor(kind="device", id=device.id, name=device.name)
+        actor = Actor(kind="device", id=device.id, name=device.name)
+        set_actor(session, actor.label)
+        return actor
     if secret.startswith(f"{TOKEN_PREFIX}_"):
         user = authenticate_token(session, secret)
         if user is None:
             raise Unauthorized("invalid, expired or revoked token: log in again")
-        return Actor(kind="user", id=user.id, name=user.username, role=Role(user.role), unit_id=user.unit_id)
+        actor = Actor(kind="user", id=user.id, name=user.username, role=Role(user.role), unit_id=user.unit_id)
+        set_actor(session, actor.label)  # who the admin audit trail names for this request's changes
+        return actor
     raise Unauthorized(
         "unrecognised credential: expected an operator token (swt_...) or a device key (swd_...)"
     )

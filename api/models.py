@@ -432,6 +432,25 @@ class AuditEvent(Base):
     case: Mapped[Case] = relationship(back_populates="events")
 
 
+class AdminEvent(Base):
+    """A change to reference data, cameras, devices or users (api.admin_audit): who, when, which object,
+    its values before and after (secrets shown only as "[redacted]")."""
+
+    __tablename__ = "admin_events"
+    __table_args__ = (
+        Index("ix_admin_events_area_id", "area", "id"),
+        Index("ix_admin_events_actor_id", "actor", "id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(100))  # "user:alice", "device:box-1", "cli", "system"
+    area: Mapped[str] = mapped_column(String(32))  # units, places, violation_types, ... (api.admin_audit)
+    action: Mapped[str] = mapped_column(String(16))  # created | updated | deleted
+    object_key: Mapped[str] = mapped_column(String(200))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
 class Delivery(Base):
     """A notification (webhook, MQTT or e-mail) to a unit or, for e-mail, to a leader's address without a
     unit: a durable queue row and its delivery log."""

@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from api import admin_audit
 from api.errors import Conflict, InvalidInput
 from api.models import Camera, Device, Place, Unit, ViolationType
 from contract.fields import (
@@ -98,12 +99,15 @@ def page(session: Session, query: Select[Any], limit: int, offset: int) -> tuple
 
 
 def upsert(session: Session, model: type[Any], values: dict[str, Any], keys: Sequence[str]) -> None:
-    """INSERT ... ON CONFLICT (keys) DO UPDATE: race-free on PostgreSQL and SQLite."""
+    """INSERT ... ON CONFLICT (keys) DO UPDATE: race-free on PostgreSQL and SQLite; recorded in the admin
+    audit trail like an ORM change."""
+    before = admin_audit.existing_row(session, model, values, keys)
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(model).values(**values)
     updates = {name: statement.excluded[name] for name in values if name not in keys}
     session.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=updates))
+    admin_audit.record_upsert(session, model, before, values)
 
 
 def unit_by_code(session: Session, code: str) -> Unit | None:

@@ -5,10 +5,12 @@ leaders zones)."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
 
+from api import admin_audit
 from api import reference as ref
 from api.actors import Actor
 from api.cameras import ZONE_EDITOR_ROLES
@@ -258,6 +260,41 @@ def routing_history(
     """Every change to the routing rules, newest first: what changed, the rule after it, and who did it."""
     rows, count = ref.routing_history(session, rule_id=rule_id, limit=limit, offset=offset)
     return Page(data=[ref.RoutingRuleHistoryPublic.model_validate(row) for row in rows], count=count)
+
+
+class AdminEventPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: dt.datetime
+    actor: str = Field(description="user:<name>, device:<name>, cli:<login> or system")
+    area: str = Field(description=f"One of: {', '.join(admin_audit.AREAS)}")
+    action: str = Field(description="created, updated or deleted")
+    object_key: str
+    before: dict[str, Any] | None = Field(description="Changed values before (secrets as [redacted])")
+    after: dict[str, Any] | None = Field(description="Values after (secrets as [redacted])")
+
+
+class AdminEventPage(BaseModel):
+    data: list[AdminEventPublic]
+    next_before: int | None = Field(description="Pass as ``before`` for the next (older) page; null: none.")
+
+
+@router.get("/admin-events", response_model=AdminEventPage, responses=INVALID)
+def list_admin_events(
+    _: AdminDep,
+    session: SessionDep,
+    area: Annotated[str | None, Query(max_length=32, description="Only this area.")] = None,
+    actor: Annotated[str | None, Query(max_length=100, description="Only this actor.")] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="Events older than this id.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 100,
+) -> AdminEventPage:
+    """The admin audit trail: every change to reference data, cameras, zones, devices and users, newest
+    first (admins only)."""
+    events, next_before = admin_audit.list_events(session, area=area, actor=actor, before=before, limit=limit)
+    return AdminEventPage(
+        data=[AdminEventPublic.model_validate(event) for event in events], next_before=next_before
+    )
 
 
 @router.post(

@@ -185,9 +185,14 @@ def render_demo(
     )
     header = f"# The demo clip's daemon configuration (streetwatch scenes render-demo, seed {seed}).\n"
     files.config.write_text(header + yaml.safe_dump(config, sort_keys=False, width=110), encoding="utf-8")
-    files.store_config.write_text(
+    write_store_config(files.store_config, seed, device)
+    return files
+
+
+def write_store_config(path: Path, seed: int, device: str = DEMO_DEVICE) -> None:
+    """Write :func:`store_config` as ``store.yaml`` (what scripts/demo.sh imports after render-demo)."""
+    path.write_text(
         f"# The demo camera and its zones for the case store (render-demo, seed {seed}).\n"
         + yaml.safe_dump(store_config(device), sort_keys=False, width=110, allow_unicode=True),
         encoding="utf-8",
     )
-    return files

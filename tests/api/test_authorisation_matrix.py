@@ -96,6 +96,7 @@ MATRIX: list[tuple[str, str, str]] = [
     ("GET", "/api/v1/routing-rules", "401 403 403 200 200 200 200 200 200"),
     ("POST", "/api/v1/routing-rules", "401 403 403 403 422 403 403 403 422"),
     ("GET", "/api/v1/routing-rules/history", "401 403 403 200 200 200 200 200 200"),
+    ("GET", "/api/v1/admin-events", "401 403 403 403 403 403 403 403 200"),
     ("GET", "/api/v1/routing-rules/{rule_id}", "401 403 403 200 200 200 200 200 200"),
     ("PATCH", "/api/v1/routing-rules/{rule_id}", "401 403 403 403 200 403 403 403 200"),
     ("DELETE", "/api/v1/routing-rules/{rule_id}", "401 403 403 403 404 403 403 403 404"),

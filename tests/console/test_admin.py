@@ -128,6 +128,7 @@ ADMIN_PAGES = [
     ("admin-devices", "/console/admin/devices", ["#devices", "#device-form-submit", "#revoke-box-1"]),
     ("admin-users", "/console/admin/users", ["#users", "#user-form-submit"]),
     ("admin-user", "/console/admin/users/{user}", ["#user-form-submit", "#password-form-submit"]),
+    ("admin-audit", "/console/admin/audit", ["#audit-filter", "#admin-events"]),
 ]
 
 

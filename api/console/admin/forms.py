@@ -4,8 +4,8 @@ and the record of who changed what.
 
 Validation is never copied here: the pages build the same input models as the API (:mod:`api.reference`)
 and call the same services, so a form and a request to the API accept and refuse the same things. The
-routing rules' services write their history (RoutingRuleHistory) exactly as the API does; every other
-change is recorded by :func:`audit` as one structured log line (who, what, which object; never a secret).
+routing rules' services write their history (RoutingRuleHistory) exactly as the API does; every change
+lands in the admin audit trail (api.admin_audit, from the session itself) and :func:`audit` logs a line.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def number(values: dict[str, str], name: str) -> str | None:
 
 
 def audit(page: Page, area: str, action: str, subject: str) -> None:
-    """One line per change: who (the audit trail's actor label), what, which object."""
+    """One log line per change (the admin_events row itself is written by api.admin_audit)."""
     log.info("admin change: %s %s %s by %s", area, action, subject, page.operator.label)
 
 

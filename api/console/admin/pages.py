@@ -21,6 +21,7 @@ AREAS: tuple[tuple[str, str], ...] = (
     ("admin.cameras.title", "/console/admin/cameras"),
     ("admin.devices.title", "/console/admin/devices"),
     ("admin.users.title", "/console/admin/users"),
+    ("admin.audit.title", "/console/admin/audit"),
 )
 
 Cell = tuple[str, str | None, str]  # text, link or None, css class

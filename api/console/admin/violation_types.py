@@ -74,8 +74,33 @@ def _fields(values: Mapping[str, Any], *, new: bool) -> list[Field]:
             value=values.get("default_for_type", False),
         ),
         Field("auto_file", "admin.field.auto_file", kind="checkbox", value=values.get("auto_file", False)),
+        Field(
+            "photo_required_to_resolve",
+            "admin.field.photo_required_to_resolve",
+            kind="checkbox",
+            value=values.get("photo_required_to_resolve", False),
+            hint="admin.violation_types.photo_hint",
+        ),
+        Field(
+            "start_required_before_resolve",
+            "admin.field.start_required_before_resolve",
+            kind="checkbox",
+            value=values.get("start_required_before_resolve", False),
+        ),
         Field("active", "admin.field.active", kind="checkbox", value=values.get("active", True)),
     ]
+
+
+def _handling(page: Page, violation: ViolationType) -> str:
+    rules = [
+        page.t(key)
+        for key, on in (
+            ("admin.field.photo_required_to_resolve", violation.photo_required_to_resolve),
+            ("admin.field.start_required_before_resolve", violation.start_required_before_resolve),
+        )
+        if on
+    ]
+    return "；".join(rules) if page.lang == "zh" else "; ".join(rules)
 
 
 def _list(page: Page, values: Mapping[str, Any], errors: list[str]) -> Response:
@@ -94,6 +119,7 @@ def _list(page: Page, values: Mapping[str, Any], errors: list[str]) -> Response:
                     if violation.code in deadlines
                     else page.t("admin.violation_types.default_deadline", hours=f"{default_hours:g}")
                 ),
+                cell(_handling(page, violation)),
                 cell(yes_no(page, violation.active)),
             ],
             muted=not violation.active,
@@ -113,6 +139,7 @@ def _list(page: Page, values: Mapping[str, Any], errors: list[str]) -> Response:
             "admin.field.name_en",
             "admin.field.pipeline_type",
             "admin.field.working_hours",
+            "admin.violation_types.handling",
             "admin.field.active",
         ],
         rows=rows,
@@ -121,8 +148,17 @@ def _list(page: Page, values: Mapping[str, Any], errors: list[str]) -> Response:
     )
 
 
+FLAGS = (
+    "default_for_type",
+    "auto_file",
+    "active",
+    "photo_required_to_resolve",
+    "start_required_before_resolve",
+)
+
+
 def _flags(values: dict[str, str]) -> dict[str, bool]:
-    return {name: checked(values, name) for name in ("default_for_type", "auto_file", "active")}
+    return {name: checked(values, name) for name in FLAGS}
 
 
 def _save_deadline(page: Page, code: str, values: dict[str, str]) -> None:
@@ -198,6 +234,8 @@ def violation_type_page(code: EventCodePath, page: PageDep) -> Response:
             "default_for_type",
             "auto_file",
             "active",
+            "photo_required_to_resolve",
+            "start_required_before_resolve",
         )
     }
     values["working_hours"] = _deadlines(page).get(code)

@@ -212,4 +212,44 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "设置新密码并使该用户当前的登录失效。",
         "Sets a new password and logs the user out everywhere.",
     ),
+    # the audit trail of admin changes (api.admin_audit)
+    "admin.field.photo_required_to_resolve": ("反馈须上传处置照片", "Photo required to resolve"),
+    "admin.field.start_required_before_resolve": ("反馈前须先开始处置", "Start required before resolve"),
+    "admin.violation_types.handling": ("处置要求", "Handling rules"),
+    "admin.violation_types.photo_hint": (
+        "勾选后，处置单位反馈时必须上传派遣后拍摄的处置照片（暴露垃圾、占道经营建议勾选）。",
+        "When ticked, a unit must upload a handling photo taken since dispatch to resolve (advised for "
+        "exposed garbage and street stalls).",
+    ),
+    "admin.audit.title": ("变更记录", "Change log"),
+    "admin.audit.explain": (
+        "每一次对责任单位、地点、问题类型、派遣规则、日历、摄像头、区域、设备和用户的修改，无论来自管理页面、接口"
+        "还是配置导入，都记录在此：谁、何时、改了什么（密码和设备密钥从不显示），最新的在前。",
+        "Every change to units, places, violation types, routing rules, the calendar, cameras, zones, "
+        "devices and users, from these pages, the API or a config import: who, when and what changed "
+        "(passwords and device keys are never shown), newest first.",
+    ),
+    "admin.audit.at": ("时间", "Time"),
+    "admin.audit.actor": ("操作人", "By"),
+    "admin.audit.area": ("类别", "Area"),
+    "admin.audit.action": ("操作", "Action"),
+    "admin.audit.object": ("对象", "Object"),
+    "admin.audit.changes": ("内容", "Changes"),
+    "admin.audit.all": ("全部", "all"),
+    "admin.audit.filter": ("筛选", "Filter"),
+    "admin.audit.older": ("更早的记录", "Older"),
+    "admin.audit.newest": ("回到最新", "Newest"),
+    "admin.audit.action.created": ("新建", "created"),
+    "admin.audit.action.updated": ("修改", "updated"),
+    "admin.audit.action.deleted": ("删除", "deleted"),
+    "admin.audit.area.units": ("责任单位", "Units"),
+    "admin.audit.area.places": ("地点", "Places"),
+    "admin.audit.area.violation_types": ("问题类型", "Violation types"),
+    "admin.audit.area.routing_rules": ("派遣规则", "Routing rules"),
+    "admin.audit.area.deadlines": ("处置时限", "Deadlines"),
+    "admin.audit.area.calendar": ("工作日历", "Work calendar"),
+    "admin.audit.area.cameras": ("摄像头登记", "Cameras"),
+    "admin.audit.area.zones": ("区域", "Zones"),
+    "admin.audit.area.devices": ("边缘设备", "Edge boxes"),
+    "admin.audit.area.users": ("用户与角色", "Users"),
 }
