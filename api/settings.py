@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     workers: int = Field(1, ge=1)
     evidence_max_bytes: int = Field(5 * 1024 * 1024, gt=0)
+    model_max_bytes: int = Field(
+        200 * 1024 * 1024,
+        gt=0,
+        description="Largest ONNX file the model registry accepts.",
+    )
     # Request bodies (api.body_limits): refused with 413 from Content-Length or while they stream in.
     body_max_bytes: int = Field(
         1024 * 1024, gt=0, description="Largest body of a route that takes no file (JSON, forms)."

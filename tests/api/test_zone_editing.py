@@ -190,7 +190,7 @@ def test_migrate_upgrades_a_0001_database_and_keeps_its_cameras(tmp_path: Path) 
     result = CliRunner().invoke(cli_app, ["api", "migrate", "--data-dir", str(tmp_path), "--no-defaults"])
     assert result.exit_code == 0, result.output
     assert (
-        current_revision(engine) == head_revision(engine) == "0007_handling_rules"
+        current_revision(engine) == head_revision(engine) == "0007_model_registry"
     )  # the lead rechains at merge
     check_migrated(engine)  # the app's start-up check passes
     columns = {c["name"] for c in inspect(engine).get_columns("cameras")}
