@@ -63,6 +63,7 @@ from pipeline.case_reports import CaseReporter
 from pipeline.config import DaemonConfig, ZoneConfig
 from pipeline.errors import OutboxError
 from pipeline.metrics import DaemonMetrics, HealthStatus, MetricsServer, health_record
+from pipeline.model_updates import ModelIdentity, ModelUpdater, SwappableDetector
 from pipeline.protocols import DetectorLike, RulesLike, SourceFactory, StaticChangeFactory
 from pipeline.redaction import PersonSplit
 from pipeline.reporting import Reporter
@@ -129,12 +130,18 @@ class Daemon:
             loaded = self._load_detector(config)
             self.person_split = self._persons_for_redaction(loaded, config)
             detector = loaded
-        self.detector: DetectorLike = detector
         # Static change's class follows the model's: its detections flow through the same rules.
-        self.class_names = [*self.detector.class_names, UNKNOWN_OBJECT]
-        self.model_name, self.model_version = self._model_identity(self.detector, config)
+        self.class_names = [*detector.class_names, UNKNOWN_OBJECT]
+        self.model_name, self.model_version = self._model_identity(detector, config)
+        # the store may assign another model: swapped in between batches (pipeline.model_updates)
+        self.swapper = SwappableDetector(detector, ModelIdentity(self.model_name, self.model_version, None))
+        self.detector: DetectorLike = self.swapper
         self.case_reporter = CaseReporter(
-            config, self.class_names, model_name=self.model_name, model_version=self.model_version
+            config,
+            self.class_names,
+            model_name=self.model_name,
+            model_version=self.model_version,
+            identity=lambda: (self.swapper.identity.name, self.swapper.identity.report_version),
         )
         # Sighting events only feed the store's "still there": emitted as often as they may be reported.
         self.rules: RulesLike = rules or RuleEngine(
@@ -191,6 +198,7 @@ class Daemon:
                 config.store.zone_cache_path,
                 event_codes=self.case_reporter.event_codes,
                 on_suppressions=self.suppressions.replace,
+                on_models=lambda models: self.model_updater.assign(models),
             )
             if config.store.zone_sync_s > 0
             else None
@@ -226,12 +234,17 @@ class Daemon:
             suppressions=self.suppressions,
             static=self.static,
         )
+        self.model_updater = ModelUpdater(
+            self.pusher.client, config.store.outbox.parent / "models", self.swapper, self.control.stopping
+        )
+        self._model_thread = threading.Thread(target=self.model_updater.run, name="model-update", daemon=True)
         self.health_reporter = CameraHealthReporter(
             self.pusher.client,
             {cam.id: cam.source for cam in cameras},
             self.control.stopping,
             every_s=config.store.health_report_s,
             references=self.static.states,
+            model=self.model_updater.health if zone_sync is not None else lambda: None,
         )
         self._scheduler = threading.Thread(target=self.scheduler.run, name="scheduler", daemon=True)
         self._rules_thread = threading.Thread(target=self.reporter.run, name="rules", daemon=True)
@@ -344,6 +357,8 @@ class Daemon:
             self._scheduler.start()
             if self.config.store.health_report_s > 0:
                 self._health_thread.start()
+            if self.store_sync.zone_sync is not None:
+                self._model_thread.start()
             if self.config.store.zone_sync_s > 0 or self.config.store.snapshot_s > 0:
                 self.store_sync.start()
                 started.append(lambda: self.store_sync.stop(timeout_s=2.0))
@@ -409,6 +424,9 @@ class Daemon:
         self._join(self._rules_thread, RULES_JOIN_S)
         self._join(self._health_thread, self.config.store.timeout_s + 1.0)
         self.store_sync.stop(timeout_s=self.config.store.timeout_s + 1.0)
+        self.model_updater.wake()
+        if self._model_thread.is_alive():  # a load in progress holds no state to save: not waited for long
+            self._model_thread.join(self.config.store.timeout_s + 1.0)
         self.reporter.save_unsaved()
         self._bounded("stop verification", lambda: self.verifier.stop(timeout_s=5.0), 10.0)
         self._drain()
