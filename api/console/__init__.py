@@ -27,6 +27,7 @@ from api.console import (
     pages_cameras,
     pages_cases,
     pages_dashboards,
+    pages_models,
     pages_review,
     pages_suppressions,
 )
@@ -41,6 +42,7 @@ PAGE_MODULES = (
     pages_cameras,
     pages_suppressions,
     pages_dashboards,
+    pages_models,
 )
 
 

@@ -22,6 +22,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("nav.board", "/console/board", _ALL),
     NavItem("nav.cameras", "/console/cameras", frozenset({Role.ADMIN, Role.SHIFT_LEADER, Role.DISPATCHER})),
     NavItem("nav.dashboards", "/console/dashboards", _OFFICE),
+    NavItem("nav.models", "/console/models", frozenset({Role.ADMIN})),
 )
 
 

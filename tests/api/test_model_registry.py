@@ -32,7 +32,8 @@ def publish(
     client: TestClient, headers: dict[str, str], data: bytes, card: dict[str, Any], **form: str
 ) -> Any:
     files = {"file": ("model.onnx", data, "application/octet-stream")}
-    return client.post("/api/v1/models", files=files, data={"card": json.dumps(card), **form}, headers=headers)
+    form = {"card": json.dumps(card), **form}
+    return client.post("/api/v1/models", files=files, data=form, headers=headers)
 
 
 @pytest.fixture
@@ -60,9 +61,14 @@ def test_publish_keeps_file_card_and_provenance(client: TestClient, world: dict[
     data = DEMO_ONNX.read_bytes()
     evaluation = {"mAP50": 0.41}
     response = publish(
-        client, world["admin"], data, demo_card(), dataset="reviews-2026-12", training_command="streetwatch train",
+        client,
+        world["admin"],
+        data,
+        demo_card(),
+        dataset="reviews-2026-12",
+        training_command="streetwatch train",
         evaluation=json.dumps(evaluation),
-    )  # fmt: skip
+    )
     assert response.status_code == 201, response.text
     version = response.json()
     assert version["sha256"] == hashlib.sha256(data).hexdigest() and version["size"] == len(data)
@@ -161,7 +167,8 @@ def test_shadow_share_is_capped_and_promote_ends_the_shadow(
         f"/api/v1/models/{v2}/assignments", json={"role": "shadow", "shadow_share": 0.8}, headers=admin
     )
     assert greedy.status_code == 422
-    client.post(f"/api/v1/models/{v2}/assignments", json={"role": "shadow", "shadow_share": 0.3}, headers=admin)
+    shadow = {"role": "shadow", "shadow_share": 0.3}
+    client.post(f"/api/v1/models/{v2}/assignments", json=shadow, headers=admin)
     models = {m.role: m for m in config(client, world["box-1"]).models}
     assert models["live"].version_id == v1 and models["shadow"].version_id == v2
     assert models["shadow"].shadow_share == 0.3
