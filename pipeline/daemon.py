@@ -76,6 +76,7 @@ from pipeline.scheduler import (
     hands_over_every_frame,
     is_file,
 )
+from pipeline.shadow import ShadowComparison
 from pipeline.snapshots import Snapshots
 from pipeline.stages import QUEUE_POLL_S, StageControl
 from pipeline.static_changes import StaticChanges
@@ -210,6 +211,13 @@ class Daemon:
             self.zone_updates.queue,
             on_reference=self.static.offer_reference,
         )
+        self.shadow = ShadowComparison(
+            self.pusher.client,
+            period_s=config.store.shadow_period_s,
+            make_rules=self._shadow_rules,
+            observe_seconds=self.metrics.shadow_inference_seconds.observe,
+            live_version=lambda: self.swapper.identity.version_id,
+        )
         self.reporter = Reporter(
             config,
             self.rules,
@@ -233,9 +241,14 @@ class Daemon:
             expire_on_wall_clock=not any(is_file(camera) for camera in config.cameras),
             suppressions=self.suppressions,
             static=self.static,
+            shadow=self.shadow,
         )
         self.model_updater = ModelUpdater(
-            self.pusher.client, config.store.outbox.parent / "models", self.swapper, self.control.stopping
+            self.pusher.client,
+            config.store.outbox.parent / "models",
+            self.swapper,
+            self.control.stopping,
+            on_shadow=self.shadow.set_shadow,
         )
         self._model_thread = threading.Thread(target=self.model_updater.run, name="model-update", daemon=True)
         self.health_reporter = CameraHealthReporter(
@@ -326,6 +339,15 @@ class Daemon:
         if card is not None:
             return str(card.name)[:100], str(card.version)[:50]
         return config.detector.model.stem[:100], ""
+
+    def _shadow_rules(self, class_names: list[str]) -> RulesLike:
+        """Rules of their own for a shadow model, with the zones each camera runs with now."""
+        from pipeline.incidents import RuleEngine
+
+        rules = RuleEngine(self.config, class_names, sighting_every_s=self.config.incidents.sighting_report_s)
+        for camera in self.config.cameras:
+            rules.replace_zones(camera.id, self.zone_updates.zones(camera.id))
+        return rules
 
     def _wake(self, camera_id: str) -> None:
         """A source has a sample ready (called from its thread)."""
@@ -428,6 +450,7 @@ class Daemon:
         if self._model_thread.is_alive():  # a load in progress holds no state to save: not waited for long
             self._model_thread.join(self.config.store.timeout_s + 1.0)
         self.reporter.save_unsaved()
+        self._bounded("upload the shadow comparison", lambda: self.shadow.maybe_upload(force=True), 10.0)
         self._bounded("stop verification", lambda: self.verifier.stop(timeout_s=5.0), 10.0)
         self._drain()
         self._bounded("stop pusher", lambda: self.pusher.stop(timeout_s=5.0), 10.0)

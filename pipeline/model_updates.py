@@ -197,6 +197,7 @@ def load_detector(card: Path, *, provider: str = "cpu", threads: int | None = No
 
 
 Loader = Callable[[Path], DetectorLike]
+OnShadow = Callable[[DetectorLike | None, int | None, float], None]
 
 
 class ModelUpdater:
@@ -210,7 +211,9 @@ class ModelUpdater:
         stopping: threading.Event,
         *,
         loader: Loader = load_detector,
+        on_shadow: OnShadow | None = None,
     ) -> None:
+        self.on_shadow = on_shadow  # the shadow model, loaded (or None: no shadow), and its share
         self.client = client
         self.folder = folder
         self.swapper = swapper
@@ -224,6 +227,9 @@ class ModelUpdater:
         self._error: str | None = None
         self._failed_sha256: str | None = None  # not retried until the assignment changes
         self._offered_sha256: str | None = None  # handed to the swapper: live from its next batch
+        self._shadow_running: tuple[str, float] | None = None  # (sha256, share) handed to on_shadow
+        self._shadow_failed: str | None = None
+        self._shadow_error: str | None = None  # reported beside the live model's state
 
     def assign(self, models: Sequence[DeviceModel]) -> None:
         """The models of a changed device configuration (called from the store-sync thread)."""
@@ -249,7 +255,7 @@ class ModelUpdater:
             state=state,
             target_version_id=target.version_id if target is not None else None,
             shadow_version_id=shadow.version_id if shadow is not None else None,
-            error=error[:500] if error else None,
+            error="; ".join(e for e in (error, self._shadow_error) if e)[:500] or None,
         )
 
     def run(self) -> None:
@@ -259,7 +265,45 @@ class ModelUpdater:
             self._wake.wait(RETRY_S if retry else IDLE_CHECK_S)
 
     def step(self) -> bool:
-        """Make the target live when it is not; True when a transient failure should be retried."""
+        """Make the live and the shadow target run; True when a transient failure should be retried."""
+        retry_live = self.step_live()
+        retry_shadow = self.step_shadow()
+        return retry_live or retry_shadow
+
+    def step_shadow(self) -> bool:
+        if self.on_shadow is None:
+            return False
+        with self._lock:
+            shadow = self._shadow
+        if shadow is None:
+            if self._shadow_running is not None:
+                self.on_shadow(None, None, 0.0)
+                self._shadow_running = None
+            return False
+        wanted = (shadow.sha256, shadow.shadow_share)
+        if wanted == self._shadow_running or shadow.sha256 == self._shadow_failed:
+            return False
+        try:
+            path = download(self.client, shadow, self.folder)
+        except (httpx.TransportError, ModelUpdateError) as exc:
+            self._shadow_error = f"shadow version {shadow.version_id}: download: {exc}"
+            log.error("%s", self._shadow_error)
+            return True
+        try:
+            detector = self.loader(write_card(shadow, path))
+        except ModelUpdateError as exc:
+            self._shadow_failed = shadow.sha256
+            self._shadow_error = f"shadow version {shadow.version_id}: {exc}"
+            log.error("%s", self._shadow_error)
+            return False
+        self.on_shadow(detector, shadow.version_id, shadow.shadow_share)
+        self._shadow_running = wanted
+        self._shadow_error = None
+        log.info("shadow model version %d runs on %.0f%% of frames", shadow.version_id, 100 * wanted[1])
+        return False
+
+    def step_live(self) -> bool:
+        """Make the live target live when it is not; True when a transient failure should be retried."""
         with self._lock:
             target = self._target
             if target is None or target.version_id == self.swapper.identity.version_id:

@@ -25,7 +25,7 @@ import yaml
 from api import model_registry
 from api.actors import Actor
 from api.model_registry import AssignmentIn, RollbackIn
-from api.models import Camera, ModelVersion, Role
+from api.models import Camera, ModelComparison, ModelVersion, Role
 from pipeline.cli import check_config
 from pipeline.config import CameraConfig
 from pipeline.daemon import Daemon
@@ -219,3 +219,37 @@ def test_a_model_that_fails_is_reported_and_the_old_one_keeps_running(
         daemon.stop()
         runner.join(60)
     assert not runner.is_alive() and code == [0]
+
+
+def test_a_shadow_model_is_compared_and_never_reports_a_case(
+    tmp_path: Path, store: LiveStore, yolox_card: Path, yolox_nano: Path, vtest_path: Path
+) -> None:
+    shadow = publish(store, resaved(yolox_nano, "shadow"), yolox_card_fields(yolox_card))
+    cameras = camera_config(5, 20, store.world.place_key)
+    cameras[0]["url"] = str(vtest_path)
+    path = write_config(
+        tmp_path,
+        store,
+        yolox_card,
+        cameras,
+        register=("vtest",),
+        store_extra={"zone_sync_s": 0.5, "shadow_period_s": 3600},
+    )
+    with store.sessions.begin() as session:
+        body = AssignmentIn(role="shadow", devices=["edge-box"], shadow_share=0.5)
+        model_registry.assign(session, ADMIN, shadow, body)
+    daemon = Daemon(check_config(path))
+    runner, code = start(daemon)
+    runner.join(300)
+    daemon.stop()
+    assert not runner.is_alive() and code == [0]
+    # the live model's van is the only case: the shadow's would-be incidents were recorded, not reported
+    assert store.case_count() == 1
+    assert daemon.shadow.shadow_events >= 1 and daemon.shadow.uploaded == 1
+    shadow_calls = daemon.metrics.value("streetwatch_shadow_inference_seconds_count") or 0
+    assert 0 < shadow_calls <= 0.5 * analysed(daemon) + 1, "the shadow ran on at most its share"
+    with store.sessions() as session:
+        (row,) = session.query(ModelComparison).all()
+        assert row.shadow_version_id == shadow and row.live_version_id is None
+        assert row.classes["illegal_parking"]["agree"] == 1, row.classes
+        assert row.classes["_frames"]["shadow"] == shadow_calls
