@@ -205,3 +205,13 @@ def test_device_uploads_a_shadow_comparison_with_crops(
     sha256 = hashlib.sha256(crop).hexdigest()
     assert client.get(f"/api/v1/model-crops/{sha256}", headers=admin).content == crop
     assert client.get(f"/api/v1/model-crops/{sha256}", headers=world["leader"]).status_code == 403
+
+
+def test_a_model_over_the_limit_is_refused_with_413(
+    client: TestClient, store: Store, world: dict[str, dict[str, str]]
+) -> None:
+    """The demo model (7 MB) is over the evidence limit (5 MB) and was taken above: models have their own."""
+    store.settings.model_max_bytes = 20_000
+    response = publish(client, world["admin"], b"x" * 30_000, demo_card(sha256=None))
+    assert response.status_code == 413 and response.json()["max_bytes"] in (20_000, 20_000 + 65_536)
+    assert client.get("/api/v1/models", headers=world["admin"]).json() == []
