@@ -33,6 +33,7 @@ from api.routers import (
 )
 from api.routers import cameras as camera_routes
 from api.routers import case_search as case_search_routes
+from api.routers import models as model_routes
 from api.routers import suppressions as suppression_routes
 from api.security_headers import SecurityHeaders
 from api.settings import Settings
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(camera_routes.router)
     app.include_router(suppression_routes.router)
     app.include_router(case_search_routes.router)
+    app.include_router(model_routes.router)
     console.register(app)  # the operator console's pages under /console
     install_metrics(app, metrics, settings.metrics_bearer())
     body_limits.install(app, settings)  # after the routes: upload routes are found by their File parameters

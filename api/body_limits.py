@@ -42,6 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.settings import Settings
 
 RETRY_AFTER_S = 2  # an upload takes about this long on a local network
+MODEL_ROUTES = "/api/v1/models"  # uploads of ONNX files: their own, larger limit
 _TOKEN_COOKIE = "streetwatch_token"  # api.deps.TOKEN_COOKIE (not imported: deps pulls in the database)
 
 
@@ -55,6 +56,7 @@ def install(app: FastAPI, settings: Settings) -> None:
 class UploadRoute:
     methods: frozenset[str]
     path_regex: re.Pattern[str]
+    model: bool = False  # a model file (api.model_registry): model_max_bytes instead of evidence_max_bytes
 
 
 def upload_routes(app: FastAPI) -> tuple[UploadRoute, ...]:
@@ -63,7 +65,8 @@ def upload_routes(app: FastAPI) -> tuple[UploadRoute, ...]:
     for context in iter_route_contexts(app.routes):  # with their routers' prefixes
         route = context.original_route
         if _takes_file(route) and context.path:
-            found.append(UploadRoute(frozenset(route.methods or ()), compile_path(context.path)[0]))
+            model = context.path.startswith(MODEL_ROUTES)
+            found.append(UploadRoute(frozenset(route.methods or ()), compile_path(context.path)[0], model))
     return tuple(found)
 
 
@@ -167,12 +170,14 @@ class BodyLimits:
             await self.app(scope, receive, send)
             return
         settings = self.settings
-        upload = self._is_upload(scope)
-        limit = (
-            max(settings.evidence_max_bytes, settings.clip_max_bytes) + settings.multipart_overhead_bytes
-            if upload
-            else settings.body_max_bytes
+        route = self._upload_route(scope)
+        upload = route is not None
+        file_limit = (
+            settings.model_max_bytes
+            if route is not None and route.model
+            else max(settings.evidence_max_bytes, settings.clip_max_bytes)
         )
+        limit = file_limit + settings.multipart_overhead_bytes if upload else settings.body_max_bytes
         headers = Headers(scope=scope)
         if _content_length(headers) > limit:
             await _answer(send, _too_large(limit))  # before reading a byte
@@ -190,10 +195,14 @@ class BodyLimits:
         finally:
             self.slots.give_back(client)
 
-    def _is_upload(self, scope: Scope) -> bool:
-        return any(
-            scope["method"] in route.methods and route.path_regex.match(scope["path"])
-            for route in self.upload_routes
+    def _upload_route(self, scope: Scope) -> UploadRoute | None:
+        return next(
+            (
+                route
+                for route in self.upload_routes
+                if scope["method"] in route.methods and route.path_regex.match(scope["path"])
+            ),
+            None,
         )
 
     async def _bounded(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:

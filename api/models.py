@@ -568,3 +568,54 @@ class InstallationSetting(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ModelVersion(Base):
+    """A detector model in the registry (:mod:`api.model_registry`): its ONNX file, stored by sha256 under
+    ``<data_dir>/models/``, and its card as uploaded (classes, input, thresholds, provenance, evaluation)."""
+
+    __tablename__ = "model_versions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    version: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    size: Mapped[int] = mapped_column(Integer)
+    card: Mapped[dict[str, Any]] = mapped_column(JSON)
+    dataset: Mapped[str | None] = mapped_column(String(500))
+    training_command: Mapped[str | None] = mapped_column(Text)
+    evaluation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    uploaded_by: Mapped[str] = mapped_column(String(100))  # actor label
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ModelAssignment(Base):
+    """One assignment action, never changed afterwards: the table is the rollout's audit trail. What a
+    device runs in a role is the latest row of that role for the device or for all devices (device_id
+    None); ``version_id`` None ends the role (no shadow)."""
+
+    __tablename__ = "model_assignments"
+    __table_args__ = (Index("ix_model_assignments_role_device", "role", "device_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    role: Mapped[str] = mapped_column(String(16))  # live | shadow
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id"))
+    shadow_share: Mapped[float] = mapped_column(Float, default=0.0)
+    action: Mapped[str] = mapped_column(String(16))  # assign | rollback | promote | unassign
+    assigned_by: Mapped[str] = mapped_column(String(100))
+    assigned_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ModelComparison(Base):
+    """A shadow comparison summary a daemon uploaded: per class, how often the shadow model's would-be
+    incidents agreed with the live model's over a period, with crops of disagreements (evidence store)."""
+
+    __tablename__ = "model_comparisons"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"), index=True)
+    live_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    shadow_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    period_start: Mapped[dt.datetime]
+    period_end: Mapped[dt.datetime]
+    classes: Mapped[dict[str, Any]] = mapped_column(JSON)  # class -> {agree, live_only, shadow_only}
+    crops: Mapped[list[Any]] = mapped_column(JSON)  # [{class, side, sha256}]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
         32 * 1024 * 1024, gt=0, description="Largest evidence clip (MP4 from an edge box, kind clip)."
     )
     clip_max_s: float = Field(300.0, gt=0, description="Longest evidence clip accepted, in seconds.")
+    model_max_bytes: int = Field(
+        200 * 1024 * 1024,
+        gt=0,
+        description="Largest ONNX file the model registry accepts.",
+    )
     # Request bodies (api.body_limits): refused with 413 from Content-Length or while they stream in.
     body_max_bytes: int = Field(
         1024 * 1024, gt=0, description="Largest body of a route that takes no file (JSON, forms)."

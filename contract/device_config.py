@@ -126,6 +126,27 @@ class Suppression(BaseModel):
     expires_at: dt.datetime
 
 
+ModelRole = Literal["live", "shadow"]
+#: The largest share of analysed frames a shadow model may run on: live analysis is never starved.
+MAX_SHADOW_SHARE = 0.5
+
+
+class DeviceModel(BaseModel):
+    """A model version the store assigned to this device (the registry, api.model_registry)."""
+
+    version_id: int = Field(description="The registry's id; reports name it as model_version.")
+    name: str
+    version: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Of the ONNX file: checked after download.")
+    size: int = Field(gt=0, description="Bytes of the ONNX file.")
+    download_path: str = Field(description="GET it (X-Device-Key, HTTP Range to resume): paths.device_model.")
+    card: dict[str, object] = Field(description="The model card (classes, input, thresholds) as uploaded.")
+    role: ModelRole
+    shadow_share: float = Field(
+        0.0, ge=0, le=MAX_SHADOW_SHARE, description="Share of analysed frames a shadow model also runs on."
+    )
+
+
 class DeviceConfig(BaseModel):
     """Everything an edge box needs from the case store.
 
@@ -140,5 +161,10 @@ class DeviceConfig(BaseModel):
     suppressions: list[Suppression] = Field(
         default_factory=list,
         description="Unexpired false alarms on this box's cameras (registered, or named by its own reports).",
+    )
+    models: list[DeviceModel] = Field(
+        default_factory=list,
+        max_length=2,
+        description="The live and the shadow model assigned to this box; absent: run the YAML's model.",
     )
     version: str = Field(description="Changes whenever the configuration does; also sent as the ETag.")

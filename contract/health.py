@@ -13,6 +13,24 @@ ReferenceState = Literal["learning", "learned", "set", "relearning"]
 REFERENCE_STATES: tuple[ReferenceState, ...] = ("learning", "learned", "set", "relearning")
 
 
+ModelUpdateState = Literal["running", "downloading", "loading", "failed"]
+
+
+class ModelHealth(BaseModel):
+    """The box's model rollout (contract.device_config.DeviceModel): what runs and what went wrong."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    live: str = Field(max_length=200, description="Name and version of the model analysing frames now.")
+    live_version_id: int | None = Field(None, description="The registry's id; None: the YAML's model.")
+    state: ModelUpdateState = Field(description="Of the newest assigned version: running when it is live.")
+    target_version_id: int | None = Field(None, description="The newest version assigned as live.")
+    shadow_version_id: int | None = None
+    error: str | None = Field(
+        None, max_length=500, description="Why the assigned version is not running (the old one stays)."
+    )
+
+
 class CameraHealth(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -26,3 +44,4 @@ class CameraHealth(BaseModel):
         description="Static-change zone -> state of its empty reference; learning: cases of objects "
         "already there when it started cannot be told yet.",
     )
+    model: ModelHealth | None = Field(None, description="The box's model rollout; absent: not reported.")

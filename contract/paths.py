@@ -33,3 +33,11 @@ def camera_snapshot(camera: str) -> str:
 def device_reference(sha256: str) -> str:
     """GET the image an operator set as a zone's empty reference (DeviceZone.reference_sha256)."""
     return f"{API}/devices/me/references/{sha256}"
+
+
+def device_model(version_id: int) -> str:
+    """GET the ONNX file of a model version assigned to this device (HTTP Range resumes a download)."""
+    return f"{API}/devices/me/models/{version_id}"
+
+
+MODEL_COMPARISONS = f"{API}/devices/me/model-comparisons"  # POST a ModelComparisonReport (shadow vs live)

@@ -188,9 +188,13 @@ def _print_report(report: dict[str, Any], echo: Callable[[str], Any]) -> None:
 # Commands contributed by other modules of this package register here (one line each):
 # streetwatch models export   -> detector/export.py: export_command
 # streetwatch models quantize -> detector/quantize.py: quantize_command
+# streetwatch models publish  -> detector/publish.py: publish_command
 from detector.export import export_command  # noqa: E402
 
 models_app.command("export")(export_command)
 from detector.quantize import quantize_command  # noqa: E402
 
 models_app.command("quantize")(quantize_command)
+from detector.publish import publish_command  # noqa: E402
+
+models_app.command("publish")(publish_command)

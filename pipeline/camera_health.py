@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Mapping
 
 from contract import paths
-from contract.health import CAMERA_STATES, CameraHealth
+from contract.health import CAMERA_STATES, CameraHealth, ModelHealth
 from pipeline.protocols import SourceLike
 from pipeline.zone_sync import RequestLike
 
@@ -26,7 +26,9 @@ class CameraHealthReporter:
         *,
         every_s: float,
         references: Callable[[], Mapping[str, Mapping[str, str]]] = dict,
+        model: Callable[[], ModelHealth | None] = lambda: None,
     ) -> None:
+        self.model = model  # the box's model rollout (pipeline.model_updates), in every camera's report
         self.client = client
         self.references = references  # camera -> static-change zone -> reference state
         self.sources = sources
@@ -54,6 +56,7 @@ class CameraHealthReporter:
                 "fps": round(min(max(float(health.fps), 0.0), 1000.0), 3),
                 "error": (health.last_error or None) and str(health.last_error)[:500],
                 "references": dict(self.references().get(camera_id, {})),
+                "model": self.model(),
             }
         )
         try:

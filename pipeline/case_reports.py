@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from contract.device_config import DeviceViolationType
@@ -84,10 +84,13 @@ class CaseReporter:
         model_name: str,
         model_version: str,
         event_codes: EventCodes | None = None,
+        identity: Callable[[], tuple[str, str]] | None = None,
     ) -> None:
         self.class_names = list(class_names)
         self.model_name = model_name
         self.model_version = model_version
+        # the live model's (name, version) now: a model swapped in (pipeline.model_updates) reports as itself
+        self.identity = identity
         self.sighting_report_s = config.incidents.sighting_report_s
         self.event_codes = event_codes or EventCodes(
             config.detector.event_codes, config.detector.violation_of
@@ -103,6 +106,9 @@ class CaseReporter:
         self._reported[event.incident_id] = _Reported(confirmed_at, score)
         while len(self._reported) > REPORTED_MEMORY:
             self._reported.popitem(last=False)
+        model_name, model_version = (
+            self.identity() if self.identity else (self.model_name, self.model_version)
+        )
         return CaseReport(
             idempotency_key=event.incident_id,
             camera=event.camera_id,
@@ -114,8 +120,8 @@ class CaseReporter:
             confirmed_at=confirmed_at,
             confidence=_unit(event.confidence),
             boxes=self.boxes(event.boxes),
-            model_name=self.model_name,
-            model_version=self.model_version,
+            model_name=model_name,
+            model_version=model_version,
             sighting_count=max(int(event.sighting_count), 1),
             frame_wh=None if frame_hw is None else (int(frame_hw[1]), int(frame_hw[0])),
         )

@@ -124,6 +124,11 @@ class StoreConfig(_Strict):
     health_report_s: float = Field(
         60.0, ge=0, description="Report camera health to the store this often (PUT .../health); 0 = never."
     )
+    shadow_period_s: float = Field(
+        600.0,
+        gt=0,
+        description="A shadow model's comparison with the live one is summed and uploaded this often.",
+    )
     zone_sync_s: float = Field(
         30.0,
         ge=0,

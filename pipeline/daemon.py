@@ -65,6 +65,7 @@ from pipeline.clips import ClipRecorder
 from pipeline.config import DaemonConfig, ZoneConfig
 from pipeline.errors import OutboxError
 from pipeline.metrics import DaemonMetrics, HealthStatus, MetricsServer, health_record
+from pipeline.model_updates import ModelIdentity, ModelUpdater, SwappableDetector
 from pipeline.protocols import DetectorLike, RulesLike, SourceFactory, StaticChangeFactory
 from pipeline.redaction import PersonSplit
 from pipeline.reporting import Reporter
@@ -77,6 +78,7 @@ from pipeline.scheduler import (
     hands_over_every_frame,
     is_file,
 )
+from pipeline.shadow import ShadowComparison
 from pipeline.snapshots import Snapshots
 from pipeline.stages import QUEUE_POLL_S, StageControl
 from pipeline.static_changes import StaticChanges
@@ -131,12 +133,18 @@ class Daemon:
             loaded = self._load_detector(config)
             self.person_split = self._persons_for_redaction(loaded, config)
             detector = loaded
-        self.detector: DetectorLike = detector
         # Static change's class follows the model's: its detections flow through the same rules.
-        self.class_names = [*self.detector.class_names, UNKNOWN_OBJECT]
-        self.model_name, self.model_version = self._model_identity(self.detector, config)
+        self.class_names = [*detector.class_names, UNKNOWN_OBJECT]
+        self.model_name, self.model_version = self._model_identity(detector, config)
+        # the store may assign another model: swapped in between batches (pipeline.model_updates)
+        self.swapper = SwappableDetector(detector, ModelIdentity(self.model_name, self.model_version, None))
+        self.detector: DetectorLike = self.swapper
         self.case_reporter = CaseReporter(
-            config, self.class_names, model_name=self.model_name, model_version=self.model_version
+            config,
+            self.class_names,
+            model_name=self.model_name,
+            model_version=self.model_version,
+            identity=lambda: (self.swapper.identity.name, self.swapper.identity.report_version),
         )
         # Sighting events only feed the store's "still there": emitted as often as they may be reported.
         self.rules: RulesLike = rules or RuleEngine(
@@ -193,6 +201,7 @@ class Daemon:
                 config.store.zone_cache_path,
                 event_codes=self.case_reporter.event_codes,
                 on_suppressions=self.suppressions.replace,
+                on_models=lambda models: self.model_updater.assign(models),
             )
             if config.store.zone_sync_s > 0
             else None
@@ -203,6 +212,13 @@ class Daemon:
             config.store.zone_sync_s,
             self.zone_updates.queue,
             on_reference=self.static.offer_reference,
+        )
+        self.shadow = ShadowComparison(
+            self.pusher.client,
+            period_s=config.store.shadow_period_s,
+            make_rules=self._shadow_rules,
+            observe_seconds=self.metrics.shadow_inference_seconds.observe,
+            live_version=lambda: self.swapper.identity.version_id,
         )
         self.reporter = Reporter(
             config,
@@ -228,13 +244,23 @@ class Daemon:
             suppressions=self.suppressions,
             static=self.static,
             clips=self._clip_recorder(config, cameras),
+            shadow=self.shadow,
         )
+        self.model_updater = ModelUpdater(
+            self.pusher.client,
+            config.store.outbox.parent / "models",
+            self.swapper,
+            self.control.stopping,
+            on_shadow=self.shadow.set_shadow,
+        )
+        self._model_thread = threading.Thread(target=self.model_updater.run, name="model-update", daemon=True)
         self.health_reporter = CameraHealthReporter(
             self.pusher.client,
             {cam.id: cam.source for cam in cameras},
             self.control.stopping,
             every_s=config.store.health_report_s,
             references=self.static.states,
+            model=self.model_updater.health if zone_sync is not None else lambda: None,
         )
         self._scheduler = threading.Thread(target=self.scheduler.run, name="scheduler", daemon=True)
         self._rules_thread = threading.Thread(target=self.reporter.run, name="rules", daemon=True)
@@ -332,6 +358,15 @@ class Daemon:
             return str(card.name)[:100], str(card.version)[:50]
         return config.detector.model.stem[:100], ""
 
+    def _shadow_rules(self, class_names: list[str]) -> RulesLike:
+        """Rules of their own for a shadow model, with the zones each camera runs with now."""
+        from pipeline.incidents import RuleEngine
+
+        rules = RuleEngine(self.config, class_names, sighting_every_s=self.config.incidents.sighting_report_s)
+        for camera in self.config.cameras:
+            rules.replace_zones(camera.id, self.zone_updates.zones(camera.id))
+        return rules
+
     def _wake(self, camera_id: str) -> None:
         """A source has a sample ready (called from its thread)."""
         self._frame_ready.set()
@@ -362,6 +397,8 @@ class Daemon:
             self._scheduler.start()
             if self.config.store.health_report_s > 0:
                 self._health_thread.start()
+            if self.store_sync.zone_sync is not None:
+                self._model_thread.start()
             if self.config.store.zone_sync_s > 0 or self.config.store.snapshot_s > 0:
                 self.store_sync.start()
                 started.append(lambda: self.store_sync.stop(timeout_s=2.0))
@@ -429,7 +466,11 @@ class Daemon:
             self.reporter.poll_clips(final=True)  # what is buffered of the clips still waiting for their end
         self._join(self._health_thread, self.config.store.timeout_s + 1.0)
         self.store_sync.stop(timeout_s=self.config.store.timeout_s + 1.0)
+        self.model_updater.wake()
+        if self._model_thread.is_alive():  # a load in progress holds no state to save: not waited for long
+            self._model_thread.join(self.config.store.timeout_s + 1.0)
         self.reporter.save_unsaved()
+        self._bounded("upload the shadow comparison", lambda: self.shadow.maybe_upload(force=True), 10.0)
         self._bounded("stop verification", lambda: self.verifier.stop(timeout_s=5.0), 10.0)
         self._drain()
         self._bounded("stop pusher", lambda: self.pusher.stop(timeout_s=5.0), 10.0)

@@ -13,7 +13,8 @@ Metric families (all prefixed ``streetwatch_``):
   (``unchanged``: the source's scene-change skip; ``behind``: dropped by the scheduler because the camera
   was behind, see :mod:`pipeline.daemon`), ``decode_seconds`` (histogram, when the source measures it)
 - per batch: ``inference_seconds``, ``batch_frames``; per frame: ``rules_seconds``,
-  ``frame_wait_seconds`` (from sampling to the detector)
+  ``frame_wait_seconds`` (from sampling to the detector), ``shadow_inference_seconds`` (a shadow model's
+  call on its share of frames, :mod:`pipeline.shadow`)
 - ``queue_depth{queue}``, ``outbox_items{state}``, ``incident_events_total{kind}``,
   ``frame_to_outbox_seconds`` (sampling of the confirming frame to its report in the outbox),
   ``stage_errors_total{stage}``, ``detections_suppressed_total{camera,zone,violation}`` (false-alarm memory)
@@ -232,6 +233,12 @@ class DaemonMetrics:
         self.inference_seconds = Histogram(
             "streetwatch_inference_seconds",
             "One detector call on a batch.",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.shadow_inference_seconds = Histogram(
+            "streetwatch_shadow_inference_seconds",
+            "One shadow-model call on a frame (pipeline.shadow): the cost of comparing a candidate model.",
             buckets=BATCH_BUCKETS,
             registry=r,
         )

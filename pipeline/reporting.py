@@ -27,7 +27,8 @@ from pipeline.config import DaemonConfig
 from pipeline.errors import OutboxError
 from pipeline.evidence import DEFAULT_STAMP_TIMEZONE, evidence_score
 from pipeline.metrics import DaemonMetrics
-from pipeline.protocols import EventLike, RulesLike
+from pipeline.protocols import DetectorLike, EventLike, RulesLike
+from pipeline.scheduler import detector_frame, to_full_frame
 from pipeline.snapshots import Snapshots
 from pipeline.stages import END, QUEUE_POLL_S, Analysed, StageControl
 from pipeline.zone_updates import ZoneUpdates
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from detector.detections import Detections
     from pipeline.clips import ClipRecorder
     from pipeline.outbox import Outbox, QueuedImage
+    from pipeline.shadow import ShadowComparison
     from pipeline.static_changes import StaticChanges
     from pipeline.suppressions import SuppressionFilter
     from pipeline.verification import Verifier
@@ -76,7 +78,9 @@ class Reporter:
         suppressions: SuppressionFilter | None = None,
         static: StaticChanges | None = None,
         clips: ClipRecorder | None = None,
+        shadow: ShadowComparison | None = None,
     ) -> None:
+        self.shadow = shadow  # a shadow model's run beside the live one (pipeline.shadow)
         self.config = config
         self.static = static
         self.clips = clips  # evidence clips of the cameras that keep them (cut on this thread)
@@ -160,6 +164,23 @@ class Reporter:
                 self.metrics.stage_errors.labels("verification").inc()
                 log.exception("verification failed on camera %s", item.camera_id)
         self.snapshots.maybe_offer(item)
+        self.run_shadow(item, detections, events)
+
+    def run_shadow(self, item: Analysed, live: Detections, events: Sequence[EventLike]) -> None:
+        """The shadow model on its share of frames; its events are recorded there, never reported."""
+        if self.shadow is None or self.shadow.version_id is None:
+            return
+        frame = item.frame
+
+        def run(detector: DetectorLike) -> Detections:
+            return to_full_frame(detector.detect_batch([detector_frame(frame)])[0], frame)
+
+        try:
+            self.shadow.observe(item.camera_id, frame.stream_time, frame.image, events, run)
+            self.shadow.maybe_upload()
+        except Exception:
+            self.metrics.stage_errors.labels("shadow").inc()
+            log.exception("shadow model failed on camera %s; the live analysis goes on", item.camera_id)
 
     def unsuppressed(self, item: Analysed, frame_hw: tuple[int, int]) -> Detections:
         """The frame's detections less the remembered false alarms (all of them if the filter fails)."""

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from common.files import write_atomically
 from contract import paths
-from contract.device_config import DeviceConfig, DeviceZone, Suppression
+from contract.device_config import DeviceConfig, DeviceModel, DeviceZone, Suppression
 from contract.schedule import ScheduleError, windows_to_text
 from pipeline.case_reports import EventCodes
 from pipeline.config import CameraConfig, ZoneConfig
@@ -137,12 +137,14 @@ class ZoneSync:
         *,
         event_codes: EventCodes | None = None,
         on_suppressions: Callable[[list[Suppression]], None] | None = None,
+        on_models: Callable[[list[DeviceModel]], None] | None = None,
     ) -> None:
         self.client = client
         self.cameras = list(cameras)
         self.cache = cache
         self.event_codes = event_codes  # checked against the store's violation types on every answer
         self.on_suppressions = on_suppressions  # the false-alarm memory (pipeline.suppressions)
+        self.on_models = on_models  # the model rollout (pipeline.model_updates)
         self.suppressions: list[Suppression] = []  # of the last good answer
         self.etag: str | None = None
         # Of the last good answer (poll or cache): the references a store-sync thread downloads.
@@ -204,6 +206,8 @@ class ZoneSync:
         if self.on_suppressions is not None:
             self.on_suppressions(self.suppressions)
         self.references = references_from_store(config)
+        if self.on_models is not None:
+            self.on_models(list(config.models))
         return zones
 
     def _save(self, document: Any, etag: str | None) -> None:

@@ -33,6 +33,7 @@ from api.console import (
     pages_cameras,
     pages_cases,
     pages_dashboards,
+    pages_models,
     pages_review,
     pages_search,
     pages_suppressions,
@@ -50,6 +51,7 @@ PAGE_MODULES = (
     pages_dashboards,
     *admin.MODULES,
     pages_search,
+    pages_models,
 )
 
 

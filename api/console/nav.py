@@ -25,6 +25,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("nav.cameras", "/console/cameras", frozenset({Role.ADMIN, Role.SHIFT_LEADER, Role.DISPATCHER})),
     NavItem("nav.dashboards", "/console/dashboards", _OFFICE),
     NavItem("nav.admin", "/console/admin", frozenset({Role.ADMIN})),
+    NavItem("nav.models", "/console/models", frozenset({Role.ADMIN})),
 )
 
 

@@ -20,6 +20,8 @@ def record_camera_health(session: Session, device_id: int, camera_code: str, bod
     if camera is None or camera.device_id != device_id:
         raise NotFound(f"this device has no camera {camera_code!r}")
     health = body.model_dump(mode="json")
+    if health.get("model") is None:  # a box that reports no model rollout: nothing to keep
+        health.pop("model", None)
     if body.last_frame_at is not None:  # stored in UTC like every other time
         health["last_frame_at"] = body.last_frame_at.astimezone(dt.UTC).isoformat()
     camera.health = health

@@ -14,8 +14,8 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api import model_registry, suppressions
 from api import reference as ref
-from api import suppressions
 from api.deps import DeviceDep, OperatorDep, SessionDep, SettingsDep
 from api.models import Camera, Device, ViolationType, utcnow
 from api.routers.responses import AUTHENTICATED, INVALID, NOT_FOUND, errors
@@ -88,6 +88,8 @@ def device_config(session: Session, device_id: int, device_name: str) -> DeviceC
         "suppressions": [
             s.model_dump(mode="json") for s in suppressions.for_device(session, device_id, utcnow())
         ],
+        # a new assignment (or rollback) changes the version: boxes learn of it at their next poll
+        "models": [m.model_dump(mode="json") for m in model_registry.device_models(session, device_id)],
     }
     version = hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
     return DeviceConfig.model_validate({**body, "version": version})

@@ -128,6 +128,16 @@ MATRIX: list[tuple[str, str, str]] = [
     ("GET", "/api/v1/case-search/export.csv", "401 403 403 200 200 200 200 200 200"),
     ("GET", "/api/v1/case-search/map", "401 403 403 200 200 200 200 200 200"),
     ("POST", "/api/v1/case-search/bulk", "401 403 403 403 422 403 403 403 422"),
+    ("POST", "/api/v1/models", "401 403 403 403 403 403 403 403 422"),
+    ("GET", "/api/v1/models", "401 403 403 403 403 403 403 403 200"),
+    ("GET", "/api/v1/models/assignments", "401 403 403 403 403 403 403 403 200"),
+    ("POST", "/api/v1/models/rollback", "401 403 403 403 403 403 403 403 409"),
+    ("GET", "/api/v1/models/{version_id}", "401 403 403 403 403 403 403 403 404"),
+    ("POST", "/api/v1/models/{version_id}/assignments", "401 403 403 403 403 403 403 403 422"),
+    ("POST", "/api/v1/models/{version_id}/promote", "401 403 403 403 403 403 403 403 404"),
+    ("GET", "/api/v1/model-crops/{sha256}", "401 403 403 403 403 403 403 403 404"),
+    ("GET", "/api/v1/devices/me/models/{version_id}", "401 404 404 403 403 403 403 403 403"),
+    ("POST", "/api/v1/devices/me/model-comparisons", "401 422 422 403 403 403 403 403 403"),
     ("GET", "/metrics", "401 401 401 403 403 403 403 403 200"),
     ("POST", "/api/v1/auth/logout", "401 403 403 204 204 204 204 204 204"),
 ]
@@ -170,6 +180,10 @@ PATHS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/cameras/{code}/snapshot"): "/api/v1/cameras/cam-1/snapshot",
     ("GET", "/api/v1/cameras/{code}/suppressions"): "/api/v1/cameras/cam-1/suppressions",
     ("DELETE", "/api/v1/suppressions/{suppression_id}"): "/api/v1/suppressions/999999",
+    ("GET", "/api/v1/models/{version_id}"): "/api/v1/models/999999",
+    ("POST", "/api/v1/models/{version_id}/assignments"): "/api/v1/models/999999/assignments",
+    ("POST", "/api/v1/models/{version_id}/promote"): "/api/v1/models/999999/promote",
+    ("GET", "/api/v1/devices/me/models/{version_id}"): "/api/v1/devices/me/models/999999",
 }
 
 

@@ -297,7 +297,9 @@ def test_the_real_app_bounds_every_route_that_takes_a_file(sqlite_store: Store) 
         ("POST", "^/api/v1/cases/(?P<case_id>[^/]+)/evidence$"),
         ("PUT", "^/api/v1/devices/me/cameras/(?P<code>[^/]+)/snapshot$"),
         ("POST", "^/console/cases/(?P<case_id>[^/]+)/act$"),
+        ("POST", "^/api/v1/models$"),
     }
+    assert [route.model for route in routes if "models" in route.path_regex.pattern] == [True]
 
 
 @dataclass

@@ -51,6 +51,8 @@ DEVICE_OPERATIONS = {
     ("GET", "/api/v1/devices/me/cases"),
     ("PUT", "/api/v1/devices/me/cameras/{code}/health"),
     ("PUT", "/api/v1/devices/me/cameras/{code}/snapshot"),
+    ("GET", "/api/v1/devices/me/models/{version_id}"),
+    ("POST", "/api/v1/devices/me/model-comparisons"),
 }
 CREDENTIAL_FIELDS = ("authorization", "x-device-key", "x-api-key", "cookie", "api_key")
 CHECKS = [
