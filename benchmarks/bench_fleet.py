@@ -452,17 +452,21 @@ def private_postgres(workdir: Path) -> Iterator[tuple[str, Path, Path]]:
         capture_output=True,
     )
     ctl = [*as_postgres, str(pg_bin / "pg_ctl"), "-D", str(data / "data"), "-l", str(data / "log"), "-w"]
-    subprocess.run([*ctl, "-o", f"-p {port} -k /tmp -c listen_addresses=127.0.0.1", "start"], check=True)
+    options = f"-p {port} -k /tmp -c listen_addresses=127.0.0.1"
+    subprocess.run([*ctl, "-o", options, "start"], check=True, stdout=subprocess.DEVNULL)
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", pg_bin, data / "data"
     finally:
-        subprocess.run([*ctl, "-m", "fast", "stop"], check=False, capture_output=True)
+        subprocess.run([*ctl, "-m", "fast", "stop"], check=False, stdout=subprocess.DEVNULL)
 
 
 def restart_postgres(pg_bin: Path, data: Path) -> None:
+    """``pg_ctl restart -m fast`` (its log to a file: a pipe would be held open by the new postmaster)."""
     as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    ctl = [*as_postgres, str(pg_bin / "pg_ctl"), "-D", str(data), "-w", "-m", "fast"]
-    subprocess.run([*ctl, "restart"], check=True, capture_output=True)
+    ctl = [*as_postgres, str(pg_bin / "pg_ctl"), "-D", str(data), "-l", str(data.parent / "log"), "-w"]
+    subprocess.run(
+        [*ctl, "-m", "fast", "restart"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -475,6 +479,7 @@ class WorkerResult:
     keys: list[str] = field(default_factory=list)  # reports and updates put in the timed window
     primed: int = 0  # reports of incidents already going on, delivered before the window
     pending_at_end: int = 0
+    drain_s: float = 0.0  # after the window, until every outbox was empty (with a restart)
     failed_items: int = 0
     verification_errors: int = 0
     cpu_s: float = 0.0
@@ -532,9 +537,11 @@ def run_worker(
     began = time.process_time()
     driver.live(stop)
     if drain_s > 0:  # with a restart: wait until every outbox is empty (or the timeout)
-        deadline = time.monotonic() + drain_s
+        drain_began = time.monotonic()
+        deadline = drain_began + drain_s
         while time.monotonic() < deadline and pending(boxes):
             time.sleep(0.5)
+        result.drain_s = time.monotonic() - drain_began
     result.pending_at_end = pending(boxes)
     result.failed_items = sum(len(box.outbox.failed()) for box in boxes)
     result.verification_errors = sum(box.verification_errors for box in boxes)
@@ -776,6 +783,7 @@ def run_step(
             "primed_incidents": sum(r["primed"] for r in collected),
             "backlog_at_start": sum(backlog),
             "pending_at_end": sum(r["pending_at_end"] for r in collected),
+            "drain_after_window_s": max(r["drain_s"] for r in collected),
             "failed_items": sum(r["failed_items"] for r in collected),
             "store_cpu_cores": cpu_used / window,
             "store_rss_mb_peak": peak_rss,
@@ -874,7 +882,8 @@ def format_table(document: dict[str, Any]) -> str:
             d = s["delivery"]
             lines.append(
                 f"{s['cameras']} cameras, restart {s['restart']}: {d['stored']}/{d['put']} reports+updates "
-                f"stored exactly once, {d['missing']} missing, {s['pending_at_end']} still pending"
+                f"stored exactly once, {d['missing']} missing, {s['pending_at_end']} still pending "
+                f"(outboxes empty {s['drain_after_window_s']:.0f} s after the window)"
             )
     lines.append(
         f"Largest fleet held (p99 < {P99_LIMIT_MS:.0f} ms every kind, 0 errors): {document['headline']}"

@@ -195,10 +195,11 @@ class SimBox:
     def stop(self) -> None:
         self.stopping.set()
         self.store_sync.stop(2.0)
-        self.pusher.stop(2.0)
+        stopped = self.pusher.stop(self.store.timeout_s + 1.0)
         for thread in self._threads:
             thread.join(2.0)
-        self.outbox.close()
+        if stopped:  # a pusher still in a request would write to a closed outbox
+            self.outbox.close()
 
     # --- what the rules stage would put into the outbox ---
 

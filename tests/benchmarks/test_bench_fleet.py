@@ -46,7 +46,7 @@ def test_store_restart_under_the_simulator_delivers_every_report_once(tmp_path: 
     """The store is stopped and started again halfway through the window while the boxes send: the
     outboxes wait and retry, and every report and update put in the window is stored, each once."""
     document = bench_fleet.main(
-        ["--cameras", "6", "--duration", "8", "--restart", "store", "--drain-timeout", "90", "--out",
+        ["--cameras", "6", "--duration", "8", "--restart", "store", "--drain-timeout", "300", "--out",
          str(tmp_path), *FAST]
     )  # fmt: skip
 
