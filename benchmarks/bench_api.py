@@ -152,7 +152,7 @@ def scratch_database(backend: str, pg_url: str) -> Iterator[tuple[Path, str | No
             shutil.rmtree(data_dir, ignore_errors=True)
         return
     name = f"sw_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)  # survives a restart
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:

@@ -39,6 +39,7 @@ from pipeline.config import STATIC_OBJECT_TYPES, DaemonConfig, ZoneConfig
 from pipeline.evidence import DEFAULT_STAMP_TIMEZONE, render_after
 from pipeline.outbox import Outbox
 from pipeline.pusher import StoreClient, describe
+from pipeline.zone_sync import RequestLike
 
 log = logging.getLogger(__name__)
 
@@ -181,20 +182,7 @@ class Verifier:
         return self.set_resolved(cases)
 
     def _fetch(self, client: StoreClient) -> list[ResolvedCase]:
-        cases: list[ResolvedCase] = []
-        while len(cases) < MAX_WATCHES:
-            response = client.request(
-                "GET",
-                paths.DEVICE_CASES,
-                params={"status": "resolved", "limit": PAGE_SIZE, "offset": len(cases)},
-            )
-            if response.status_code != 200:
-                raise ValueError(describe(response))
-            page = DeviceCasesPage.model_validate_json(response.content)
-            cases.extend(_resolved_case(row) for row in page.data)
-            if not page.data or len(cases) >= page.count:
-                break
-        return cases[:MAX_WATCHES]
+        return fetch_resolved(client)
 
     def set_resolved(self, cases: Iterable[ResolvedCase]) -> int:
         """Replace the watch list with ``cases`` (the store's current answer): new cases are watched from
@@ -351,6 +339,26 @@ class Verifier:
             [cv2.pointPolygonTest(contour, (float(x), float(y)), False) >= 0 for x, y in anchors]
         )
         return candidates[inside]
+
+
+def fetch_resolved(client: RequestLike) -> list[ResolvedCase]:
+    """The resolved cases on the calling device's cameras, oldest resolution first, at most MAX_WATCHES
+    (the poll of the verification thread; the fleet simulator polls with it too). Raises ValueError for
+    an answer other than 200, httpx.HTTPError when the store is unreachable."""
+    cases: list[ResolvedCase] = []
+    while len(cases) < MAX_WATCHES:
+        response = client.request(
+            "GET",
+            paths.DEVICE_CASES,
+            params={"status": "resolved", "limit": PAGE_SIZE, "offset": len(cases)},
+        )
+        if response.status_code != 200:
+            raise ValueError(describe(response))
+        page = DeviceCasesPage.model_validate_json(response.content)
+        cases.extend(_resolved_case(row) for row in page.data)
+        if not page.data or len(cases) >= page.count:
+            break
+    return cases[:MAX_WATCHES]
 
 
 def _judged_in(zone: ZoneConfig, violation_type: str) -> bool:
