@@ -291,6 +291,8 @@ class Case(Base):
         Index("ix_cases_status_camera", "status", "camera_code"),  # review queue filters (0007)
         Index("ix_cases_status_place", "status", "place_id"),
         Index("ix_cases_recurrence_of_id", "recurrence_of_id"),  # the case page's recurrences (0007)
+        Index("ix_cases_board", "status", "unit_id", "overdue", "deadline_at", "id"),  # unit board (0010)
+        Index("ix_cases_status_created_id", "status", "created_at", "id"),  # board lists, newest first
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     status: Mapped[str] = mapped_column(String(32), default=CaseStatus.PENDING_REVIEW.value, index=True)
