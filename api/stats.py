@@ -40,12 +40,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, Field
 from sqlalchemy import (
     ColumnElement,
-    Date,
     Float,
     Integer,
     and_,
     case,
-    cast,
     func,
     literal,
     or_,
@@ -474,25 +472,12 @@ def _by_place(session: Session, period: Period, unit: Unit | None) -> list[Place
     return sorted(rows, key=lambda r: (-r.count, r.place))
 
 
-def _local_day_index(session: Session, column: Any, period: Period) -> ColumnElement[int]:
-    """Which day of ``period`` (0-based) a timestamp inside the period falls on.
-
-    PostgreSQL converts the instant to the calendar zone's local date itself (its zone database, the same
-    IANA data as ``zoneinfo``), one cheap expression per row; elsewhere a ``CASE`` over the period's day
-    boundaries, which compares each row with up to 30 instants (4 s instead of 1 s a month at 1M cases)."""
-    if session.get_bind().dialect.name != "postgresql":
-        return day_index(column, period)
-    # columns hold UTC without a zone: mark them UTC, convert to local wall time, take the date
-    local = func.timezone(period.tz.key, func.timezone("UTC", column))
-    return cast(cast(local, Date) - literal(period.start, Date), Integer)
-
-
 def _per_day(
     session: Session, period: Period, unit: Unit | None, column: Any, *conditions: ColumnElement[bool]
 ) -> list[int]:
     """Cases per day of the period by ``column`` (a timestamp), one GROUP BY over the day index."""
     bucket = (
-        select(_local_day_index(session, column, period).label("day"))
+        select(day_index(column, period).label("day"))
         .where(within(column, period), _scope_clause(unit), *conditions)
         .subquery()
     )
