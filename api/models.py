@@ -297,6 +297,8 @@ class Case(Base):
         Index("ix_cases_deadline_id", "deadline_at", "id"),
         Index("ix_cases_first_seen_id", "first_seen_at", "id"),
         Index("ix_cases_unit_created_id", "unit_id", "created_at", "id"),
+        Index("ix_cases_board", "status", "unit_id", "overdue", "deadline_at", "id"),  # unit board (0010)
+        Index("ix_cases_status_created_id", "status", "created_at", "id"),  # board lists, newest first
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     status: Mapped[str] = mapped_column(String(32), default=CaseStatus.PENDING_REVIEW.value, index=True)

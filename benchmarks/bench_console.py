@@ -433,6 +433,11 @@ PAGES = [
         "console",
         lambda s: f"/console/review?camera={s['filter']['camera']}&violation={s['filter']['violation']}",
     ),
+    PageSpec(
+        "queue_suggest_camera",
+        "console",
+        lambda s: f"/console/review/suggest?field=camera&q={s['filter']['camera'][:5]}",
+    ),
     PageSpec("case_page", "console", lambda s: f"/console/cases/{s['dispatched_case']}"),
     PageSpec("board", "console", lambda s: "/console/board"),
     PageSpec(

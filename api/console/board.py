@@ -39,11 +39,16 @@ class BoardRow:
 
 def board_rows(session: Session, where: ColumnElement[bool], *, by_deadline: bool = True) -> list[BoardRow]:
     """Cases matching ``where``: overdue first, then earliest deadline (none last); else newest first."""
+    # Overdue first as an expression, not the bare column: ordered by ``overdue`` itself, PostgreSQL walks
+    # the boolean index ix_cases_overdue over all million cases to get that order for free and filters out
+    # 98% of them (0.6 s); with the expression it reads the few handling cases by status and sorts them.
     order = (
-        (Case.overdue.desc(), Case.deadline_at.is_(None), Case.deadline_at, Case.id)
+        (case((Case.overdue.is_(True), 0), else_=1), Case.deadline_at.is_(None), Case.deadline_at, Case.id)
         if by_deadline
         else (Case.created_at.desc(), Case.id.desc())
     )
+    # Deferred join: pick the page's ids on the cases table alone, then join the names to those rows only.
+    page_ids = select(Case.id).where(where).order_by(*order).limit(LIST_LIMIT).subquery()
     query = (
         select(
             Case.id,
@@ -60,13 +65,12 @@ def board_rows(session: Session, where: ColumnElement[bool], *, by_deadline: boo
             ViolationType.photo_required_to_resolve,
             ViolationType.start_required_before_resolve,
         )
+        .join(page_ids, page_ids.c.id == Case.id)
         .join(Place, Place.id == Case.place_id)
         .outerjoin(ViolationType, ViolationType.code == Case.violation_code)
         .outerjoin(Unit, Unit.id == Case.unit_id)
         .outerjoin(Evidence, Evidence.id == Case.best_evidence_id)
-        .where(where)
         .order_by(*order)
-        .limit(LIST_LIMIT)
     )
     return [
         BoardRow(

@@ -17,7 +17,7 @@ from api.console.rendering import render
 from api.errors import Forbidden
 from api.models import Role
 from api.settings import Settings
-from api.stats import Period, build_ranking, build_report, calendar_timezone, make_period
+from api.stats import Period, calendar_timezone, make_period, report_and_ranking
 
 router = APIRouter(prefix="/console/dashboards", include_in_schema=False)
 
@@ -43,8 +43,9 @@ def _csv_links(period: Period) -> dict[str, str]:
 
 def _figures(page: Page, period: Period) -> dict[str, Any]:
     settings: Settings = page.request.app.state.settings
-    report = build_report(page.session, page.operator, period)
-    ranking = build_ranking(page.session, page.operator, period, min_cases=settings.ranking_min_cases)
+    report, ranking = report_and_ranking(
+        page.session, page.operator, period, min_cases=settings.ranking_min_cases
+    )
     return {
         "period": period,
         "report": report,

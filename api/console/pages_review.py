@@ -11,7 +11,14 @@ from sqlalchemy import select
 
 from api.console.acting import ActionRequest, act, act_on_many, recode_choices
 from api.console.deps import Page, PageDep
-from api.console.queue import Cursor, QueueFilter, filter_options, review_queue
+from api.console.queue import (
+    Cursor,
+    QueueFilter,
+    review_queue,
+    suggest_cameras,
+    suggest_places,
+    violation_options,
+)
 from api.console.rendering import render
 from api.console.security import CSRF_FIELD, check_csrf, safe_next
 from api.deps import SettingsDep
@@ -79,7 +86,7 @@ def queue_page(
         page,
         "review/queue.html",
         result=result,
-        options=filter_options(page.session, actor),
+        violations=violation_options(page.session),
         query=query,
         filtered=any(query.values()),
         deep=after is not None,
@@ -88,6 +95,23 @@ def queue_page(
         recode_keys=[c for c in recode_choices(page.session) if c.key is not None],
         void_reasons=VOID_REASONS,
     )
+
+
+@router.get("/suggest")
+def suggest(
+    page: PageDep,
+    field: Annotated[str, Query(pattern="^(camera|place)$")],
+    q: Annotated[str, Query(max_length=64)] = "",
+) -> JSONResponse:
+    """The camera and place filters' type-ahead: up to 20 of those with cases awaiting review that start
+    with ``q``, as ``[{"value": ..., "label": ...}]`` (JSON; the page fills a ``<datalist>`` with them)."""
+    _require_queue_role(page)
+    actor = page.operator
+    if field == "camera":
+        items = [{"value": c, "label": c} for c in suggest_cameras(page.session, actor, q.strip())]
+    else:
+        items = [{"value": k, "label": n} for k, n in suggest_places(page.session, actor, q.strip())]
+    return JSONResponse(items)
 
 
 @router.post("/decide")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Form
+from fastapi import APIRouter, Form, Query
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 from starlette.datastructures import QueryParams
@@ -18,7 +18,7 @@ from starlette.datastructures import QueryParams
 from api.case_search import SearchCursor, search_cases
 from api.console.acting import ActionRequest, act_on_many
 from api.console.deps import Page, PageDep
-from api.console.queue import filter_options
+from api.console.queue import suggest_cameras, suggest_places, violation_options
 from api.console.rendering import render
 from api.console.security import CSRF_FIELD, check_csrf, safe_next
 from api.deps import SettingsDep
@@ -51,7 +51,7 @@ def _form_context(page: Page, params: QueryParams) -> dict[str, Any]:
     session = page.session
     units = session.scalars(select(Unit).where(Unit.active.is_(True)).order_by(Unit.name)).all()
     return {
-        "options": filter_options(session, page.operator),
+        "violations": violation_options(session),
         "units": units,
         "statuses": [s.value for s in CaseStatus],
         "sorts": SORTS,
@@ -60,6 +60,25 @@ def _form_context(page: Page, params: QueryParams) -> dict[str, Any]:
         "chosen_statuses": params.getlist("status"),
         "clean": clean_query(params),
     }
+
+
+@router.get("/search/suggest")
+def search_suggest(
+    page: PageDep,
+    field: Annotated[str, Query(pattern="^(camera|place)$")],
+    q: Annotated[str, Query(max_length=64)] = "",
+) -> JSONResponse:
+    """The search's camera and place type-ahead: up to 20 with any case the user may see, starting with
+    ``q`` (a city has thousands: the page ships empty ``<datalist>``s, static/suggest.js fills them)."""
+    actor, prefix = page.operator, q.strip()
+    if field == "camera":
+        items = [
+            {"value": c, "label": c} for c in suggest_cameras(page.session, actor, prefix, pending_only=False)
+        ]
+    else:
+        places = suggest_places(page.session, actor, prefix, pending_only=False)
+        items = [{"value": k, "label": n} for k, n in places]
+    return JSONResponse(items)
 
 
 @router.get("/search")

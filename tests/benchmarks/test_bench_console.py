@@ -31,6 +31,7 @@ def test_smoke_run_writes_json(tmp_path: Path) -> None:
             "queue_first",
             "queue_deep",
             "queue_filtered",
+            "queue_suggest_camera",
             "case_page",
             "board",
             "search_first",

@@ -47,6 +47,8 @@ def test_unit_handler_cannot_open_another_units_case(console: ConsoleWorld, desk
     # The review queue is not theirs.
     response = desktop.goto(f"{console.url}/console/review")
     assert response.status == 403
+    # Nor its camera and place type-ahead.
+    assert desktop.request.get(f"{console.url}/console/review/suggest?field=camera&q=cam").status == 403
 
 
 def test_pages_need_a_login(console: ConsoleWorld, desktop: Any) -> None:

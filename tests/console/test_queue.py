@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from api.actors import Actor
-from api.console.queue import Cursor, QueueFilter, filter_options, review_queue
+from api.console.queue import Cursor, QueueFilter, review_queue, suggest_cameras, suggest_places
 from api.errors import InvalidInput
 from api.models import Case, CaseStatus, Place, Role
 from tests.api.builders import make_world
@@ -110,7 +110,9 @@ def test_a_bad_cursor_is_a_clear_error(cursor: str) -> None:
         Cursor.decode(cursor)
 
 
-def test_filter_options_are_the_cameras_and_places_of_pending_cases(store: Store) -> None:
+def test_suggestions_are_the_cameras_and_places_of_pending_cases_that_start_with_the_text(
+    store: Store,
+) -> None:
     _seed(store)
     with store.sessions.begin() as session:
         place = Place(key="grid-closed", name="only closed cases here")
@@ -119,7 +121,12 @@ def test_filter_options_are_the_cameras_and_places_of_pending_cases(store: Store
         session.add(Case(status="closed", violation_code="0102", place_id=place.id, camera_code="cam-closed"))
 
     with store.sessions() as session:
-        options = filter_options(session, LEADER)
-
-    assert options.cameras == ["cam-1", "cam-2"]  # not cam-closed: nothing of it awaits review
-    assert [key for key, _ in options.places] == ["110101001001001", "grid-2"]
+        assert suggest_cameras(session, LEADER, "") == ["cam-1", "cam-2"]  # not cam-closed
+        assert suggest_cameras(session, LEADER, "cam-2") == ["cam-2"]
+        assert suggest_cameras(session, LEADER, "cam-1", limit=1) == ["cam-1"]
+        assert suggest_cameras(session, LEADER, "%") == []  # a LIKE wildcard is a plain character
+        assert [key for key, _ in suggest_places(session, LEADER, "")] == ["110101001001001", "grid-2"]
+        assert [key for key, _ in suggest_places(session, LEADER, "grid")] == ["grid-2"]  # not grid-closed
+        assert suggest_places(session, LEADER, "grid 2") == [("grid-2", "grid 2")]  # by name too
+        handler = Actor(kind="user", id=2, name="wang", role=Role.UNIT_HANDLER, unit_id=1)
+        assert suggest_cameras(session, handler, "") == []  # only what the caller may see

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from api.console.i18n import translate
@@ -84,13 +85,19 @@ def test_filters_narrow_the_queue(console: ConsoleWorld, desktop: Any) -> None:
     login(desktop, console, "guest")  # a viewer sees the queue read-only
     assert desktop.locator("#read-only").is_visible()
     assert desktop.locator(".case-card button.confirm").count() == 0
-    desktop.select_option("#filter-camera", "cam-2")
+    # Camera and place are type-ahead fields: typing fills their <datalist> with the matching ones.
+    desktop.fill("#filter-camera", "cam")
+    options = desktop.locator("#camera-suggestions option")
+    expect(options).to_have_count(2)
+    assert [options.nth(i).get_attribute("value") for i in range(2)] == ["cam-1", "cam-2"]
+    desktop.fill("#filter-camera", "cam-2")
+    expect(options).to_have_count(1)
     desktop.click("#filter-apply")
     desktop.wait_for_url("**camera=cam-2**")
     assert _queue_ids(desktop) == [garbage_2]
     desktop.click("#filter-clear")
     desktop.select_option("#filter-violation", "0102")
-    desktop.select_option("#filter-place", "110101001001001")
+    desktop.fill("#filter-place", "110101001001001")
     desktop.click("#filter-apply")
     assert _queue_ids(desktop) == [garbage_1]
     desktop.click("#filter-clear")

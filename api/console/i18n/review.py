@@ -7,6 +7,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "review.count": ("待审核 {count} 件", "{count} pending"),
     "review.empty": ("没有待审核的案件。", "No cases are waiting for review."),
     "review.filter": ("筛选", "Filter"),
+    "review.type_to_search": ("输入以搜索", "Type to search"),
     "review.clear": ("清除筛选", "Clear filters"),
     "review.any": ("全部", "Any"),
     "review.from": ("开始日期", "From"),
