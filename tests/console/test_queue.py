@@ -130,3 +130,9 @@ def test_suggestions_are_the_cameras_and_places_of_pending_cases_that_start_with
         assert suggest_places(session, LEADER, "grid 2") == [("grid-2", "grid 2")]  # by name too
         handler = Actor(kind="user", id=2, name="wang", role=Role.UNIT_HANDLER, unit_id=1)
         assert suggest_cameras(session, handler, "") == []  # only what the caller may see
+        # the case search offers cameras and places of every case, closed ones too
+        assert suggest_cameras(session, LEADER, "cam", pending_only=False) == ["cam-1", "cam-2", "cam-closed"]
+        assert [k for k, _ in suggest_places(session, LEADER, "grid", pending_only=False)] == [
+            "grid-2",
+            "grid-closed",
+        ]
