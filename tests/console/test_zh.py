@@ -14,6 +14,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,11 +23,28 @@ from sqlalchemy import select, update
 
 from api.actors import Actor
 from api.case_actions import apply_action
+from api.console.i18n import catalogue
 from api.evidence import add_evidence
-from api.models import Camera, Case, Place, Role, Suppression, User, Zone, utcnow
+from api.models import (
+    CalendarSettings,
+    Camera,
+    Case,
+    Device,
+    Place,
+    Role,
+    RoutingRule,
+    Suppression,
+    Unit,
+    User,
+    ViolationType,
+    Zone,
+    utcnow,
+)
 from api.overdue import check_overdue
+from api.work_calendar import DEFAULT_TIMEZONE
 from contract.reports import EvidenceKind
 from tests.api.builders import case_report
+from tests.api.clip_builders import clip_bytes
 from tests.console.conftest import SECOND_PLACE, ConsoleWorld, evidence_jpeg, login
 
 # (who opens it, the path; ``{name}`` is filled from the crawl's data, see _Data). One line per page.
@@ -48,6 +66,23 @@ ZH_PAGES: tuple[tuple[str, str], ...] = (
     ("li", "/console/dashboards"),
     ("li", "/console/dashboards/report"),
     ("guest", "/console/dashboards"),
+    ("li", "/console/cases/{clipped}"),  # the evidence clip: for the roles that see unredacted video
+    ("zhang", "/console/cases/{clipped}"),
+    ("admin", "/console/admin"),
+    ("admin", "/console/admin/units"),
+    ("admin", "/console/admin/units/sanitation"),
+    ("admin", "/console/admin/places"),
+    ("admin", "/console/admin/places/{place}"),
+    ("admin", "/console/admin/violation-types"),
+    ("admin", "/console/admin/violation-types/0102"),
+    ("admin", "/console/admin/routing"),
+    ("admin", "/console/admin/routing/{rule}"),
+    ("admin", "/console/admin/calendar"),
+    ("admin", "/console/admin/cameras"),
+    ("admin", "/console/admin/cameras/cam-1"),
+    ("admin", "/console/admin/devices"),
+    ("admin", "/console/admin/users"),
+    ("admin", "/console/admin/users/{user}"),
 )
 
 # ASCII words a Chinese page may show, each for a reason:
@@ -60,10 +95,14 @@ ALLOWED_WORDS = frozenset(
         "Enter",  # keys named in the keyboard help (<kbd>): a key is called what is printed on it
         "Esc",
         "j/k",
+        "WGS",  # the coordinate system's name: WGS 84
         "c",
         "x",
     }
 )
+# ... and the data's own codes, identifiers an admin types and reads as typed (:func:`_codes`): units'
+# codes and kinds, places' kinds, cameras', zones' and detector types' codes, devices' and users' login
+# names, the time zone's name.
 WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_./:][A-Za-z0-9]+)*")
 
 # The text a person can read or hear on the page: visible text, text in closed <details> and dialogs,
@@ -83,7 +122,7 @@ PAGE_TEXT = """() => {
       if (attr.name === 'title' && el.tagName !== 'TIME') parts.push(attr.value);
     }
   }
-  for (const el of document.querySelectorAll('input[type=text], textarea')) parts.push(el.value);
+  for (const el of document.querySelectorAll('input[type=text]:not([lang="en"]), textarea')) parts.push(el.value);
   return parts.join('\\n').replace(/\\{[a-z_]+\\}/g, '');
 }"""
 
@@ -139,7 +178,7 @@ def test_cards_and_the_case_page_show_first_seen_and_confirmed_in_the_store_time
 class _Data:
     """The cases the crawl's pages show, by the names ZH_PAGES uses."""
 
-    ids: dict[str, int]
+    ids: dict[str, int | str]
 
     def path(self, template: str) -> str:
         return template.format(**self.ids)
@@ -190,10 +229,19 @@ def _city_in_chinese(console: ConsoleWorld) -> None:
         )
 
 
-def _make_data(console: ConsoleWorld) -> _Data:
+def _clip(console: ConsoleWorld, case_id: int, video: Path) -> None:
+    """An evidence clip as the edge box uploads it (device key, MP4 remuxed from the camera's video)."""
+    with httpx.Client(base_url=console.url, headers={"X-Device-Key": console.device_key}) as client:
+        files = {"file": ("clip.mp4", clip_bytes(video, 3.0), "video/mp4")}
+        client.post(
+            f"/api/v1/cases/{case_id}/evidence", files=files, data={"kind": "clip"}
+        ).raise_for_status()
+
+
+def _make_data(console: ConsoleWorld, video: Path | None = None) -> _Data:
     _city_in_chinese(console)
     world = console.store.world
-    ids = {
+    ids: dict[str, int | str] = {
         "pending": _report(console, violation_type="illegal_parking", camera="cam-2", zone="z-side"),
         "routed": _report(console, violation_type="exposed_garbage"),
         "unrouted": _report(console, violation_type="street_stall", place="110101001001003"),
@@ -216,12 +264,36 @@ def _make_data(console: ConsoleWorld) -> _Data:
     with console.store.sessions() as session:
         assert session.scalar(select(Suppression.id).limit(1)) is not None  # the void remembered it
         assert session.get_one(Case, ids["overdue"]).overdue
-    assert world.place_key
+    if video is not None:
+        ids["clipped"] = _report(console, violation_type="exposed_garbage", images=("first_seen", "confirmation"))
+        _clip(console, int(ids["clipped"]), video)
+    with console.store.sessions() as session:
+        ids["rule"] = session.scalars(select(RoutingRule.id).order_by(RoutingRule.id)).first() or 0
+        ids["user"] = session.scalars(select(User.id).where(User.username == "wang")).one()
+    ids["place"] = world.place_key
     return _Data(ids)
 
 
-def _english_words(text: str) -> list[str]:
-    return sorted({w for w in WORD.findall(text) if w not in ALLOWED_WORDS})
+def _codes(console: ConsoleWorld) -> frozenset[str]:
+    with console.store.sessions() as session:
+        columns = (
+            Unit.code,
+            Unit.kind,
+            Place.kind,
+            Camera.code,
+            Zone.code,
+            ViolationType.pipeline_type,
+            Device.name,
+            User.username,
+            CalendarSettings.timezone,
+        )
+        stored = {str(code) for column in columns for code in session.scalars(select(column))}
+    kinds = {key.removeprefix("admin.kind.") for key in catalogue() if key.startswith("admin.kind.")}
+    return frozenset(stored | kinds)  # the kinds the admin forms' hints name as examples
+
+
+def _english_words(text: str, codes: frozenset[str] = frozenset()) -> list[str]:
+    return sorted({w for w in WORD.findall(text) if w not in ALLOWED_WORDS and w not in codes})
 
 
 @pytest.fixture
@@ -243,8 +315,11 @@ def open_as(console: ConsoleWorld, browser: Any) -> Any:
         page.context.close()
 
 
-def test_every_page_in_chinese_has_no_english(console: ConsoleWorld, open_as: Callable[[str], Any]) -> None:
-    data = _make_data(console)
+def test_every_page_in_chinese_has_no_english(
+    console: ConsoleWorld, open_as: Callable[[str], Any], car_video: Path
+) -> None:
+    data = _make_data(console, car_video)
+    codes = _codes(console) | {DEFAULT_TIMEZONE}
     found: dict[str, list[str]] = {}
     for username, template in ZH_PAGES:
         page = open_as(username)
@@ -255,7 +330,7 @@ def test_every_page_in_chinese_has_no_english(console: ConsoleWorld, open_as: Ca
             response and response.status,
         )
         assert page.evaluate("document.documentElement.lang") == "zh-CN"
-        words = _english_words(page.evaluate(PAGE_TEXT))
+        words = _english_words(page.evaluate(PAGE_TEXT), codes)
         if words:
             found[f"{username or 'anonymous'} {template}"] = words
     assert not found, f"English on Chinese pages: {found}"

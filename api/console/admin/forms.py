@@ -91,6 +91,7 @@ class Field:
     hint: str | None = None  # i18n key
     step: str | None = None
     readonly: bool = False
+    lang: str | None = None  # a field in one language whatever the page's (the English name): lang="en"
 
 
 @dataclass
