@@ -41,6 +41,7 @@ from api.models import (
     utcnow,
 )
 from api.overdue import check_overdue
+from api.reference.routing_rules import RoutingRuleUpdate, update_routing_rule
 from api.work_calendar import DEFAULT_TIMEZONE
 from contract.reports import EvidenceKind
 from tests.api.builders import case_report
@@ -85,6 +86,76 @@ ZH_PAGES: tuple[tuple[str, str], ...] = (
     ("admin", "/console/admin/users/{user}"),
 )
 
+# Admin forms posted with a value the store refuses, as an admin types it: (the page, the form, its fields,
+# what the error must say). The page shown again names the problem in Chinese. One line per refusal.
+ZH_REFUSALS: tuple[tuple[str, str, dict[str, str], str], ...] = (
+    (
+        "/console/admin/units",
+        "unit-form",
+        {"code": "sanitation", "name": "环卫所"},
+        "单位编码“sanitation”已存在",
+    ),
+    ("/console/admin/units", "unit-form", {"code": "环卫 二所", "name": "环卫二所"}, "编码: "),
+    ("/console/admin/units", "unit-form", {"code": "grid-9", "name": ""}, "名称: 必填"),
+    (
+        "/console/admin/places",
+        "place-form",
+        {"key": "110101009009009", "name": "新网格", "lat": "39.9"},
+        "纬度和经度须同时填写",
+    ),
+    (
+        "/console/admin/places",
+        "place-form",
+        {"key": "110101001001001", "name": "重复"},
+        "地点编码“110101001001001”已存在",
+    ),
+    (
+        "/console/admin/places",
+        "place-form",
+        {"key": "110101009009009", "name": "远方", "lat": "91", "lon": "1"},
+        "超出允许范围",
+    ),
+    (
+        "/console/admin/violation-types",
+        "violation-form",
+        {"code": "0102", "name": "暴露垃圾", "pipeline_type": "exposed_garbage"},
+        "问题类型代码“0102”已存在",
+    ),
+    ("/console/admin/calendar", "calendar-form", {"timezone": "北京时间"}, "未知时区“北京时间”"),
+    (
+        "/console/admin/calendar",
+        "calendar-form",
+        {"periods": "8点到12点"},
+        "时段“8点到12点”：请写成“开始-结束”",
+    ),
+    (
+        "/console/admin/calendar",
+        "calendar-form",
+        {"periods": "12:00-08:30"},
+        "时段 12:00-08:30 的结束时间早于开始时间",
+    ),
+    (
+        "/console/admin/cameras",
+        "camera-form",
+        {"code": "cam-1", "name": "东华门路口"},
+        "摄像头编码“cam-1”已存在",
+    ),
+    ("/console/admin/devices", "device-form", {"name": "box-1"}, "名为“box-1”的边缘设备已存在"),
+    (
+        "/console/admin/users",
+        "user-form",
+        {"username": "sun", "role": "unit_handler", "unit": "", "password": "correct-horse-9"},
+        "处置人员须选择所属单位",
+    ),
+    (
+        "/console/admin/users",
+        "user-form",
+        {"username": "wang", "role": "viewer", "password": "correct-horse-9"},
+        "用户名“wang”已存在",
+    ),
+    ("/console/admin/users/{admin}", "user-form", {"role": "viewer"}, "不能取消自己的管理员权限"),
+)
+
 # ASCII words a Chinese page may show, each for a reason:
 ALLOWED_WORDS = frozenset(
     {
@@ -122,7 +193,8 @@ PAGE_TEXT = """() => {
       if (attr.name === 'title' && el.tagName !== 'TIME') parts.push(attr.value);
     }
   }
-  for (const el of document.querySelectorAll('input[type=text]:not([lang="en"]), textarea')) parts.push(el.value);
+  const typed = document.querySelectorAll('input[type=text]:not([lang="en"]), textarea');
+  for (const el of typed) parts.push(el.value);
   return parts.join('\\n').replace(/\\{[a-z_]+\\}/g, '');
 }"""
 
@@ -265,11 +337,19 @@ def _make_data(console: ConsoleWorld, video: Path | None = None) -> _Data:
         assert session.scalar(select(Suppression.id).limit(1)) is not None  # the void remembered it
         assert session.get_one(Case, ids["overdue"]).overdue
     if video is not None:
-        ids["clipped"] = _report(console, violation_type="exposed_garbage", images=("first_seen", "confirmation"))
+        images = ("first_seen", "confirmation")
+        ids["clipped"] = _report(console, violation_type="exposed_garbage", images=images)
         _clip(console, int(ids["clipped"]), video)
+    with console.store.sessions.begin() as session:  # a rule with history: changed, then turned off
+        rule = session.scalars(select(RoutingRule).order_by(RoutingRule.id)).first()
+        assert rule is not None
+        ids["rule"] = rule.id
+        admin = _as(console, "admin")
+        update_routing_rule(session, admin, rule.id, RoutingRuleUpdate(priority=20, unit="district"))
+        update_routing_rule(session, admin, rule.id, RoutingRuleUpdate(active=False))
     with console.store.sessions() as session:
-        ids["rule"] = session.scalars(select(RoutingRule.id).order_by(RoutingRule.id)).first() or 0
         ids["user"] = session.scalars(select(User.id).where(User.username == "wang")).one()
+        ids["admin"] = session.scalars(select(User.id).where(User.username == "admin")).one()
     ids["place"] = world.place_key
     return _Data(ids)
 
@@ -338,6 +418,37 @@ def test_every_page_in_chinese_has_no_english(
     page = open_as("li")
     page.goto(f"{console.url}/console/lang/en?next=/console/review")
     assert {"Review", "queue"} <= set(_english_words(page.evaluate(PAGE_TEXT)))
+
+
+def _fill(page: Any, form: str, fields: dict[str, str]) -> None:
+    for name, value in fields.items():
+        field = page.locator(f"#{form}-{name}")
+        if field.evaluate("e => e.tagName") == "SELECT":
+            field.select_option(value)
+        else:
+            field.fill(value)
+
+
+def test_every_refused_admin_form_says_why_in_chinese(
+    console: ConsoleWorld, open_as: Callable[[str], Any]
+) -> None:
+    data = _make_data(console)
+    codes = _codes(console) | {DEFAULT_TIMEZONE}
+    page = open_as("admin")
+    found: dict[str, list[str]] = {}
+    for path, form, fields, expected in ZH_REFUSALS:
+        page.goto(f"{console.url}{data.path(path)}")
+        _fill(page, form, fields)
+        with page.expect_navigation() as navigation:
+            page.click(f"#{form}-submit")
+        assert navigation.value.status == 422, (path, fields)
+        errors = page.locator(f"#{form}-errors").inner_text()
+        assert expected in errors, (path, fields, errors)
+        typed = {fields[name] for name in ("code", "username") if name in fields}  # new codes, as typed
+        words = _english_words(page.evaluate(PAGE_TEXT), codes | typed)
+        if words:
+            found[f"{path} {fields}"] = words
+    assert not found, f"English on refused Chinese forms: {found}"
 
 
 def test_the_timeline_names_people_places_and_why_in_chinese(

@@ -24,6 +24,7 @@ from api.console.deps import Page
 from api.console.security import CSRF_FIELD, check_csrf
 from api.errors import ApiError, Forbidden, NotFound
 from api.models import Role
+from common.messages import Message
 
 log = logging.getLogger("api.console.admin")
 
@@ -106,7 +107,8 @@ class Form:
 
 # --- messages for bad input ---
 
-# pydantic error types -> message key; anything else shows pydantic's own text after the field's name
+# pydantic error types -> message key; a catalogued refusal (api.messages.Refusal) shows its own message,
+# anything else pydantic's own text in English and "格式不正确" in Chinese (never an English sentence)
 _ERROR_KEYS = {
     "missing": "admin.error.required",
     "string_too_short": "admin.error.required",
@@ -122,6 +124,11 @@ _ERROR_KEYS = {
     "literal_error": "admin.error.choice",
     "date_from_datetime_parsing": "admin.error.date",
     "date_parsing": "admin.error.date",
+    "too_short": "admin.error.required",
+    "too_long": "admin.error.too_many",
+    "finite_number": "admin.error.number",
+    "int_from_float": "admin.error.integer",
+    "bool_parsing": "admin.error.choice",
 }
 
 
@@ -140,18 +147,27 @@ def problems(page: Page, exc: Exception) -> list[str]:
         for error in exc.errors():
             where = str(error["loc"][0]) if error["loc"] else ""
             key = _ERROR_KEYS.get(error["type"])
-            if error["type"] == "string_too_short" and error.get("input"):
+            refusal = getattr(error.get("ctx", {}).get("error"), "msg", None)
+            if isinstance(refusal, Message):
+                detail = page.say(refusal)
+            elif error["type"] == "string_too_short" and error.get("input"):
                 detail = page.t("admin.error.too_short", min=error.get("ctx", {}).get("min_length", ""))
+            elif key:
+                detail = page.t(key)
+            elif page.lang == "en":
+                detail = str(error["msg"]).removeprefix("Value error, ")
             else:
-                detail = page.t(key) if key else str(error["msg"]).removeprefix("Value error, ")
+                detail = page.t("admin.error.invalid")
             messages.append(f"{field_label(page, where)}: {detail}" if where else detail)
         return messages
     if isinstance(exc, ApiError):
         name = exc.details.get("field")
         prefix = f"{field_label(page, str(name).split('.')[-1])}: " if name else ""
-        return [page.t("admin.error.refused", detail=prefix + exc.message)]
+        return [page.t("admin.error.refused", detail=prefix + (page.error_text(exc) or exc.message))]
     if isinstance(exc, ValueError):
-        return [page.t("admin.error.refused", detail=str(exc))]
+        refusal = getattr(exc, "msg", None)
+        detail = page.say(refusal) if isinstance(refusal, Message) else str(exc)
+        return [page.t("admin.error.refused", detail=detail)]
     raise exc
 
 
