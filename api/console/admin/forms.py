@@ -21,10 +21,10 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from api.console.deps import Page
+from api.console.refusals import refusal_text, validation_detail
 from api.console.security import CSRF_FIELD, check_csrf
 from api.errors import ApiError, Forbidden, NotFound
 from api.models import Role
-from common.messages import Message
 
 log = logging.getLogger("api.console.admin")
 
@@ -107,30 +107,6 @@ class Form:
 
 # --- messages for bad input ---
 
-# pydantic error types -> message key; a catalogued refusal (api.messages.Refusal) shows its own message,
-# anything else pydantic's own text in English and "格式不正确" in Chinese (never an English sentence)
-_ERROR_KEYS = {
-    "missing": "admin.error.required",
-    "string_too_short": "admin.error.required",
-    "string_too_long": "admin.error.too_long",
-    "string_pattern_mismatch": "admin.error.pattern",
-    "float_parsing": "admin.error.number",
-    "int_parsing": "admin.error.number",
-    "greater_than": "admin.error.range",
-    "greater_than_equal": "admin.error.range",
-    "less_than": "admin.error.range",
-    "less_than_equal": "admin.error.range",
-    "enum": "admin.error.choice",
-    "literal_error": "admin.error.choice",
-    "date_from_datetime_parsing": "admin.error.date",
-    "date_parsing": "admin.error.date",
-    "too_short": "admin.error.required",
-    "too_long": "admin.error.too_many",
-    "finite_number": "admin.error.number",
-    "int_from_float": "admin.error.integer",
-    "bool_parsing": "admin.error.choice",
-}
-
 
 def field_label(page: Page, name: str) -> str:
     key = f"admin.field.{name}"
@@ -146,18 +122,7 @@ def problems(page: Page, exc: Exception) -> list[str]:
         messages = []
         for error in exc.errors():
             where = str(error["loc"][0]) if error["loc"] else ""
-            key = _ERROR_KEYS.get(error["type"])
-            refusal = getattr(error.get("ctx", {}).get("error"), "msg", None)
-            if isinstance(refusal, Message):
-                detail = page.say(refusal)
-            elif error["type"] == "string_too_short" and error.get("input"):
-                detail = page.t("admin.error.too_short", min=error.get("ctx", {}).get("min_length", ""))
-            elif key:
-                detail = page.t(key)
-            elif page.lang == "en":
-                detail = str(error["msg"]).removeprefix("Value error, ")
-            else:
-                detail = page.t("admin.error.invalid")
+            detail = validation_detail(page, error)
             messages.append(f"{field_label(page, where)}: {detail}" if where else detail)
         return messages
     if isinstance(exc, ApiError):
@@ -165,9 +130,7 @@ def problems(page: Page, exc: Exception) -> list[str]:
         prefix = f"{field_label(page, str(name).split('.')[-1])}: " if name else ""
         return [page.t("admin.error.refused", detail=prefix + (page.error_text(exc) or exc.message))]
     if isinstance(exc, ValueError):
-        refusal = getattr(exc, "msg", None)
-        detail = page.say(refusal) if isinstance(refusal, Message) else str(exc)
-        return [page.t("admin.error.refused", detail=detail)]
+        return [page.t("admin.error.refused", detail=refusal_text(page, exc))]
     raise exc
 
 
