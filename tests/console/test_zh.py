@@ -322,6 +322,12 @@ def _make_data(console: ConsoleWorld, video: Path | None = None) -> _Data:
         "recoded": _report(console, violation_type="street_stall", place=SECOND_PLACE),
         "voided": _report(console, violation_type="exposed_garbage", place=SECOND_PLACE),
     }
+    with console.store.sessions.begin() as session:  # garbage: a photo, and 开始处置 before 反馈
+        session.execute(
+            update(ViolationType)
+            .where(ViolationType.code == "0102")
+            .values(photo_required_to_resolve=True, start_required_before_resolve=True)
+        )
     _act(console, "li", ids["routed"], "file")  # routing rule -> 环卫所
     _act(console, "wang", ids["routed"], "start", note="已到现场")
     _act(console, "wang", ids["routed"], "resolve", note="垃圾已清运")
@@ -415,6 +421,12 @@ def test_every_page_in_chinese_has_no_english(
         if words:
             found[f"{username or 'anonymous'} {template}"] = words
     assert not found, f"English on Chinese pages: {found}"
+    page = open_as("wang")  # the crawl saw the handling rules' badges and the clip it was meant to see
+    page.goto(f"{console.url}/console/cases/{data.ids['routed']}")
+    assert page.locator("#rule-photo").is_visible() and page.locator("#rule-start").is_visible()
+    page = open_as("zhang")
+    page.goto(f"{console.url}/console/cases/{data.ids['clipped']}")
+    assert page.locator("#evidence-clips video").count() == 1
     # The check sees English where there is some: the same page after switching to English.
     page = open_as("li")
     page.goto(f"{console.url}/console/lang/en?next=/console/review")
