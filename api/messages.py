@@ -133,6 +133,75 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "error.bad_cursor": ("翻页链接已失效：请回到第一页", "bad page cursor: open the first page"),
     "error.page_role": ("您的角色不能打开此页面", "your role may not open this page"),
+    # --- reference data refused (api.reference, the admin pages): the admin forms name the field ---
+    "ref.unknown_unit": ("单位编码“{code}”不存在", "{field}: unknown unit code {code!r}"),
+    "ref.unknown_place": ("地点编码“{key}”不存在", "{field}: unknown place key {key!r}"),
+    "ref.unknown_violation": (
+        "问题类型代码“{code}”不存在（现有：{known_zh}）",
+        "{field}: unknown violation event code {code!r} (known: {known})",
+    ),
+    "ref.unknown_device": (
+        "边缘设备“{name}”不存在：请先在“边缘设备”页登记",
+        "{field}: unknown device {name!r} (register it with `streetwatch api create-device`)",
+    ),
+    "ref.unknown_pipeline_types": (
+        "未知的检测类型 {types}（现有：{known_zh}）",
+        "{field}: unknown violation type(s) {types} (known pipeline types: {known})",
+    ),
+    "ref.unknown_report_as": (
+        "未知的检测类型 {type}（现有：{known_zh}）",
+        "{field}: unknown violation type {type} (known pipeline types: {known})",
+    ),
+    "ref.duplicate_unit": ("单位编码“{code}”已存在", "a unit with code {code!r} already exists"),
+    "ref.duplicate_place": ("地点编码“{key}”已存在", "a place with key {key!r} already exists"),
+    "ref.duplicate_violation": (
+        "问题类型代码“{code}”已存在",
+        "a violation type with event code {code!r} already exists",
+    ),
+    "ref.duplicate_camera": ("摄像头编码“{code}”已存在", "a camera with code {code!r} already exists"),
+    "ref.duplicate_device": ("名为“{name}”的边缘设备已存在", "a device named {name!r} already exists"),
+    "ref.duplicate_user": ("用户名“{username}”已存在", "a user named {username!r} already exists"),
+    "ref.twice": ("{what_zh}“{value}”重复出现", "{what} {value!r} appears twice"),
+    "ref.not_null": (
+        "{names}不能为空：如需保留原值，请不要提交该项",
+        "{names} cannot be null: leave the field out to keep its value",
+    ),
+    "ref.null": ("{name}不能为空", "{name} cannot be null"),
+    "ref.unit_loop": (
+        "上级单位“{parent}”是“{unit}”本身或其下级单位：层级会形成循环",
+        "parent: unit {parent!r} is {unit!r} itself or one of its descendants: the hierarchy would loop",
+    ),
+    "ref.lat_lon": ("纬度和经度须同时填写，或都不填", "give both lat and lon, or neither"),
+    "ref.email": (
+        "“{value}”不是电子邮件地址（只填一个地址）",
+        "{value!r} is not an e-mail address (one address such as office@city.example)",
+    ),
+    "ref.timezone": (
+        "未知时区“{name}”：请填写时区数据库中的名称，如 Asia/Shanghai",
+        "unknown time zone {name!r}: use an IANA name such as Asia/Shanghai",
+    ),
+    "ref.period_reversed": (
+        "时段 {start}-{end} 的结束时间早于开始时间",
+        "period {start}-{end} ends before it starts",
+    ),
+    "ref.period_order": (
+        "时段 {start}-{end} 与前一时段重叠或在其之前：请按时间先后填写",
+        "period {start}-{end} overlaps or precedes the one before: list them in order",
+    ),
+    "ref.period_syntax": (
+        "时段“{text}”：请写成“开始-结束”，如 08:30-12:00",
+        "period {text!r}: write start-end, e.g. 08:30-12:00",
+    ),
+    "ref.day": ("日期请写成 年-月-日，如 2026-10-01", "day: give a date as YYYY-MM-DD"),
+    "ref.polygon_area": (
+        "区域多边形没有面积：各点共线或重复",
+        "the zone polygon has no area: its points are collinear or repeated",
+    ),
+    "ref.handler_unit": ("处置人员须选择所属单位", "a unit handler needs a unit"),
+    "ref.own_admin": (
+        "不能取消自己的管理员权限，也不能停用自己",
+        "you cannot take away your own admin rights or deactivate yourself",
+    ),
     # Field names in messages; the console gives *_zh parameters from these and the status/action labels.
     "field.hours": ("工作小时", "hours"),
     "field.unit_id": ("责任单位", "unit_id"),
@@ -142,6 +211,19 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "field.to": ("结束日期", "to"),
     **SCHEDULE_MESSAGES,
 }
+
+
+# Things a ``ref.twice`` message names (``what``), in Chinese.
+WHAT_ZH: Final = {"weekday": "工作日", "zone code": "区域编码"}
+
+
+class Refusal(ValueError):
+    """A refusal raised where a ValueError is expected (a pydantic validator, a model's check): its text is
+    the English message (what the API answers), ``msg`` the catalogued message the console renders."""
+
+    def __init__(self, message: Message) -> None:
+        super().__init__(str(message))
+        self.msg = message
 
 
 def msg(code: str, /, **params: Param) -> Message:

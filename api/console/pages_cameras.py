@@ -18,6 +18,7 @@ from api.cameras import ZONE_EDITOR_ROLES, camera_health
 from api.console.deps import Page, PageDep
 from api.console.formatting import local_time
 from api.console.names import violation_type_names
+from api.console.refusals import refusal_text, validation_detail
 from api.console.rendering import render
 from api.console.security import CSRF_FIELD, check_csrf
 from api.deps import SettingsDep
@@ -105,6 +106,37 @@ def _error(status: int, message: str, field: str | None) -> JSONResponse:
     return JSONResponse({"detail": message, "field": field}, status_code=status)
 
 
+# the zone editor's labels of a zone's fields, for refusals that name one
+_ZONE_FIELDS = {
+    "place": "zones.place",
+    "polygon": "zones.field.polygon",
+    "anchor": "zones.anchor",
+    "dwell_s": "zones.dwell",
+    "min_confidence": "zones.min_confidence",
+    "schedule": "zones.schedule",
+    "min_area": "zones.static_min_area",
+    "report_as": "zones.static_report_as",
+}
+
+
+def _zone_problem(page: Page, error: Any, type_names: dict[str, str]) -> str:
+    """A refused zone in Chinese: “机动车乱停放”的停留（秒）：超出允许范围 (the rule by its type's name)."""
+    parts = [str(part) for part in error["loc"]]
+    named = [part for part in parts if part in _ZONE_FIELDS]
+    label = page.t(_ZONE_FIELDS[named[-1]]) if named else ""
+    if parts[:1] == ["rules"] and len(parts) > 1:
+        label = f"“{type_names.get(parts[1], parts[1])}”的{label}"
+    elif parts[:1] == ["static_change"]:
+        label = f"{page.t('zones.static_change')} · {label}" if label else page.t("zones.static_change")
+    detail = validation_detail(page, error)
+    return f"{label}：{detail}" if label else detail
+
+
+def _zh_value_error(page: Page, exc: ValueError) -> str:
+    """A refusal from the editor's own checks: catalogued, or (a malformed request) the generic phrase."""
+    return refusal_text(page, exc) if hasattr(exc, "msg") else page.t("admin.error.invalid")
+
+
 def _zone_body(data: Any, type_names: dict[str, str]) -> ZoneBody:
     """The editor's JSON as the API's zone body; schedule text becomes the store's windows."""
     if not isinstance(data, dict) or not isinstance(data.get("rules"), dict):
@@ -149,11 +181,13 @@ def save_zone(
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"])
-        return _error(422, f"{field}: {first['msg']}", field)
+        if page.lang == "en":
+            return _error(422, f"{field}: {first['msg']}", field)
+        return _error(422, _zone_problem(page, first, violation_type_names(page.session, page.lang)), field)
     except ScheduleError as exc:
         return _error(422, exc.text(page.lang), str(exc).split(":", 1)[0])
     except ValueError as exc:
-        return _error(422, str(exc), None)
+        return _error(422, refusal_text(page, exc) if page.lang == "en" else _zh_value_error(page, exc), None)
     except ApiError as exc:
         return _error(exc.status_code, page.error_text(exc), exc.details.get("field"))
     page.session.commit()

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.errors import NotFound
+from api.messages import Refusal, msg
 from api.models import CalendarDay, CalendarSettings
 from api.reference.common import IsoWeekday, Period, StrictModel, unique, upsert
 
@@ -29,7 +30,7 @@ def _check_timezone(name: str) -> str:
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as exc:
-        raise ValueError(f"unknown time zone {name!r}: use an IANA name such as Asia/Shanghai") from exc
+        raise Refusal(msg("ref.timezone", name=name)) from exc
     return name
 
 
@@ -61,11 +62,9 @@ class CalendarIn(StrictModel):
         previous_end = -1
         for start, end in periods:
             if _minutes(start) >= _minutes(end):
-                raise ValueError(f"period {start}-{end} ends before it starts")
+                raise Refusal(msg("ref.period_reversed", start=start, end=end))
             if _minutes(start) < previous_end:
-                raise ValueError(
-                    f"period {start}-{end} overlaps or precedes the one before: list them in order"
-                )
+                raise Refusal(msg("ref.period_order", start=start, end=end))
             previous_end = _minutes(end)
         return periods
 

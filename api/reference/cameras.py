@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.errors import InvalidInput, NotFound
+from api.messages import Refusal, msg
 from api.models import Camera, Device, Zone, utcnow
 from api.reference.common import (
     Code,
@@ -45,7 +46,7 @@ def _polygon_area(points: Sequence[tuple[float, float]]) -> float:
 
 def _check_polygon(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     if _polygon_area(points) < 1e-6:
-        raise ValueError("the zone polygon has no area: its points are collinear or repeated")
+        raise Refusal(msg("ref.polygon_area"))
     return points
 
 
@@ -182,11 +183,15 @@ def list_cameras(
 def check_zone_rules(known_types: set[str], rules: dict[str, ZoneRule], field: str) -> None:
     unknown = sorted(set(rules) - known_types)
     if unknown:
-        raise InvalidInput(
-            f"{field}: unknown violation type(s) {', '.join(unknown)} "
-            f"(known pipeline types: {', '.join(sorted(known_types)) or 'none yet'})",
+        known = ", ".join(sorted(known_types))
+        refusal = msg(
+            "ref.unknown_pipeline_types",
             field=field,
+            types=", ".join(unknown),
+            known=known or "none yet",
+            known_zh=known or "无",
         )
+        raise InvalidInput(refusal, field=field)
 
 
 def zone_values(camera_id: int, code: str, place_id: int, body: ZoneBody) -> dict[str, Any]:
@@ -207,11 +212,15 @@ def _write_zone(session: Session, camera: Camera, code: str, body: ZoneBody, fie
     check_zone_rules(known, body.rules, f"{field}.rules")
     if body.static_change is not None and body.static_change.report_as not in known:
         where = f"{field}.static_change.report_as"
-        raise InvalidInput(
-            f"{where}: unknown violation type {body.static_change.report_as} "
-            f"(known pipeline types: {', '.join(sorted(known)) or 'none yet'})",
+        names = ", ".join(sorted(known))
+        refusal = msg(
+            "ref.unknown_report_as",
             field=where,
+            type=body.static_change.report_as,
+            known=names or "none yet",
+            known_zh=names or "无",
         )
+        raise InvalidInput(refusal, field=where)
     values = zone_values(camera.id, code, place.id, body)
     upsert(session, Zone, {**values, "updated_at": utcnow()}, keys=("camera_id", "code"))
 
@@ -220,7 +229,7 @@ def create_camera(session: Session, body: CameraIn) -> Camera:
     device = ref_device(session, body.device, "device") if body.device else None
     camera = Camera(code=body.code, name=body.name, device_id=device.id if device else None)
     session.add(camera)
-    flush(session, f"a camera with code {body.code!r} already exists")
+    flush(session, msg("ref.duplicate_camera", code=body.code))
     for index, zone in enumerate(body.zones):
         _write_zone(session, camera, zone.code, zone, f"zones.{index}")
     session.refresh(camera)
@@ -231,7 +240,7 @@ def update_camera(session: Session, code: str, body: CameraUpdate) -> Camera:
     camera = get_camera(session, code)
     if "name" in body.model_fields_set:
         if body.name is None:
-            raise InvalidInput("name cannot be null", field="name")
+            raise InvalidInput(msg("ref.null", name="name"), field="name")
         camera.name = body.name
     if "device" in body.model_fields_set:
         device = ref_device(session, body.device, "device") if body.device else None

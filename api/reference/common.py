@@ -15,7 +15,9 @@ from sqlalchemy.orm import Session
 
 from api import admin_audit
 from api.errors import Conflict, InvalidInput
+from api.messages import WHAT_ZH, Refusal, msg
 from api.models import Camera, Device, Place, Unit, ViolationType
+from common.messages import Message
 from contract.fields import (
     CODE_PATTERN,
     EVENT_CODE_PATTERN,
@@ -58,14 +60,14 @@ def unique(values: Sequence[Any], what: str) -> None:
     seen: set[Any] = set()
     for value in values:
         if value in seen:
-            raise ValueError(f"{what} {value!r} appears twice")
+            raise Refusal(msg("ref.twice", what=what, what_zh=WHAT_ZH.get(what, what), value=value))
         seen.add(value)
 
 
 # --- session helpers ---
 
 
-def flush(session: Session, conflict_message: str) -> None:
+def flush(session: Session, conflict_message: str | Message) -> None:
     """Flush; a unique-constraint violation becomes a 409 with ``conflict_message``."""
     try:
         session.flush()
@@ -87,9 +89,7 @@ def reject_nulls(values: dict[str, Any]) -> None:
     """PATCH bodies: a field may be left out, but only the documented ones may be set to null."""
     nulls = sorted(name for name, value in values.items() if value is None)
     if nulls:
-        raise InvalidInput(
-            f"{', '.join(nulls)} cannot be null: leave the field out to keep its value", field=nulls[0]
-        )
+        raise InvalidInput(msg("ref.not_null", names=", ".join(nulls)), field=nulls[0])
 
 
 def page(session: Session, query: Select[Any], limit: int, offset: int) -> tuple[list[Any], int]:
@@ -133,34 +133,32 @@ def device_by_name(session: Session, name: str) -> Device | None:
 def ref_unit(session: Session, code: str, field: str) -> Unit:
     unit = unit_by_code(session, code)
     if unit is None:
-        raise InvalidInput(f"{field}: unknown unit code {code!r}", field=field)
+        raise InvalidInput(msg("ref.unknown_unit", field=field, code=code), field=field)
     return unit
 
 
 def ref_place(session: Session, key: str, field: str) -> Place:
     place = place_by_key(session, key)
     if place is None:
-        raise InvalidInput(f"{field}: unknown place key {key!r}", field=field)
+        raise InvalidInput(msg("ref.unknown_place", field=field, key=key), field=field)
     return place
 
 
 def ref_violation(session: Session, code: str, field: str) -> ViolationType:
     violation = violation_by_code(session, code)
     if violation is None:
-        known = (
-            ", ".join(session.scalars(select(ViolationType.code).order_by(ViolationType.code))) or "none yet"
+        known = ", ".join(session.scalars(select(ViolationType.code).order_by(ViolationType.code)))
+        refusal = msg(
+            "ref.unknown_violation", field=field, code=code, known=known or "none yet", known_zh=known or "无"
         )
-        raise InvalidInput(f"{field}: unknown violation event code {code!r} (known: {known})", field=field)
+        raise InvalidInput(refusal, field=field)
     return violation
 
 
 def ref_device(session: Session, name: str, field: str) -> Device:
     device = device_by_name(session, name)
     if device is None:
-        raise InvalidInput(
-            f"{field}: unknown device {name!r} (register it with `streetwatch api create-device`)",
-            field=field,
-        )
+        raise InvalidInput(msg("ref.unknown_device", field=field, name=name), field=field)
     return device
 
 

@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.errors import Conflict, InvalidInput, NotFound
+from api.messages import Refusal, msg
 from api.models import Case, Place, RoutingRule, Unit, Zone
 from api.reference.common import (
     Code,
@@ -25,7 +26,7 @@ from api.reference.common import (
 
 def _both_or_neither(lat: float | None, lon: float | None) -> None:
     if (lat is None) != (lon is None):
-        raise ValueError("give both lat and lon, or neither")
+        raise Refusal(msg("ref.lat_lon"))
 
 
 class PlaceIn(StrictModel):
@@ -105,7 +106,7 @@ def create_place(session: Session, body: PlaceIn) -> Place:
         owner_unit_id=owner.id if owner else None,
     )
     session.add(place)
-    flush(session, f"a place with key {body.key!r} already exists")
+    flush(session, msg("ref.duplicate_place", key=body.key))
     return place
 
 
@@ -116,7 +117,7 @@ def update_place(session: Session, key: str, body: PlaceUpdate) -> Place:
     values.update(body.model_dump(exclude_unset=True, include={"lat", "lon"}))
     lat, lon = values.get("lat", place.lat), values.get("lon", place.lon)
     if (lat is None) != (lon is None):
-        raise InvalidInput("give both lat and lon, or neither", field="lat")
+        raise InvalidInput(msg("ref.lat_lon"), field="lat")
     assign(place, values)
     if "owner" in body.model_fields_set:
         owner = ref_unit(session, body.owner, "owner") if body.owner else None

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from api.actors import Actor
 from api.errors import InvalidInput, NotFound
+from api.messages import msg
 from api.models import Place, RoutingRule, RoutingRuleHistory, Unit, utcnow
 from api.reference.common import (
     Code,
@@ -153,7 +154,7 @@ def _routing_values(session: Session, body: RoutingRuleUpdate) -> dict[str, Any]
         values["violation_code"] = body.violation
     for name in ("unit", "priority", "active"):
         if name in fields and getattr(body, name) is None:
-            raise InvalidInput(f"{name} cannot be null", field=name)
+            raise InvalidInput(msg("ref.null", name=name), field=name)
     if "unit" in fields and body.unit is not None:
         values["unit_id"] = ref_unit(session, body.unit, "unit").id
     if "priority" in fields:

@@ -9,6 +9,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from api.errors import Conflict, InvalidInput, NotFound
+from api.messages import Refusal, msg
 from api.models import Case, Delivery, Place, RoutingRule, Unit, User
 from api.reference.common import (
     Code,
@@ -26,7 +27,7 @@ from api.settings import is_email_address
 
 def _email(value: str) -> str:
     if not is_email_address(value):
-        raise ValueError(f"{value!r} is not an e-mail address (one address such as office@city.example)")
+        raise Refusal(msg("ref.email", value=value))
     return value
 
 
@@ -98,11 +99,8 @@ def _check_no_cycle(session: Session, unit: Unit, parent: Unit | None) -> None:
     node = parent
     while node is not None and node.id not in seen:
         if node.id == unit.id:
-            raise InvalidInput(
-                f"parent: unit {parent.code if parent else ''!r} is {unit.code!r} itself or one of its "
-                "descendants: the hierarchy would loop",
-                field="parent",
-            )
+            loop = msg("ref.unit_loop", parent=parent.code if parent else "", unit=unit.code)
+            raise InvalidInput(loop, field="parent")
         seen.add(node.id)
         node = session.get(Unit, node.parent_id) if node.parent_id is not None else None
 
@@ -118,7 +116,7 @@ def create_unit(session: Session, body: UnitIn) -> Unit:
         email=body.email,
     )
     session.add(unit)
-    flush(session, f"a unit with code {body.code!r} already exists")
+    flush(session, msg("ref.duplicate_unit", code=body.code))
     return unit
 
 

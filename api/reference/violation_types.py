@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.errors import Conflict, NotFound
+from api.messages import msg
 from api.models import Case, DeadlineRule, RoutingRule, ViolationType
 from api.reference.common import (
     EventCode,
@@ -125,7 +126,7 @@ def clear_other_defaults(session: Session, violation: ViolationType) -> None:
 def create_violation_type(session: Session, body: ViolationTypeIn) -> ViolationType:
     violation = ViolationType(**creation_values(body))
     session.add(violation)
-    flush(session, f"a violation type with event code {body.code!r} already exists")
+    flush(session, msg("ref.duplicate_violation", code=body.code))
     clear_other_defaults(session, violation)
     session.flush()
     return violation

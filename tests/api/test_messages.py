@@ -23,10 +23,12 @@ ZH_ONLY = {
     "actor_name",
     "skipped_zh",
     "state_zh",
+    "known_zh",
+    "what_zh",
     *(f"{name}_zh" for name in LOCALISED_PARAMS),
 }
 # ASCII words the Chinese texts may contain: formats and units people know by these names.
-ZH_ASCII = {"JPEG", "PNG", "MB", "HH", "MM", "mon", "sun", "days", "start", "end"}
+ZH_ASCII = {"JPEG", "PNG", "MB", "HH", "MM", "mon", "sun", "days", "start", "end", "Asia", "Shanghai"}
 MSG_CALL = re.compile(r"""\bmsg\(\s*["']([a-z0-9_.\-]+)["']""")
 
 

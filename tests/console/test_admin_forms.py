@@ -91,9 +91,12 @@ def test_a_duplicate_and_an_unknown_reference_change_nothing(admin: Admin, conso
     assert admin.post("/console/admin/units", code="sanitation", name="again", active="on").status_code == 422
     response = admin.post("/console/admin/places", key="p-1", name="P", lat="31.2", lon="")
     assert response.status_code == 422
-    assert "give both lat and lon" in _errors(response.text)[0]
+    assert _errors(response.text) == ["纬度和经度须同时填写，或都不填"]
     response = admin.post("/console/admin/places", key="p-1", name="P", lat="91", lon="121")
     assert _errors(response.text) == ["纬度: 超出允许范围"]
+    admin.client.cookies.set("streetwatch_lang", "en")  # the API's own sentence in English
+    response = admin.post("/console/admin/places", key="p-1", name="P", lat="31.2", lon="")
+    assert _errors(response.text) == ["give both lat and lon, or neither"]
     assert _count(console, Place) == places
 
 
@@ -120,7 +123,10 @@ def test_a_bad_routing_rule_is_refused_and_a_good_one_is_in_the_history(
         rule_id = history[-1].rule_id
     assert admin.post(f"/console/admin/routing/{rule_id}/deactivate").status_code == 303
     page = admin.client.get(f"/console/admin/routing/{rule_id}")
-    assert "active: True → False" in page.text and "user:admin" in page.text
+    assert "启用: 是 → 否" in page.text and "管理员" in page.text and "user:admin" not in page.text
+    admin.client.cookies.set("streetwatch_lang", "en")
+    page = admin.client.get(f"/console/admin/routing/{rule_id}")
+    assert "Active: yes → no" in page.text
 
 
 def test_users_need_a_unit_when_handlers_and_a_long_password(admin: Admin, console: ConsoleWorld) -> None:
@@ -134,7 +140,7 @@ def test_users_need_a_unit_when_handlers_and_a_long_password(admin: Admin, conso
     }
     response = admin.post("/console/admin/users", **form)
     assert response.status_code == 422
-    assert "a unit handler needs a unit" in _errors(response.text)[0]
+    assert _errors(response.text) == ["处置人员须选择所属单位"]
     assert "long-enough" not in response.text  # a password is never sent back
     response = admin.post("/console/admin/users", **{**form, "unit": "sanitation", "password": "short"})
     assert _errors(response.text) == ["密码: 太短（至少 8 个字符）"]

@@ -26,6 +26,7 @@ from api.console.admin.forms import (
 from api.console.admin.pages import Row, cell, error_status, render_admin
 from api.console.deps import Page, PageDep
 from api.errors import InvalidInput
+from api.messages import msg
 
 router = APIRouter(prefix="/console/admin/calendar", include_in_schema=False)
 BASE = "/console/admin/calendar"
@@ -44,7 +45,7 @@ def parse_periods(text: str) -> list[list[str]]:
             continue
         start, sep, end = part.strip().partition("-")
         if not sep:
-            raise InvalidInput(f"period {part.strip()!r}: write start-end, e.g. 08:30-12:00", field="periods")
+            raise InvalidInput(msg("ref.period_syntax", text=part.strip()), field="periods")
         periods.append([start.strip(), end.strip()])
     return periods
 
@@ -176,7 +177,7 @@ def save_day(page: PageDep, form: FormDep) -> Response:
         try:
             day = dt.date.fromisoformat(values.get("day", ""))
         except ValueError:
-            raise InvalidInput("day: give a date as YYYY-MM-DD", field="day") from None
+            raise InvalidInput(msg("ref.day"), field="day") from None
         body = ref.CalendarDayIn.model_validate(
             {"working": checked(values, "working"), "name": values.get("name", "")}
         )

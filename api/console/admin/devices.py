@@ -16,6 +16,7 @@ from api.console.admin.forms import Field, Form, FormDep, attempt, audit, posted
 from api.console.admin.pages import Row, cell, error_status, local_time, render_admin, yes_no
 from api.console.deps import Page, PageDep
 from api.errors import Conflict, NotFound
+from api.messages import msg
 from api.models import Camera, Device
 from api.reference.common import CODE_PATTERN, StrictModel, device_by_name
 
@@ -86,7 +87,7 @@ def register_device(page: PageDep, form: FormDep) -> Response:
     def change() -> IssuedDeviceKey:
         body = DeviceIn.model_validate({"name": values.get("name", "")})
         if device_by_name(page.session, body.name) is not None:
-            raise Conflict(f"a device named {body.name!r} already exists", field="name")
+            raise Conflict(msg("ref.duplicate_device", name=body.name), field="name")
         return create_device(page.session, body.name)
 
     issued, errors = attempt(page, change)

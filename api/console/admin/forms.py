@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from api.console.deps import Page
+from api.console.refusals import refusal_text, validation_detail
 from api.console.security import CSRF_FIELD, check_csrf
 from api.errors import ApiError, Forbidden, NotFound
 from api.models import Role
@@ -91,6 +92,7 @@ class Field:
     hint: str | None = None  # i18n key
     step: str | None = None
     readonly: bool = False
+    lang: str | None = None  # a field in one language whatever the page's (the English name): lang="en"
 
 
 @dataclass
@@ -104,24 +106,6 @@ class Form:
 
 
 # --- messages for bad input ---
-
-# pydantic error types -> message key; anything else shows pydantic's own text after the field's name
-_ERROR_KEYS = {
-    "missing": "admin.error.required",
-    "string_too_short": "admin.error.required",
-    "string_too_long": "admin.error.too_long",
-    "string_pattern_mismatch": "admin.error.pattern",
-    "float_parsing": "admin.error.number",
-    "int_parsing": "admin.error.number",
-    "greater_than": "admin.error.range",
-    "greater_than_equal": "admin.error.range",
-    "less_than": "admin.error.range",
-    "less_than_equal": "admin.error.range",
-    "enum": "admin.error.choice",
-    "literal_error": "admin.error.choice",
-    "date_from_datetime_parsing": "admin.error.date",
-    "date_parsing": "admin.error.date",
-}
 
 
 def field_label(page: Page, name: str) -> str:
@@ -138,19 +122,15 @@ def problems(page: Page, exc: Exception) -> list[str]:
         messages = []
         for error in exc.errors():
             where = str(error["loc"][0]) if error["loc"] else ""
-            key = _ERROR_KEYS.get(error["type"])
-            if error["type"] == "string_too_short" and error.get("input"):
-                detail = page.t("admin.error.too_short", min=error.get("ctx", {}).get("min_length", ""))
-            else:
-                detail = page.t(key) if key else str(error["msg"]).removeprefix("Value error, ")
+            detail = validation_detail(page, error)
             messages.append(f"{field_label(page, where)}: {detail}" if where else detail)
         return messages
     if isinstance(exc, ApiError):
         name = exc.details.get("field")
         prefix = f"{field_label(page, str(name).split('.')[-1])}: " if name else ""
-        return [page.t("admin.error.refused", detail=prefix + exc.message)]
+        return [page.t("admin.error.refused", detail=prefix + (page.error_text(exc) or exc.message))]
     if isinstance(exc, ValueError):
-        return [page.t("admin.error.refused", detail=str(exc))]
+        return [page.t("admin.error.refused", detail=refusal_text(page, exc))]
     raise exc
 
 

@@ -47,6 +47,14 @@ def yes_no(page: Page, value: bool) -> str:
     return page.t("admin.yes") if value else page.t("admin.no")
 
 
+def kind_label(page: Page, kind: str) -> str:
+    """A unit's or place's kind as the lists show it: its label when the catalogue has one, else as typed."""
+    try:
+        return page.t(f"admin.kind.{kind}")
+    except KeyError:
+        return kind
+
+
 def render_admin(page: Page, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     saved = page.request.query_params.get("saved")
     context.setdefault("saved", saved[:200] if saved else None)

@@ -23,7 +23,7 @@ from api.console.admin.forms import (
     redirect,
     require_admin,
 )
-from api.console.admin.pages import Row, cell, error_status, render_admin
+from api.console.admin.pages import Row, cell, error_status, kind_label, render_admin
 from api.console.admin.units import unit_options
 from api.console.deps import Page, PageDep
 from api.models import Place
@@ -66,7 +66,7 @@ def _list(page: Page, values: Mapping[str, Any], errors: list[str]) -> Response:
             cells=[
                 cell(place.key, f"{BASE}/{quote(place.key)}"),
                 cell(place.name),
-                cell(place.kind),
+                cell(kind_label(page, place.kind)),
                 cell(
                     f"{place.lat:.5f}, {place.lon:.5f}"
                     if place.lat is not None and place.lon is not None

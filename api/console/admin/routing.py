@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from api import reference as ref
+from api.actors import display_names
 from api.console.admin.forms import (
     Field,
     Form,
@@ -28,6 +29,7 @@ from api.console.admin.forms import (
 from api.console.admin.pages import Row, cell, error_status, local_time, render_admin, yes_no
 from api.console.admin.units import unit_options
 from api.console.deps import Page, PageDep
+from api.console.formatting import actor_text
 from api.models import Place, RoutingRule, RoutingRuleHistory, Unit, ViolationType
 
 router = APIRouter(prefix="/console/admin/routing", include_in_schema=False)
@@ -101,12 +103,34 @@ def _names(page: Page) -> tuple[dict[int, Place], dict[int, Unit], dict[str, Vio
     return places, units, violations
 
 
+# a history snapshot's changed fields, by the form's labels
+_CHANGED = {
+    "place_key": "admin.field.place",
+    "violation_code": "admin.field.violation",
+    "unit_code": "admin.field.unit",
+    "priority": "admin.field.priority",
+    "active": "admin.field.active",
+}
+
+
+def _value(page: Page, value: Any) -> str:
+    if isinstance(value, bool):
+        return yes_no(page, value)
+    return "—" if value is None else str(value)
+
+
+def _change(page: Page, name: str, before: Any, after: Any) -> str:
+    label = page.t(_CHANGED[name]) if name in _CHANGED else name
+    return f"{label}: {_value(page, before)} → {_value(page, after)}"
+
+
 def _history_rows(page: Page, rows: list[RoutingRuleHistory]) -> list[Row]:
     result = []
+    names = display_names(page.session, {row.actor for row in rows})
     for row in rows:
         snapshot = row.snapshot
         changes = snapshot.get("changes") or {}
-        what = "; ".join(f"{name}: {before} → {after}" for name, (before, after) in changes.items())
+        what = "; ".join(_change(page, name, before, after) for name, (before, after) in changes.items())
         after = (
             f"{snapshot.get('place_key') or page.t('admin.routing.any_place')} · "
             f"{snapshot.get('violation_code') or page.t('admin.routing.any_violation')} → "
@@ -124,7 +148,7 @@ def _history_rows(page: Page, rows: list[RoutingRuleHistory]) -> list[Row]:
                         else row.action
                     ),
                     cell(what or after),
-                    cell(row.actor),
+                    cell(actor_text(row.actor, names, page.lang)),
                 ],
             )
         )

@@ -24,7 +24,7 @@ from api.console.admin.forms import (
     redirect,
     require_admin,
 )
-from api.console.admin.pages import Row, cell, error_status, render_admin, yes_no
+from api.console.admin.pages import Row, cell, error_status, kind_label, render_admin, yes_no
 from api.console.deps import Page, PageDep
 from api.models import Unit
 
@@ -60,7 +60,7 @@ def tree(session: Session) -> list[tuple[Unit, int]]:
 
 def unit_options(session: Session, page: Page, *, blank: str) -> list[tuple[str, str]]:
     return [("", page.t(blank))] + [
-        (unit.code, f"{'　' * min(depth, MAX_DEPTH)}{unit.name} ({unit.code})")
+        (unit.code, f"{'　' * min(depth, MAX_DEPTH)}{unit.name}")  # by name: its code is on the units page
         for unit, depth in tree(session)
     ]
 
@@ -90,7 +90,7 @@ def _list(page: Page, values: Mapping[str, Any], errors: list[str]) -> Response:
             cells=[
                 cell(unit.name, f"{BASE}/{quote(unit.code)}", f"depth-{min(depth, MAX_DEPTH)}"),
                 cell(unit.code),
-                cell(unit.kind),
+                cell(kind_label(page, unit.kind)),
                 cell(unit.parent.name if unit.parent else "—"),
                 cell(yes_no(page, unit.active)),
             ],

@@ -31,6 +31,7 @@ from api.console.admin.pages import Row, cell, error_status, render_admin, yes_n
 from api.console.admin.units import unit_options
 from api.console.deps import Page, PageDep
 from api.errors import Conflict, InvalidInput, NotFound
+from api.messages import Refusal, msg
 from api.models import ApiToken, Role, User
 from api.reference.common import Code, StrictModel, ref_unit
 
@@ -51,7 +52,7 @@ class UserChange(StrictModel):
     @model_validator(mode="after")
     def _handler_has_unit(self) -> UserChange:
         if self.role is Role.UNIT_HANDLER and self.unit is None:
-            raise ValueError("a unit handler needs a unit")
+            raise Refusal(msg("ref.handler_unit"))
         return self
 
 
@@ -176,7 +177,7 @@ def create_user_form(page: PageDep, form: FormDep) -> Response:
             }
         )
         if page.session.scalar(select(User.id).where(User.username == body.username)) is not None:
-            raise Conflict(f"a user named {body.username!r} already exists", field="username")
+            raise Conflict(msg("ref.duplicate_user", username=body.username), field="username")
         return create_user(
             page.session,
             username=body.username,
@@ -264,9 +265,7 @@ def update_user(user_id: UserId, page: PageDep, form: FormDep) -> Response:
             }
         )
         if user.id == page.operator.id and (body.role is not Role.ADMIN or not body.active):
-            raise InvalidInput(
-                "you cannot take away your own admin rights or deactivate yourself", field="role"
-            )
+            raise InvalidInput(msg("ref.own_admin"), field="role")
         was_active = user.active
         user.role = body.role.value
         user.unit_id = _unit_id(page.session, body.unit)

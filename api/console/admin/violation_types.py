@@ -43,7 +43,7 @@ def _fields(values: Mapping[str, Any], *, new: bool) -> list[Field]:
             "code", "admin.field.event_code", value=values.get("code", ""), required=True, readonly=not new
         ),
         Field("name", "admin.field.name_zh", value=values.get("name", ""), required=True),
-        Field("name_en", "admin.field.name_en", value=values.get("name_en", "")),
+        Field("name_en", "admin.field.name_en", value=values.get("name_en", ""), lang="en"),
         Field(
             "pipeline_type",
             "admin.field.pipeline_type",
@@ -112,7 +112,7 @@ def _list(page: Page, values: Mapping[str, Any], errors: list[str]) -> Response:
             cells=[
                 cell(violation.code, f"{BASE}/{quote(violation.code)}"),
                 cell(violation.name),
-                cell(violation.name_en),
+                cell(violation.name_en, css="lang-en"),
                 cell(violation.pipeline_type),
                 cell(
                     page.t("admin.hours", hours=f"{deadlines[violation.code]:g}")

@@ -23,6 +23,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "contains characters that are not allowed (spaces, /, \\, ?, #, %)",
     ),
     "admin.error.number": ("应为数字", "must be a number"),
+    "admin.error.integer": ("应为整数", "must be a whole number"),
+    "admin.error.too_many": ("项数过多", "too many items"),
+    "admin.error.invalid": ("格式不正确", "invalid"),
     "admin.error.range": ("超出允许范围", "out of the allowed range"),
     "admin.error.choice": ("请从列表中选择", "choose one of the list"),
     "admin.error.date": ("应为日期（年-月-日）", "must be a date (YYYY-MM-DD)"),
@@ -85,6 +88,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "admin.units.new": ("新建单位", "New unit"),
     "admin.units.edit": ("编辑单位：{name}", "Edit unit: {name}"),
     "admin.units.no_parent": ("（无上级）", "(no parent)"),
+    # the kinds the hints name, as the lists show them (any other kind is shown as typed)
+    "admin.kind.department": ("职能部门", "department"),
+    "admin.kind.street_office": ("街道办事处", "street office"),
+    "admin.kind.road_chief": ("路长", "road chief"),
+    "admin.kind.grid": ("网格", "grid"),
+    "admin.kind.road_section": ("路段", "road section"),
+    "admin.kind.site": ("点位", "site"),
     "admin.units.kind_hint": ("如 department、road_chief、grid", "e.g. department, road_chief, grid"),
     # places
     "admin.places.title": ("地点", "Places"),
@@ -144,7 +154,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Deadlines count working time: the working periods of workdays, except holidays, plus make-up "
         "working days.",
     ),
-    "admin.calendar.timezone_hint": ("IANA 名称，如 Asia/Shanghai", "An IANA name, e.g. Asia/Shanghai"),
+    "admin.calendar.timezone_hint": (
+        "时区数据库中的名称，如 Asia/Shanghai",
+        "An IANA name, e.g. Asia/Shanghai",
+    ),
     "admin.calendar.periods_hint": ("如 08:30-12:00, 13:30-17:30", "e.g. 08:30-12:00, 13:30-17:30"),
     "admin.calendar.add_day": ("添加节假日或调休日", "Add a holiday or make-up day"),
     "admin.calendar.working_hint": ("勾选：调休上班；不勾选：放假", "Ticked: a working day; else a holiday"),

@@ -36,6 +36,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "zones.anchor_bottom": ("目标底部中点（车辆、摊位落地处）", "Bottom centre (where it stands)"),
     "zones.anchor_center": ("目标中心", "Centre"),
     "zones.schedule": ("生效时段", "Active"),
+    "zones.field.polygon": ("区域多边形", "Polygon"),
     "zones.schedule_hint": (
         "留空为全天；例如 周一-周五 07:00-08:30，周六 09:00-12:00",
         "Empty: always; e.g. mon-fri 07:00-08:30, sat 09:00-12:00",
