@@ -56,7 +56,7 @@ def _label(page: Page, prefix: str, value: str | None) -> str:
     return page.t(key) if key in catalogue() else value
 
 
-def _actor_names(page: Page) -> Callable[[str], str]:
+def actor_formatter(page: Page) -> Callable[[str], str]:
     """``actor(label)`` for templates: display names looked up once per label per page."""
     names: dict[str, str] = {}
 
@@ -89,7 +89,7 @@ def page_globals(page: Page) -> dict[str, Any]:
         "countdown": lambda deadline: countdown_text(deadline, utcnow(), page.lang),
         "say": lambda message: say(message, page.lang),
         "note_of": lambda event: event_note(event, page.lang),
-        "actor": _actor_names(page),
+        "actor": actor_formatter(page),
         "csrf_token": page.csrf_token,
         "csrf_input": lambda: Markup('<input type="hidden" name="{}" value="{}">').format(
             CSRF_FIELD, escape(page.csrf_token)

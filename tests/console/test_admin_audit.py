@@ -48,7 +48,7 @@ def test_handling_rules_on_the_violation_type_form_and_in_the_change_log(
     page.click("#admin-nav >> text=变更记录")
     page.wait_for_url("**/console/admin/audit")
     newest = page.locator("#admin-events tbody tr").first.inner_text()
-    assert "user:admin" in newest and "问题类型" in newest and "修改" in newest and "0102" in newest
+    assert "管理员" in newest and "问题类型" in newest and "修改" in newest and "0102" in newest
     assert "start_required_before_resolve: false → true" in newest
 
     # a change through the API by another admin is in the same log; the filters find each
@@ -101,4 +101,4 @@ def test_change_log_pages_newest_first_and_filters_by_actor(console: ConsoleWorl
     page.select_option("#audit-actor", "cli:deploy")
     page.click("#audit-filter button[type=submit]")
     texts = page.locator("#admin-events tbody tr").all_inner_texts()
-    assert len(texts) == 30 and all("cli:deploy" in text for text in texts)
+    assert len(texts) == 30 and all("命令行（deploy）" in text for text in texts)  # actors by display name

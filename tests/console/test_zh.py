@@ -85,6 +85,12 @@ ZH_PAGES: tuple[tuple[str, str], ...] = (
     ("admin", "/console/admin/devices"),
     ("admin", "/console/admin/users"),
     ("admin", "/console/admin/users/{user}"),
+    ("admin", "/console/admin/audit"),
+    ("zhang", "/console/search"),
+    ("zhang", "/console/search?status=closed&status=voided&sort=deadline"),
+    ("wang", "/console/search"),
+    ("zhang", "/console/map"),
+    ("admin", "/console/models"),
 )
 
 # Admin forms posted with a value the store refuses, as an admin types it: (the page, the form, its fields,

@@ -4,6 +4,7 @@ in keyset pages (``?before=<id>``: the next page starts below the last row shown
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -15,6 +16,7 @@ from api.admin_audit import AREAS, list_events
 from api.console.admin.forms import require_admin
 from api.console.admin.pages import Row, cell, local_time, render_admin
 from api.console.deps import Page, PageDep
+from api.console.rendering import actor_formatter
 from api.models import AdminEvent
 
 router = APIRouter(prefix="/console/admin/audit", include_in_schema=False)
@@ -36,16 +38,16 @@ def changes(before: dict[str, Any] | None, after: dict[str, Any] | None) -> str:
     return text if len(text) <= CHANGE_TEXT_LIMIT else text[: CHANGE_TEXT_LIMIT - 1] + "…"
 
 
-def _row(page: Page, event: AdminEvent) -> Row:
+def _row(page: Page, event: AdminEvent, actor: Callable[[str], str]) -> Row:
     return Row(
         id=f"admin-event-{event.id}",
         cells=[
             cell(local_time(page, event.at)),
-            cell(event.actor),
+            cell(actor(event.actor)),
             cell(page.t(f"admin.audit.area.{event.area}")),
             cell(page.t(f"admin.audit.action.{event.action}")),
-            cell(event.object_key),
-            cell(changes(event.before, event.after), css="admin-changes"),
+            cell(event.object_key, css="data"),
+            cell(changes(event.before, event.after), css="admin-changes data"),
         ],
     )
 
@@ -66,6 +68,7 @@ def audit_page(
     actors = list(
         page.session.scalars(select(AdminEvent.actor).distinct().order_by(AdminEvent.actor).limit(500))
     )
+    actor_names = actor_formatter(page)  # user:zhao -> 赵交通, as the timeline shows them
     return render_admin(
         page,
         "admin/audit.html",
@@ -79,11 +82,11 @@ def audit_page(
             "admin.audit.object",
             "admin.audit.changes",
         ],
-        rows=[_row(page, event) for event in events],
+        rows=[_row(page, event, actor_names) for event in events],
         areas=[(name, page.t(f"admin.audit.area.{name}")) for name in AREAS],
         actors=actors,
         area=area,
-        actor=actor,
+        chosen_actor=actor,
         older=older,
         first=f"?{urlencode(filters)}" if before is not None else None,
     )

@@ -6,7 +6,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "nav.models": ("模型", "Models"),
     "models.title": ("检测模型", "Detector models"),
     "models.explain": (
-        "发布的模型版本、分配到设备的在用（live）与影子（shadow）模型，以及影子模型与在用模型的对比。"
+        "发布的模型版本、分配到设备的在用模型与影子模型，以及影子模型与在用模型的对比。"
         "依据对比结果提升影子模型；出问题时一键回滚到上一在用版本。",
         "Published model versions, the live and shadow models assigned to the boxes, and how the shadow "
         "model compares with the live one. Promote a shadow model on this evidence; roll back to the "
@@ -42,9 +42,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "models.shadow_only": ("仅影子模型", "Shadow only"),
     "models.crops": ("分歧画面", "Disagreements"),
     "models.no_comparison": ("尚无设备上传对比。", "No box has uploaded a comparison yet."),
-    "models.empty": (
-        "尚未发布模型。用 streetwatch models publish 发布。",
-        "No model published yet: use streetwatch models publish.",
-    ),
+    "models.empty": ("尚未发布模型。发布命令：", "No model published yet. To publish one:"),
     "models.case_model": ("模型", "Model"),
 }

@@ -23,7 +23,9 @@
   const statusLabel = (status) => el.dataset["status" + status.replace(/(^|_)(\w)/g, (_, __, c) => c.toUpperCase())] || status;
 
   // maxZoom on the map itself: without a tile layer nothing else tells the clusterer how deep zoom goes.
-  const map = L.map(el, { attributionControl: true, zoomControl: true, minZoom: 3, maxZoom: 19 });
+  // Leaflet's own zoom control has English titles: ours carries the page's language.
+  const map = L.map(el, { attributionControl: true, zoomControl: false, minZoom: 3, maxZoom: 19 });
+  L.control.zoom({ zoomInTitle: el.dataset.msgZoomIn || "+", zoomOutTitle: el.dataset.msgZoomOut || "-" }).addTo(map);
   map.attributionControl.setPrefix(false);
   if (el.dataset.tileUrl) {
     L.tileLayer(el.dataset.tileUrl, { maxZoom: 19, attribution: el.dataset.tileAttribution || "" }).addTo(map);
