@@ -131,6 +131,10 @@ class _Retry(Exception):
         self.retry_after_s = retry_after_s
 
 
+class _Wait(_Retry):
+    """An incident's earlier message is still queued here: nothing was sent, the store said nothing."""
+
+
 class _Unauthorized(_Retry):
     """401: the device key is wrong or disabled."""
 
@@ -329,7 +333,11 @@ class Pusher:
         self.stats.retries += 1
         self.stats.last_error = str(retry)
         cap, base = self.config.retry_max_s, self.config.retry_base_s
-        if isinstance(retry, _Unauthorized):
+        if isinstance(retry, _Wait):
+            # Checked here, not at the store: a short fixed wait, so the update follows within seconds of
+            # its report (an exponential one grew to retry_max_s while the report waited out an outage).
+            delay = min(base, cap)
+        elif isinstance(retry, _Unauthorized):
             self._key_rejected()
             delay = cap
         elif retry.store_down:
@@ -418,7 +426,7 @@ class Pusher:
         incident_key = str(item.body.get("incident_key"))
         report = self.outbox.get(incident_key)
         if self.outbox.pending_before(item.id, incident_key):
-            raise _Retry(f"waiting for the earlier messages of incident {incident_key}", store_down=False)
+            raise _Wait(f"waiting for the earlier messages of incident {incident_key}")
         if report is not None and report.state == "failed":
             raise _Refused(f"the report of incident {incident_key} was refused: {report.last_error}")
         response = self._send("POST", paths.INCIDENT_UPDATES, json=item.body)
@@ -432,7 +440,7 @@ class Pusher:
         report and the incident's earlier items are delivered."""
         incident_key = str(item.body.get("incident_key"))
         if self.outbox.pending_before(item.id, incident_key):
-            raise _Retry(f"waiting for the earlier messages of incident {incident_key}", store_down=False)
+            raise _Wait(f"waiting for the earlier messages of incident {incident_key}")
         report = self.outbox.get(incident_key)
         if report is not None and report.state == "failed" and report.case_id is None:
             raise _Refused(f"the report of incident {incident_key} was refused: {report.last_error}")
