@@ -12,6 +12,10 @@ What each answer means:
   (``Retry-After`` honoured, capped at ``store.retry_max_s``). Never given up: a store down for an hour
   loses nothing. While the store is unreachable the whole pusher waits (one probe per backoff step
   instead of one request per queued item); the first success after an outage makes everything due.
+  502/503/504 count as unreachable: the store answers 503 + Retry-After while its database is (a
+  PostgreSQL restart), so the boxes wait it out together and are delivering again within seconds.
+- An incident's later message whose earlier ones are still queued here waits a short fixed time (not a
+  growing backoff: nothing was sent), so it follows its report as soon as the report is through.
 - 401: this box's key is wrong or disabled. That is the box's problem, not the report's, so items stay
   pending; the key file is read again before each retry, so fixing the file fixes delivery.
 - a 409 whose body says ``"retry": true``: a race the store lost; also tried again later.
