@@ -3,13 +3,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session, sessionmaker
 
+from api.jobs import Job, _loop
 from api.models import Sighting
+from api.settings import Settings
 from tests.api.builders import case_report, device_auth, make_device_key, make_world
 from tests.api.conftest import Store, _pg_admin
 
@@ -69,3 +75,34 @@ def test_a_report_while_the_database_is_unreachable_gets_503_then_is_stored_once
             select(func.count()).select_from(Sighting).where(Sighting.idempotency_key == "incident-restart-1")
         )
     assert count == 1
+
+
+def test_a_job_caught_in_a_database_outage_logs_one_line_and_runs_again(
+    pg_store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = pg_store.engine.url.database
+    assert database is not None
+    runs: list[bool] = []
+
+    def touch_database(sessions: sessionmaker[Session], _settings: Settings) -> int:
+        with sessions() as session:
+            session.execute(text("SELECT 1"))
+        runs.append(True)
+        return 0
+
+    async def run_briefly() -> None:
+        job = Job("probe", 0.2, touch_database)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(_loop(job, pg_store.sessions, pg_store.settings, None), 1.0)
+
+    _refuse_connections(database, refuse=True)
+    try:
+        with caplog.at_level(logging.WARNING, logger="api.jobs"):
+            asyncio.run(run_briefly())
+    finally:
+        _refuse_connections(database, refuse=False)
+    assert not runs
+    assert "job probe: database unavailable, retried in 0 s: OperationalError" in caplog.text
+    assert "Traceback" not in caplog.text and not any(r.exc_info for r in caplog.records)
+    asyncio.run(run_briefly())  # the database is back: the next run succeeds
+    assert runs
