@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException
 
-from api import body_limits, console, log_redaction
+from api import body_limits, console, db_errors, log_redaction
 from api.db import make_engine, make_session_factory
 from api.errors import ApiError
 from api.jobs import JobRunner, default_jobs
@@ -99,6 +99,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         return JSONResponse(
             status_code=422, content={"detail": jsonable_encoder(errors), "code": "invalid_input"}
         )
+
+    db_errors.register(app)  # the database out of reach (a PostgreSQL restart): 503 + Retry-After
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict[str, str]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.db_errors import database_unavailable
 from api.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,17 @@ async def _loop(
             done = await asyncio.to_thread(job.run, sessions, settings)
             if done:
                 log.info("job %s: %d item(s)", job.name, done)
-        except Exception:  # a failing job must not kill the server; it is retried next interval
+        except Exception as exc:  # a failing job must not kill the server; it is retried next interval
             ok = False
-            log.exception("job %s failed", job.name)
+            if database_unavailable(exc):  # a PostgreSQL restart: one line, not a traceback per job
+                log.warning(
+                    "job %s: database unavailable, retried in %.0f s: %s",
+                    job.name,
+                    job.interval_s,
+                    exc.__class__.__name__,
+                )
+            else:
+                log.exception("job %s failed", job.name)
         if observe is not None:
             observe(job.name, ok, time.perf_counter() - started)
         await asyncio.sleep(job.interval_s)

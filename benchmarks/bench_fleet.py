@@ -163,6 +163,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--drain-timeout", type=float, default=120.0, help="With --restart: wait for outboxes."
     )
+    parser.add_argument(
+        "--store-log", type=Path, default=None, help="Keep the store's log here (default: a scratch file)."
+    )
     parser.add_argument("--keep-going", action="store_true", help="Run larger steps after a failed one.")
     parser.add_argument(
         "--pg-url", default=DEFAULT_PG, help="PostgreSQL admin URL (a scratch DB is made there)."
@@ -375,9 +378,10 @@ class WebhookReceiver:
 class Store:
     """``streetwatch api serve --workers N`` as a subprocess; restartable on the same port."""
 
-    def __init__(self, env: dict[str, str], workers: int) -> None:
+    def __init__(self, env: dict[str, str], workers: int, log_path: Path) -> None:
         self.env = {**os.environ, **env}
         self.workers = workers
+        self.log_path = log_path  # the store's stderr, appended across restarts
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -385,10 +389,18 @@ class Store:
     def start(self) -> None:
         command = [sys.executable, "-m", "streetwatch", "api", "serve", "--host", "127.0.0.1"]
         command += ["--port", str(self.port), "--workers", str(self.workers)]
-        self.process = subprocess.Popen(
-            command, cwd=REPO, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        wait_ready(self.process, self.url, 90.0)
+        # A file, not a pipe: nobody reads a pipe during the run, and once its 64 kB buffer is full
+        # (a burst of error logs, e.g. while PostgreSQL restarts) every worker blocks in its next log
+        # write and the store stops answering altogether.
+        with self.log_path.open("ab") as log_file:
+            self.process = subprocess.Popen(
+                command, cwd=REPO, env=self.env, stdout=subprocess.DEVNULL, stderr=log_file
+            )
+        try:
+            wait_ready(self.process, self.url, 90.0)
+        except RuntimeError as exc:
+            tail = self.log_path.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{exc}; the store's log {self.log_path} ends with:\n{tail}") from exc
 
     def stop(self) -> None:
         if self.process is None:
@@ -400,8 +412,6 @@ class Store:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self.process.stderr:
-            self.process.stderr.close()
         self.process = None
 
     def processes(self) -> list[psutil.Process]:
@@ -798,6 +808,12 @@ def run_step(
     )
     if args.restart != "none":
         step["delivery"] = exactly_once(database_url, [k for r in collected for k in r["keys"]])
+        # the failed answers of the window by status (-1: a transport error), e.g. {"503": 40}
+        statuses = Counter(str(s[3]) for s in samples if s[3] < 0 or s[3] >= 400)
+        step["error_statuses"] = dict(sorted(statuses.items()))
+        if restarted:  # from the end of the restart to the last outbox empty (0.5 s polls)
+            back_s = restarted["at_s"] + restarted["down_s"]
+            restarted["outboxes_empty_after_s"] = window - back_s + step["drain_after_window_s"]
     return step
 
 
@@ -883,7 +899,9 @@ def format_table(document: dict[str, Any]) -> str:
             lines.append(
                 f"{s['cameras']} cameras, restart {s['restart']}: {d['stored']}/{d['put']} reports+updates "
                 f"stored exactly once, {d['missing']} missing, {s['pending_at_end']} still pending "
-                f"(outboxes empty {s['drain_after_window_s']:.0f} s after the window)"
+                f"(outboxes empty {s['drain_after_window_s']:.0f} s after the window, "
+                f"{s['restart'].get('outboxes_empty_after_s', 0):.0f} s after the restart ended); "
+                f"failed answers in the window by status: {s.get('error_statuses')}"
             )
     lines.append(
         f"Largest fleet held (p99 < {P99_LIMIT_MS:.0f} ms every kind, 0 errors): {document['headline']}"
@@ -945,7 +963,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "STREETWATCH_MQTT_HOST": "127.0.0.1",
                 "STREETWATCH_PUBLIC_URL": "http://127.0.0.1",
             }
-            store = Store(env, args.workers)
+            store = Store(env, args.workers, args.store_log or workdir / "store.log")
             store.start()
             restart = None
             if args.restart == "store":

@@ -12,6 +12,10 @@ What each answer means:
   (``Retry-After`` honoured, capped at ``store.retry_max_s``). Never given up: a store down for an hour
   loses nothing. While the store is unreachable the whole pusher waits (one probe per backoff step
   instead of one request per queued item); the first success after an outage makes everything due.
+  502/503/504 count as unreachable: the store answers 503 + Retry-After while its database is (a
+  PostgreSQL restart), so the boxes wait it out together and are delivering again within seconds.
+- An incident's later message whose earlier ones are still queued here waits a short fixed time (not a
+  growing backoff: nothing was sent), so it follows its report as soon as the report is through.
 - 401: this box's key is wrong or disabled. That is the box's problem, not the report's, so items stay
   pending; the key file is read again before each retry, so fixing the file fixes delivery.
 - a 409 whose body says ``"retry": true``: a race the store lost; also tried again later.
@@ -129,6 +133,10 @@ class _Retry(Exception):
         super().__init__(message)
         self.store_down = store_down
         self.retry_after_s = retry_after_s
+
+
+class _Wait(_Retry):
+    """An incident's earlier message is still queued here: nothing was sent, the store said nothing."""
 
 
 class _Unauthorized(_Retry):
@@ -329,7 +337,11 @@ class Pusher:
         self.stats.retries += 1
         self.stats.last_error = str(retry)
         cap, base = self.config.retry_max_s, self.config.retry_base_s
-        if isinstance(retry, _Unauthorized):
+        if isinstance(retry, _Wait):
+            # Checked here, not at the store: a short fixed wait, so the update follows within seconds of
+            # its report (an exponential one grew to retry_max_s while the report waited out an outage).
+            delay = min(base, cap)
+        elif isinstance(retry, _Unauthorized):
             self._key_rejected()
             delay = cap
         elif retry.store_down:
@@ -418,7 +430,7 @@ class Pusher:
         incident_key = str(item.body.get("incident_key"))
         report = self.outbox.get(incident_key)
         if self.outbox.pending_before(item.id, incident_key):
-            raise _Retry(f"waiting for the earlier messages of incident {incident_key}", store_down=False)
+            raise _Wait(f"waiting for the earlier messages of incident {incident_key}")
         if report is not None and report.state == "failed":
             raise _Refused(f"the report of incident {incident_key} was refused: {report.last_error}")
         response = self._send("POST", paths.INCIDENT_UPDATES, json=item.body)
@@ -432,7 +444,7 @@ class Pusher:
         report and the incident's earlier items are delivered."""
         incident_key = str(item.body.get("incident_key"))
         if self.outbox.pending_before(item.id, incident_key):
-            raise _Retry(f"waiting for the earlier messages of incident {incident_key}", store_down=False)
+            raise _Wait(f"waiting for the earlier messages of incident {incident_key}")
         report = self.outbox.get(incident_key)
         if report is not None and report.state == "failed" and report.case_id is None:
             raise _Refused(f"the report of incident {incident_key} was refused: {report.last_error}")

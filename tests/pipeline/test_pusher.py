@@ -457,3 +457,31 @@ def test_a_clip_whose_report_was_refused_is_refused_too(store: LiveStore, tmp_pa
     pusher.stop()
     item = outbox.get("incident-0001:clip")
     assert item is not None and item.state == "failed" and "was refused" in (item.last_error or "")
+
+
+def test_an_update_follows_its_report_within_the_first_delay_however_long_the_report_waited(
+    store: LiveStore, tmp_path: Path
+) -> None:
+    """While its report is held back (an outage, a store error), an update only waits here: its own delay
+    stays at the first backoff step instead of doubling towards retry_max_s, so it goes out right after
+    the report instead of minutes later; and waiting never counts as the store having answered."""
+    _, key_file = device(store, tmp_path)
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    outbox.put(make_report("incident-0001"), [])
+    outbox.retry_later(outbox.get("incident-0001").id, 4.0, "held back")  # type: ignore[union-attr]
+    outbox.put_update(make_update("incident-0001", "sighting", 300, 60), [])
+    pusher = Pusher(
+        outbox, store_config(store, key_file, retry_base_s=0.2, retry_max_s=300.0), rng=random.Random(5)
+    )
+    pusher.start()
+    try:
+        wait_until(lambda: outbox.get("incident-0001").state == "delivered", 20)  # type: ignore[union-attr]
+        report_at = time.monotonic()
+        wait_until(lambda: outbox.pending_count() == 0, 20)
+        lag_s = time.monotonic() - report_at
+    finally:
+        pusher.stop()
+    # Doubling from 0.2 s, the update's 5th wait alone would be 1.6-3.2 s; the fixed wait is <= 0.2 s.
+    assert lag_s < 1.0, lag_s
+    update = outbox.get("incident-0001:s60")
+    assert update is not None and update.state == "delivered" and update.attempts >= 10
