@@ -1,5 +1,6 @@
 """Shadow comparisons: the summaries daemons upload (contract.model_comparison) and their totals per device
-and class for the console. Crops are checked JPEGs kept by sha256 under ``<data_dir>/model-crops/``."""
+and class for the console. Crops are checked JPEGs kept by sha256 as ``model_crop`` blobs (:mod:`api.storage`:
+``<data_dir>/model-crops/`` or PostgreSQL, so every API host shows them)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import binascii
 import hashlib
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -19,14 +19,17 @@ from api.evidence import check_image
 from api.model_registry import device_models
 from api.models import Device, ModelComparison, utcnow
 from api.settings import Settings
-from common.files import write_atomically
+from api.storage import BlobRef, blobs_for, chunked
 from contract.model_comparison import MAX_CROP_BYTES, ModelComparisonReport
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 
 
-def crop_path(settings: Settings, sha256: str) -> Path:
-    return settings.data_dir / "model-crops" / f"{sha256}.jpg"
+NO_CROP = "no such crop"
+
+
+def crop_ref(sha256: str) -> BlobRef:
+    return BlobRef("model_crop", f"{sha256}.jpg")
 
 
 def record(
@@ -42,6 +45,7 @@ def record(
     if report.period_end < report.period_start:
         raise InvalidInput("period_end is before period_start", field="period_end")
     crops = []
+    blobs = blobs_for(settings, session)
     for index, crop in enumerate(report.crops):
         try:
             data = base64.b64decode(crop.jpeg_base64, validate=True)
@@ -51,9 +55,7 @@ def record(
         if checked.content_type != "image/jpeg":
             raise InvalidInput(f"crops[{index}]: not a JPEG", field=f"crops.{index}.jpeg_base64")
         sha256 = hashlib.sha256(data).hexdigest()
-        target = crop_path(settings, sha256)
-        if not target.is_file():
-            write_atomically(target, data, prefix=".crop-")
+        blobs.put(crop_ref(sha256), chunked(data), content_type="image/jpeg")  # kept if stored already
         crops.append({"class": crop.class_name, "side": crop.side, "camera": crop.camera, "sha256": sha256})
     row = ModelComparison(
         device_id=device_id,
@@ -107,8 +109,8 @@ def totals(session: Session, shadow_version_id: int, *, max_crops: int = 8) -> l
     return [found[key] for key in sorted(found)]
 
 
-def open_crop(settings: Settings, sha256: str) -> Path:
-    path = crop_path(settings, sha256)
-    if not re.fullmatch(SHA256_PATTERN, sha256) or not path.is_file():
-        raise NotFound("no such crop")
-    return path
+def open_crop(sha256: str) -> BlobRef:
+    """The crop's blob (the route says 404 when it is not stored)."""
+    if not re.fullmatch(SHA256_PATTERN, sha256):
+        raise NotFound(NO_CROP)
+    return crop_ref(sha256)

@@ -1,17 +1,18 @@
 """The model registry: detector versions (ONNX file + card) and their rollout to devices as live or shadow.
 
-Files live at ``<data_dir>/models/<sha256>.onnx``, named by their content's hash, never by anything a client
-sent. Assignments are append-only rows (:class:`api.models.ModelAssignment`): what a device runs in a role
-is the latest row of that role for the device or for all devices, so the table is also the audit trail and
-a rollback is one more row that names the version live before the current one.
+Files are ``model`` blobs (:mod:`api.storage`: ``<data_dir>/models/<sha256>.onnx`` or PostgreSQL chunks, so
+every API host serves a model published through any of them), named by their content's hash, never by
+anything a client sent, and streamed in from the upload (never the whole file in memory).
+
+Assignments are append-only rows (:class:`api.models.ModelAssignment`): what a device runs in a role is
+the latest row of that role for the device or for all devices, so the table is also the audit trail and a
+rollback is one more row that names the version live before the current one.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
-from pathlib import Path
+from collections.abc import Iterator
 from typing import IO, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
@@ -23,6 +24,7 @@ from api.actors import Actor
 from api.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from api.models import Device, ModelAssignment, ModelVersion, utcnow
 from api.settings import Settings
+from api.storage import BlobRef, BlobStore, StoredBlob, blobs_for
 from contract import paths
 from contract.device_config import MAX_SHADOW_SHARE, DeviceModel, ModelRole
 from detector.card import ModelCard
@@ -68,8 +70,8 @@ class AssignmentPublic(BaseModel):
     assigned_at: Any
 
 
-def model_path(settings: Settings, sha256: str) -> Path:
-    return settings.data_dir / "models" / f"{sha256}.onnx"
+def model_ref(sha256: str) -> BlobRef:
+    return BlobRef("model", f"{sha256}.onnx")
 
 
 def public(version: ModelVersion) -> ModelVersionPublic:
@@ -93,33 +95,36 @@ def check_card(card: dict[str, Any], sha256: str) -> dict[str, Any]:
     return data
 
 
-def _store_file(settings: Settings, source: IO[bytes]) -> tuple[str, int, Path]:
-    """Copy ``source`` to a temporary file beside the store, counting and hashing as it streams."""
-    folder = settings.data_dir / "models"
-    folder.mkdir(parents=True, exist_ok=True)
-    digest, size = hashlib.sha256(), 0
-    handle, temp = tempfile.mkstemp(prefix=".upload-", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            for block in iter(lambda: source.read(_CHUNK), b""):
-                size += len(block)
-                if size > settings.model_max_bytes:
-                    raise PayloadTooLarge(
-                        f"model file is larger than the limit of {settings.model_max_bytes} bytes",
-                        field="file",
-                        max_bytes=settings.model_max_bytes,
-                    )
-                digest.update(block)
-                out.write(block)
-            out.flush()
-            os.fsync(out.fileno())
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+def _upload(settings: Settings, source: IO[bytes], card_sha256: Any) -> Iterator[bytes]:
+    """The uploaded file in chunks, refused (413, 422) by raising from the stream, so that the blob store
+    keeps nothing of it: over the size limit, empty, or not the file the card names by its sha256."""
+    digest = hashlib.sha256() if isinstance(card_sha256, str) else None
+    size = 0
+    for block in iter(lambda: source.read(_CHUNK), b""):
+        size += len(block)
+        if size > settings.model_max_bytes:
+            raise PayloadTooLarge(
+                f"model file is larger than the limit of {settings.model_max_bytes} bytes",
+                field="file",
+                max_bytes=settings.model_max_bytes,
+            )
+        if digest is not None:
+            digest.update(block)
+        yield block
     if size == 0:
-        Path(temp).unlink(missing_ok=True)
         raise InvalidInput("the model file is empty", field="file")
-    return digest.hexdigest(), size, Path(temp)
+    if digest is not None and digest.hexdigest() != card_sha256:
+        raise InvalidInput(
+            f"the card says sha256 {card_sha256}, the uploaded file has {digest.hexdigest()}",
+            field="card.sha256",
+        )
+
+
+def _store_file(blobs: BlobStore, settings: Settings, source: IO[bytes], card: dict[str, Any]) -> StoredBlob:
+    """The upload as a ``model`` blob named by its sha256, hashed and counted as it streams in."""
+    check_card({**card, "sha256": None}, "0" * 64)  # a bad card is refused before any byte is stored
+    chunks = _upload(settings, source, card.get("sha256"))
+    return blobs.put_hashed("model", chunks, suffix=".onnx", content_type="application/octet-stream")
 
 
 def publish(
@@ -133,32 +138,31 @@ def publish(
     training_command: str | None,
     evaluation: dict[str, Any] | None,
 ) -> ModelVersion:
-    """Store an ONNX file and its card as a new version; 409 when the same file is already published."""
-    sha256, size, temp = _store_file(settings, source)
+    """Store an ONNX file and its card as a new version; 409 when the same file is already published.
+
+    The file is stored before the version row (committed with the request): a request that fails after
+    it leaves the file unreferenced, and publishing it again uses it."""
+    stored = _store_file(blobs_for(settings, session), settings, source, card)
+    checked = check_card(card, stored.sha256)
+    existing = session.scalar(select(ModelVersion).where(ModelVersion.sha256 == stored.sha256))
+    if existing is not None:
+        raise Conflict(f"this file is already published as version {existing.id}", id=existing.id)
+    version = ModelVersion(
+        name=checked["name"],
+        version=checked.get("version", "0"),
+        sha256=stored.sha256,
+        size=stored.size,
+        card=checked,
+        dataset=dataset,
+        training_command=training_command,
+        evaluation=evaluation,
+        uploaded_by=actor.label,
+    )
+    session.add(version)
     try:
-        checked = check_card(card, sha256)
-        existing = session.scalar(select(ModelVersion).where(ModelVersion.sha256 == sha256))
-        if existing is not None:
-            raise Conflict(f"this file is already published as version {existing.id}", id=existing.id)
-        version = ModelVersion(
-            name=checked["name"],
-            version=checked.get("version", "0"),
-            sha256=sha256,
-            size=size,
-            card=checked,
-            dataset=dataset,
-            training_command=training_command,
-            evaluation=evaluation,
-            uploaded_by=actor.label,
-        )
-        session.add(version)
-        try:
-            session.flush()
-        except IntegrityError as exc:  # the same file, published at the same moment by another request
-            raise Conflict("this file is already published") from exc
-        temp.replace(model_path(settings, sha256))
-    finally:
-        temp.unlink(missing_ok=True)
+        session.flush()
+    except IntegrityError as exc:  # the same file, published at the same moment by another request
+        raise Conflict("this file is already published") from exc
     return version
 
 
@@ -311,13 +315,13 @@ def device_models(session: Session, device_id: int) -> list[DeviceModel]:
     return found
 
 
-def open_device_model(session: Session, settings: Settings, device_id: int, version_id: int) -> Path:
+def open_device_model(session: Session, device_id: int, version_id: int) -> BlobRef:
     """The ONNX file of a version assigned to the device (live or shadow); 404 otherwise, so a device
     learns nothing of versions that are not its own."""
     if version_id not in {model.version_id for model in device_models(session, device_id)}:
         raise NotFound(f"model version {version_id} is not assigned to this device")
-    version = session.get_one(ModelVersion, version_id)
-    path = model_path(settings, version.sha256)
-    if not path.is_file():
-        raise NotFound(f"the file of model version {version_id} is missing from the store")
-    return path
+    return model_ref(session.get_one(ModelVersion, version_id).sha256)
+
+
+def model_missing(version_id: int) -> str:
+    return f"the file of model version {version_id} is missing from the store"

@@ -15,7 +15,7 @@ from api.cameras import no_snapshot, open_snapshot, store_snapshot
 from api.deps import DeviceDep, OperatorDep, SessionDep, SettingsDep
 from api.routers.responses import AUTHENTICATED, NOT_FOUND, errors
 from api.storage import blobs_for
-from api.storage.responses import blob_response
+from api.storage.responses import RangeDep, blob_response
 
 router = APIRouter(prefix="/api/v1", tags=["cameras"], responses=AUTHENTICATED)
 
@@ -63,7 +63,9 @@ def upload_snapshot(
     responses={200: {"content": {"image/jpeg": {}}}, **NOT_FOUND},
     summary="The camera's latest frame (operators)",
 )
-def get_snapshot(code: CameraCode, _: OperatorDep, session: SessionDep, settings: SettingsDep) -> Response:
+def get_snapshot(
+    code: CameraCode, _: OperatorDep, session: SessionDep, settings: SettingsDep, ranges: RangeDep
+) -> Response:
     """404 for an unknown camera, or one that has sent no frame yet."""
     ref = open_snapshot(session, code)
     return blob_response(
@@ -72,4 +74,5 @@ def get_snapshot(code: CameraCode, _: OperatorDep, session: SessionDep, settings
         media_type="image/jpeg",
         headers={"Cache-Control": "no-store"},
         missing=no_snapshot(code),
+        ranges=ranges,
     )

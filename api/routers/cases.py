@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Header, Path, Query, Response, UploadFile
+from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import AwareDatetime
 
@@ -19,7 +19,7 @@ from api.models import Case, CaseStatus, Evidence
 from api.routers.responses import AUTHENTICATED, INVALID, NOT_FOUND, errors
 from api.schemas import Page
 from api.storage import blobs_for
-from api.storage.responses import blob_response
+from api.storage.responses import RangeDep, blob_response
 from contract.reports import CaseReport, EvidenceKind, IngestResult
 
 router = APIRouter(prefix="/api/v1", tags=["cases"], responses=AUTHENTICATED)
@@ -151,10 +151,10 @@ def get_evidence_route(
     actor: OperatorDep,
     session: SessionDep,
     settings: SettingsDep,
-    range_: Annotated[str | None, Header(alias="Range", include_in_schema=False)] = None,
+    ranges: RangeDep,
 ) -> Response:
     # A video element fetches a clip in byte ranges: only the request from its start is a new opening.
-    opening = range_ is None or range_.replace(" ", "").startswith("bytes=0-")
+    opening = ranges.range is None or ranges.range.replace(" ", "").startswith("bytes=0-")
     ref, content_type = open_evidence(session, actor, sha256, audit=opening)
     return blob_response(
         blobs_for(settings, session),
@@ -162,6 +162,7 @@ def get_evidence_route(
         media_type=content_type,
         headers={"Cache-Control": "private, max-age=86400, immutable", "X-Content-Type-Options": "nosniff"},
         missing=evidence_missing(sha256),
+        ranges=ranges,
     )
 
 

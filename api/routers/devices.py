@@ -20,7 +20,7 @@ from api.deps import DeviceDep, OperatorDep, SessionDep, SettingsDep
 from api.models import Camera, Device, ViolationType, utcnow
 from api.routers.responses import AUTHENTICATED, INVALID, NOT_FOUND, errors
 from api.storage import blobs_for
-from api.storage.responses import blob_response
+from api.storage.responses import RangeDep, blob_response
 from api.zone_references import NO_REFERENCE, SHA256_PATTERN, open_device_reference
 from contract.device_cases import DeviceCase
 from contract.device_config import DeviceConfig, DeviceViolationType, DeviceZone
@@ -148,6 +148,7 @@ def my_reference(
     device: DeviceDep,
     session: SessionDep,
     settings: SettingsDep,
+    ranges: RangeDep,
 ) -> Response:
     """404 for a reference that is not set on a zone of this device's cameras."""
     assert device.id is not None
@@ -157,6 +158,7 @@ def my_reference(
         media_type="image/jpeg",
         headers={"Cache-Control": "private, max-age=86400"},
         missing=NO_REFERENCE,
+        ranges=ranges,
     )
 
 

@@ -7,7 +7,7 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Path, UploadFile
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 
 from api import model_comparisons, model_registry
@@ -15,6 +15,8 @@ from api.deps import AdminDep, DeviceDep, SessionDep, SettingsDep
 from api.errors import InvalidInput
 from api.model_registry import AssignmentIn, AssignmentPublic, ModelVersionPublic, RollbackIn
 from api.routers.responses import AUTHENTICATED, NOT_FOUND, WITH_BODY, errors
+from api.storage import blobs_for
+from api.storage.responses import RangeDep, blob_response
 from contract.model_comparison import ModelComparisonReport
 
 router = APIRouter(prefix="/api/v1", tags=["models"])
@@ -146,9 +148,20 @@ def promote_route(
     summary="A crop of a shadow disagreement (admins)",
 )
 def crop_route(
-    sha256: Annotated[str, Path(pattern=model_comparisons.SHA256_PATTERN)], _: AdminDep, settings: SettingsDep
-) -> FileResponse:
-    return FileResponse(model_comparisons.open_crop(settings, sha256), media_type="image/jpeg")
+    sha256: Annotated[str, Path(pattern=model_comparisons.SHA256_PATTERN)],
+    _: AdminDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    ranges: RangeDep,
+) -> Response:
+    return blob_response(
+        blobs_for(settings, session),
+        model_comparisons.open_crop(sha256),
+        media_type="image/jpeg",
+        headers={"Cache-Control": "private, max-age=86400, immutable"},
+        missing=model_comparisons.NO_CROP,
+        ranges=ranges,
+    )
 
 
 @router.get(
@@ -156,19 +169,26 @@ def crop_route(
     response_class=FileResponse,
     responses={
         200: {"content": {"application/octet-stream": {}}},
-        206: {"description": "The byte range asked for (Range: bytes=N-)."},
+        206: {"description": "The byte range asked for (Range: bytes=first-last or bytes=first-)."},
         **AUTHENTICATED,
         **NOT_FOUND,
+        **errors(416),
     },
     summary="The ONNX file of a version assigned to the calling device (HTTP Range resumes)",
 )
 def my_model(
-    version_id: VersionId, device: DeviceDep, session: SessionDep, settings: SettingsDep
-) -> FileResponse:
+    version_id: VersionId, device: DeviceDep, session: SessionDep, settings: SettingsDep, ranges: RangeDep
+) -> Response:
     """404 for a version not assigned to this device, live or shadow."""
     assert device.id is not None  # a device actor always has its row id
-    path = model_registry.open_device_model(session, settings, device.id, version_id)
-    return FileResponse(path, media_type="application/octet-stream")
+    return blob_response(
+        blobs_for(settings, session),
+        model_registry.open_device_model(session, device.id, version_id),
+        media_type="application/octet-stream",
+        headers={},
+        missing=model_registry.model_missing(version_id),
+        ranges=ranges,
+    )
 
 
 @router.post(

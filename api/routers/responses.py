@@ -21,6 +21,7 @@ _ERRORS: Responses = {
     409: {"model": ErrorBody, "description": "The resource's state, or a unique key, does not allow this."},
     408: {"model": ErrorBody, "description": "The body arrived too slowly (api.body_limits)."},
     413: {"model": ErrorBody, "description": "The upload is larger than allowed."},
+    416: {"model": ErrorBody, "description": "The byte range asked for (Range) starts after the file's end."},
     422: {"model": ValidationErrorBody, "description": "Invalid input."},
     429: {
         "model": ErrorBody,

@@ -1,6 +1,7 @@
-"""Where evidence, clips, camera snapshots and zone references are kept: the data directory (default) or
-PostgreSQL (``STREETWATCH_BLOB_STORE=database``), so that API hosts sharing only the database serve each
-other's files. Everything that reads or writes them goes through :class:`BlobStore`."""
+"""Where evidence, clips, camera snapshots, zone references, model files and shadow crops are kept: the
+data directory (default) or PostgreSQL (``STREETWATCH_BLOB_STORE=database``), so that API hosts sharing
+only the database serve each other's files. Everything that reads or writes them goes through
+:class:`BlobStore`."""
 
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ from api.storage.base import (
     BlobRef,
     BlobStore,
     BlobStream,
+    ByteRange,
     Kind,
+    RangeNotSatisfiable,
+    StoredBlob,
     chunked,
     read_all,
 )
@@ -53,9 +57,12 @@ __all__ = [
     "BlobRef",
     "BlobStore",
     "BlobStream",
+    "ByteRange",
     "DatabaseBlobStore",
     "Kind",
     "LocalBlobStore",
+    "RangeNotSatisfiable",
+    "StoredBlob",
     "blobs_for",
     "chunked",
     "read_all",

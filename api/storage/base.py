@@ -1,9 +1,11 @@
 """What every blob store offers: images and clips kept by kind and name, written and read in chunks.
 
-A blob is named by its kind (``evidence``, ``snapshot``, ``reference``; another kind is one line in
-:data:`KINDS`) and a name chosen by the store's own code (a sha256 with its extension, a camera code),
-never by a client. Reads are iterators of chunks of at most :data:`CHUNK_BYTES`, so serving a blob never
-holds the whole of it in memory; writes take an iterable of chunks for the same reason.
+A blob is named by its kind (``evidence``, ``snapshot``, ``reference``, ``model``, ``model_crop``; another
+kind is one line in :data:`KINDS`) and a name chosen by the store's own code (a sha256 with its extension,
+a camera code), never by a client. Reads are iterators of chunks of at most :data:`CHUNK_BYTES`, so serving
+a blob never holds the whole of it in memory; writes take an iterable of chunks for the same reason. A read
+may ask for one byte range (:class:`ByteRange`: HTTP Range, a device resuming a model download, a video
+seeking in a clip); the store starts at the chunk holding its first byte.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ KINDS: dict[str, Kind] = {
     "evidence": Kind("evidence", fan_out=True),  # evidence/<ab>/<sha256>.<jpg|png|mp4> (images, clips)
     "snapshot": Kind("snapshots", durable=False),  # snapshots/<camera code>.jpg, replaced at every upload
     "reference": Kind("references"),  # references/<sha256>.jpg
+    "model": Kind("models"),  # models/<sha256>.onnx (the model registry's versions)
+    "model_crop": Kind("model-crops"),  # model-crops/<sha256>.jpg (shadow comparisons' disagreements)
 }
 
 _UNSAFE_NAME = re.compile(r"[/\\\x00]")
@@ -41,6 +45,45 @@ class BlobError(Exception):
 
 class BlobMissing(BlobError):
     """The blob is not in the store."""
+
+
+class RangeNotSatisfiable(BlobError):
+    """The byte range asked for starts at or after the blob's end (HTTP 416)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"the range asked for is outside the blob's {size} bytes")
+        self.size = size
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    """One range of bytes as HTTP Range names it: ``first``..``last`` inclusive (``bytes=first-last``);
+    ``last`` None: to the end (``bytes=first-``); ``first`` None: the final ``last`` bytes
+    (``bytes=-last``)."""
+
+    first: int | None
+    last: int | None
+
+    def __post_init__(self) -> None:
+        if self.first is None and self.last is None:
+            raise ValueError("a byte range needs a first byte, a last byte or both")
+        if (self.first is not None and self.first < 0) or (self.last is not None and self.last < 0):
+            raise ValueError("byte positions are not negative")
+        if self.first is not None and self.last is not None and self.last < self.first:
+            raise ValueError(f"the range's last byte {self.last} is before its first {self.first}")
+
+    def resolve(self, size: int) -> tuple[int, int]:
+        """``(start, stop)`` within a blob of ``size`` bytes, stop exclusive and clamped to the end (as
+        RFC 9110 says); RangeNotSatisfiable when no byte of the blob is in the range."""
+        if self.first is None:
+            assert self.last is not None
+            start, stop = max(size - self.last, 0), size
+            if self.last == 0 or size == 0:
+                raise RangeNotSatisfiable(size)
+            return start, stop
+        if self.first >= size:
+            raise RangeNotSatisfiable(size)
+        return self.first, size if self.last is None else min(self.last + 1, size)
 
 
 @dataclass(frozen=True)
@@ -62,10 +105,32 @@ class BlobRef:
 
 @dataclass(frozen=True)
 class BlobStream:
-    """An open blob: its size (a response's Content-Length) and its bytes, one chunk at a time."""
+    """An open blob, or the range of it that was asked for: its bytes one chunk at a time, ``size`` of them
+    (a response's Content-Length) from byte ``start`` of a blob of ``total`` bytes."""
 
     size: int
     chunks: Iterator[bytes]
+    start: int = 0
+    total: int = -1  # -1: size (the whole blob)
+    etag: str | None = None  # names these exact bytes where the store knows it (the database: their sha256)
+
+    def __post_init__(self) -> None:
+        if self.total == -1:
+            object.__setattr__(self, "total", self.size)
+
+    @property
+    def partial(self) -> bool:
+        return self.size != self.total
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """What :meth:`BlobStore.put_hashed` stored: the blob's name (its sha256), size and digest."""
+
+    ref: BlobRef
+    size: int
+    sha256: str
+    written: bool  # False: a blob of the same bytes was stored already and kept
 
 
 @dataclass(frozen=True)
@@ -85,13 +150,20 @@ class BlobStore(Protocol):
         returns whether this call wrote it."""
         ...
 
+    def put_hashed(self, kind: str, chunks: Iterable[bytes], *, suffix: str, content_type: str) -> StoredBlob:
+        """Store ``chunks`` (of any size) as ``<sha256><suffix>``, hashing them as they stream in: for
+        uploads too large to hold, whose name is known only at their end. All or nothing: an exception
+        from ``chunks`` (a size limit) leaves nothing stored; a blob of the same bytes is kept as it is."""
+        ...
+
     def stat(self, ref: BlobRef) -> BlobInfo | None:
         """Size and time of the blob, None when it is not stored."""
         ...
 
-    def read(self, ref: BlobRef) -> BlobStream:
-        """The blob's size and bytes in chunks of at most CHUNK_BYTES; raises BlobMissing when it is not
-        stored (now, not when the chunks are read)."""
+    def read(self, ref: BlobRef, byte_range: ByteRange | None = None) -> BlobStream:
+        """The blob's (or ``byte_range``'s) size and bytes in chunks of at most CHUNK_BYTES; raises
+        BlobMissing when it is not stored and RangeNotSatisfiable when the range is outside it (now, not
+        when the chunks are read)."""
         ...
 
     def delete(self, ref: BlobRef) -> bool:

@@ -8,13 +8,23 @@ the same folder, chunk by chunk, and is renamed into place: readers see the old 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from api.storage.base import CHUNK_BYTES, KINDS, BlobInfo, BlobMissing, BlobRef, BlobStream
+from api.storage.base import (
+    CHUNK_BYTES,
+    KINDS,
+    BlobInfo,
+    BlobMissing,
+    BlobRef,
+    BlobStream,
+    ByteRange,
+    StoredBlob,
+)
 
 
 class LocalBlobStore:
@@ -31,20 +41,50 @@ class LocalBlobStore:
         if not replace and path.is_file():
             return False
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{ref.kind}-", suffix=".tmp")
-        temp = Path(temp_name)
+        temp, _, _ = self._write_temp(ref.kind, path.parent, chunks)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                for chunk in chunks:
-                    handle.write(chunk)
-                if KINDS[ref.kind].durable:
-                    handle.flush()
-                    os.fsync(handle.fileno())
             temp.replace(path)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
         return True
+
+    def put_hashed(self, kind: str, chunks: Iterable[bytes], *, suffix: str, content_type: str) -> StoredBlob:
+        folder = self.root / KINDS[kind].folder  # the temp file waits here: same file system as its place
+        folder.mkdir(parents=True, exist_ok=True)
+        temp, size, sha256 = self._write_temp(kind, folder, chunks)
+        try:
+            ref = BlobRef(kind, f"{sha256}{suffix}")
+            path = self.path(ref)
+            if path.is_file():
+                temp.unlink()
+                return StoredBlob(ref, size, sha256, written=False)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temp.replace(path)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        return StoredBlob(ref, size, sha256, written=True)
+
+    def _write_temp(self, kind: str, folder: Path, chunks: Iterable[bytes]) -> tuple[Path, int, str]:
+        """``chunks`` in a new dot-file of ``folder`` (which ``list`` skips); its path, size and sha256.
+        Removed again when anything fails, ``chunks`` included."""
+        fd, temp_name = tempfile.mkstemp(dir=folder, prefix=f".{kind}-", suffix=".tmp")
+        temp = Path(temp_name)
+        digest, size = hashlib.sha256(), 0
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                for chunk in chunks:
+                    handle.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+                if KINDS[kind].durable:
+                    handle.flush()
+                    os.fsync(handle.fileno())
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        return temp, size, digest.hexdigest()
 
     def stat(self, ref: BlobRef) -> BlobInfo | None:
         try:
@@ -53,13 +93,20 @@ class LocalBlobStore:
             return None
         return BlobInfo(ref, stat.st_size, dt.datetime.fromtimestamp(stat.st_mtime, dt.UTC))
 
-    def read(self, ref: BlobRef) -> BlobStream:
+    def read(self, ref: BlobRef, byte_range: ByteRange | None = None) -> BlobStream:
         try:
             handle = self.path(ref).open("rb")  # opened now: a missing file fails here, not mid-response
         except FileNotFoundError:
             raise BlobMissing(f"{ref.key} is not in the blob store") from None
         # the size of the file opened: a replacement renamed into place later does not change it
-        return BlobStream(os.fstat(handle.fileno()).st_size, _chunks(handle))
+        total = os.fstat(handle.fileno()).st_size
+        try:
+            start, stop = byte_range.resolve(total) if byte_range is not None else (0, total)
+            handle.seek(start)
+        except BaseException:
+            handle.close()
+            raise
+        return BlobStream(stop - start, _chunks(handle, stop - start), start=start, total=total)
 
     def delete(self, ref: BlobRef) -> bool:
         path = self.path(ref)
@@ -78,7 +125,8 @@ class LocalBlobStore:
                 yield info
 
 
-def _chunks(handle: BinaryIO) -> Iterator[bytes]:
+def _chunks(handle: BinaryIO, size: int) -> Iterator[bytes]:
     with handle:
-        while chunk := handle.read(CHUNK_BYTES):
+        while size > 0 and (chunk := handle.read(min(CHUNK_BYTES, size))):
+            size -= len(chunk)
             yield chunk

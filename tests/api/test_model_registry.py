@@ -1,5 +1,5 @@
 """The model registry through the real API: publish, assign live/shadow, the device's configuration and its
-scoped, resumable download, rollback, promote and shadow comparisons."""
+scoped, resumable download (from either blob store), rollback, promote and shadow comparisons."""
 
 from __future__ import annotations
 
@@ -9,12 +9,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
-from api.models import Role
+from api.app import create_app
+from api.models import Blob, BlobChunk, Role
+from api.storage import CHUNK_BYTES
 from contract.device_config import DeviceConfig
+from pipeline.model_updates import download
 from tests.api.builders import auth, device_auth, image_bytes, make_device, make_operators
 from tests.api.conftest import Store
 
@@ -215,3 +220,80 @@ def test_a_model_over_the_limit_is_refused_with_413(
     response = publish(client, world["admin"], b"x" * 30_000, demo_card(sha256=None))
     assert response.status_code == 413 and response.json()["max_bytes"] in (20_000, 20_000 + 65_536)
     assert client.get("/api/v1/models", headers=world["admin"]).json() == []
+
+
+class CutAfter:
+    """The device's link to the store (``pipeline.model_updates.download``'s client), dropped after
+    ``requests`` ranged requests; the Range headers it sent."""
+
+    def __init__(self, client: Any, headers: dict[str, str], requests: int | None = None) -> None:
+        self.client, self.headers, self.requests = client, headers, requests
+        self.ranges: list[str] = []
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        if self.requests is not None and len(self.ranges) >= self.requests:
+            raise httpx.ConnectError("the link dropped")
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        self.ranges.append(headers["Range"])
+        response: httpx.Response = self.client.request(method, path, headers=headers, **kwargs)
+        return response
+
+
+def resumed_download(link: Any, headers: dict[str, str], model: Any, folder: Path) -> list[str]:
+    """Download ``model`` through ``link`` cut after two requests, then resume it; the resumed ranges."""
+    cut = CutAfter(link, headers, requests=2)
+    with pytest.raises(httpx.ConnectError):
+        download(cut, model, folder, chunk=300_000)  # not a multiple of the store's 256 KiB chunks
+    assert (folder / f"{model.sha256}.onnx.part").stat().st_size == 600_000
+    resumed = CutAfter(link, headers)
+    assert download(resumed, model, folder, chunk=300_000).read_bytes() == MODEL
+    return resumed.ranges
+
+
+MODEL = hashlib.shake_256(b"a city's model").digest(4 * CHUNK_BYTES + 4321)
+
+
+@pytest.mark.parametrize("store", ["postgresql"], indirect=True)
+def test_a_device_resumes_its_download_from_the_database_store(
+    store: Store, world: dict[str, dict[str, str]], tmp_path: Path
+) -> None:
+    """blob_store=database: the file and the crops are chunks in PostgreSQL, nothing in the data directory."""
+    settings = store.settings.model_copy(update={"blob_store": "database"})
+    with TestClient(create_app(settings, engine=store.engine)) as client:
+        admin = world["admin"]
+        version = publish(client, admin, MODEL, demo_card(sha256=None)).json()
+        body = {"role": "shadow", "devices": ["box-1"]}
+        assert client.post(f"/api/v1/models/{version['id']}/assignments", json=body, headers=admin).is_success
+        (model,) = config(client, world["box-1"]).models
+
+        ranges = resumed_download(client, world["box-1"], model, tmp_path / "box")
+
+        assert ranges == ["bytes=600000-899999", f"bytes=900000-{len(MODEL) - 1}"]  # from where it was cut
+        crop = image_bytes(width=32, height=24, seed=5)
+        report = {
+            "live_version_id": None, "shadow_version_id": version["id"],
+            "period_start": "2026-12-02T06:00:00Z", "period_end": "2026-12-02T07:00:00Z",
+            "frames_live": 10, "frames_shadow": 2, "classes": {},
+            "crops": [{"class_name": "stall", "side": "shadow_only", "camera": "cam-1",
+                       "jpeg_base64": base64.b64encode(crop).decode()}],
+        }  # fmt: skip
+        recorded = client.post("/api/v1/devices/me/model-comparisons", json=report, headers=world["box-1"])
+        assert recorded.status_code == 201, recorded.text
+        shown = client.get(f"/api/v1/model-crops/{hashlib.sha256(crop).hexdigest()}", headers=admin)
+        assert shown.status_code == 200 and shown.content == crop
+    assert list(settings.data_dir.iterdir()) == []  # the model and the crop are in the database only
+
+
+@pytest.mark.parametrize("store", ["postgresql"], indirect=True)
+def test_a_refused_upload_leaves_nothing_in_the_database_store(
+    store: Store, world: dict[str, dict[str, str]]
+) -> None:
+    limit = 2 * CHUNK_BYTES
+    settings = store.settings.model_copy(update={"blob_store": "database", "model_max_bytes": limit})
+    with TestClient(create_app(settings, engine=store.engine)) as client:
+        too_big = publish(client, world["admin"], MODEL, demo_card(sha256=None))
+        wrong = publish(client, world["admin"], MODEL[:1000], demo_card(sha256="0" * 64))
+    assert too_big.status_code == 413 and wrong.status_code == 422, (too_big.text, wrong.text)
+    with store.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Blob)) == 0
+        assert session.scalar(select(func.count()).select_from(BlobChunk)) == 0

@@ -1,13 +1,15 @@
 """Two API hosts that share only PostgreSQL: two real ``streetwatch api serve`` processes with their own
 data directories, one database, ``STREETWATCH_BLOB_STORE=database`` and their background jobs running.
 
-What one host took in, the other serves: a device's case and its evidence image, a camera's snapshot; a
-console login made through one is accepted by the other; a zone edited through one changes the
-configuration ETag the other answers; an overdue case is marked once although both run the job.
+What one host took in, the other serves: a device's case and its evidence image, a camera's snapshot, a
+model an admin published (downloaded by a device with a Range resume); a console login made through one
+is accepted by the other; a zone edited through one changes the configuration ETag the other answers; an
+overdue case is marked once although both run the job.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -24,8 +26,10 @@ from sqlalchemy import func, select
 
 from api.auth import create_user
 from api.models import AuditEvent, Case, Role
+from contract.device_config import DeviceConfig
 from tests.api.builders import case_report, device_auth, image_bytes, make_device_key, make_world
 from tests.api.conftest import Store
+from tests.api.test_model_registry import MODEL, demo_card, resumed_download
 from tests.api.test_zone_editing import zone_body
 
 pytestmark = pytest.mark.parametrize("store", ["postgresql"], indirect=True)
@@ -204,3 +208,31 @@ def test_what_one_host_took_in_the_other_serves(
         assert session.get_one(Case, overdue).overdue
         marks = select(func.count()).where(AuditEvent.case_id == overdue, AuditEvent.action == "overdue")
         assert session.scalar(marks) == 1
+
+
+def test_a_model_published_through_one_host_is_downloaded_through_the_other(
+    store: Store, tmp_path: Path, hosts: tuple[httpx.Client, httpx.Client]
+) -> None:
+    """The ONNX file is chunks in PostgreSQL: a device on host B resumes, with Range, a download of a
+    model an admin published through host A."""
+    a, b = hosts
+    device = device_auth(make_device_key(store.sessions, "box-1"))
+    with store.sessions.begin() as session:
+        create_user(session, username="admin", password=PASSWORD, role=Role.ADMIN)
+    admin_a = _bearer(a, "admin")
+    files = {"file": ("model.onnx", MODEL, "application/octet-stream")}
+    published = a.post(
+        "/api/v1/models", files=files, data={"card": json.dumps(demo_card(sha256=None))}, headers=admin_a
+    )
+    assert published.status_code == 201, published.text
+    version_id = published.json()["id"]
+    body = {"role": "live", "devices": ["box-1"]}
+    assert a.post(f"/api/v1/models/{version_id}/assignments", json=body, headers=admin_a).status_code == 201
+
+    config = DeviceConfig.model_validate(b.get("/api/v1/devices/me/config", headers=device).json())
+    (model,) = config.models
+    ranges = resumed_download(b, device, model, tmp_path / "box")
+
+    assert ranges == ["bytes=600000-899999", f"bytes=900000-{len(MODEL) - 1}"]
+    # neither host kept the file in its data directory (the box's copy is under tmp_path/box)
+    assert not list(tmp_path.glob("host-*/**/*.onnx")) and not list(tmp_path.glob("host-*/models"))
