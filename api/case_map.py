@@ -13,8 +13,9 @@ from typing import Any
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from api import case_search
 from api.actors import Actor
-from api.case_search import COUNT_CAP, CaseSearch, capped_count, matching_ids, ordered
+from api.case_search import CaseSearch, capped_count, matching_ids, ordered
 from api.models import Camera, Case, Place, Zone
 
 MAP_LIMIT = 5000
@@ -66,9 +67,9 @@ def case_points(session: Session, actor: Actor, search: CaseSearch, *, limit: in
     )
     rows: Any = session.execute(ordered(columns, search).limit(limit))
     cases = [CasePoint(r[0], float(r[1]), float(r[2]), r[3], bool(r[4]), r[5], r[6] or r[7]) for r in rows]
-    total, total_capped = (
-        capped_count(session, located, max(COUNT_CAP, limit)) if len(cases) == limit else (len(cases), False)
-    )
+    # Fewer points than the limit: that is the exact total, no count needed.
+    cap = max(case_search.COUNT_CAP, limit)
+    total, total_capped = capped_count(session, located, cap) if len(cases) == limit else (len(cases), False)
     unplaced, unplaced_capped = _unplaced(session, matching)
     return MapPoints(cases, camera_points(session), total, unplaced, total_capped, unplaced_capped)
 

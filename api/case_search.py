@@ -37,7 +37,7 @@ SORT_COLUMNS: Final[dict[str, InstrumentedAttribute[Any]]] = {
 }
 MAX_TEXT = 100
 # Counts stop here: "10,000+" (see capped_count).
-COUNT_CAP: Final = 10_000
+COUNT_CAP = 10_000
 
 
 class CaseSearch(BaseModel):
@@ -202,12 +202,13 @@ def matching_ids(session: Session, actor: Actor, search: CaseSearch) -> Select[A
     return select(Case.id).where(visibility_clause(actor), *search_clauses(session, search))
 
 
-def capped_count(session: Session, query: Select[Any], cap: int = COUNT_CAP) -> tuple[int, bool]:
+def capped_count(session: Session, query: Select[Any], cap: int | None = None) -> tuple[int, bool]:
     """How many rows ``query`` returns, counting no further than ``cap``: (count, whether it stopped).
 
     An exact count over a million matching cases reads a million index entries on every page (hundreds
     of milliseconds); past ``cap`` the list says "10,000+" instead, which is what a person reads anyway.
     """
+    cap = COUNT_CAP if cap is None else cap
     counted = session.scalar(select(func.count()).select_from(query.limit(cap + 1).subquery())) or 0
     return min(counted, cap), counted > cap
 
