@@ -16,6 +16,7 @@ from sqlalchemy import text
 from api import case_search
 from api.actors import SYSTEM
 from api.case_search import CaseSearch, matching_ids
+from api.console import pages_search
 from api.models import AuditEvent, Case, CaseStatus, Place, Role
 from tests.api.builders import World, auth, make_operators, make_world
 from tests.api.conftest import Store
@@ -341,6 +342,11 @@ def test_the_console_list_shows_a_capped_count(
     )
     assert ">共 4+ 件</span>" in client.get("/console/search").text
     assert ">共 2 件</span>" in client.get("/console/search?status=closed&status=voided").text
+    assert '<select name="place" id="filter-place">' in client.get("/console/search").text
+    # A city's thousands of places: a text field for the key, not a <select> of every one.
+    monkeypatch.setattr(pages_search, "OPTION_LIMIT", 0)
+    html = client.get("/console/search?place=grid-market").text
+    assert '<input name="place" id="filter-place" value="grid-market" placeholder="网格编号">' in html
 
 
 def test_the_map_counts_cases_without_a_position(client: TestClient, store: Store, city: City) -> None:

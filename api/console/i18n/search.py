@@ -7,6 +7,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "nav.map": ("案件地图", "Map"),
     "search.title": ("案件查询", "Case search"),
     "search.count": ("共 {count} 件", "{count} cases"),
+    "search.place_key_hint": ("网格编号", "Place key"),
+    "search.camera_code_hint": ("摄像头编号", "Camera code"),
     "search.count_capped": ("共 {count}+ 件", "{count}+ cases"),
     "search.count_capped_hint": (
         "超过 {count} 件时不再逐件计数（百万级案件时精确计数会拖慢每一页）；请用筛选缩小范围。",
