@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select, tuple_, union
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from api.actors import Actor
@@ -36,6 +36,8 @@ SORT_COLUMNS: Final[dict[str, InstrumentedAttribute[Any]]] = {
     "first_seen": Case.first_seen_at,
 }
 MAX_TEXT = 100
+# Counts stop here: "10,000+" (see capped_count).
+COUNT_CAP = 10_000
 
 
 class CaseSearch(BaseModel):
@@ -119,22 +121,34 @@ def _case_number(text: str) -> int | None:
     return int(digits) if digits.isdigit() and len(digits) <= 9 else None
 
 
-def _text_clause(text: str) -> ColumnElement[bool]:
-    """Place name or key, the case's description and address, any note in its timeline, or its number."""
+def _text_clause(session: Session, text: str) -> ColumnElement[bool]:
+    """Place name or key, the case's description and address, any note in its timeline, or its number.
+
+    Built so that each part is one index lookup (pg_trgm GIN indexes on PostgreSQL, migration 0012): the
+    places are few and resolved first into a list of ids (the cases' place index then finds their cases,
+    and the planner sees how many); the texts on cases and notes are a UNION of ids. One OR over
+    ``ILIKE`` on every row, as before, read all cases on every search.
+    """
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     pattern = f"%{escaped}%"
-    places = select(Place.id).where(
-        or_(Place.name.ilike(pattern, escape="\\"), Place.key.ilike(pattern, escape="\\"))
+    place_ids = list(
+        session.scalars(
+            select(Place.id).where(
+                or_(Place.name.ilike(pattern, escape="\\"), Place.key.ilike(pattern, escape="\\"))
+            )
+        )
     )
-    note = exists().where(AuditEvent.case_id == Case.id, AuditEvent.note.ilike(pattern, escape="\\"))
+    texts: list[Select[Any]] = [
+        # The partial index holds non-empty descriptions only: say so for the planner to use it.
+        select(Case.id).where(Case.description != "", Case.description.ilike(pattern, escape="\\")),
+        select(Case.id).where(Case.address.ilike(pattern, escape="\\")),
+        select(AuditEvent.case_id).where(AuditEvent.note.ilike(pattern, escape="\\")),
+    ]
     number = _case_number(text)
-    return or_(
-        Case.id == number if number is not None else false(),
-        Case.place_id.in_(places.scalar_subquery()),
-        Case.description.ilike(pattern, escape="\\"),
-        Case.address.ilike(pattern, escape="\\"),
-        note,
-    )
+    if number is not None:
+        texts.append(select(Case.id).where(Case.id == number))
+    matched = Case.id.in_(union(*texts).scalar_subquery())
+    return or_(Case.place_id.in_(place_ids), matched) if place_ids else matched
 
 
 def _recurring_places(minimum: int) -> ColumnElement[bool]:
@@ -148,8 +162,8 @@ def _recurring_places(minimum: int) -> ColumnElement[bool]:
     return count >= minimum
 
 
-def search_clauses(search: CaseSearch) -> list[ColumnElement[bool]]:
-    """The WHERE clauses of ``search`` (visibility not included)."""
+def search_clauses(session: Session, search: CaseSearch) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of ``search`` (visibility not included); free text reads the places first."""
     clauses: list[ColumnElement[bool]] = []
     if search.status:
         clauses.append(Case.status.in_([s.value for s in search.status]))
@@ -179,27 +193,57 @@ def search_clauses(search: CaseSearch) -> list[ColumnElement[bool]]:
     if search.source is not None:
         clauses.append(Case.source == search.source)
     if search.q:
-        clauses.append(_text_clause(search.q))
+        clauses.append(_text_clause(session, search.q))
     return clauses
 
 
-def matching_ids(actor: Actor, search: CaseSearch) -> Select[Any]:
+def matching_ids(session: Session, actor: Actor, search: CaseSearch) -> Select[Any]:
     """``SELECT cases.id`` of the cases ``actor`` may see that match ``search``, unordered."""
-    return select(Case.id).where(visibility_clause(actor), *search_clauses(search))
+    return select(Case.id).where(visibility_clause(actor), *search_clauses(session, search))
 
 
-def _after(search: CaseSearch, cursor: SearchCursor) -> ColumnElement[bool]:
+def capped_count(session: Session, query: Select[Any], cap: int | None = None) -> tuple[int, bool]:
+    """How many rows ``query`` returns, counting no further than ``cap``: (count, whether it stopped).
+
+    An exact count over a million matching cases reads a million index entries on every page (hundreds
+    of milliseconds); past ``cap`` the list says "10,000+" instead, which is what a person reads anyway.
+    """
+    cap = COUNT_CAP if cap is None else cap
+    counted = session.scalar(select(func.count()).select_from(query.limit(cap + 1).subquery())) or 0
+    return min(counted, cap), counted > cap
+
+
+# Sort columns that may be NULL: their NULLs come last, after the dated rows, in both directions.
+NULLABLE_SORTS: Final = frozenset({"deadline", "first_seen"})
+
+
+def _order(search: CaseSearch) -> list[ColumnElement[Any]]:
+    """(sort column, id) in the search's direction, without NULLS FIRST/LAST: exactly what a forward or
+    backward scan of the (column, id) index yields, so PostgreSQL reads a page off the index instead of
+    sorting every match (a backward scan yields ``DESC NULLS FIRST``; ``NULLS LAST`` forced a sort, even
+    on a NOT NULL column)."""
     column = SORT_COLUMNS[search.sort]
-    descending = search.direction == "desc"
-    beyond_id = Case.id < cursor.case_id if descending else Case.id > cursor.case_id
-    if cursor.value is None:  # in the NULL tail: only later ids, still NULL
-        return and_(column.is_(None), beyond_id)
-    beyond = column < cursor.value if descending else column > cursor.value
-    return or_(beyond, and_(column == cursor.value, beyond_id), column.is_(None))
+    if search.direction == "desc":
+        return [column.desc(), Case.id.desc()]
+    return [column.asc(), Case.id.asc()]
+
+
+def _id_order(search: CaseSearch) -> ColumnElement[Any]:
+    return Case.id.desc() if search.direction == "desc" else Case.id.asc()
+
+
+def _beyond(search: CaseSearch, cursor: SearchCursor) -> ColumnElement[bool]:
+    """Strictly after the cursor among the dated rows: one row comparison, an index range on (column, id)."""
+    pair = tuple_(SORT_COLUMNS[search.sort], Case.id)
+    mark = (cursor.value, cursor.case_id)
+    return pair < mark if search.direction == "desc" else pair > mark
 
 
 def ordered(query: Select[Any], search: CaseSearch) -> Select[Any]:
+    """``query`` in the search's order, NULLs last (the map's points: one query over both parts)."""
     column = SORT_COLUMNS[search.sort]
+    if search.sort not in NULLABLE_SORTS:
+        return query.order_by(*_order(search))
     if search.direction == "desc":
         return query.order_by(column.desc().nulls_last(), Case.id.desc())
     return query.order_by(column.asc().nulls_last(), Case.id.asc())
@@ -234,8 +278,9 @@ class CaseRow:
 @dataclass(frozen=True)
 class SearchPage:
     rows: list[CaseRow]
-    total: int
+    total: int  # at most COUNT_CAP; -1 when not counted
     next_cursor: SearchCursor | None
+    total_capped: bool = False  # more than ``total`` cases match
 
 
 ROW_COLUMNS: Final = (
@@ -262,16 +307,40 @@ ROW_COLUMNS: Final = (
 )
 
 
-def _row_query(ids: Select[Any]) -> Select[Any]:
-    page_ids = ids.subquery()
-    query: Select[Any] = (
-        select(*ROW_COLUMNS)  # type: ignore[assignment]  # more columns than Select types
+def _rows(session: Session, ids: Select[Any], order: list[ColumnElement[Any]]) -> list[CaseRow]:
+    # Deferred join: choose the page's ids on the cases table alone, then join names to those rows only.
+    page_ids = ids.order_by(*order).subquery()
+    query = (
+        select(*ROW_COLUMNS)
         .join(page_ids, page_ids.c.id == Case.id)
         .join(Place, Place.id == Case.place_id)
         .outerjoin(ViolationType, ViolationType.code == Case.violation_code)
         .outerjoin(Unit, Unit.id == Case.unit_id)
+        .order_by(*order)
     )
-    return query
+    return [_row(r) for r in session.execute(query)]
+
+
+def _page_rows(
+    session: Session, ids: Select[Any], search: CaseSearch, after: SearchCursor | None, wanted: int
+) -> list[CaseRow]:
+    """Up to ``wanted`` rows after ``after``: the dated rows off the (column, id) index, then (nullable
+    sorts) the NULL tail in id order. Two simple index scans instead of one OR no index can serve."""
+    column = SORT_COLUMNS[search.sort]
+    nullable = search.sort in NULLABLE_SORTS
+    rows: list[CaseRow] = []
+    if after is None or after.value is not None:
+        dated = ids.where(column.is_not(None)) if nullable else ids
+        if after is not None:
+            dated = dated.where(_beyond(search, after))
+        rows = _rows(session, dated.limit(wanted), _order(search))
+    if nullable and len(rows) < wanted:
+        tail = ids.where(column.is_(None))
+        if after is not None and after.value is None:
+            beyond_id = Case.id < after.case_id if search.direction == "desc" else Case.id > after.case_id
+            tail = tail.where(beyond_id)
+        rows += _rows(session, tail.limit(wanted - len(rows)), [_id_order(search)])
+    return rows
 
 
 def _row(r: Any) -> CaseRow:
@@ -318,11 +387,9 @@ def search_cases(
     count: bool = True,
 ) -> SearchPage:
     """One page of matching cases ``actor`` may see, in ``search``'s order, starting after ``after``."""
-    ids = matching_ids(actor, search)
-    total = session.scalar(select(func.count()).select_from(ids.subquery())) or 0 if count else -1
-    page = ordered(ids.where(_after(search, after)) if after else ids, search).limit(limit + 1)
-    # Deferred join: choose the page's ids on the cases table alone, then join names to those rows only.
-    rows = [_row(r) for r in session.execute(ordered(_row_query(page), search))]
+    ids = matching_ids(session, actor, search)
+    total, capped = capped_count(session, ids) if count else (-1, False)
+    rows = _page_rows(session, ids, search, after, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1] if rows else None
@@ -331,7 +398,7 @@ def search_cases(
         if more and last
         else None
     )
-    return SearchPage(rows, total, next_cursor)
+    return SearchPage(rows, total, next_cursor, capped)
 
 
 def iter_rows(session: Session, actor: Actor, search: CaseSearch, *, batch: int = 1000) -> Any:

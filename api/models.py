@@ -297,8 +297,11 @@ class Case(Base):
         Index("ix_cases_deadline_id", "deadline_at", "id"),
         Index("ix_cases_first_seen_id", "first_seen_at", "id"),
         Index("ix_cases_unit_created_id", "unit_id", "created_at", "id"),
-        Index("ix_cases_board", "status", "unit_id", "overdue", "deadline_at", "id"),  # unit board (0010)
+        Index("ix_cases_board", "status", "unit_id", "overdue", "deadline_at", "id"),  # unit board (0013)
         Index("ix_cases_status_created_id", "status", "created_at", "id"),  # board lists, newest first
+        # one type's or one camera's pages and CSV (0014; free text's pg_trgm GIN indexes are there too)
+        Index("ix_cases_violation_created_id", "violation_code", "created_at", "id"),
+        Index("ix_cases_camera_created_id", "camera_code", "created_at", "id"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     status: Mapped[str] = mapped_column(String(32), default=CaseStatus.PENDING_REVIEW.value, index=True)

@@ -115,11 +115,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="PostgreSQL database name (on --pg-url's server) to seed once and keep: a later run with the "
         "same name migrates it and measures again without generating (indexes before/after).",
     )
+    parser.add_argument(
+        "--pages",
+        default=None,
+        help="Comma-separated page names to time (default: all of PAGES); healthz and auth_me always run.",
+    )
     parser.add_argument("--startup-timeout", type=float, default=60.0, help="Seconds to wait for the server.")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="JSON folder.")
     parser.add_argument("--quiet", action="store_true", help="Do not print the table.")
     args = parser.parse_args(argv)
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if args.pages is not None:
+        chosen = {p.strip() for p in args.pages.split(",") if p.strip()}
+        unknown_pages = chosen - {page.name for page in PAGES}
+        if unknown_pages or not chosen:
+            parser.error(f"--pages: unknown {sorted(unknown_pages)}; names are those of PAGES")
+        args.pages = chosen | {"healthz", "auth_me"}
     unknown = set(args.backends) - {"sqlite", "postgresql"}
     if unknown or not args.backends:
         parser.error(f"--backends: unknown {sorted(unknown)}; use sqlite and/or postgresql")
@@ -311,8 +322,16 @@ def seed_sql(data_dir: Path, database_url: str | None, args: argparse.Namespace)
     city = ReferenceConfig.model_validate(
         {
             "units": [{"code": f"unit-{u}", "name": f"Unit {u}"} for u in range(units)],
+            # Named and placed like a city's grid (search_text finds a tenth of them; the map has points).
             "places": [
-                {"key": f"grid-{p:05d}", "owner": f"unit-{p % units}"} for p in range(city_cases.PLACES)
+                {
+                    "key": f"grid-{p:05d}",
+                    "owner": f"unit-{p % units}",
+                    "name": f"{STREETS[p % len(STREETS)]} 网格 {p:05d}",
+                    "lat": round(39.80 + (p % 50) * 0.004, 6),
+                    "lon": round(116.20 + (p // 50) * 0.004, 6),
+                }
+                for p in range(city_cases.PLACES)
             ],
         }
     )
@@ -320,10 +339,12 @@ def seed_sql(data_dir: Path, database_url: str | None, args: argparse.Namespace)
     with make_session_factory(engine)() as session:
         kept = session.scalar(select(func.count()).select_from(Case)) or 0
     generated = None
-    if not kept:
-        with make_session_factory(engine).begin() as session:
+    with make_session_factory(engine).begin() as session:
+        if not kept:
             import_file(session, DEFAULT_CONFIG, SYSTEM)
-            import_config(session, city, SYSTEM, label="bench console city")
+        # Again on a kept database: one kept before places had names and positions gets them (an upsert).
+        import_config(session, city, SYSTEM, label="bench console city")
+        if not kept:
             create_user(session, username="bench-leader", password=PASSWORD, role=Role.SHIFT_LEADER)
     reference_s = time.perf_counter() - began
     if not kept:
@@ -469,9 +490,13 @@ def _type(seeded: dict[str, Any]) -> str:
     return str(seeded["filter"]["violation"])
 
 
-def pages(seeded: dict[str, Any]) -> dict[str, str]:
+def pages(seeded: dict[str, Any], chosen: set[str] | None = None) -> dict[str, str]:
     city = seeded.get("seeder") == "sql"
-    return {page.name: page.path(seeded) for page in PAGES if city or not page.city}
+    return {
+        page.name: page.path(seeded)
+        for page in PAGES
+        if (city or not page.city) and (chosen is None or page.name in chosen)
+    }
 
 
 HEAVY = frozenset({"csv_filtered", "map_points"})
@@ -520,19 +545,23 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
                     args.heavy_iterations if name in HEAVY else args.iterations,
                     min(args.warmup, 2) if name in HEAVY else args.warmup,
                 )
-                for name, path in pages(seeded).items()
+                for name, path in pages(seeded, args.pages).items()
             }
-            cards = {
+            cards: dict[str, int] = {
                 name: len(CARD.findall(client.get(results[name]["path"]).text))
                 for name in ("queue_first", "queue_deep", "queue_filtered")
+                if name in results
             }
             cards |= {
                 name: len(ROW.findall(client.get(results[name]["path"]).text))
                 for name in ("search_first", "search_deep", "search_text")
+                if name in results
             }
-            csv_text = client.get(results["csv_filtered"]["path"]).content.decode("utf-8-sig")
-            cards["csv_filtered"] = len(csv_text.splitlines()) - 1
-            cards["map_points"] = len(client.get(results["map_points"]["path"]).json()["cases"])
+            if "csv_filtered" in results:
+                csv_text = client.get(results["csv_filtered"]["path"]).content.decode("utf-8-sig")
+                cards["csv_filtered"] = len(csv_text.splitlines()) - 1
+            if "map_points" in results:
+                cards["map_points"] = len(client.get(results["map_points"]["path"]).json()["cases"])
     baseline = results["auth_me"]["p50_ms"]
     ratios = {name: r["p50_ms"] / baseline for name, r in results.items()}
     return {
@@ -572,6 +601,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "iterations": args.iterations,
             "warmup": args.warmup,
             "heavy_iterations": args.heavy_iterations,
+            "pages": sorted(args.pages) if args.pages else "all",
             "seed": args.seed,
             "mix": {
                 "pending_review": args.pending_share,

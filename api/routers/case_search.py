@@ -179,7 +179,11 @@ class CaseListItem(BaseModel):
 
 class CaseListPage(BaseModel):
     data: list[CaseListItem]
-    count: int = Field(description="Cases matching the filters, on every page.")
+    count: int = Field(
+        description="Cases matching the filters, on every page: exact up to 10,000; past that 10,000 with "
+        "``count_capped`` true (an exact count over a million cases would cost every page a full scan)."
+    )
+    count_capped: bool = Field(description="``count`` stopped at 10,000: more cases match.")
     next: str | None = Field(description="Pass as ``after`` for the next page; null on the last page.")
 
 
@@ -197,6 +201,7 @@ def search_route(
     return CaseListPage(
         data=[CaseListItem.model_validate(row, from_attributes=True) for row in page.rows],
         count=page.total,
+        count_capped=page.total_capped,
         next=page.next_cursor.encode() if page.next_cursor else None,
     )
 
@@ -300,8 +305,13 @@ class CameraPointOut(BaseModel):
 class MapOut(BaseModel):
     cases: list[CasePointOut]
     cameras: list[CameraPointOut]
-    total: int = Field(description="Matching cases with a position (more than len(cases) past the limit).")
-    unplaced: int = Field(description="Matching cases whose place has no coordinates.")
+    total: int = Field(
+        description="Matching cases with a position (more than len(cases) past the limit); counted up to "
+        "10,000 (then ``total_capped`` is true: 10,000 or more)."
+    )
+    total_capped: bool = Field(description="``total`` stopped counting at 10,000: there are more.")
+    unplaced: int = Field(description="Matching cases with no position (counted up to 10,000).")
+    unplaced_capped: bool = Field(description="``unplaced`` stopped counting at 10,000: there are more.")
     tile_url: str | None
     tile_attribution: str
 
@@ -319,7 +329,9 @@ def map_route(
         cases=[CasePointOut.model_validate(p, from_attributes=True) for p in points.cases],
         cameras=[CameraPointOut.model_validate(c, from_attributes=True) for c in points.cameras],
         total=points.total,
+        total_capped=points.total_capped,
         unplaced=points.unplaced,
+        unplaced_capped=points.unplaced_capped,
         tile_url=settings.map_tile_url,
         tile_attribution=settings.map_tile_attribution,
     )

@@ -6,11 +6,17 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from dataclasses import dataclass
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
+from api import case_search
+from api.actors import SYSTEM
+from api.case_search import CaseSearch, matching_ids
+from api.console import pages_search
 from api.models import AuditEvent, Case, CaseStatus, Place, Role
 from tests.api.builders import World, auth, make_operators, make_world
 from tests.api.conftest import Store
@@ -291,3 +297,90 @@ def test_bulk_is_for_dispatchers(client: TestClient, city: City, who: str) -> No
         headers=auth(city.tokens[who]),
     )
     assert response.status_code == 403
+
+
+def test_free_text_finds_a_case_by_its_address(client: TestClient, store: Store, city: City) -> None:
+    with store.sessions.begin() as session:
+        case = session.get(Case, city.ids["pending"])
+        assert case is not None
+        case.address = "东城区南河沿大街 17 号"
+    assert _ids(client, city.tokens["viewer"], q="南河沿") == [city.ids["pending"]]
+
+
+def test_counts_stop_at_the_cap_and_say_so(
+    client: TestClient, city: City, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past COUNT_CAP the list says "N+" instead of counting every match (a million cases: every page)."""
+    monkeypatch.setattr(case_search, "COUNT_CAP", 4)
+    viewer = auth(city.tokens["viewer"])
+    body = client.get(URL, params={"limit": 2}, headers=viewer).json()
+    assert (body["count"], body["count_capped"]) == (4, True)
+    assert len(body["data"]) == 2 and body["next"]
+    small = client.get(URL, params={"status": ["closed", "voided"]}, headers=viewer).json()
+    assert (small["count"], small["count_capped"]) == (2, False)
+    # The map: all six points fit under the limit, so their total is exact; past the limit it is capped.
+    everything = client.get(f"{URL}/map", headers=viewer).json()
+    assert (everything["total"], everything["total_capped"]) == (6, False)
+    monkeypatch.setattr(case_search, "COUNT_CAP", 1)
+    cut = client.get(f"{URL}/map", params={"limit": 3}, headers=viewer).json()
+    assert len(cut["cases"]) == 3 and (cut["total"], cut["total_capped"]) == (3, True)
+
+
+def test_the_console_list_shows_a_capped_count(
+    client: TestClient, store: Store, city: City, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(case_search, "COUNT_CAP", 4)
+    make_operators(store.sessions, [("zhou", Role.VIEWER, None)])
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/console/login").text)
+    assert token
+    form = {"username": "zhou", "password": "correct-horse", "csrf_token": token.group(1)}
+    assert client.post("/console/login", data=form, follow_redirects=False).status_code == 303
+    client.cookies.set("streetwatch_lang", "zh")
+    assert (
+        '<span class="badge" id="search-count" title="超过 4 件时不再逐件计数'
+        in client.get("/console/search").text
+    )
+    assert ">共 4+ 件</span>" in client.get("/console/search").text
+    assert ">共 2 件</span>" in client.get("/console/search?status=closed&status=voided").text
+    assert '<select name="place" id="filter-place">' in client.get("/console/search").text
+    # A city's thousands of places: a text field for the key, not a <select> of every one.
+    monkeypatch.setattr(pages_search, "OPTION_LIMIT", 0)
+    html = client.get("/console/search?place=grid-market").text
+    assert '<input name="place" id="filter-place" value="grid-market" placeholder="网格编号">' in html
+
+
+def test_the_map_counts_cases_without_a_position(client: TestClient, store: Store, city: City) -> None:
+    with store.sessions.begin() as session:
+        nowhere = Place(key="grid-nowhere", name="无坐标网格")
+        session.add(nowhere)
+        session.flush()
+        session.add(_case(nowhere.id, "0505", 40, status="filed"))
+        placed = _case(nowhere.id, "0102", 41, status="filed", lat=39.9, lon=116.4)  # its own position
+        session.add(placed)
+        session.flush()
+        placed_id = placed.id
+    body = client.get(f"{URL}/map", headers=auth(city.tokens["viewer"])).json()
+    assert (body["total"], body["unplaced"], body["unplaced_capped"]) == (7, 1, False)
+    assert body["cases"][0]["id"] == placed_id
+
+
+@pytest.mark.parametrize(
+    ("q", "index"),
+    [
+        ("重复上报", "ix_audit_events_note_trgm"),
+        ("满溢 near", "ix_cases_description_trgm"),
+        ("南河沿大街", "ix_cases_address_trgm"),
+    ],
+)
+def test_free_text_is_served_by_trigram_indexes_on_postgresql(
+    store: Store, city: City, q: str, index: str
+) -> None:
+    """The query the search builds can use migration 0012's pg_trgm indexes (not a scan of every case)."""
+    if store.backend != "postgresql":
+        pytest.skip("pg_trgm indexes are PostgreSQL's; SQLite keeps LIKE")
+    with store.sessions() as session:
+        query = matching_ids(session, SYSTEM, CaseSearch(q=q))
+        sql = str(query.compile(dialect=store.engine.dialect, compile_kwargs={"literal_binds": True}))
+        session.execute(text("SET LOCAL enable_seqscan = off"))  # a six-case table would be scanned
+        plan = "\n".join(session.scalars(text(f"EXPLAIN {sql}")))
+    assert index in plan, plan

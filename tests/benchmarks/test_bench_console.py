@@ -65,7 +65,8 @@ def test_smoke_run_of_the_city_seeded_through_bulk_sql(tmp_path: Path) -> None:
     if not _pg_available():
         pytest.skip("the bulk SQL city needs PostgreSQL")
     city = ["--backend", "postgresql", "--seeder", "sql", "--cases", "200", "--days", "1"]
-    small = ["--iterations", "2", "--warmup", "0", "--pg-url", PG_ADMIN_URL, "--out", str(tmp_path)]
+    small = ["--iterations", "2", "--heavy-iterations", "2", "--warmup", "0", "--pg-url", PG_ADMIN_URL]
+    small += ["--out", str(tmp_path)]
     document = bench_console.main([*city, *small, "--quiet"])
     [run] = document["runs"]
     generated = run["seeded"]["generated"]
@@ -76,3 +77,20 @@ def test_smoke_run_of_the_city_seeded_through_bulk_sql(tmp_path: Path) -> None:
     for page in run["pages"].values():
         assert page["requests"] == 2 and page["p50_ms"] > 0
     assert run["cards_shown"]["queue_first"] > 0
+    assert run["cards_shown"]["map_points"] == 200  # the city's places have positions
+    assert run["cards_shown"]["search_text"] > 0  # and names: a tenth carry the searched street
+
+
+def test_pages_chooses_what_is_timed_and_refuses_unknown_names(capsys: pytest.CaptureFixture[str]) -> None:
+    args = bench_console.parse_args(["--pages", "search_first,map_points"])
+    assert args.pages == {"search_first", "map_points", "healthz", "auth_me"}
+    assert set(bench_console.pages({"filter": {}}, args.pages)) == {
+        "search_first",
+        "map_points",
+        "healthz",
+        "auth_me",
+    }
+    with pytest.raises(SystemExit) as exit_info:
+        bench_console.parse_args(["--pages", "search_first,nope"])
+    assert exit_info.value.code == 2
+    assert "--pages: unknown ['nope']" in capsys.readouterr().err

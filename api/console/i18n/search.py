@@ -7,6 +7,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "nav.map": ("案件地图", "Map"),
     "search.title": ("案件查询", "Case search"),
     "search.count": ("共 {count} 件", "{count} cases"),
+    "search.count_capped": ("共 {count}+ 件", "{count}+ cases"),
+    "search.count_capped_hint": (
+        "超过 {count} 件时不再逐件计数（百万级案件时精确计数会拖慢每一页）；请用筛选缩小范围。",
+        "Counting stops past {count} (an exact count over a million cases would slow every page); "
+        "narrow the filters to see an exact number.",
+    ),
     "search.q": ("关键词", "Search"),
     "search.q_hint": ("地点、备注或案件编号（如 #12）", "Place, note or case number (e.g. #12)"),
     "search.any": ("全部", "Any"),

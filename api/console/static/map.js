@@ -71,9 +71,14 @@
     const cameras = L.layerGroup(data.cameras.map(cameraMarker));
     clusters.addTo(map);
     cameras.addTo(map);
-    countBadge.textContent = fill(countBadge.dataset.template, { count: data.total, unplaced: data.unplaced });
+    // Counts stop at 10,000 on the server (a million cases): shown as "10,000+".
+    const shown = (n, capped) => (capped ? `${n.toLocaleString()}+` : String(n));
+    countBadge.textContent = fill(countBadge.dataset.template, {
+      count: shown(data.total, data.total_capped),
+      unplaced: shown(data.unplaced, data.unplaced_capped),
+    });
     if (data.cases.length < data.total) {
-      statusLine.textContent = fill(el.dataset.msgTruncated, { shown: data.cases.length, total: data.total });
+      statusLine.textContent = fill(el.dataset.msgTruncated, { shown: data.cases.length, total: shown(data.total, data.total_capped) });
     }
     const bounds = L.latLngBounds([
       ...data.cases.map((p) => [p.lat, p.lon]),
