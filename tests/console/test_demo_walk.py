@@ -197,7 +197,7 @@ def test_the_demo_from_its_store_to_a_closed_case_in_the_browser(
         assert name in page.locator(f"#user-{username}").inner_text()
     page.click(f"#admin-nav >> text={t('admin.audit.title')}")
     log = page.locator("#admin-events tbody tr").all_inner_texts()
-    assert [row for row in log[:3] if "user:operator" in row and t("admin.audit.action.created") in row]
+    assert [row for row in log[:3] if "Demo operator" in row and t("admin.audit.action.created") in row]
     assert "huang" in log[0] and "liu" in log[1] and "chen" in log[2]
     _logout(page)
 
