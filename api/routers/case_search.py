@@ -388,7 +388,7 @@ def bulk(session: Session, actor: Actor, settings: Settings, request: BulkReques
 @router.post(
     "/bulk",
     response_model=BulkResults,
-    responses=errors(403, 422),
+    responses=errors(400, 403, 422),
     summary="Dispatch or re-assign many cases; each goes through the workflow, failures are listed",
 )
 def bulk_route(
