@@ -209,6 +209,24 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "field.reason": ("原因", "reason"),
     "field.from": ("开始日期", "from"),
     "field.to": ("结束日期", "to"),
+    # --- boxes drawn on evidence images (api.review_labels) ---
+    "error.label_box": (
+        "标注框 {box} 无效：四个数都须在 0 到 1 之间，且左边小于右边、上边小于下边",
+        "box {box}: every value must lie in 0..1 (a share of the image), x1 < x2 and y1 < y2",
+    ),
+    "error.label_image": (
+        "证据 {evidence} 不是案件 #{case} 的图片",
+        "evidence {evidence} is not an image of case {case}",
+    ),
+    "error.label_code": ("{code} 不是启用的问题类型", "event_code '{code}' is not an active violation code"),
+    "error.label_author": (
+        "标注 #{label} 由 {author} 绘制：只有作者或管理员可以删除",
+        "label {label} was drawn by {author}: only its author or an admin deletes it",
+    ),
+    "error.label_role": (
+        "只有值班长、派遣员和管理员可以标注",
+        "only shift leaders, dispatchers and admins draw labels",
+    ),
     **SCHEDULE_MESSAGES,
 }
 

@@ -17,6 +17,7 @@ from api.audit import record_event
 from api.case_queries import get_visible_case
 from api.clips import CLIP_CONTENT_TYPE
 from api.errors import Forbidden, InvalidInput, NotFound
+from api.messages import msg
 from api.models import Evidence, ReviewLabel, Role, ViolationType, utcnow
 
 LABEL_ROLES = (Role.SHIFT_LEADER, Role.DISPATCHER, Role.ADMIN)
@@ -29,11 +30,16 @@ def check_box(box: tuple[float, float, float, float] | list[float]) -> tuple[flo
     if len(box) != 4:
         raise InvalidInput(f"box: expected [x1, y1, x2, y2], got {len(box)} numbers")
     x1, y1, x2, y2 = (float(v) for v in box)
+    shown = str([round(v, 4) for v in (x1, y1, x2, y2)])
     if not all(0.0 <= v <= 1.0 for v in (x1, y1, x2, y2)):
-        raise InvalidInput(f"box {[x1, y1, x2, y2]}: every value must lie in 0..1 (a share of the image)")
+        raise InvalidInput(
+            f"box {shown}: every value must lie in 0..1 (a share of the image)",
+            msg=msg("error.label_box", box=shown),
+        )
     if x2 - x1 < MIN_SIDE or y2 - y1 < MIN_SIDE:
         raise InvalidInput(
-            f"box {[x1, y1, x2, y2]}: expected x1 < x2 and y1 < y2, each side >= {MIN_SIDE} of the image"
+            f"box {shown}: expected x1 < x2 and y1 < y2, each side >= {MIN_SIDE} of the image",
+            msg=msg("error.label_box", box=shown),
         )
     return x1, y1, x2, y2
 
@@ -41,7 +47,9 @@ def check_box(box: tuple[float, float, float, float] | list[float]) -> tuple[flo
 def _may_label(actor: Actor) -> None:
     if actor.role not in LABEL_ROLES:
         allowed = ", ".join(r.value for r in LABEL_ROLES)
-        raise Forbidden(f"role '{actor.role}' may not draw labels; allowed roles: {allowed}")
+        raise Forbidden(
+            f"role '{actor.role}' may not draw labels; allowed roles: {allowed}", msg=msg("error.label_role")
+        )
 
 
 def add_label(
@@ -58,12 +66,18 @@ def add_label(
     x1, y1, x2, y2 = check_box(box)
     evidence = session.get(Evidence, evidence_id)
     if evidence is None or evidence.case_id != case.id:
-        raise NotFound(f"evidence {evidence_id} is not an image of case {case.id}")
+        raise NotFound(
+            f"evidence {evidence_id} is not an image of case {case.id}",
+            msg=msg("error.label_image", evidence=evidence_id, case=case.id),
+        )
     if evidence.content_type == CLIP_CONTENT_TYPE:
         raise InvalidInput(f"evidence {evidence_id} is a video clip: draw on one of the case's images")
     violation = session.scalar(select(ViolationType).where(ViolationType.code == event_code))
     if violation is None or not violation.active:
-        raise InvalidInput(f"event_code '{event_code}' is not an active violation code")
+        raise InvalidInput(
+            f"event_code '{event_code}' is not an active violation code",
+            msg=msg("error.label_code", code=event_code),
+        )
     count = len(session.scalars(select(ReviewLabel.id).where(ReviewLabel.case_id == case.id)).all())
     if count >= MAX_LABELS_PER_CASE:
         raise InvalidInput(f"case {case.id} already has {count} drawn labels (at most {MAX_LABELS_PER_CASE})")
@@ -115,7 +129,8 @@ def delete_label(session: Session, actor: Actor, case_id: int, label_id: int) ->
     )
     if actor.role != Role.ADMIN and not author:
         raise Forbidden(
-            f"label {label_id} was drawn by {label.created_by}: only its author or an admin deletes it"
+            f"label {label_id} was drawn by {label.created_by}: only its author or an admin deletes it",
+            msg=msg("error.label_author", label=label_id, author=label.created_by),
         )
     record_event(
         session,

@@ -22,6 +22,7 @@ from api.console.security import CSRF_FIELD, check_csrf, safe_next
 from api.deps import SettingsDep
 from api.messages import msg
 from api.models import CLOCK_STATUSES, Camera, Case, Evidence, Unit, ViolationType
+from api.review_labels import LABEL_ROLES
 from api.workflow import TABLE, Action
 from contract.reports import EvidenceKind
 
@@ -93,6 +94,7 @@ def render_case(page: Page, case_id: int, *, error: str | None = None, status_co
         clock_running=case.status in CLOCK_STATUSES,
         error=error,
         done=page.request.query_params.get("done"),
+        may_label=actor.role in LABEL_ROLES,  # draw missed objects (api.console.pages_labels)
     )
 
 
