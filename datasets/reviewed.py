@@ -584,7 +584,16 @@ def case_samples(
         samples.append(Sample(case.id, path, name, labels, group, camera, drawn=ndrawn, negative=negative))
     if source is ImageSource.CROP:
         samples += _drawn_crops(
-            case, drawn_frames, covered, negative, mapping, evidence_dir, group, report, context
+            case,
+            drawn_frames,
+            covered,
+            negative,
+            mapping,
+            evidence_dir,
+            group,
+            report,
+            context,
+            violation_type,
         )
     return samples
 
@@ -617,10 +626,14 @@ def _drawn_crops(
     group: str,
     report: ExportReport,
     context: CaseContext,
+    violation_type: str,
 ) -> list[Sample]:
-    """In crop mode, a crop cut from the frame around each drawn box no exported crop shows."""
+    """In crop mode, a crop cut from the frame around each drawn box no exported crop shows, labelled with
+    every drawn box and (for a confirmed case) every reported box that shows in it; for a false positive,
+    the other objects around it decide as for its own crop (labelled, or the crop is dropped)."""
     from api.evidence import evidence_path
 
+    sightings = sorted(case.sightings, key=lambda s: (s.received_at, s.id))
     samples = []
     for frame in frames:
         labels = context.drawn.get(frame.id, [])
@@ -629,32 +642,44 @@ def _drawn_crops(
             continue
         size = (frame.width, frame.height)
         all_drawn = drawn_boxes(case, labels, size, mapping, context.types, report)
+        sighting = _sighting_for(frame, sightings)
+        reported = _report_boxes(case, sighting, mapping, violation_type)
         for label in labels:
             if label.id in covered:
                 continue
+            if not len(drawn_boxes(case, [label], size, mapping, context.types, ExportReport())[1]):
+                continue  # its code maps to no class (listed once already)
             xyxy = [label.x1 * size[0], label.y1 * size[1], label.x2 * size[0], label.y2 * size[1]]
             window = crop_window(xyxy, size)
             if window is None:
                 continue
             shifted, keep = boxes_in_window(all_drawn[0], window)
-            if not keep.any():
-                continue  # its code maps to no class (listed once already)
+            found = (shifted[keep], all_drawn[1][keep])
+            if negative:
+                own = set(reported[1].tolist())
+                others, other_classes, doubt = negative_context(
+                    case,
+                    sighting,
+                    window,
+                    own,
+                    context.scene.get(case.camera_code or "", []),
+                    context.min_confidence,
+                )
+                if doubt is not None:
+                    report.negatives_dropped += 1
+                    report.skip(case.id, f"crop around drawn label {label.id} dropped: {doubt}")
+                    continue
+                xyxy_all, classes = _join(found, (others, other_classes))
+            else:
+                in_crop, visible = boxes_in_window(reported[0], window)
+                xyxy_all, classes = _join(found, (in_crop[visible], reported[1][visible]))
             covered |= {lb.id for lb, k in zip(labels, _visible_ids(labels, frame, window), strict=True) if k}
             w, h = window[2] - window[0], window[3] - window[1]
-            boxes = Labels(all_drawn[1][keep], xyxy_to_xywhn(shifted[keep], w, h))
+            boxes = Labels(classes, xyxy_to_xywhn(xyxy_all, w, h))
             name = f"case{case.id:06d}_drawn{label.id:06d}_{frame.sha256[:12]}{path.suffix}"
+            camera = case.camera_code or ""
             samples.append(
-                Sample(
-                    case.id,
-                    path,
-                    name,
-                    boxes,
-                    group,
-                    case.camera_code or "",
-                    window,
-                    int(keep.sum()),
-                    negative,
-                )
+                Sample(case.id, path, name, boxes, group, camera, window, int(keep.sum()), negative)
             )
     return samples
 

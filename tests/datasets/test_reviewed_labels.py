@@ -17,6 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from api.models import Case
 from datasets.reviewed import (
@@ -31,6 +32,7 @@ from datasets.reviewed import (
 )
 from datasets.yolo import Labels, read_dataset_yaml, read_labels, split_images, xywhn_to_xyxy
 from detector.detections import Detections
+from streetwatch.cli import app
 from tests.conftest import VTEST, require
 from tests.datasets.builders import video_frames
 from tests.datasets.reviewed_store import ReviewedStore, make_reviewed_store
@@ -125,7 +127,7 @@ def test_a_false_positive_is_negative_only_where_its_box_was(
 
 
 def test_drawn_boxes_become_labels_of_their_image(
-    frame: np.ndarray[Any, np.dtype[np.uint8]], tmp_path: Path
+    frame: np.ndarray[Any, np.dtype[np.uint8]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = make_reviewed_store(tmp_path / "store", NAMES)
     pile = store.report(frame, boxes(STALL, 0.7, 1), place="p-h", violation="exposed_garbage", minutes=0)
@@ -164,6 +166,20 @@ def test_drawn_boxes_become_labels_of_their_image(
     assert picture is not None and picture.shape[:2] == (window[3] - window[1], window[2] - window[0])
     assert labels.class_id.tolist() == [2]
     assert report.per_camera["cam-1"].drawn >= 2
+
+    # the command prints the table: per split and per camera, images, negatives, drawn boxes, classes
+    monkeypatch.delenv("STREETWATCH_DATABASE_URL", raising=False)
+    monkeypatch.setenv("STREETWATCH_DATA_DIR", str(store.settings.data_dir))
+    result = CliRunner().invoke(
+        app, ["dataset", "export-reviewed", str(tmp_path / "cli"), "--images", "frame"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = {line.split("  ")[0].strip(): line.split() for line in result.output.splitlines()}
+    head = rows[""]
+    assert head[:3] == ["images", "negatives", "drawn"] and "garbage" in head
+    train = dict(zip(head, rows["split train"][2:], strict=True))
+    assert (train["images"], train["negatives"], train["drawn"], train["garbage"]) == ("2", "1", "2", "3")
+    assert rows["camera cam-1"][2:] == rows["split train"][2:]
 
 
 def _case(case_id: int, camera: str, start_min: float, end_min: float) -> Case:
