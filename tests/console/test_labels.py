@@ -60,6 +60,10 @@ def test_a_box_drawn_with_the_mouse_is_a_label(console: ConsoleWorld, desktop: A
     with console.store.sessions() as session:
         actions = session.scalars(select(AuditEvent.action).where(AuditEvent.case_id == case_id)).all()
     assert "label_added" in actions
+    desktop.click("#labels-back")  # the case's timeline shows who drew it
+    event = desktop.locator('li.event[data-action="label_added"]')
+    assert "标注漏检目标" in event.first.inner_text()
+    desktop.goto(f"{console.url}/console/cases/{case_id}/labels")
 
     # English, then the author deletes the box
     desktop.click("#lang-en")
