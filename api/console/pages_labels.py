@@ -23,6 +23,8 @@ from api.errors import ApiError
 from api.models import ReviewLabel, Role
 from api.review_labels import LABEL_ROLES, add_label, delete_label
 
+BEFORE = {"first_seen", "confirmation", "sighting", "crop"}  # as the case page's "before" gallery
+
 router = APIRouter(prefix="/console/cases", include_in_schema=False)
 CaseId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Share = Annotated[float, Form(ge=0, le=1)]
@@ -37,12 +39,14 @@ def render_labels(
 ) -> Response:
     session = page.session
     case = get_case_for(session, case_id, page.operator)  # 404 for a case the operator may not see
-    images = [e for e in case.evidence if e.content_type != CLIP_CONTENT_TYPE]
+    # the camera's pictures of the violation (not the unit's photos after handling, not clips)
+    images = [e for e in case.evidence if e.kind in BEFORE and e.content_type != CLIP_CONTENT_TYPE]
     chosen = next((e for e in images if e.id == evidence_id), None)
     if chosen is None:
         best = [e for e in images if e.id == case.best_evidence_id]
         confirmation = [e for e in images if e.kind == "confirmation"]
-        preferred = best or confirmation or images
+        # the confirmation frame first: the export labels it (and the close-up cut from it)
+        preferred = confirmation or best or images
         chosen = preferred[0] if preferred else None
     labels = (
         list(
