@@ -212,3 +212,31 @@ def test_splits_group_connected_incidents_of_one_camera() -> None:
     for seed in range(20):  # connected cases never straddle splits, whatever the seed
         splits = {split_of(groups[i], (0.5, 0.25, 0.25), seed) for i in (1, 2, 3)}
         assert len(splits) == 1
+
+
+def test_a_crop_around_a_drawn_box_labels_the_reported_box_in_it(
+    frame: np.ndarray[Any, np.dtype[np.uint8]], tmp_path: Path
+) -> None:
+    store = make_reviewed_store(tmp_path / "store", NAMES)
+    small = [300.0, 300.0, 340.0, 340.0]  # its close-up is the daemon's smallest: 96 px square
+    case_id = store.report(frame, boxes(small, 0.8, 1), place="p-k", violation="exposed_garbage")
+    store.act(case_id, "file")
+    big = [330 / 768, 250 / 576, 530 / 768, 450 / 576]  # mostly outside that close-up
+    store.draw(case_id, "confirmation", big, "0102")
+    yaml_path, _ = export(store, tmp_path / "crops", ImageSource.CROP)
+    crops = {
+        path.name.split("_")[1]: (path, labels) for path, labels in of_case(exported(yaml_path), case_id)
+    }
+    assert set(crops) == {"crop", "drawn000001"}
+    assert crops["crop"][1].class_id.tolist() == [2]  # the reported pile only
+    _, labels = crops["drawn000001"]
+    window = crop_window([330.0, 250.0, 530.0, 450.0], (768, 576))
+    assert window is not None
+    w, h = window[2] - window[0], window[3] - window[1]
+    got = sorted(xywhn_to_xyxy(labels.xywhn, w, h).round().tolist())
+    shift = [window[0], window[1], window[0], window[1]]
+    want = sorted(
+        [[a - b for a, b in zip(box, shift, strict=True)] for box in (small, [330.0, 250.0, 530.0, 450.0])]
+    )
+    np.testing.assert_allclose(got, want, atol=1.5)  # the drawn pile and the reported one, both garbage
+    assert labels.class_id.tolist() == [2, 2]
