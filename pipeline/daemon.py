@@ -278,6 +278,7 @@ class Daemon:
             self.control.stopping,
             on_shadow=self.shadow.set_shadow,
             on_new_classes=self._restart_for,
+            mapped_classes=frozenset(config.detector.classes),
         )
         self._model_thread = threading.Thread(target=self.model_updater.run, name="model-update", daemon=True)
         self.health_reporter = CameraHealthReporter(

@@ -9,7 +9,8 @@
   sha256 again and the output layout); the detector warms up on a dummy frame before it is offered.
 - Swap: :class:`SwappableDetector` takes the new detector at the start of its next ``detect_batch``, on the
   scheduler thread: no batch runs half on one model.
-- A model whose classes differ from the running one's (e.g. a city's first stall and garbage model) is
+- A model whose classes differ from the running one's (e.g. a city's first stall and garbage model), or
+  whose card maps classes to violations (``violations``) that the running rules leave unmapped, is
   *staged* instead: downloaded, checked and warmed up as above, then recorded in
   ``<state dir>/models/staged.json``, and the daemon restarts itself (:data:`pipeline.daemon.RESTART_EXIT`,
   which ``streetwatch run`` answers by building the daemon again). Why a restart and not a swap: the class
@@ -281,7 +282,11 @@ class ModelUpdater:
         loader: Loader = load_detector,
         on_shadow: OnShadow | None = None,
         on_new_classes: OnNewClasses | None = None,
+        mapped_classes: frozenset[str] | None = None,
     ) -> None:
+        # the classes the running rules map (detector.classes): a model whose card maps others is staged
+        # like one with another class list (its new classes need new rules)
+        self.mapped_classes = mapped_classes
         # a live model with another class list: staged, then this is called (the daemon restarts);
         # None: such a model is refused like one that fails to load
         self.on_new_classes = on_new_classes
@@ -394,6 +399,12 @@ class ModelUpdater:
         identity = ModelIdentity(target.name[:100], target.version[:50], target.version_id)
         try:
             detector = self.loader(card)
+            unmapped = self._newly_mapped(target, detector)
+            if unmapped:
+                raise ClassListChanged(
+                    f"{identity.label} maps classes {', '.join(unmapped)} to violations (its card's "
+                    "violations) that the running rules do not map: new rules need a restart of the daemon"
+                )
             self.swapper.offer(detector, identity)
         except ClassListChanged as exc:
             if self.on_new_classes is None:
@@ -412,6 +423,15 @@ class ModelUpdater:
         with self._lock:
             self._state, self._error, self._offered_sha256 = "running", None, target.sha256
         return False
+
+    def _newly_mapped(self, target: DeviceModel, detector: DetectorLike) -> list[str]:
+        """Classes of the model its card maps to a violation and the running rules do not map."""
+        if self.mapped_classes is None:
+            return []
+        violations = target.card.get("violations")
+        if not isinstance(violations, dict):
+            return []
+        return [c for c in detector.class_names if c in violations and c not in self.mapped_classes]
 
     def _set_state(self, state: ModelUpdateState) -> None:
         with self._lock:

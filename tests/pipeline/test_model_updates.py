@@ -141,6 +141,36 @@ ZONE = {
 }
 
 
+def test_a_model_whose_card_maps_classes_the_rules_do_not_is_staged_too(tmp_path: Path) -> None:
+    """The same class list (the demo model restricted by detector.classes to its vehicles), but the new
+    card maps stall: a swap would leave stalls unmapped, so it is staged for a restart."""
+    import threading
+
+    from pipeline.model_updates import ModelUpdater, read_staged
+
+    data = b"stand-in onnx" * 10
+    classes = ["car", "stall"]
+    swapper = SwappableDetector(Fixed(classes, 0.1), ModelIdentity("yaml", "1", None))
+    restarts: list[Any] = []
+
+    def updater(folder: Path, violations: dict[str, str]) -> ModelUpdater:
+        target = model(data).model_copy(update={"card": {"violations": violations}})
+        found = ModelUpdater(
+            RangedStore(data), folder, swapper, threading.Event(), loader=lambda card: Fixed(classes, 0.2),
+            on_new_classes=restarts.append, mapped_classes=frozenset({"car"}),
+        )  # fmt: skip
+        found.assign([target])
+        found.step()
+        return found
+
+    updater(tmp_path / "a", {"car": "illegal_parking", "stall": "street_stall"})
+    assert len(restarts) == 1 and read_staged(tmp_path / "a") is not None and swapper.swaps == 0
+    updater(tmp_path / "b", {"car": "illegal_parking"})  # nothing new mapped: an ordinary hot swap
+    assert len(restarts) == 1 and read_staged(tmp_path / "b") is None
+    swapper.detect_batch([np.zeros((4, 4, 3), np.uint8)])
+    assert swapper.swaps == 1
+
+
 def test_the_staged_model_maps_its_new_classes_with_its_card(tmp_path: Path) -> None:
     from pipeline.config import DaemonConfig
     from pipeline.daemon import config_for_staged
