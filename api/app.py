@@ -33,6 +33,7 @@ from api.routers import (
 )
 from api.routers import cameras as camera_routes
 from api.routers import case_search as case_search_routes
+from api.routers import labels as label_routes
 from api.routers import models as model_routes
 from api.routers import suppressions as suppression_routes
 from api.security_headers import SecurityHeaders
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(suppression_routes.router)
     app.include_router(case_search_routes.router)
     app.include_router(model_routes.router)
+    app.include_router(label_routes.router)
     console.register(app)  # the operator console's pages under /console
     install_metrics(app, metrics, settings.metrics_bearer())
     body_limits.install(app, settings)  # after the routes: upload routes are found by their File parameters

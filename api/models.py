@@ -624,3 +624,23 @@ class ModelComparison(Base):
     classes: Mapped[dict[str, Any]] = mapped_column(JSON)  # class -> {agree, live_only, shadow_only}
     crops: Mapped[list[Any]] = mapped_column(JSON)  # [{class, side, sha256}]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ReviewLabel(Base):
+    """A box an operator drew on one of a case's evidence images (an object the detector missed, or one
+    whose box was wrong), with its violation code: a label for the training set (datasets.reviewed). The box
+    is normalised to the image (0..1, x1 < x2, y1 < y2)."""
+
+    __tablename__ = "review_labels"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    evidence_id: Mapped[int] = mapped_column(ForeignKey("evidence.id"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
+    x2: Mapped[float] = mapped_column(Float)
+    y2: Mapped[float] = mapped_column(Float)
+    event_code: Mapped[str] = mapped_column(String(16))
+    created_by: Mapped[str] = mapped_column(String(100))  # actor label, e.g. "user:li"
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

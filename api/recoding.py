@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from api.actors import Actor
 from api.audit import record_event
 from api.errors import Conflict
-from api.models import Case, CaseStatus, Evidence, Sighting
+from api.models import Case, CaseStatus, Evidence, ReviewLabel, Sighting
 from api.open_or_merge import find_open_case, open_slot
 
 MAX_ATTEMPTS = 4  # slot rounds; each lost race is followed by a merge, so 2 suffice in practice
@@ -82,6 +82,12 @@ def merge_into(session: Session, case: Case, target: Case, actor: Actor, now: dt
     ]
     for evidence in moved:
         evidence.case_id = target.id
+    if moved:  # boxes drawn on a moved image follow it (api.review_labels)
+        session.execute(
+            update(ReviewLabel)
+            .where(ReviewLabel.evidence_id.in_([e.id for e in moved]))
+            .values(case_id=target.id)
+        )
     _add_facts(target, case, moved_best=any(e.id == case.best_evidence_id for e in moved))
     target.updated_at = now
     session.expire(case, ["sightings", "evidence"])

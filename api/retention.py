@@ -32,7 +32,7 @@ from api.cameras import snapshot_camera
 from api.evidence import evidence_ref
 from api.ingest import begin_write
 from api.messages import NOTE_KEY, msg
-from api.models import Camera, Case, CaseStatus, Evidence, utcnow
+from api.models import Camera, Case, CaseStatus, Evidence, ReviewLabel, utcnow
 from api.settings import Settings
 from api.storage import BlobRef, BlobStore, blobs_for
 
@@ -135,6 +135,12 @@ def _purge_case(
             .order_by(Evidence.sha256, Evidence.id)
             .with_for_update()
         ).all()
+        # boxes drawn on the purged images go with them (api.review_labels)
+        session.execute(
+            delete(ReviewLabel)
+            .where(ReviewLabel.case_id == case_id)
+            .execution_options(synchronize_session=False)
+        )
         session.execute(
             delete(Evidence).where(Evidence.case_id == case_id).execution_options(synchronize_session=False)
         )

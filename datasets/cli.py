@@ -86,8 +86,22 @@ def export_reviewed_command(
     strict: Annotated[
         bool, typer.Option(help="Fail on a case that cannot be exported instead of skipping.")
     ] = False,
+    context_confidence: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="From this confidence another case's unconfirmed box of another class labels a false "
+            "positive's picture (a lower one drops the picture).",
+        ),
+    ] = 0.5,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as one JSON object instead of the table.")
+    ] = False,
 ) -> None:
-    """Turn reviewed cases into a YOLO dataset: confirmed -> labelled boxes, false positives -> negatives."""
+    """Turn reviewed cases into a YOLO dataset: confirmed -> labelled boxes, false positives -> negatives
+    where their boxes were, operators' drawn boxes -> labels; prints images, boxes per class, negatives and
+    drawn labels per split and per camera."""
     with user_errors():
         try:
             from api.db import make_engine, make_session_factory
@@ -97,6 +111,7 @@ def export_reviewed_command(
                 f"export-reviewed reads the case store: pip install 'streetwatch[store]' ({missing})"
             ) from missing
         from datasets.reviewed import GroupBy, ImageSource, export_reviewed, load_mapping, parse_fractions
+        from datasets.yolo import read_dataset_yaml
 
         if data_dir is not None:
             os.environ["STREETWATCH_DATA_DIR"] = str(data_dir)
@@ -116,12 +131,17 @@ def export_reviewed_command(
                     fractions=parse_fractions(split),
                     seed=seed,
                     strict=strict,
+                    context_confidence=context_confidence,
                 )
         finally:
             engine.dispose()
         summary = report.to_json()
         summary["skipped"] = summary["skipped"][:5]
-        typer.echo(json.dumps({"dataset": str(yaml_path), **summary}, ensure_ascii=False))
+        if as_json:
+            typer.echo(json.dumps({"dataset": str(yaml_path), **summary}, ensure_ascii=False))
+        else:
+            typer.echo(report.table(read_dataset_yaml(yaml_path).names))
+            typer.echo(f"dataset: {yaml_path}")
 
 
 def train_command(

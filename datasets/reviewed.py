@@ -25,17 +25,34 @@ with no single class (illegal_parking: car? truck?) needs a ``--mapping`` entry 
 the export says so rather than guessing. A case merged away by its re-code is voided as a duplicate: its
 sightings, boxes included, moved to the open case it merged into and are exported there.
 
-Splits are a hash of the *incident*: a case and the recurrences linked to it (same place, same
-violation) always land in the same split, so near-identical views never leak between train and test.
-``--group-by camera`` holds out whole cameras instead.
+A case voided as ``false_positive`` is a hard negative only where its own boxes were. ``--images crop``
+exports its crop (a close-up of the voided box) with an empty label, unless another case's box shows in
+it: a real object there (another case confirmed, or a detection of another class at or above
+``--context-confidence`` reported by the same camera at the same time) becomes a label of the crop, and a
+doubtful one (a low-confidence box, or one of the voided class that nobody confirmed) drops the crop.
+``--images frame`` keeps the frame only with such labels (an empty label over a whole street frame would
+teach that the real objects standing in it are background) and drops it otherwise.
+
+Operators draw missed objects on a case's images (api.review_labels: a box normalised to the image and a
+violation code). Each drawn box becomes a box of that image, its class mapped from the code as a re-coded
+``unknown_object`` box is; a box drawn on a confirmation frame also labels the crop where it shows, and in
+``--images crop`` a drawn box outside the case's crop gets a crop of its own cut from the frame (the same
+window arithmetic as the daemon's). A code with no single class is skipped, listed with the mapping to add.
+
+Splits are a hash of the *group*: connected incidents on one camera. A case, the recurrences linked to it
+(same place, same violation) and every case of the same camera whose time on screen overlaps it (so whose
+pictures show the same scene) always land in the same split, so near-identical views never leak between
+train and test. Groups are deterministic (named by camera and smallest case id). ``--group-by camera``
+holds out whole cameras instead; ``--group-by case`` splits case by case (no such guarantee).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -52,7 +69,7 @@ from pipeline.evidence import CROP_MARGIN, CROP_MIN_PX
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from api.models import Case, Evidence, Sighting
+    from api.models import Case, Evidence, ReviewLabel, Sighting
 
 F64 = npt.NDArray[np.float64]
 
@@ -75,6 +92,10 @@ CONFIRMED_STATUSES = (
 )
 NEGATIVE_VOID_REASON = "false_positive"
 MIN_VISIBLE = 0.25  # a box cut by the crop keeps its label if this share of its area is inside
+CONTEXT_CONFIDENCE = 0.5  # another case's unconfirmed box labels a negative's image from this confidence
+SAME_MOMENT = dt.timedelta(seconds=5)  # another incident on screen: its seen interval, widened by this
+GROUP_GAP = dt.timedelta(seconds=30)  # two incidents of one camera this close in time share a split group
+DRAWN_CLASS = "unknown_object"  # a drawn box maps from its code as a re-coded static-change box does
 
 
 class ImageSource(StrEnum):
@@ -193,13 +214,45 @@ def boxes_in_window(xyxy: F64, window: tuple[int, int, int, int]) -> tuple[F64, 
 
 @dataclass(frozen=True)
 class Sample:
-    """One exported image: where its file is, its labels (empty: a hard negative) and its split group."""
+    """One exported image: where its file is, its labels (empty: a hard negative) and its split group.
+
+    ``window``: the part of the file to write (a crop cut here, around a drawn box); None: the whole file.
+    """
 
     case_id: int
     evidence_path: Path
     name: str
     labels: Labels
     group: str
+    camera: str = ""
+    window: tuple[int, int, int, int] | None = None
+    drawn: int = 0  # how many of the labels operators drew
+    negative: bool = False  # an image of a false positive: its own boxes are background
+
+
+@dataclass
+class Tally:
+    """Counts of one split or one camera for the summary table."""
+
+    images: int = 0
+    negatives: int = 0
+    drawn: int = 0
+    boxes: dict[str, int] = field(default_factory=dict)
+
+    def add(self, sample: Sample, classes: list[str]) -> None:
+        self.images += 1
+        self.negatives += sample.negative
+        self.drawn += sample.drawn
+        for class_id in sample.labels.class_id.tolist():
+            self.boxes[classes[class_id]] = self.boxes.get(classes[class_id], 0) + 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "images": self.images,
+            "negatives": self.negatives,
+            "drawn_labels": self.drawn,
+            "boxes": self.boxes,
+        }
 
 
 @dataclass
@@ -209,21 +262,65 @@ class ExportReport:
     boxes_per_class: dict[str, int] = field(default_factory=dict)
     confirmed_cases: int = 0
     rejected_cases: int = 0
+    negatives_dropped: int = 0
+    per_split: dict[str, Tally] = field(default_factory=lambda: {split: Tally() for split in SPLITS})
+    per_camera: dict[str, Tally] = field(default_factory=dict)
     skipped: list[dict[str, Any]] = field(default_factory=list)
 
     def skip(self, case_id: int, reason: str) -> None:
-        self.skipped.append({"case": case_id, "reason": reason})
+        entry = {"case": case_id, "reason": reason}
+        if entry not in self.skipped[-8:]:  # the same drawn label met twice (its crop and its frame)
+            self.skipped.append(entry)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "images": self.images,
             "hard_negatives": self.negatives,
             "boxes_per_class": self.boxes_per_class,
+            "drawn_labels": sum(t.drawn for t in self.per_split.values()),
+            "negatives_dropped": self.negatives_dropped,
             "confirmed_cases": self.confirmed_cases,
             "rejected_cases": self.rejected_cases,
+            "per_split": {k: v.to_json() for k, v in self.per_split.items()},
+            "per_camera": {k: v.to_json() for k, v in sorted(self.per_camera.items())},
             "skipped_cases": len(self.skipped),
             "skipped": self.skipped,
         }
+
+    def table(self, classes: list[str]) -> str:
+        """The summary: one row per split and per camera, then the total."""
+        shown = [c for c in classes if any(t.boxes.get(c) for t in self.per_split.values())]
+        head: list[str | int] = ["", "images", "negatives", "drawn", *shown]
+        rows: list[list[str | int]] = [
+            [f"split {k}", *self._cells(v, shown)] for k, v in self.per_split.items()
+        ]
+        rows += [[f"camera {k}", *self._cells(v, shown)] for k, v in sorted(self.per_camera.items())]
+        total = Tally()
+        for tally in self.per_split.values():
+            total.images += tally.images
+            total.negatives += tally.negatives
+            total.drawn += tally.drawn
+            for name, count in tally.boxes.items():
+                total.boxes[name] = total.boxes.get(name, 0) + count
+        rows.append(["total", *self._cells(total, shown)])
+        widths = [max(len(str(row[i])) for row in [head, *rows]) for i in range(len(head))]
+        lines = [
+            "  ".join(
+                str(cell).rjust(w) if i else str(cell).ljust(w)
+                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            )
+            for row in [head, *rows]
+        ]
+        lines.append(
+            "boxes per class; negatives: images of false positives (their own boxes unlabelled); "
+            f"drawn: boxes operators drew. {self.negatives_dropped} false-positive image(s) dropped "
+            f"(other objects in them could not be labelled), {len(self.skipped)} skip(s): export-report.json"
+        )
+        return "\n".join(lines)
+
+    @staticmethod
+    def _cells(tally: Tally, shown: list[str]) -> list[int]:
+        return [tally.images, tally.negatives, tally.drawn, *(tally.boxes.get(c, 0) for c in shown)]
 
 
 def _sighting_for(evidence: Evidence, sightings: list[Sighting]) -> Sighting:
@@ -248,6 +345,152 @@ def _report_boxes(
     return np.array(xyxy, np.float64).reshape(-1, 4), np.array(classes, np.int64)
 
 
+# --- what else stands in a false positive's picture -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SceneBox:
+    """A box another case's report named: on screen from ``start`` to ``end`` on its camera."""
+
+    case_id: int
+    xyxy: tuple[float, float, float, float]
+    class_id: int | None  # None: the mapping drops it (not a dataset class)
+    mappable: bool  # False: no class for it without a --mapping entry (a doubtful object)
+    confidence: float
+    confirmed: bool
+    start: dt.datetime
+    end: dt.datetime
+
+
+def scene_boxes(
+    session: Session, cameras: Iterable[str], mapping: ClassMapping, types: dict[str, str]
+) -> dict[str, list[SceneBox]]:
+    """Per camera, every box reported by a case that was not voided as a false positive."""
+    from sqlalchemy import select
+
+    from api.models import Case, Sighting
+
+    wanted = sorted(set(cameras))
+    scene: dict[str, list[SceneBox]] = {camera: [] for camera in wanted}
+    if not wanted:
+        return scene
+    rows = session.execute(
+        select(Sighting, Case.status, Case.void_reason, Case.violation_code)
+        .join(Case, Sighting.case_id == Case.id)
+        .where(Sighting.camera_code.in_(wanted))
+    ).all()
+    for sighting, status, void_reason, code in rows:
+        if status == "voided" and void_reason == NEGATIVE_VOID_REASON:
+            continue
+        start = sighting.first_seen_at or sighting.confirmed_at or sighting.received_at
+        end = max(t for t in (start, sighting.confirmed_at, sighting.last_seen_at, sighting.ended_at) if t)
+        for box in sighting.boxes or []:
+            if not isinstance(box, dict) or "xyxy" not in box:
+                continue
+            try:
+                class_id = mapping.class_id(str(box.get("class_name")), types.get(code, code), code, "")
+                mappable = True
+            except ExportError:
+                class_id, mappable = None, False
+            xyxy = tuple(float(v) for v in box["xyxy"])
+            scene[str(sighting.camera_code)].append(
+                SceneBox(
+                    sighting.case_id,
+                    (xyxy[0], xyxy[1], xyxy[2], xyxy[3]),
+                    class_id,
+                    mappable,
+                    float(box.get("confidence", 0.0)),
+                    status in CONFIRMED_STATUSES,
+                    start,
+                    end,
+                )
+            )
+    return scene
+
+
+def negative_context(
+    case: Case,
+    sighting: Sighting,
+    window: tuple[int, int, int, int],
+    own_classes: set[int],
+    scene: list[SceneBox],
+    min_confidence: float,
+) -> tuple[F64, npt.NDArray[np.int64], str | None]:
+    """Boxes of real objects in ``window`` (frame pixels) of a false positive's picture, shifted into the
+    window, and why the picture must be dropped (a doubtful object in it), or None."""
+    moment = sighting.confirmed_at or sighting.received_at
+    near = [
+        b for b in scene if b.case_id != case.id and b.start - SAME_MOMENT <= moment <= b.end + SAME_MOMENT
+    ]
+    if not near:
+        return np.zeros((0, 4), np.float64), np.zeros((0,), np.int64), None
+    shifted, visible = boxes_in_window(np.array([b.xyxy for b in near], np.float64), window)
+    xyxy, classes = [], []
+    for box, inside, place in zip(near, visible.tolist(), shifted, strict=True):
+        if not inside or (box.mappable and box.class_id is None):
+            continue
+        real = box.mappable and (
+            box.confirmed or (box.confidence >= min_confidence and box.class_id not in own_classes)
+        )
+        if not real:
+            return (
+                np.zeros((0, 4), np.float64),
+                np.zeros((0,), np.int64),
+                f"case {box.case_id}'s box {[round(v) for v in box.xyxy]} (confidence {box.confidence:.2f}) "
+                "stands in it and cannot be labelled with confidence",
+            )
+        xyxy.append(place)
+        classes.append(int(box.class_id))  # type: ignore[arg-type]
+    return np.array(xyxy, np.float64).reshape(-1, 4), np.array(classes, np.int64), None
+
+
+# --- boxes drawn by operators ---------------------------------------------------------------------------
+
+
+def drawn_boxes(
+    case: Case,
+    labels: list[ReviewLabel],
+    size: tuple[int, int],
+    mapping: ClassMapping,
+    types: dict[str, str],
+    report: ExportReport,
+) -> tuple[F64, npt.NDArray[np.int64]]:
+    """Drawn labels of one image in its pixels (``size``), with their classes mapped from their codes."""
+    xyxy, classes = [], []
+    width, height = size
+    for label in labels:
+        where = f"case {case.id} drawn label {label.id} (event {label.event_code})"
+        try:
+            class_id = mapping.class_id(
+                DRAWN_CLASS, types.get(label.event_code, label.event_code), label.event_code, where
+            )
+        except ExportError as error:
+            report.skip(case.id, f"{error}")
+            continue
+        if class_id is None:
+            continue
+        xyxy.append([label.x1 * width, label.y1 * height, label.x2 * width, label.y2 * height])
+        classes.append(class_id)
+    return np.array(xyxy, np.float64).reshape(-1, 4), np.array(classes, np.int64)
+
+
+@dataclass(frozen=True)
+class CaseContext:
+    """What a case's export needs besides the case: its drawn labels and the boxes around it."""
+
+    types: dict[str, str]
+    drawn: dict[int, list[ReviewLabel]]  # evidence id -> labels drawn on it
+    scene: dict[str, list[SceneBox]]
+    min_confidence: float = CONTEXT_CONFIDENCE
+
+
+def _join(*parts: tuple[F64, npt.NDArray[np.int64]]) -> tuple[F64, npt.NDArray[np.int64]]:
+    return (
+        np.concatenate([p[0] for p in parts]).reshape(-1, 4),
+        np.concatenate([p[1] for p in parts]).astype(np.int64),
+    )
+
+
 def case_samples(
     case: Case,
     *,
@@ -258,20 +501,25 @@ def case_samples(
     evidence_dir: Path,
     group: str,
     report: ExportReport,
+    context: CaseContext | None = None,
 ) -> list[Sample]:
     """The images of one reviewed case; problems that only concern this case are recorded as skips."""
     from api.evidence import evidence_path
 
+    context = context or CaseContext({}, {}, {})
     sightings = sorted(case.sightings, key=lambda s: (s.received_at, s.id))
     if not sightings:
         report.skip(case.id, "no sighting (not a camera case)")
         return []
     frames = [e for e in case.evidence if e.kind == "confirmation"]
     wanted = frames if source is ImageSource.FRAME else [e for e in case.evidence if e.kind == "crop"]
-    if not wanted:
+    drawn_frames = [e for e in case.evidence if e.kind != "crop" and context.drawn.get(e.id)]
+    if not wanted and not (source is ImageSource.CROP and drawn_frames):
         report.skip(case.id, f"no {'confirmation' if source is ImageSource.FRAME else 'crop'} evidence image")
         return []
+    camera = case.camera_code or ""
     samples = []
+    covered: set[int] = set()  # drawn labels already in an exported image
     for evidence in wanted:
         path = evidence_path(evidence_dir, evidence.sha256, evidence.content_type)
         if not path.is_file():
@@ -281,26 +529,133 @@ def case_samples(
             continue
         sighting = _sighting_for(evidence, sightings)
         xyxy, classes = _report_boxes(case, sighting, mapping, violation_type)
+        own = set(classes.tolist())
         size = (evidence.width, evidence.height)
+        on_image = context.drawn.get(evidence.id, [])
+        drawn = drawn_boxes(case, on_image, size, mapping, context.types, report)
+        covered |= {label.id for label in on_image}
         if source is ImageSource.CROP:
             placed = _place_crop(case, evidence, sighting, frames, report)
             if placed is None:
                 continue
+            window = placed
             xyxy, keep = boxes_in_window(xyxy, placed)
             xyxy, classes = xyxy[keep], classes[keep]
+            frame = _frame_of(evidence, frames)
+            if frame is not None and context.drawn.get(frame.id):
+                on_frame = context.drawn[frame.id]
+                frame_drawn = drawn_boxes(
+                    case, on_frame, (frame.width, frame.height), mapping, context.types, report
+                )
+                shifted, keep = boxes_in_window(frame_drawn[0], placed)
+                drawn = _join(drawn, (shifted[keep], frame_drawn[1][keep]))
+                covered |= {
+                    label.id
+                    for label, k in zip(on_frame, _visible_ids(on_frame, frame, placed), strict=True)
+                    if k
+                }
         else:
+            window = (0, 0, size[0], size[1])
             xyxy = np.clip(xyxy, 0, np.array([size[0], size[1], size[0], size[1]], np.float64))
             inside = ((xyxy[:, 2:] - xyxy[:, :2]) > 1).all(axis=1)
             xyxy, classes = xyxy[inside], classes[inside]
         if negative:
-            labels = Labels.empty()
-        elif not len(classes):
-            report.skip(case.id, f"image {evidence.sha256[:12]}: no box of a dataset class in it")
-            continue
+            others, other_classes, doubt = negative_context(
+                case, sighting, window, own, context.scene.get(camera, []), context.min_confidence
+            )
+            labelled = _join((others, other_classes), drawn)
+            if doubt is None and source is ImageSource.FRAME and not len(labelled[1]):
+                doubt = "no other object in the frame could be labelled (never an empty label over a frame)"
+            if doubt is not None:
+                report.negatives_dropped += 1
+                report.skip(
+                    case.id, f"false positive's {evidence.kind} {evidence.sha256[:12]} dropped: {doubt}"
+                )
+                continue
+            xyxy, classes = labelled
         else:
-            labels = Labels(classes, xyxy_to_xywhn(xyxy, *size))
+            xyxy, classes = _join((xyxy, classes), drawn)
+            if not len(classes):
+                report.skip(case.id, f"image {evidence.sha256[:12]}: no box of a dataset class in it")
+                continue
+        ndrawn = len(drawn[1])
+        labels = Labels(classes, xyxy_to_xywhn(xyxy, *size)) if len(classes) else Labels.empty()
         name = f"case{case.id:06d}_{evidence.kind}_{evidence.sha256[:12]}{path.suffix}"
-        samples.append(Sample(case.id, path, name, labels, group))
+        samples.append(Sample(case.id, path, name, labels, group, camera, drawn=ndrawn, negative=negative))
+    if source is ImageSource.CROP:
+        samples += _drawn_crops(
+            case, drawn_frames, covered, negative, mapping, evidence_dir, group, report, context
+        )
+    return samples
+
+
+def _frame_of(crop: Evidence, frames: list[Evidence]) -> Evidence | None:
+    return (
+        min(frames, key=lambda f: abs((f.created_at - crop.created_at).total_seconds())) if frames else None
+    )
+
+
+def _visible_ids(labels: list[ReviewLabel], frame: Evidence, window: tuple[int, int, int, int]) -> list[bool]:
+    if not labels:
+        return []
+    xyxy = np.array(
+        [
+            [lb.x1 * frame.width, lb.y1 * frame.height, lb.x2 * frame.width, lb.y2 * frame.height]
+            for lb in labels
+        ]
+    )
+    return [bool(v) for v in boxes_in_window(xyxy, window)[1]]
+
+
+def _drawn_crops(
+    case: Case,
+    frames: list[Evidence],
+    covered: set[int],
+    negative: bool,
+    mapping: ClassMapping,
+    evidence_dir: Path,
+    group: str,
+    report: ExportReport,
+    context: CaseContext,
+) -> list[Sample]:
+    """In crop mode, a crop cut from the frame around each drawn box no exported crop shows."""
+    from api.evidence import evidence_path
+
+    samples = []
+    for frame in frames:
+        labels = context.drawn.get(frame.id, [])
+        path = evidence_path(evidence_dir, frame.sha256, frame.content_type)
+        if not path.is_file():
+            continue
+        size = (frame.width, frame.height)
+        all_drawn = drawn_boxes(case, labels, size, mapping, context.types, report)
+        for label in labels:
+            if label.id in covered:
+                continue
+            xyxy = [label.x1 * size[0], label.y1 * size[1], label.x2 * size[0], label.y2 * size[1]]
+            window = crop_window(xyxy, size)
+            if window is None:
+                continue
+            shifted, keep = boxes_in_window(all_drawn[0], window)
+            if not keep.any():
+                continue  # its code maps to no class (listed once already)
+            covered |= {lb.id for lb, k in zip(labels, _visible_ids(labels, frame, window), strict=True) if k}
+            w, h = window[2] - window[0], window[3] - window[1]
+            boxes = Labels(all_drawn[1][keep], xyxy_to_xywhn(shifted[keep], w, h))
+            name = f"case{case.id:06d}_drawn{label.id:06d}_{frame.sha256[:12]}{path.suffix}"
+            samples.append(
+                Sample(
+                    case.id,
+                    path,
+                    name,
+                    boxes,
+                    group,
+                    case.camera_code or "",
+                    window,
+                    int(keep.sum()),
+                    negative,
+                )
+            )
     return samples
 
 
@@ -355,6 +710,58 @@ def incident_roots(session: Session) -> dict[int, int]:
     return roots
 
 
+def _seen(case: Case) -> tuple[dt.datetime, dt.datetime]:
+    """When a case's scene was on screen: first seen to last seen (or ended, or confirmed)."""
+    start = case.first_seen_at or case.confirmed_at or case.created_at
+    end = max(t for t in (start, case.confirmed_at, case.last_seen_at, case.ended_at) if t is not None)
+    return start, end
+
+
+def incident_groups(cases: Sequence[Case], roots: dict[int, int]) -> dict[int, str]:
+    """case id -> its split group: connected incidents on one camera.
+
+    Two cases are connected when one recurs the other (same recurrence chain) or when they are on the same
+    camera and their times on screen overlap or lie within :data:`GROUP_GAP` (their pictures show the same
+    scene). A group is named by its smallest case's camera and id, so the same store gives the same groups.
+    """
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(a: int, b: int) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
+    by_camera: dict[str, list[tuple[dt.datetime, dt.datetime, int]]] = {}
+    for case in cases:
+        union(case.id, roots.get(case.id, case.id))
+        start, end = _seen(case)
+        by_camera.setdefault(case.camera_code or "", []).append((start, end, case.id))
+    for spans in by_camera.values():
+        spans.sort()
+        reach: dt.datetime | None = None
+        previous = 0
+        for start, end, case_id in spans:
+            if reach is not None and start <= reach + GROUP_GAP:
+                union(previous, case_id)
+                reach = max(reach, end)
+            else:
+                reach = end
+            previous = case_id
+    camera = {case.id: case.camera_code or "-" for case in cases}
+    groups: dict[int, str] = {}
+    for case in cases:
+        first = find(case.id)  # union keeps the smallest id as the root
+        groups[case.id] = f"camera:{camera.get(first, camera[case.id])}:incident:{first}"
+    return groups
+
+
 def write_dataset(
     samples: list[Sample],
     out_dir: Path,
@@ -370,10 +777,15 @@ def write_dataset(
     for sample in samples:
         split = split_of(sample.group, fractions, seed)
         target = out_dir / "images" / split / sample.name
-        shutil.copyfile(sample.evidence_path, target)
+        if sample.window is None:
+            shutil.copyfile(sample.evidence_path, target)
+        else:
+            _write_window(sample.evidence_path, sample.window, target)
         write_labels((out_dir / "labels" / split / sample.name).with_suffix(".txt"), sample.labels)
         report.images[split] += 1
-        report.negatives[split] += len(sample.labels) == 0
+        report.negatives[split] += sample.negative
+        report.per_split[split].add(sample, classes)
+        report.per_camera.setdefault(sample.camera or "-", Tally()).add(sample, classes)
         for class_id in sample.labels.class_id.tolist():
             report.boxes_per_class[classes[class_id]] = report.boxes_per_class.get(classes[class_id], 0) + 1
     yaml_path = out_dir / "dataset.yaml"
@@ -391,6 +803,17 @@ def write_dataset(
     return yaml_path
 
 
+def _write_window(source: Path, window: tuple[int, int, int, int], target: Path) -> None:
+    import cv2
+
+    image = cv2.imread(str(source), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ExportError(f"{source}: cannot read the image to cut a crop from")
+    x0, y0, x1, y1 = window
+    if not cv2.imwrite(str(target), image[y0:y1, x0:x1]):
+        raise ExportError(f"{target}: cannot write the crop")
+
+
 # --- the export -----------------------------------------------------------------------------------------
 
 
@@ -405,19 +828,23 @@ def export_reviewed(
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
     seed: int = 0,
     strict: bool = False,
+    context_confidence: float = CONTEXT_CONFIDENCE,
 ) -> tuple[Path, ExportReport]:
     """Export every reviewed case of the store behind ``session`` to ``out_dir``; see the module docstring.
 
     ``strict``: a case that cannot be exported (no evidence, its file missing...) is an error instead of
-    a skip listed in the report.
+    a skip listed in the report. ``context_confidence``: from which confidence another case's unconfirmed
+    box of another class labels a false positive's picture.
     """
     from sqlalchemy import or_, select
     from sqlalchemy.orm import selectinload
 
-    from api.models import Case, ViolationType
+    from api.models import Case, ReviewLabel, ViolationType
 
     mapping = mapping or default_mapping()
     _check_fractions(fractions)
+    if not 0 <= context_confidence <= 1:
+        raise ExportError(f"--context-confidence {context_confidence}: expected a confidence in 0..1")
     if out_dir.exists() and any(out_dir.iterdir()):
         raise ExportError(f"{out_dir}: exists and is not empty; export into a new folder")
     types = {
@@ -434,7 +861,22 @@ def export_reviewed(
         .options(selectinload(Case.sightings), selectinload(Case.evidence))
         .order_by(Case.id)
     ).all()
-    roots = incident_roots(session) if group_by is GroupBy.INCIDENT else {}
+    groups = incident_groups(cases, incident_roots(session)) if group_by is GroupBy.INCIDENT else {}
+    drawn: dict[int, list[ReviewLabel]] = {}
+    case_ids = [case.id for case in cases]
+    for start in range(0, len(case_ids), 1000):
+        for label in session.scalars(
+            select(ReviewLabel)
+            .where(ReviewLabel.case_id.in_(case_ids[start : start + 1000]))
+            .order_by(ReviewLabel.id)
+        ):
+            drawn.setdefault(label.evidence_id, []).append(label)
+    negative_cameras = {
+        case.camera_code for case in cases if case.status == "voided" and case.camera_code is not None
+    }
+    context = CaseContext(
+        types, drawn, scene_boxes(session, negative_cameras, mapping, types), context_confidence
+    )
     report = ExportReport()
     samples: list[Sample] = []
     for case in cases:
@@ -442,7 +884,7 @@ def export_reviewed(
         report.rejected_cases += negative
         report.confirmed_cases += not negative
         group = {
-            GroupBy.INCIDENT: f"incident:{roots.get(case.id, case.id)}",
+            GroupBy.INCIDENT: groups.get(case.id, f"case:{case.id}"),
             GroupBy.CAMERA: f"camera:{case.camera_code}",
             GroupBy.CASE: f"case:{case.id}",
         }[group_by]
@@ -455,6 +897,7 @@ def export_reviewed(
             evidence_dir=evidence_dir,
             group=group,
             report=report,
+            context=context,
         )
     if strict and report.skipped:
         first = report.skipped[0]

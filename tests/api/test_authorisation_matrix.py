@@ -138,6 +138,9 @@ MATRIX: list[tuple[str, str, str]] = [
     ("GET", "/api/v1/model-crops/{sha256}", "401 403 403 403 403 403 403 403 404"),
     ("GET", "/api/v1/devices/me/models/{version_id}", "401 404 404 403 403 403 403 403 403"),
     ("POST", "/api/v1/devices/me/model-comparisons", "401 422 422 403 403 403 403 403 403"),
+    ("POST", "/api/v1/cases/{case_id}/labels", "401 403 403 403 422 422 403 403 422"),
+    ("GET", "/api/v1/cases/{case_id}/labels", "401 403 403 200 200 200 200 404 200"),
+    ("DELETE", "/api/v1/cases/{case_id}/labels/{label_id}", "401 403 403 403 404 404 403 403 404"),
     ("GET", "/metrics", "401 401 401 403 403 403 403 403 200"),
     ("POST", "/api/v1/auth/logout", "401 403 403 204 204 204 204 204 204"),
 ]
@@ -184,6 +187,7 @@ PATHS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/models/{version_id}/assignments"): "/api/v1/models/999999/assignments",
     ("POST", "/api/v1/models/{version_id}/promote"): "/api/v1/models/999999/promote",
     ("GET", "/api/v1/devices/me/models/{version_id}"): "/api/v1/devices/me/models/999999",
+    ("DELETE", "/api/v1/cases/{case_id}/labels/{label_id}"): "/api/v1/cases/{case_id}/labels/999999",
 }
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import numpy.typing as npt
+from sqlalchemy import select
 
 from api.actors import Actor
 from api.auth import create_device
@@ -19,7 +20,8 @@ from api.db import make_engine, make_session_factory
 from api.evidence import add_evidence
 from api.ingest import ingest_report
 from api.migrate import upgrade
-from api.models import Case, Role
+from api.models import Case, Evidence, Role
+from api.review_labels import add_label
 from api.settings import Settings
 from contract.reports import CaseReport
 from detector.detections import Detections
@@ -54,6 +56,7 @@ class ReviewedStore:
         violation: str = "illegal_parking",
         evidence: tuple[str, ...] = ("confirmation", "crop"),
         minutes: int = 0,
+        camera: str = "cam-1",
     ) -> int:
         """One device report of ``detections`` in ``frame`` with the daemon's evidence images; the case id."""
         boxes = [
@@ -64,7 +67,7 @@ class ReviewedStore:
         report = CaseReport.model_validate(
             {
                 "idempotency_key": uuid.uuid4().hex,
-                "camera": "cam-1",
+                "camera": camera,
                 "zone": "z1",
                 "place": place,
                 "violation_type": violation,
@@ -79,9 +82,7 @@ class ReviewedStore:
             case_id = ingest_report(session, report, self.device, self.settings).case_id
         h, w = frame.shape[:2]
         images = {
-            "confirmation": annotate(
-                frame, [[0, 0], [w, 0], [w, h], [0, h]], detections, self.names, "cam-1"
-            ),
+            "confirmation": annotate(frame, [[0, 0], [w, 0], [w, h], [0, h]], detections, self.names, camera),
             "crop": crop_box(frame, detections.xyxy[int(np.argmax(detections.confidence))]),
         }
         for kind in evidence:
@@ -92,6 +93,15 @@ class ReviewedStore:
                     session, case_id, self.device, data=data.tobytes(), kind=kind, settings=self.settings
                 )
         return case_id
+
+    def draw(self, case_id: int, kind: str, box: list[float], code: str, actor: Actor = ADMIN) -> int:
+        """An operator draws ``box`` (0..1 of the image) with ``code`` on the case's ``kind`` image."""
+        with self.sessions.begin() as session:
+            evidence = session.scalars(
+                select(Evidence).where(Evidence.case_id == case_id, Evidence.kind == kind)
+            ).first()
+            assert evidence is not None, f"case {case_id} has no {kind} image"
+            return add_label(session, actor, case_id, evidence.id, box, code).id
 
     def act(self, case_id: int, action: str, reason: str | None = None) -> None:
         with self.sessions.begin() as session:

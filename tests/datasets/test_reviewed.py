@@ -245,7 +245,7 @@ def test_cli_exports_from_the_store_data_dir(
     monkeypatch.delenv("STREETWATCH_DATABASE_URL", raising=False)
     monkeypatch.setenv("STREETWATCH_DATA_DIR", str(reviewed.store.settings.data_dir))  # restored afterwards
     out = tmp_path / "ds"
-    result = CliRunner().invoke(app, ["dataset", "export-reviewed", str(out), "--split", "1,0,0"])
+    result = CliRunner().invoke(app, ["dataset", "export-reviewed", str(out), "--split", "1,0,0", "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["images"]["train"] == len(reviewed.filed) + len(reviewed.rejected)

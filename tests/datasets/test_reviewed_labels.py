@@ -1,0 +1,198 @@
+"""The training set from reviews, on a real case store with real footage (vtest.avi) as evidence:
+
+- a ``false_positive`` void is a hard negative only where its own box was: its crop keeps an empty label,
+  its frame keeps the other objects that stand in it (another case's confident box of another class) or is
+  dropped, and a doubtful object near it (a low-confidence box) drops the picture;
+- boxes operators drew on a case's image become labels of that image (class from the code, as a re-code),
+  with a crop of their own where the case's crop does not show them; a code without one class is listed;
+- splits group connected incidents of one camera; the summary table counts per split and per camera.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from api.models import Case
+from datasets.reviewed import (
+    ClassMapping,
+    ExportReport,
+    GroupBy,
+    ImageSource,
+    crop_window,
+    export_reviewed,
+    incident_groups,
+    split_of,
+)
+from datasets.yolo import Labels, read_dataset_yaml, read_labels, split_images, xywhn_to_xyxy
+from detector.detections import Detections
+from tests.conftest import VTEST, require
+from tests.datasets.builders import video_frames
+from tests.datasets.reviewed_store import ReviewedStore, make_reviewed_store
+
+NAMES = ["car", "umbrella"]  # the detector's classes the reports name
+MAPPING = ClassMapping(
+    ["car", "stall", "garbage"], {"street_stall": {"*": "stall"}, "exposed_garbage": {"*": "garbage"}}
+)
+CAR = [560.0, 60.0, 700.0, 160.0]  # vtest.avi (768x576): the parked cars at the top right
+STALL = [80.0, 300.0, 200.0, 420.0]  # pavement at the bottom left: the "stall" that was not one
+FAINT = [150.0, 330.0, 220.0, 400.0]  # a low-confidence box beside it
+
+
+def boxes(xyxy: list[float], confidence: float, class_id: int) -> Detections:
+    return Detections(
+        xyxy=np.array([xyxy], np.float32),
+        confidence=np.array([confidence], np.float32),
+        class_id=np.array([class_id], np.int64),
+    )
+
+
+def export(store: ReviewedStore, out: Path, source: ImageSource) -> tuple[Path, ExportReport]:
+    with store.sessions() as session:
+        return export_reviewed(
+            session,
+            store.settings.evidence_dir,
+            out,
+            mapping=MAPPING,
+            source=source,
+            group_by=GroupBy.CASE,
+            fractions=(1.0, 0.0, 0.0),
+        )
+
+
+def exported(yaml_path: Path) -> dict[str, tuple[Path, Labels]]:
+    """image name -> (path, labels) of the train split."""
+    spec = read_dataset_yaml(yaml_path)
+    return {
+        image.name: (image, read_labels(image.parents[2] / "labels" / "train" / f"{image.stem}.txt", 3))
+        for image in split_images(spec, "train")
+    }
+
+
+def of_case(images: dict[str, tuple[Path, Labels]], case_id: int) -> list[tuple[Path, Labels]]:
+    return [images[name] for name in sorted(images) if name.startswith(f"case{case_id:06d}_")]
+
+
+@pytest.fixture(scope="module")
+def frame() -> np.ndarray[Any, np.dtype[np.uint8]]:
+    require(VTEST, "apt-get install opencv-doc")
+    (first,) = video_frames(VTEST, [100])
+    return first
+
+
+def test_a_false_positive_is_negative_only_where_its_box_was(
+    frame: np.ndarray[Any, np.dtype[np.uint8]], tmp_path: Path
+) -> None:
+    store = make_reviewed_store(tmp_path / "store", NAMES)
+    # minute 0: a confident car nobody reviewed yet, and a "stall" voided as a false positive beside it
+    store.report(frame, boxes(CAR, 0.9, 0), place="p-a", minutes=0)
+    beside_car = store.report(frame, boxes(STALL, 0.6, 1), place="p-b", violation="street_stall", minutes=0)
+    store.act(beside_car, "void", reason="false_positive")
+    filed = store.report(frame, boxes(CAR, 0.9, 0), place="p-d", minutes=20)
+    store.act(filed, "file")
+    # minute 40: a false positive with nothing known around it; minute 60: one beside a doubtful box
+    alone = store.report(frame, boxes(STALL, 0.6, 1), place="p-e", violation="street_stall", minutes=40)
+    store.act(alone, "void", reason="false_positive")
+    faint = store.report(frame, boxes(FAINT, 0.3, 0), place="p-f", minutes=60)
+    doubtful = store.report(frame, boxes(STALL, 0.6, 1), place="p-g", violation="street_stall", minutes=60)
+    store.act(doubtful, "void", reason="false_positive")
+
+    # frames: the car stands in the first false positive's frame and keeps its label; no stall label
+    yaml_path, report = export(store, tmp_path / "frames", ImageSource.FRAME)
+    images = exported(yaml_path)
+    ((_, labels),) = of_case(images, beside_car)
+    assert labels.class_id.tolist() == [0]  # car
+    np.testing.assert_allclose(xywhn_to_xyxy(labels.xywhn, 768, 576)[0], CAR, atol=1)
+    assert of_case(images, alone) == [] and of_case(images, doubtful) == []  # never an empty frame
+    assert report.negatives_dropped == 2 and report.negatives["train"] == 1
+    assert len(of_case(images, filed)) == 1
+
+    # crops: the close-up of the voided box is an empty label; the doubtful one is dropped
+    yaml_path, report = export(store, tmp_path / "crops", ImageSource.CROP)
+    images = exported(yaml_path)
+    for case_id in (beside_car, alone):
+        ((_, labels),) = of_case(images, case_id)
+        assert len(labels) == 0
+    assert of_case(images, doubtful) == []
+    assert report.negatives_dropped == 1 and report.negatives["train"] == 2
+    (why,) = [s["reason"] for s in report.skipped if s["case"] == doubtful]
+    assert f"case {faint}'s box" in why and "cannot be labelled" in why
+
+
+def test_drawn_boxes_become_labels_of_their_image(
+    frame: np.ndarray[Any, np.dtype[np.uint8]], tmp_path: Path
+) -> None:
+    store = make_reviewed_store(tmp_path / "store", NAMES)
+    pile = store.report(frame, boxes(STALL, 0.7, 1), place="p-h", violation="exposed_garbage", minutes=0)
+    store.act(pile, "file")
+    missed = [0.70, 0.60, 0.85, 0.80]  # a second pile the detector missed, far from the first
+    store.draw(pile, "confirmation", missed, "0102")
+    store.draw(pile, "confirmation", [0.40, 0.40, 0.45, 0.45], "0505")  # parking: car or truck?
+    # an operator voids a "stall" but draws the real garbage standing in its frame
+    voided = store.report(frame, boxes(STALL, 0.6, 1), place="p-j", violation="street_stall", minutes=30)
+    store.act(voided, "void", reason="false_positive")
+    store.draw(voided, "confirmation", missed, "0102")
+
+    yaml_path, report = export(store, tmp_path / "frames", ImageSource.FRAME)
+    images = exported(yaml_path)
+    ((_, labels),) = of_case(images, pile)
+    assert sorted(labels.class_id.tolist()) == [2, 2]  # the reported pile and the drawn one: garbage
+    missed_px = [m * s for m, s in zip(missed, (768, 576, 768, 576), strict=True)]
+    assert any(np.allclose(box, missed_px, atol=1) for box in xywhn_to_xyxy(labels.xywhn, 768, 576))
+    ((_, labels),) = of_case(images, voided)
+    assert labels.class_id.tolist() == [2]  # garbage only: the voided stall stays unlabelled
+    summary = report.to_json()
+    assert summary["drawn_labels"] == 2
+    assert any("0505" in s["reason"] and "--mapping" in s["reason"] for s in report.skipped)
+    table = report.table(MAPPING.classes)
+    assert "camera cam-1" in table and "garbage" in table and "split train" in table
+
+    # crops: the case's crop shows the reported pile; the drawn pile gets a crop of its own
+    yaml_path, report = export(store, tmp_path / "crops", ImageSource.CROP)
+    images = exported(yaml_path)
+    crops = dict((path.name.split("_")[1], (path, labels)) for path, labels in of_case(images, pile))
+    assert set(crops) == {"crop", "drawn000001"}
+    path, labels = crops["drawn000001"]
+    window = crop_window(missed_px, (768, 576))
+    assert window is not None
+    picture = cv2.imread(str(path))
+    assert picture is not None and picture.shape[:2] == (window[3] - window[1], window[2] - window[0])
+    assert labels.class_id.tolist() == [2]
+    assert report.per_camera["cam-1"].drawn >= 2
+
+
+def _case(case_id: int, camera: str, start_min: float, end_min: float) -> Case:
+    t0 = dt.datetime(2026, 5, 11, 1, 0)
+    return Case(
+        id=case_id,
+        camera_code=camera,
+        first_seen_at=t0 + dt.timedelta(minutes=start_min),
+        confirmed_at=t0 + dt.timedelta(minutes=start_min),
+        last_seen_at=t0 + dt.timedelta(minutes=end_min),
+        created_at=t0 + dt.timedelta(minutes=start_min),
+    )
+
+
+def test_splits_group_connected_incidents_of_one_camera() -> None:
+    cases = [
+        _case(1, "cam-1", 0, 10),
+        _case(2, "cam-1", 5, 6),  # on screen with 1: the same scene
+        _case(3, "cam-1", 10.2, 20),  # starts 12 s after 1 ends: still the same scene
+        _case(4, "cam-1", 60, 70),  # an hour later: its own group...
+        _case(5, "cam-2", 0, 10),  # same time, another camera: another group
+        _case(6, "cam-1", 200, 210),  # ...unless it recurs an earlier case
+    ]
+    groups = incident_groups(cases, {6: 4})
+    assert groups[1] == groups[2] == groups[3] == "camera:cam-1:incident:1"
+    assert groups[4] == groups[6] == "camera:cam-1:incident:4"
+    assert groups[5] == "camera:cam-2:incident:5"
+    assert len({groups[1], groups[4], groups[5]}) == 3
+    assert incident_groups(list(reversed(cases)), {6: 4}) == groups  # deterministic
+    for seed in range(20):  # connected cases never straddle splits, whatever the seed
+        splits = {split_of(groups[i], (0.5, 0.25, 0.25), seed) for i in (1, 2, 3)}
+        assert len(splits) == 1
