@@ -411,7 +411,7 @@ class ModelUpdater:
                 self._fail(target, str(exc), permanent=True)
                 return False
             staged = stage_model(self.folder, card, identity, detector.class_names)
-            log.warning("model version %d has another class list: staged, restarting", target.version_id)
+            log.warning("model version %d needs new rules (%s): staged, restarting", target.version_id, exc)
             with self._lock:
                 self._state, self._error, self._offered_sha256 = "loading", None, target.sha256
             self.on_new_classes(staged)
