@@ -423,17 +423,21 @@ def ground_truth_box(clip: Clip, incident: Incident, t: float) -> list[float] | 
 # --- training, evaluation, publishing -------------------------------------------------------------------
 
 
-def export_reviewed(state: Round) -> Path:
-    """``streetwatch dataset export-reviewed`` (crops, split by incident) from the store's data dir."""
+def export_reviewed(state: Round, images: str = "crop") -> Path:
+    """``streetwatch dataset export-reviewed`` (``images``: crop or frame; split by incident) from the
+    store's data dir."""
     from api.db import make_engine, make_session_factory
     from api.settings import Settings
+    from datasets.reviewed import ImageSource
     from datasets.reviewed import export_reviewed as export
 
     settings = Settings(data_dir=state.out / "store", _env_file=None)
     engine = make_engine(settings)
     try:
         with make_session_factory(engine)() as session:
-            path, report = export(session, settings.evidence_dir, state.out / "reviewed")
+            path, report = export(
+                session, settings.evidence_dir, state.out / "reviewed", source=ImageSource(images)
+            )
     finally:
         engine.dispose()
     from datasets.reviewed import default_mapping
@@ -622,6 +626,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=300, help="Upper bound within the time box.")
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument(
+        "--images", choices=("crop", "frame"), default="crop", help="export-reviewed --images."
+    )
     parser.add_argument("--draw-share", type=float, default=0.5, help="Share of missed objects boxed.")
     parser.add_argument("--truth-every-s", type=float, default=10.0, help="Ground-truth frame spacing.")
     parser.add_argument("--photos", type=Path, default=GARBAGE_PHOTOS)
@@ -652,7 +659,7 @@ def bootstrap_round(args: argparse.Namespace) -> dict[str, Any]:
             with step(state, "operator"):
                 review(api, state, own, args.draw_share)
             with step(state, "train"):
-                data = export_reviewed(state)
+                data = export_reviewed(state, args.images)
                 card, command = train(state, data, args)
                 before_ap = ap50(START_CARD, truth_data, set(START_CLASSES))
                 after_ap = ap50(card, truth_data, set(CLASS_TO_VIOLATION))
