@@ -77,6 +77,11 @@ class ModelCard(_Strict):
     licence: str = "unknown"
     source: str | None = None
     description: str | None = None
+    violations: dict[str, str] | None = Field(
+        None,
+        description="Class -> violation type the model was trained to report (e.g. stall: street_stall): "
+        "a daemon that takes it from the store maps the classes its configuration does not.",
+    )
 
 
 def sha256_of(path: Path) -> str:

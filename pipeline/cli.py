@@ -101,14 +101,16 @@ def run_command(config: ConfigOption) -> None:
     if unopenable:
         typer.echo(f"error: {config}: {unopenable}", err=True)
         raise typer.Exit(2)
-    from pipeline.daemon import Daemon  # heavy imports (ONNX Runtime, PyAV) only when running
+    from pipeline.daemon import RESTART_EXIT, Daemon  # heavy imports (ONNX Runtime, PyAV) when running
     from pipeline.errors import PipelineError
 
-    try:
-        daemon = Daemon(checked)
-    except (PipelineError, DetectorError, OSError) as exc:
-        typer.echo(f"error: {config}: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    code = daemon.run(install_signal_handlers=True)
+    code = RESTART_EXIT
+    while code == RESTART_EXIT:  # the store made a model with another class list live: build it again
+        try:
+            daemon = Daemon(checked)
+        except (PipelineError, DetectorError, OSError) as exc:
+            typer.echo(f"error: {config}: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        code = daemon.run(install_signal_handlers=True)
     if code:
         raise typer.Exit(code)

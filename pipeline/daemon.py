@@ -65,7 +65,7 @@ from pipeline.clips import ClipRecorder
 from pipeline.config import DaemonConfig, ZoneConfig
 from pipeline.errors import OutboxError
 from pipeline.metrics import DaemonMetrics, HealthStatus, MetricsServer, health_record
-from pipeline.model_updates import ModelIdentity, ModelUpdater, SwappableDetector
+from pipeline.model_updates import ModelIdentity, ModelUpdater, StagedModel, SwappableDetector, read_staged
 from pipeline.protocols import DetectorLike, RulesLike, SourceFactory, StaticChangeFactory
 from pipeline.redaction import PersonSplit
 from pipeline.reporting import Reporter
@@ -96,6 +96,23 @@ STALLED_AFTER_S = 60.0  # /healthz: a scheduler loop slower than this is reporte
 SCHEDULER_JOIN_S = 60.0  # shutdown: longest in-flight batch we wait for
 RULES_JOIN_S = 30.0
 SOURCE_STOP_S = 10.0
+RESTART_EXIT = 75  # run(): a model with another class list is staged; build the daemon again (EX_TEMPFAIL)
+
+
+def config_for_staged(config: DaemonConfig, staged: StagedModel) -> DaemonConfig:
+    """``config`` running the staged model: ``detector.classes`` keeps the classes the model has and maps its
+    other classes with the card's ``violations``; the configuration's thresholds give way to the card's."""
+    classes: dict[str, Any] = {n: r for n, r in config.detector.classes.items() if n in staged.classes}
+    for name, violation in staged.violations.items():
+        if name in staged.classes and name not in classes:
+            classes[name] = violation
+    dropped = sorted(set(config.detector.classes) - set(classes))
+    if dropped:
+        log.warning("the staged model has no class %s: not detected any more", ", ".join(dropped))
+    detector = config.detector.model_copy(
+        update={"model": staged.card, "classes": classes, "confidence": None, "iou": None}
+    )
+    return config.model_copy(update={"detector": detector})
 
 
 class Daemon:
@@ -127,7 +144,11 @@ class Daemon:
         from pipeline.pusher import Pusher
         from pipeline.verification import Verifier
 
+        staged = read_staged(config.store.outbox.parent / "models") if detector is None else None
+        if staged is not None:  # the store's live model with another class list (pipeline.model_updates)
+            config = config_for_staged(config, staged)
         self.config = config
+        self.restart_requested = False
         self.person_split: PersonSplit | None = None
         if detector is None:
             loaded = self._load_detector(config)
@@ -137,7 +158,11 @@ class Daemon:
         self.class_names = [*detector.class_names, UNKNOWN_OBJECT]
         self.model_name, self.model_version = self._model_identity(detector, config)
         # the store may assign another model: swapped in between batches (pipeline.model_updates)
-        self.swapper = SwappableDetector(detector, ModelIdentity(self.model_name, self.model_version, None))
+        identity = ModelIdentity(self.model_name, self.model_version, None)
+        if staged is not None:
+            identity = staged.identity
+            log.info("the staged model %s runs (classes %s)", identity.label, ", ".join(staged.classes))
+        self.swapper = SwappableDetector(detector, identity)
         self.detector: DetectorLike = self.swapper
         self.case_reporter = CaseReporter(
             config,
@@ -252,6 +277,8 @@ class Daemon:
             self.swapper,
             self.control.stopping,
             on_shadow=self.shadow.set_shadow,
+            on_new_classes=self._restart_for,
+            mapped_classes=frozenset(config.detector.classes),
         )
         self._model_thread = threading.Thread(target=self.model_updater.run, name="model-update", daemon=True)
         self.health_reporter = CameraHealthReporter(
@@ -429,8 +456,16 @@ class Daemon:
         """Ask :meth:`run` to shut down (thread-safe; a signal handler calls this)."""
         self.control.stop_requested.set()
 
+    def _restart_for(self, staged: StagedModel) -> None:
+        """A live model with another class list is staged: stop in order; :meth:`run` returns
+        :data:`RESTART_EXIT` and the next daemon built from the same configuration loads it."""
+        log.warning("restarting for model %s (classes %s)", staged.identity.label, ", ".join(staged.classes))
+        self.restart_requested = True
+        self.stop()
+
     def run(self, *, install_signal_handlers: bool = False) -> int:
-        """Run until stopped; 0 after a clean stop, 1 when a stage failed."""
+        """Run until stopped; 0 after a clean stop, 1 when a stage failed, :data:`RESTART_EXIT` when the store
+        made a model with another class list live (build the daemon again: it loads that model)."""
         previous = self._install_signal_handlers() if install_signal_handlers else {}
         try:
             self.start()
@@ -449,7 +484,7 @@ class Daemon:
         if self.failures:
             log.error("daemon stopped after a failure: %s", "; ".join(self.failures))
             return 1
-        return 0
+        return RESTART_EXIT if self.restart_requested else 0
 
     def shutdown(self) -> None:
         """Stop in order (see the module docstring); every step bounded. Safe to call twice."""

@@ -8,8 +8,19 @@
 - Load: the card the store sent is written beside the file and loaded like any card (the loader checks the
   sha256 again and the output layout); the detector warms up on a dummy frame before it is offered.
 - Swap: :class:`SwappableDetector` takes the new detector at the start of its next ``detect_batch``, on the
-  scheduler thread: no batch runs half on one model. A model whose classes differ from the running one's
-  is refused (the rules, reports and redaction are built on the class list: that needs a restart).
+  scheduler thread: no batch runs half on one model.
+- A model whose classes differ from the running one's (e.g. a city's first stall and garbage model), or
+  whose card maps classes to violations (``violations``) that the running rules leave unmapped, is
+  *staged* instead: downloaded, checked and warmed up as above, then recorded in
+  ``<state dir>/models/staged.json``, and the daemon restarts itself (:data:`pipeline.daemon.RESTART_EXIT`,
+  which ``streetwatch run`` answers by building the daemon again). Why a restart and not a swap: the class
+  list is baked into everything after the detector (the rules' class->violation table and their open
+  incidents and stationary tracks, the case reports' event codes, static change's class index, the
+  suppressions, the shadow comparison, redaction's person class), and an open incident of a class the new
+  model lacks cannot be carried over; rebuilding all of it between batches is a restart in all but name,
+  with more ways to leave one part on the old list. The restart keeps the outbox, the zone cache and the
+  references on disk, so nothing reported is lost; the new daemon maps the new classes with the
+  configuration's ``detector.classes`` where it names them and with the card's ``violations`` otherwise.
 
 Anything that fails leaves the running model in place and is reported in the camera health
 (:class:`contract.health.ModelHealth`) until the assignment changes.
@@ -18,6 +29,7 @@ Anything that fails leaves the running model in place and is reported in the cam
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -46,6 +58,62 @@ IDLE_CHECK_S = 5.0
 
 class ModelUpdateError(Exception):
     """A model could not be made live; the message says what and why."""
+
+
+class ClassListChanged(ModelUpdateError):
+    """The offered model's classes differ from the running one's: it needs the daemon rebuilt."""
+
+
+STAGED_FILE = "staged.json"
+
+
+@dataclass(frozen=True)
+class StagedModel:
+    """A live model with another class list, checked and warmed up, that the next start loads."""
+
+    card: Path
+    identity: ModelIdentity
+    classes: list[str]
+    violations: dict[str, str]  # the card's class -> violation type (may be empty)
+
+
+def stage_model(folder: Path, card: Path, identity: ModelIdentity, classes: Sequence[str]) -> StagedModel:
+    """Record ``card`` as the model the daemon starts with from now on (``folder/staged.json``)."""
+    fields = yaml.safe_load(card.read_text(encoding="utf-8")) or {}
+    violations = {str(k): str(v) for k, v in (fields.get("violations") or {}).items()}
+    staged = StagedModel(card.resolve(), identity, list(classes), violations)
+    document = {
+        "card": str(staged.card),
+        "name": identity.name,
+        "version": identity.version,
+        "version_id": identity.version_id,
+        "classes": staged.classes,
+        "violations": violations,
+    }
+    part = folder / f"{STAGED_FILE}.part"
+    part.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    part.replace(folder / STAGED_FILE)
+    return staged
+
+
+def read_staged(folder: Path) -> StagedModel | None:
+    """The staged model, or None when there is none (or its card is gone: logged, the YAML's model runs)."""
+    path = folder / STAGED_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        card = Path(data["card"])
+        identity = ModelIdentity(str(data["name"]), str(data["version"]), data.get("version_id"))
+        classes = [str(c) for c in data["classes"]]
+        staged = StagedModel(card, identity, classes, dict(data.get("violations") or {}))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.error("%s: unreadable staged model (%s): the configured model runs", path, exc)
+        return None
+    if not card.is_file():
+        log.error("%s: the staged card %s is gone: the configured model runs", path, card)
+        return None
+    return staged
 
 
 @dataclass(frozen=True)
@@ -103,7 +171,7 @@ class SwappableDetector:
     def offer(self, detector: DetectorLike, identity: ModelIdentity) -> None:
         """Take ``detector`` before the next batch; :class:`ModelUpdateError` when its classes differ."""
         if list(detector.class_names) != list(self._current.class_names):
-            raise ModelUpdateError(
+            raise ClassListChanged(
                 f"{identity.label} has classes {detector.class_names}, the running model "
                 f"{self._identity.label} has {self._current.class_names}: a different class list needs a "
                 "restart of the daemon"
@@ -198,6 +266,7 @@ def load_detector(card: Path, *, provider: str = "cpu", threads: int | None = No
 
 Loader = Callable[[Path], DetectorLike]
 OnShadow = Callable[[DetectorLike | None, int | None, float], None]
+OnNewClasses = Callable[[StagedModel], None]
 
 
 class ModelUpdater:
@@ -212,7 +281,15 @@ class ModelUpdater:
         *,
         loader: Loader = load_detector,
         on_shadow: OnShadow | None = None,
+        on_new_classes: OnNewClasses | None = None,
+        mapped_classes: frozenset[str] | None = None,
     ) -> None:
+        # the classes the running rules map (detector.classes): a model whose card maps others is staged
+        # like one with another class list (its new classes need new rules)
+        self.mapped_classes = mapped_classes
+        # a live model with another class list: staged, then this is called (the daemon restarts);
+        # None: such a model is refused like one that fails to load
+        self.on_new_classes = on_new_classes
         self.on_shadow = on_shadow  # the shadow model, loaded (or None: no shadow), and its share
         self.client = client
         self.folder = folder
@@ -318,10 +395,27 @@ class ModelUpdater:
             self._fail(target, f"download: {exc}", permanent=False)
             return True
         self._set_state("loading")
+        card = write_card(target, path)
+        identity = ModelIdentity(target.name[:100], target.version[:50], target.version_id)
         try:
-            detector = self.loader(write_card(target, path))
-            identity = ModelIdentity(target.name[:100], target.version[:50], target.version_id)
+            detector = self.loader(card)
+            unmapped = self._newly_mapped(target, detector)
+            if unmapped:
+                raise ClassListChanged(
+                    f"{identity.label} maps classes {', '.join(unmapped)} to violations (its card's "
+                    "violations) that the running rules do not map: new rules need a restart of the daemon"
+                )
             self.swapper.offer(detector, identity)
+        except ClassListChanged as exc:
+            if self.on_new_classes is None:
+                self._fail(target, str(exc), permanent=True)
+                return False
+            staged = stage_model(self.folder, card, identity, detector.class_names)
+            log.warning("model version %d needs new rules (%s): staged, restarting", target.version_id, exc)
+            with self._lock:
+                self._state, self._error, self._offered_sha256 = "loading", None, target.sha256
+            self.on_new_classes(staged)
+            return False
         except ModelUpdateError as exc:
             self._fail(target, str(exc), permanent=True)
             return False
@@ -329,6 +423,15 @@ class ModelUpdater:
         with self._lock:
             self._state, self._error, self._offered_sha256 = "running", None, target.sha256
         return False
+
+    def _newly_mapped(self, target: DeviceModel, detector: DetectorLike) -> list[str]:
+        """Classes of the model its card maps to a violation and the running rules do not map."""
+        if self.mapped_classes is None:
+            return []
+        violations = target.card.get("violations")
+        if not isinstance(violations, dict):
+            return []
+        return [c for c in detector.class_names if c in violations and c not in self.mapped_classes]
 
     def _set_state(self, state: ModelUpdateState) -> None:
         with self._lock:
@@ -342,4 +445,15 @@ class ModelUpdater:
                 self._failed_sha256 = target.sha256
 
 
-__all__ = ["ModelIdentity", "ModelUpdateError", "ModelUpdater", "SwappableDetector", "download", "write_card"]
+__all__ = [
+    "ClassListChanged",
+    "ModelIdentity",
+    "ModelUpdateError",
+    "ModelUpdater",
+    "StagedModel",
+    "SwappableDetector",
+    "download",
+    "read_staged",
+    "stage_model",
+    "write_card",
+]

@@ -14,7 +14,7 @@ on the far kerb (outside every zone), and a car that stops in zone B for only 12
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -148,12 +148,16 @@ def incidents() -> tuple[Incident, ...]:
     )
 
 
-def scripted_actors() -> list[Actor]:
+def scripted_actors(look: int = 0) -> list[Actor]:
     """The incidents' actors (their timing matches :func:`incidents`) and the fixed distractors.
 
     The stall's and the bags' looks (seeds 201 and 302) were picked among a few generator seeds as ones
     the bundled demo model detects well (README: the demo model); their places and times are the script's.
+    ``look`` other than 0 gives every scripted actor other looks (the same script: places and times), for
+    clips that are not the demo (benchmarks/bootstrap_round.py).
     """
+    if look:
+        return [replace(actor, seed=actor.seed + 1000 * look) for actor in scripted_actors()]
     stall_at, garbage_at = (KERB + 3.2, 16.0), (KERB + 2.2, 9.0)
     return [
         _drive_in_park_leave("car", 101, 21.0, 150.0, 12.0),

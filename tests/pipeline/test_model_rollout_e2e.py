@@ -30,6 +30,7 @@ from pipeline.cli import check_config
 from pipeline.config import CameraConfig
 from pipeline.daemon import Daemon
 from pipeline.protocols import SourceLike
+from tests.conftest import REPO
 from tests.pipeline.live_store import LiveStore
 from tests.pipeline.test_daemon_e2e import VAN_ZONE, wait_for, write_config, zone
 
@@ -253,3 +254,45 @@ def test_a_shadow_model_is_compared_and_never_reports_a_case(
         assert row.shadow_version_id == shadow and row.live_version_id is None
         assert row.classes["illegal_parking"]["agree"] == 1, row.classes
         assert row.classes["_frames"]["shadow"] == shadow_calls
+
+
+def test_a_live_model_with_other_classes_restarts_the_daemon_onto_it(
+    tmp_path: Path, store: LiveStore, yolox_card: Path, vtest_path: Path
+) -> None:
+    """A city's first stall and garbage model (the demo model's classes, not COCO's) made live: the running
+    daemon stages it and stops with RESTART_EXIT; the daemon built again from the same file runs it, with
+    the card's stall and garbage mapped and the registry version in its reports."""
+    from pipeline.daemon import RESTART_EXIT
+
+    demo = REPO / "models" / "streetwatch-demo-n.yaml"
+    card = {**yolox_card_fields(demo), "violations": {"stall": "street_stall", "garbage": "exposed_garbage"}}
+    city = publish(store, (REPO / "models" / "streetwatch-demo-n.onnx").read_bytes(), card)
+    cameras = camera_config(2, 40, store.world.place_key)
+    cameras[0]["url"] = str(vtest_path)
+    cameras[0]["realtime"] = True
+    path = write_config(
+        tmp_path, store, yolox_card, cameras, register=("vtest",), store_extra={"zone_sync_s": 0.5}
+    )
+    daemon = Daemon(check_config(path))
+    runner, code = start(daemon)
+    try:
+        wait_for(lambda: analysed(daemon) >= 2, 60, "frames analysed")
+        make_live(store, city)
+        runner.join(120)
+    finally:
+        daemon.stop()
+        runner.join(60)
+    assert code == [RESTART_EXIT] and daemon.swapper.swaps == 0
+    again = Daemon(check_config(path))
+    try:
+        assert again.swapper.class_names == yaml.safe_load(demo.read_text())["classes"]
+        assert again.swapper.identity.version_id == city
+        assert again.config.detector.violation_of == {
+            "car": "illegal_parking",
+            "truck": "illegal_parking",
+            "bus": "illegal_parking",
+            "stall": "street_stall",
+            "garbage": "exposed_garbage",
+        }
+    finally:
+        again.outbox.close()

@@ -93,3 +93,110 @@ def test_the_swap_happens_between_batches_and_refuses_other_classes() -> None:
     assert swapper.identity.report_version == "2 #9"
     with pytest.raises(ModelUpdateError, match="a different class list needs a restart"):
         swapper.offer(Fixed(["car", "stall"], 0.3), ModelIdentity("city", "3", 10))
+
+
+def test_a_live_model_with_other_classes_is_staged_and_the_daemon_asked_to_restart(tmp_path: Path) -> None:
+    """The city's first stall model: not swapped in (the rules are built on the class list) but staged for
+    the next start, with the card's class -> violation mapping; the running model keeps analysing."""
+    import threading
+
+    from pipeline.model_updates import ModelUpdater, read_staged
+
+    data = b"stand-in onnx" * 10
+    target = model(data).model_copy(
+        update={"card": {"name": "city", "version": "2", "violations": {"stall": "street_stall"}}}
+    )
+    swapper = SwappableDetector(Fixed(["car"], 0.1), ModelIdentity("yaml", "1", None))
+    restarts: list[Any] = []
+    updater = ModelUpdater(
+        RangedStore(data), tmp_path, swapper, threading.Event(),
+        loader=lambda card: Fixed(["car", "stall"], 0.2), on_new_classes=restarts.append,
+    )  # fmt: skip
+    updater.assign([target])
+    assert updater.step() is False
+    assert len(restarts) == 1 and swapper.swaps == 0
+    frame = np.zeros((4, 4, 3), np.uint8)
+    assert swapper.detect_batch([frame])[0].confidence[0] == pytest.approx(0.1), "the old model still runs"
+    staged = read_staged(tmp_path)
+    assert staged is not None and staged == restarts[0]
+    assert staged.classes == ["car", "stall"] and staged.violations == {"stall": "street_stall"}
+    assert staged.identity == ModelIdentity("m", "1", 7) and staged.card.is_file()
+    assert updater.step() is False and len(restarts) == 1, "staged once, not again on every check"
+    # without a restart hook (tests, tools): refused and reported, as before
+    plain = ModelUpdater(
+        RangedStore(data), tmp_path / "plain", swapper, threading.Event(),
+        loader=lambda card: Fixed(["car", "stall"], 0.2),
+    )  # fmt: skip
+    plain.assign([target])
+    plain.step()
+    assert plain.health().state == "failed" and "needs a restart" in (plain.health().error or "")
+    assert read_staged(tmp_path / "plain") is None
+
+
+ZONE = {
+    "id": "z",
+    "place": "310101001001001",
+    "polygon": [[0, 0], [1, 0], [1, 1]],
+    "rules": {"illegal_parking": {"dwell_s": 30}},
+}
+
+
+def test_a_model_whose_card_maps_classes_the_rules_do_not_is_staged_too(tmp_path: Path) -> None:
+    """The same class list (the demo model restricted by detector.classes to its vehicles), but the new
+    card maps stall: a swap would leave stalls unmapped, so it is staged for a restart."""
+    import threading
+
+    from pipeline.model_updates import ModelUpdater, read_staged
+
+    data = b"stand-in onnx" * 10
+    classes = ["car", "stall"]
+    swapper = SwappableDetector(Fixed(classes, 0.1), ModelIdentity("yaml", "1", None))
+    restarts: list[Any] = []
+
+    def updater(folder: Path, violations: dict[str, str]) -> ModelUpdater:
+        target = model(data).model_copy(update={"card": {"violations": violations}})
+        found = ModelUpdater(
+            RangedStore(data), folder, swapper, threading.Event(), loader=lambda card: Fixed(classes, 0.2),
+            on_new_classes=restarts.append, mapped_classes=frozenset({"car"}),
+        )  # fmt: skip
+        found.assign([target])
+        found.step()
+        return found
+
+    updater(tmp_path / "a", {"car": "illegal_parking", "stall": "street_stall"})
+    assert len(restarts) == 1 and read_staged(tmp_path / "a") is not None and swapper.swaps == 0
+    updater(tmp_path / "b", {"car": "illegal_parking"})  # nothing new mapped: an ordinary hot swap
+    assert len(restarts) == 1 and read_staged(tmp_path / "b") is None
+    swapper.detect_batch([np.zeros((4, 4, 3), np.uint8)])
+    assert swapper.swaps == 1
+
+
+def test_the_staged_model_maps_its_new_classes_with_its_card(tmp_path: Path) -> None:
+    from pipeline.config import DaemonConfig
+    from pipeline.daemon import config_for_staged
+    from pipeline.model_updates import StagedModel
+
+    card = tmp_path / "m.yaml"
+    card.write_text("name: m\n", encoding="utf-8")
+    config = DaemonConfig.model_validate(
+        {
+            "detector": {
+                "model": str(card),
+                "classes": {"car": "illegal_parking", "dog": "illegal_parking"},
+                "confidence": 0.4,
+            },
+            "store": {"url": "http://store", "device_key_file": str(tmp_path / "key")},
+            "cameras": [{"id": "c", "url": "x.mp4", "sample": {"mode": "fps", "fps": 2}, "zones": [ZONE]}],
+        }
+    )
+    staged = StagedModel(
+        card, ModelIdentity("m", "2", 5), ["car", "stall", "garbage"],
+        {"stall": "street_stall", "garbage": "exposed_garbage", "car": "ignored: configured"},
+    )  # fmt: skip
+    mapped = config_for_staged(config, staged).detector
+    assert mapped.violation_of == {
+        "car": "illegal_parking",
+        "stall": "street_stall",
+        "garbage": "exposed_garbage",
+    }
+    assert mapped.model == card and mapped.confidence is None
