@@ -326,7 +326,7 @@ class Daemon:
             confidence=d.confidence,
             iou=d.iou,
             max_detections=d.max_detections,
-            intra_op_threads=d.threads,
+            settings=d.session_settings(),
         )
 
     @staticmethod
