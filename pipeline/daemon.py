@@ -48,6 +48,7 @@ the daemon needs from sources, detector and rules). This module wires them and o
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import queue
 import signal
@@ -65,7 +66,7 @@ from pipeline.clips import ClipRecorder
 from pipeline.config import DaemonConfig, ZoneConfig
 from pipeline.errors import OutboxError
 from pipeline.metrics import DaemonMetrics, HealthStatus, MetricsServer, health_record
-from pipeline.model_updates import ModelIdentity, ModelUpdater, SwappableDetector
+from pipeline.model_updates import ModelIdentity, ModelUpdater, SwappableDetector, load_detector
 from pipeline.protocols import DetectorLike, RulesLike, SourceFactory, StaticChangeFactory
 from pipeline.redaction import PersonSplit
 from pipeline.reporting import Reporter
@@ -251,6 +252,7 @@ class Daemon:
             config.store.outbox.parent / "models",
             self.swapper,
             self.control.stopping,
+            loader=functools.partial(load_detector, settings=config.detector.session_settings()),
             on_shadow=self.shadow.set_shadow,
         )
         self._model_thread = threading.Thread(target=self.model_updater.run, name="model-update", daemon=True)
