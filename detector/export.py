@@ -248,10 +248,8 @@ def _describe_source(weights: Path, ultralytics_version: str) -> str:
 
 def write_card(card: ModelCard, card_path: Path, *, command: str) -> None:
     data = card_to_yaml_dict(card, relative_to=card_path.parent)
-    header = (
-        f"# Written by `streetwatch models export`; regenerate rather than edit (sha256 pins the file):\n"
-        f"#   {command}\n"
-    )
+    writer = " ".join(command.split()[:3])  # streetwatch models export / reshape
+    header = f"# Written by `{writer}`; regenerate rather than edit (sha256 pins the file):\n#   {command}\n"
     body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110, default_flow_style=None)
     card_path.write_text(header + body, encoding="utf-8")
 

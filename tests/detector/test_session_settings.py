@@ -121,3 +121,17 @@ def test_a_dynamic_batch_runs_in_one_session_call(tmp_path: Path) -> None:
     assert calls == [(4, 3, 320, 320)]
     for a, b in zip(alone, together, strict=True):
         np.testing.assert_array_equal(a.xyxy, b.xyxy)
+
+
+def test_the_environment_override_replaces_the_providers_and_names_a_bad_value(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("STREETWATCH_ORT_PROVIDERS", '[{"name": "cpu", "options": {"use_arena": false}}]')
+    cuda_only = SessionSettings(providers=(ProviderSpec("cuda"),), fallback=False)
+    with caplog.at_level(logging.WARNING, logger="detector.session"):
+        session = create_session(DEMO_ONNX, settings=cuda_only)  # refused without the override
+    assert session.get_providers() == ["CPUExecutionProvider"]
+    assert "providers set by STREETWATCH_ORT_PROVIDERS" in caplog.text
+    monkeypatch.setenv("STREETWATCH_ORT_PROVIDERS", "cuda")
+    with pytest.raises(ProviderError, match="STREETWATCH_ORT_PROVIDERS='cuda': expected a JSON list"):
+        create_session(DEMO_ONNX)
