@@ -13,6 +13,9 @@ one CSV row per mode, appended::
 
     .venv/bin/python -m benchmarks.bench_detector --iterations 200
     .venv/bin/python -m benchmarks.bench_detector --model models/yolox-nano-coco.yaml --iterations 300
+
+``--sweeps batch,pattern,variants`` adds the sweeps of :mod:`benchmarks.detector_sweeps` (batch size vs
+fps, ONNX Runtime threads x spinning under the daemon's pattern, rectangular input sizes) and a PNG.
 """
 
 from __future__ import annotations
@@ -34,14 +37,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from benchmarks import detector_sweeps as sweeps
 from benchmarks.common import cpu_model, package_version, write_json
 from detector import Detector
+from detector.session import SessionSettings
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("STREETWATCH_SHARED_DATA", REPO.parent / "shared" / "data"))
 DEFAULT_MODEL = SHARED_DATA / "models" / "yolov8n_int8_coco.onnx"
 DEFAULT_VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 MODES = ("raw", "full", "ultralytics")
+SWEEPS = ("batch", "pattern", "variants")
 TARGET_OVERHEAD_PCT = 5.0  # target: a full detector call at most 5% slower than the raw session.run
 SIGNIFICANCE = 0.01  # "faster than Ultralytics" must hold in a sign test over the paired rounds
 CSV_NAME = "bench_detector.csv"
@@ -92,10 +98,50 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--threads", type=int, default=os.cpu_count() or 1, help="ONNX Runtime intra-op threads, all modes."
     )
+    parser.add_argument(
+        "--spinning",
+        choices=("default", "on", "off"),
+        default="default",
+        help="ONNX Runtime thread spinning between runs, all modes and sweeps but the pattern sweep.",
+    )
     parser.add_argument("--modes", default=",".join(MODES), help=f"Comma-separated subset of {MODES}.")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="JSON and CSV folder.")
     parser.add_argument("--quiet", action="store_true", help="Do not print the table.")
+    sweeps = parser.add_argument_group("sweeps (benchmarks/detector_sweeps.py; a PNG beside the JSON)")
+    sweeps.add_argument("--sweeps", default="", help=f"Comma-separated subset of {SWEEPS} (default: none).")
+    sweeps.add_argument("--batches", default="1,2,4,8", help="Batch sizes of the batch sweep.")
+    sweeps.add_argument("--sweep-rounds", type=int, default=5, help="Interleaved rounds of every sweep.")
+    sweeps.add_argument("--batch-seconds", type=float, default=1.0, help="Seconds per batch size per round.")
+    sweeps.add_argument(
+        "--pattern-threads", default="1,2", help="Intra-op thread counts of the pattern sweep."
+    )
+    sweeps.add_argument("--pattern-batch", type=int, default=1, help="Frames per run in the pattern sweep.")
+    sweeps.add_argument("--gap-ms", type=float, default=50.0, help="Pause after each run (pattern sweep).")
+    sweeps.add_argument(
+        "--per-round", type=int, default=10, help="Runs per setting per round (pattern, variants)."
+    )
+    sweeps.add_argument("--sizes", default="384x640", help="Input sizes HxW of the variants sweep.")
+    sweeps.add_argument(
+        "--variant-models", type=Path, nargs="*", default=[], help="More models for the variants sweep."
+    )
     args = parser.parse_args(argv)
+    args.sweeps = [m.strip() for m in args.sweeps.split(",") if m.strip()]
+    if sorted(set(args.sweeps) - set(SWEEPS)):
+        parser.error(f"--sweeps: unknown {sorted(set(args.sweeps) - set(SWEEPS))}; expected some of {SWEEPS}")
+    try:
+        args.batches = [int(b) for b in args.batches.split(",") if b.strip()]
+        args.pattern_threads = [int(t) for t in args.pattern_threads.split(",") if t.strip()]
+        args.sizes = [
+            tuple(int(v) for v in size.lower().split("x")) for size in args.sizes.split(",") if size.strip()
+        ]
+    except ValueError:
+        parser.error(
+            "--batches / --pattern-threads take integers like 1,2,4,8; --sizes takes HxW like 384x640"
+        )
+    if not args.batches or min(args.batches) < 1 or not args.pattern_threads or min(args.pattern_threads) < 1:
+        parser.error("--batches and --pattern-threads need positive integers")
+    if any(len(size) != 2 or min(size) < 32 or size[0] % 32 or size[1] % 32 for size in args.sizes):
+        parser.error(f"--sizes: {args.sizes}: each size is HxW, multiples of 32 (e.g. 384x640)")
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = sorted(set(args.modes) - set(MODES))
     if unknown or not args.modes:
@@ -175,8 +221,13 @@ def ultralytics_runner(detector: Detector, frames: list[Frame], threads: int) ->
     return run
 
 
+def session_settings(args: argparse.Namespace) -> SessionSettings:
+    spinning = {"default": None, "on": True, "off": False}[args.spinning]
+    return SessionSettings(intra_op_threads=args.threads, allow_spinning=spinning)
+
+
 def build_setup(args: argparse.Namespace) -> Setup:
-    detector = Detector(args.model, intra_op_threads=args.threads)
+    detector = Detector(args.model, settings=session_settings(args))
     frames = decode_frames(args.video, args.frames, args.frame_step)
     runners: dict[str, Runner] = {}
     skipped: dict[str, str] = {}
@@ -317,6 +368,7 @@ def run_config(args: argparse.Namespace, setup: Setup) -> dict[str, Any]:
         "iterations": args.iterations,
         "warmup": args.warmup,
         "threads": args.threads,
+        "spinning": args.spinning,
         "batch": 1,
         "thresholds": {
             "confidence": detector.confidence,
@@ -420,14 +472,58 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "target": target_check(samples, stats, found),
         "skipped": setup.skipped,
     }
+    if args.sweeps:
+        document["sweeps"] = run_sweeps(args, setup)
+        document["machine"]["loadavg_1m_end"] = os.getloadavg()[0]
     args.out.mkdir(parents=True, exist_ok=True)
-    document["json_path"] = str(
-        write_json(args.out, f"bench_detector_{document['config']['model_name']}", document)
-    )
+    json_path = write_json(args.out, f"bench_detector_{document['config']['model_name']}", document)
+    document["json_path"] = str(json_path)
     document["csv_path"] = str(append_csv(args.out, document))
+    if args.sweeps:
+        png = sweeps.plot(document, json_path.with_suffix(".png"))
+        document["png_path"] = str(png) if png else None
     if not args.quiet:
         print(format_table(document))
+        if args.sweeps:
+            print(sweeps.format_sweeps(document["sweeps"]))
+            print(f"written: {json_path}" + (f", {png}" if png else " (no matplotlib: no PNG)"))
     return document
+
+
+def run_sweeps(args: argparse.Namespace, setup: Setup) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    frames, rounds = setup.frames, args.sweep_rounds
+    if "batch" in args.sweeps:
+        found["batch"] = sweeps.batch_sweep(
+            args.model,
+            frames,
+            args.batches,
+            settings=session_settings(args),
+            rounds=rounds,
+            min_s=args.batch_seconds,
+        )
+    if "pattern" in args.sweeps:
+        found["pattern"] = sweeps.daemon_pattern(
+            args.model,
+            frames,
+            args.video,
+            threads=args.pattern_threads,
+            batch=args.pattern_batch,
+            gap_ms=args.gap_ms,
+            rounds=rounds,
+            per_round=args.per_round,
+        )
+    if "variants" in args.sweeps:
+        found["variants"] = sweeps.variants(
+            args.model,
+            frames,
+            args.sizes,
+            settings=session_settings(args),
+            rounds=rounds,
+            per_round=args.per_round,
+            extra_models=args.variant_models,
+        )
+    return found
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ from benchmarks.pipeline_bench.ceiling import ceilings, measure_raw, measure_sam
 from benchmarks.pipeline_bench.clip import ClipSpec, Frame, first_frame, prepare_clip
 from benchmarks.pipeline_bench.model import ModelFacts, default_model, model_facts
 from benchmarks.pipeline_bench.process import run_trial_process, trial_main
-from benchmarks.pipeline_bench.report import append_csv, format_table
+from benchmarks.pipeline_bench.report import append_csv, format_table, plot
 from benchmarks.pipeline_bench.search import KSearch
 from benchmarks.pipeline_bench.verdict import Criteria, judge, targets
 
@@ -377,8 +377,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     name = f"bench_pipeline_{facts.name}"
-    document["json_path"] = str(write_json(args.out, name, document, indent=None))
+    json_path = write_json(args.out, name, document, indent=None)
+    document["json_path"] = str(json_path)
     document["csv_path"] = str(append_csv(args.out, document))
+    png = plot(document, json_path.with_suffix(".png"))
+    document["png_path"] = str(png) if png else None
     if not args.quiet:
         print(format_table(document))
     return document

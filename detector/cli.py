@@ -189,9 +189,11 @@ def _print_report(report: dict[str, Any], echo: Callable[[str], Any]) -> None:
 # streetwatch models export   -> detector/export.py: export_command
 # streetwatch models quantize -> detector/quantize.py: quantize_command
 # streetwatch models publish  -> detector/publish.py: publish_command
-from detector.export import export_command  # noqa: E402
+# streetwatch models reshape  -> detector/export.py: reshape_command
+from detector.export import export_command, reshape_command  # noqa: E402
 
 models_app.command("export")(export_command)
+models_app.command("reshape")(reshape_command)
 from detector.quantize import quantize_command  # noqa: E402
 
 models_app.command("quantize")(quantize_command)

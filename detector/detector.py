@@ -16,6 +16,7 @@ from detector.loader import LoadedModel, load_model
 from detector.model_info import SUPPORTED_INPUT_TYPES, check_image_input
 from detector.nms import batched_nms, top_k_indices
 from detector.preprocess import Letterbox, Preprocessor
+from detector.session import SessionSettings
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,8 @@ class Detector:
         provider: ``cpu`` (default), ``cuda``, ``tensorrt`` or ``openvino``; falls back to CPU with a warning.
         confidence, iou, max_detections: override the card's thresholds.
         intra_op_threads, inter_op_threads: ONNX Runtime thread pools (None: its defaults).
+        settings: the whole session configuration (threads, spinning, providers with options, fallback);
+            when given it wins over ``provider`` and the thread arguments.
         warmup: run once on a dummy tensor so the first real frame is not slow.
     """
 
@@ -41,10 +44,15 @@ class Detector:
         max_detections: int | None = None,
         intra_op_threads: int | None = None,
         inter_op_threads: int | None = None,
+        settings: SessionSettings | None = None,
         warmup: bool = True,
     ) -> None:
         self.loaded: LoadedModel = load_model(
-            model, provider=provider, intra_op_threads=intra_op_threads, inter_op_threads=inter_op_threads
+            model,
+            provider=provider,
+            intra_op_threads=intra_op_threads,
+            inter_op_threads=inter_op_threads,
+            settings=settings,
         )
         card = self.loaded.card
         self.confidence = card.thresholds.confidence if confidence is None else confidence

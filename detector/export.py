@@ -51,6 +51,7 @@ def export_model(
     version: str = DEFAULT_VERSION,
     thresholds: Thresholds | None = None,
     overwrite: bool = False,
+    dynamic_batch: bool = True,
 ) -> tuple[Path, Path]:
     """Export ``weights`` to ``out_dir/<name>.onnx`` and write ``out_dir/<name>.yaml``; return both paths.
 
@@ -59,6 +60,8 @@ def export_model(
             tests); a bare architecture name such as ``yolo11n.yaml`` is resolved by Ultralytics.
         imgsz: input size, ``640`` or ``(height, width)``; the maximum size when ``dynamic``.
         dynamic: dynamic batch, height and width axes (rectangular inputs, any batch size).
+        dynamic_batch: a dynamic batch axis only (the default): the static export's graph is rewritten
+            and checked (:mod:`detector.graph_edit`), so the daemon runs a batch in one ``session.run``.
         half: FP16 weights (inputs and outputs stay float32).
         batch: fixed batch size of a static export.
         end2end: use the NMS-free one-to-one head where the architecture has one (YOLOv10, YOLO26);
@@ -68,6 +71,8 @@ def export_model(
     """
     source = _resolve_weights(weights)
     name = name or weights.stem
+    if dynamic_batch and batch != 1 and not dynamic:
+        raise ExportError(f"--batch {batch} fixes the batch size: pass --static-batch with it")
     onnx_path, card_path = out_dir / f"{name}.onnx", out_dir / f"{name}.yaml"
     _check_targets(weights, onnx_path, card_path, overwrite=overwrite)
     ultralytics = import_ultralytics()
@@ -80,6 +85,8 @@ def export_model(
         "simplify": simplify,
     }
     _run_export(ultralytics, weights, source, onnx_path, options, half=half, end2end=end2end)
+    if dynamic_batch and not dynamic:
+        _make_batch_dynamic(onnx_path)
     command = reproduce_command(
         weights,
         out_dir=out_dir,
@@ -92,6 +99,7 @@ def export_model(
         simplify=simplify,
         end2end=end2end,
         version=version,
+        dynamic_batch=dynamic_batch,
     )
     card = _card_for(
         onnx_path, weights, ultralytics.__version__, version=version, thresholds=thresholds, command=command
@@ -172,6 +180,21 @@ def _run_export(
         shutil.move(exported, target)
 
 
+def _make_batch_dynamic(onnx_path: Path) -> None:
+    """Rewrite the static export in place with a dynamic batch axis, checked against the original."""
+    from detector.graph_edit import GraphEditError, rewrite_file
+
+    scratch = onnx_path.with_name(f".{onnx_path.name}.dynamic")
+    try:
+        rewrite_file(onnx_path, scratch, dynamic_batch=True)
+    except GraphEditError as exc:
+        scratch.unlink(missing_ok=True)
+        raise ExportError(
+            f"{onnx_path}: cannot make the batch axis dynamic ({exc}); pass --static-batch"
+        ) from exc
+    scratch.replace(onnx_path)
+
+
 def _precision_args(half: bool, defaults: dict[str, Any]) -> dict[str, Any]:
     """FP16 is ``quantize=16`` since Ultralytics 8.4's unified precision flag, ``half=True`` before."""
     if not half:
@@ -225,10 +248,8 @@ def _describe_source(weights: Path, ultralytics_version: str) -> str:
 
 def write_card(card: ModelCard, card_path: Path, *, command: str) -> None:
     data = card_to_yaml_dict(card, relative_to=card_path.parent)
-    header = (
-        f"# Written by `streetwatch models export`; regenerate rather than edit (sha256 pins the file):\n"
-        f"#   {command}\n"
-    )
+    writer = " ".join(command.split()[:3])  # streetwatch models export / reshape
+    header = f"# Written by `{writer}`; regenerate rather than edit (sha256 pins the file):\n#   {command}\n"
     body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110, default_flow_style=None)
     card_path.write_text(header + body, encoding="utf-8")
 
@@ -246,11 +267,18 @@ def reproduce_command(
     simplify: bool,
     end2end: bool,
     version: str,
+    dynamic_batch: bool = True,
 ) -> str:
     """The ``streetwatch models export`` command line that makes the same file (non-default flags only)."""
     size = f"{imgsz[0]},{imgsz[1]}" if isinstance(imgsz, tuple) else str(imgsz)
     words = ["streetwatch", "models", "export", str(weights), "--out", str(out_dir), "--imgsz", size]
-    flags = {"--dynamic": dynamic, "--half": half, "--no-simplify": not simplify, "--no-end2end": not end2end}
+    flags = {
+        "--dynamic": dynamic,
+        "--half": half,
+        "--no-simplify": not simplify,
+        "--no-end2end": not end2end,
+        "--static-batch": not dynamic_batch and not dynamic,
+    }
     words += [flag for flag, on in flags.items() if on]
     options = {
         "--batch": str(batch) if batch != 1 else None,
@@ -285,6 +313,13 @@ def export_command(
     end2end: Annotated[bool, typer.Option(help="NMS-free head where there is one (YOLOv10, YOLO26).")] = True,
     version: Annotated[str, typer.Option(help="Model version written to the card.")] = DEFAULT_VERSION,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing ONNX file or card.")] = False,
+    dynamic_batch: Annotated[
+        bool,
+        typer.Option(
+            "--dynamic-batch/--static-batch",
+            help="Dynamic batch axis (default; height and width stay fixed) or the fixed --batch.",
+        ),
+    ] = True,
 ) -> None:
     """Export Ultralytics WEIGHTS to ONNX and write its model card beside it (needs the train extra)."""
     from detector.cli import user_errors  # here, not at the top: detector.cli imports this module
@@ -303,6 +338,7 @@ def export_command(
             end2end=end2end,
             version=version,
             overwrite=overwrite,
+            dynamic_batch=dynamic_batch,
         )
         card = load_model(card_path).card
         typer.echo(
@@ -314,6 +350,83 @@ def export_command(
                     "input_hw": list(card.input.size_hw),
                     "dynamic": card.input.dynamic,
                     "classes": len(card.classes),
+                    "sha256": card.sha256,
+                }
+            )
+        )
+
+
+def reshape_model(
+    source: Path,
+    target: Path,
+    *,
+    dynamic_batch: bool = True,
+    size_hw: tuple[int, int] | None = None,
+    name: str | None = None,
+    overwrite: bool = False,
+) -> tuple[Path, Path]:
+    """Rewrite a static model (a card or an ONNX file) with a dynamic batch axis and/or another input size,
+    check it against the original (see :mod:`detector.graph_edit`) and write its card beside it."""
+    from detector.graph_edit import rewrite_file
+
+    if target.suffix.lower() != ".onnx":
+        raise ExportError(f"{target}: the rewritten model must be an .onnx file")
+    card_path = target.with_suffix(".yaml")
+    loaded = load_model(source)
+    onnx_source = Path(loaded.card.path)
+    if onnx_source.resolve() == target.resolve() and not overwrite:
+        raise ExportError(f"{target}: is the source itself; pass --overwrite to rewrite it in place")
+    if not overwrite:
+        for path in (target, card_path):
+            if path.exists():
+                raise ExportError(f"{path}: already exists; pass --overwrite to replace it")
+    scratch = target.with_name(f".{target.name}.partial")
+    rewrite_file(onnx_source, scratch, dynamic_batch=dynamic_batch, size_hw=size_hw)
+    scratch.replace(target)
+    words = ["streetwatch", "models", "reshape", str(source), str(target)]
+    words += [] if dynamic_batch else ["--static-batch"]
+    words += ["--imgsz", f"{size_hw[0]},{size_hw[1]}"] if size_hw else []
+    command = shlex.join(words)
+    card = loaded.card
+    update: dict[str, Any] = {
+        "name": name or target.stem,
+        "path": target.resolve(),
+        "sha256": sha256_of(target),
+        "description": f"{card.description or card.name}; rewritten with: {command}",
+    }
+    if size_hw is not None:
+        update["input"] = card.input.model_copy(update={"size_hw": size_hw})
+    write_card(card.model_copy(update=update), card_path, command=command)
+    load_model(card_path)  # the card must load back: checksum, layout and classes agree with the file
+    return target, card_path
+
+
+def reshape_command(
+    source: Annotated[Path, typer.Argument(help="A model card (.yaml) or a static ONNX file.")],
+    target: Annotated[Path, typer.Argument(help="The rewritten .onnx file; its card is written beside it.")],
+    dynamic_batch: Annotated[
+        bool, typer.Option("--dynamic-batch/--static-batch", help="Make the batch axis dynamic.")
+    ] = True,
+    imgsz: Annotated[str | None, typer.Option(help="New input HEIGHT,WIDTH, e.g. 384,640.")] = None,
+    name: Annotated[str | None, typer.Option(help="Card name (default: the target's stem).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing file or card.")] = False,
+) -> None:
+    """Rewrite a static ONNX detector: dynamic batch axis, or another (rectangular) input size; checked."""
+    from detector.cli import user_errors
+
+    with user_errors():
+        size = parse_imgsz(imgsz) if imgsz else None
+        size_hw = (size, size) if isinstance(size, int) else size
+        onnx_path, card_path = reshape_model(
+            source, target, dynamic_batch=dynamic_batch, size_hw=size_hw, name=name, overwrite=overwrite
+        )
+        card = load_model(card_path).card
+        typer.echo(
+            json.dumps(
+                {
+                    "onnx": str(onnx_path),
+                    "card": str(card_path),
+                    "input_hw": list(card.input.size_hw),
                     "sha256": card.sha256,
                 }
             )

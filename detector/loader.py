@@ -10,7 +10,7 @@ from detector.card import ModelCard, is_card_path, merge_card, read_card_fields,
 from detector.decoders import expected_output_shape, output_matches_layout
 from detector.errors import ChecksumMismatchError, ModelFileError, UnknownLayoutError
 from detector.model_info import ModelInfo, base_card_fields, layout_input_defaults, model_info_from_session
-from detector.session import check_model_file, create_session
+from detector.session import SessionSettings, check_model_file, create_session
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ def load_model(
     provider: str = "cpu",
     intra_op_threads: int | None = None,
     inter_op_threads: int | None = None,
+    settings: SessionSettings | None = None,
 ) -> LoadedModel:
     """Load ``reference`` (``models/x.yaml`` or ``x.onnx``), verifying checksum and output layout."""
     reference = Path(reference)
@@ -41,7 +42,11 @@ def load_model(
                 onnx_path, expected=card_fields["sha256"], found=found, card=card_path
             )
     session = create_session(
-        onnx_path, provider=provider, intra_op_threads=intra_op_threads, inter_op_threads=inter_op_threads
+        onnx_path,
+        provider=provider,
+        intra_op_threads=intra_op_threads,
+        inter_op_threads=inter_op_threads,
+        settings=settings,
     )
     info = model_info_from_session(onnx_path, session)
     base = base_card_fields(info)

@@ -12,6 +12,7 @@ when a model is quantized, so the daemon never needs them.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -349,11 +350,21 @@ def prepare_model(float_path: Path, work_dir: Path) -> onnx.ModelProto:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     prepared = work_dir / "preprocessed.onnx"
-    try:
-        quant_pre_process(str(float_path), str(prepared))
-        model = onnx.load(str(prepared))
-    except Exception as exc:  # pre-processing only helps; ORT and onnx raise assorted untyped errors
-        log.warning("%s: quantization pre-processing failed (%s); quantizing it as it is", float_path, exc)
+    model = None
+    # Symbolic shape inference first; it gives up on some dynamic axes (a dynamic batch), where ONNX's own
+    # shape inference still lets the optimiser run. Its temporary files go to the working folder: chdir.
+    for skip_symbolic in (False, True):
+        try:
+            with contextlib.chdir(work_dir):
+                quant_pre_process(str(float_path.resolve()), str(prepared), skip_symbolic_shape=skip_symbolic)
+            model = onnx.load(str(prepared))
+            break
+        except Exception as exc:  # pre-processing only helps; ORT and onnx raise assorted untyped errors
+            problem = exc
+    if model is None:
+        log.warning(
+            "%s: quantization pre-processing failed (%s); quantizing it as it is", float_path, problem
+        )
         model = onnx.load(str(float_path))
     model = at_least_opset(model, PER_CHANNEL_OPSET)
     name_unnamed_nodes(model.graph)

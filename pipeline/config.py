@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -30,6 +30,9 @@ from contract.device_config import (
 from contract.fields import PIPELINE_TYPE_PATTERN, EventCode
 from contract.schedule import Schedule, ScheduleError
 from detector.yaml_lines import LocatedYaml, YamlSyntaxError, load_located_yaml
+
+if TYPE_CHECKING:
+    from detector.session import SessionSettings
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +74,31 @@ STATIC_OBJECT_TYPES = frozenset({UNKNOWN_OBJECT, "exposed_garbage", "street_stal
 DEFAULT_EVENT_CODES: dict[tuple[str, str], str] = {("bicycle", "illegal_parking"): "0506"}
 
 
+class ProviderConfig(_Strict):
+    """One ONNX Runtime execution provider and its options, e.g. ``{name: tensorrt, options: {device_id:
+    0, trt_fp16_enable: true, trt_engine_cache_enable: true, trt_engine_cache_path: /var/cache/sw}}``."""
+
+    name: str = Field(
+        min_length=1,
+        description="cpu, cuda, tensorrt, openvino, or ONNX Runtime's own name (e.g. CUDAExecutionProvider).",
+    )
+    options: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="Provider options, passed to ONNX Runtime as strings."
+    )
+
+
 class DetectorConfig(_Strict):
     model: Path = Field(description="A model card (.yaml) or any Ultralytics/YOLOX ONNX file.")
     provider: Literal["cpu", "cuda", "tensorrt", "openvino"] = "cpu"
+    providers: list[ProviderConfig] = Field(
+        default_factory=list,
+        description="Execution providers with options, best first; when set, it replaces 'provider'.",
+    )
+    provider_fallback: bool = Field(
+        True,
+        description="A listed provider that is missing or fails: skip it with a warning and end on CPU "
+        "(true), or refuse to start (false).",
+    )
     classes: dict[str, str | ClassMapping] = Field(
         min_length=1,
         description="Model class name -> violation type, or -> {violation, event_code}.",
@@ -81,8 +106,44 @@ class DetectorConfig(_Strict):
     confidence: float | None = Field(None, ge=0, le=1)
     iou: float | None = Field(None, gt=0, le=1)
     max_detections: int | None = Field(None, ge=1)
-    threads: int | None = Field(None, ge=1, description="ONNX Runtime intra-op threads.")
-    batch_size: int = Field(8, ge=1, le=64, description="Frames from several cameras per inference call.")
+    threads: int | None = Field(None, ge=1, description="Older spelling of intra_op_threads.")
+    intra_op_threads: int | None = Field(
+        None, ge=1, description="ONNX Runtime intra-op threads (unset: one per core)."
+    )
+    inter_op_threads: int | None = Field(None, ge=1, description="ONNX Runtime inter-op threads.")
+    allow_spinning: bool = Field(
+        False,
+        description="Let ONNX Runtime's threads spin-wait between runs (session.intra_op.allow_spinning); "
+        "off: they sleep, and the decode threads get that CPU (see benchmarks/README.md, Detector).",
+    )
+    execution_mode: Literal["sequential", "parallel"] = "sequential"
+    batch_size: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Most frames (from several cameras) per inference call. 1 on CPUs: batching gave no "
+        "throughput there and more CPU per frame (benchmarks/README.md, Detector); 8-32 on a GPU.",
+    )
+
+    @model_validator(mode="after")
+    def _one_thread_setting(self) -> DetectorConfig:
+        if self.threads is not None and self.intra_op_threads not in (None, self.threads):
+            raise ValueError("threads and intra_op_threads disagree; set only intra_op_threads")
+        return self
+
+    def session_settings(self) -> SessionSettings:
+        """What the detector's ONNX Runtime session is built with."""
+        from detector.session import PROVIDER_CHAINS, ProviderSpec, SessionSettings
+
+        listed = self.providers or [ProviderConfig(name=name) for name in PROVIDER_CHAINS[self.provider]]
+        return SessionSettings(
+            intra_op_threads=self.intra_op_threads or self.threads,
+            inter_op_threads=self.inter_op_threads,
+            allow_spinning=self.allow_spinning,
+            execution_mode=self.execution_mode,
+            providers=tuple(ProviderSpec(p.name, dict(p.options)) for p in listed),
+            fallback=self.provider_fallback,
+        )
 
     @property
     def violation_of(self) -> dict[str, str]:

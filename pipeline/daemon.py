@@ -48,6 +48,7 @@ the daemon needs from sources, detector and rules). This module wires them and o
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import queue
 import signal
@@ -65,7 +66,14 @@ from pipeline.clips import ClipRecorder
 from pipeline.config import DaemonConfig, ZoneConfig
 from pipeline.errors import OutboxError
 from pipeline.metrics import DaemonMetrics, HealthStatus, MetricsServer, health_record
-from pipeline.model_updates import ModelIdentity, ModelUpdater, StagedModel, SwappableDetector, read_staged
+from pipeline.model_updates import (
+    ModelIdentity,
+    ModelUpdater,
+    StagedModel,
+    SwappableDetector,
+    load_detector,
+    read_staged,
+)
 from pipeline.protocols import DetectorLike, RulesLike, SourceFactory, StaticChangeFactory
 from pipeline.redaction import PersonSplit
 from pipeline.reporting import Reporter
@@ -276,6 +284,7 @@ class Daemon:
             config.store.outbox.parent / "models",
             self.swapper,
             self.control.stopping,
+            loader=functools.partial(load_detector, settings=config.detector.session_settings()),
             on_shadow=self.shadow.set_shadow,
             on_new_classes=self._restart_for,
             mapped_classes=frozenset(config.detector.classes),
@@ -353,7 +362,7 @@ class Daemon:
             confidence=d.confidence,
             iou=d.iou,
             max_detections=d.max_detections,
-            intra_op_threads=d.threads,
+            settings=d.session_settings(),
         )
 
     @staticmethod

@@ -35,6 +35,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import numpy as np
@@ -48,6 +49,9 @@ from detector.detections import Detections
 from detector.preprocess import Preprocessor
 from pipeline.protocols import DetectorLike
 from pipeline.zone_sync import RequestLike
+
+if TYPE_CHECKING:
+    from detector.session import SessionSettings
 
 log = logging.getLogger(__name__)
 
@@ -251,13 +255,16 @@ def write_card(model: DeviceModel, onnx: Path) -> Path:
     return path
 
 
-def load_detector(card: Path, *, provider: str = "cpu", threads: int | None = None) -> DetectorLike:
-    """A warmed-up detector (detector.Detector runs a dummy frame when it is built)."""
+def load_detector(
+    card: Path, *, provider: str = "cpu", threads: int | None = None, settings: SessionSettings | None = None
+) -> DetectorLike:
+    """A warmed-up detector (detector.Detector runs a dummy frame when it is built); ``settings``: the
+    daemon's session settings (threads, spinning, providers), as the first model got them."""
     from detector.detector import Detector
     from detector.errors import DetectorError
 
     try:
-        return Detector(card, provider=provider, intra_op_threads=threads, warmup=True)
+        return Detector(card, provider=provider, intra_op_threads=threads, settings=settings, warmup=True)
     except (DetectorError, OSError, ValueError, RuntimeError) as exc:
         raise ModelUpdateError(f"{card.stem}: the model does not load or warm up: {exc}") from exc
     except Exception as exc:  # onnxruntime raises its own types for a corrupt graph

@@ -145,3 +145,44 @@ def _target_lines(document: dict[str, Any]) -> list[str]:
             for mode, share in t["raw_share"].items()
         )
     return lines
+
+
+def plot(document: dict[str, Any], path: Path) -> Path | None:
+    """Cameras vs share of due frames analysed (worst camera) and p99 lag, one line per system and mode;
+    the no-backlog bounds dashed. None when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    series: dict[str, list[dict[str, Any]]] = {}
+    for trial in document["trials"]:
+        s = trial["summary"]
+        series.setdefault(f"{s['system']} ({s['mode']})", []).append(s)
+    figure, (share, lag) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for name, summaries in series.items():
+        summaries.sort(key=lambda s: s["cameras"])
+        cameras = [s["cameras"] for s in summaries]
+        share.plot(cameras, [s["rate_min"] for s in summaries], marker="o", label=name)
+        lags = [s["lag"]["p99_ms"] for s in summaries]
+        if any(v is not None for v in lags):
+            lag.plot(cameras, [float("nan") if v is None else v / 1e3 for v in lags], marker="o", label=name)
+    config = document.get("config", {})
+    if config.get("min_rate"):
+        share.axhline(config["min_rate"], color="red", linestyle="--", linewidth=1)
+    if config.get("max_lag_s"):
+        lag.axhline(config["max_lag_s"], color="red", linestyle="--", linewidth=1)
+    share.set(xlabel="cameras", ylabel="share of due frames analysed (worst camera)", ylim=(0, 1.05),
+              title="frames analysed")  # fmt: skip
+    lag.set(xlabel="cameras", ylabel="p99 lag (s)", yscale="log", title="lag, live cameras")
+    share.legend(fontsize=8)
+    lag.legend(fontsize=8)
+    machine = document["machine"]
+    figure.suptitle(f"bench_pipeline {document['timestamp'][:16]} ({machine['cpu_count']} CPUs, "
+                    f"load {machine['loadavg'][0]:.1f} -> {machine['loadavg_end'][0]:.1f})")  # fmt: skip
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path

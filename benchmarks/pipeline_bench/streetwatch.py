@@ -207,7 +207,8 @@ def run_streetwatch(spec: TrialSpec) -> dict[str, Any]:
     from pipeline.incidents import RuleEngine
     from pipeline.sources import CameraSource
 
-    detector = Detector(spec.facts.model, intra_op_threads=spec.threads)
+    # the session the daemon would build from its configuration (threads, spinning, providers)
+    detector = Detector(spec.facts.model, settings=daemon_config(spec, 0.0).detector.session_settings())
     rss_base = rss_now_mb()
     epoch = time.time() + START_MARGIN_S
     config = daemon_config(spec, epoch)

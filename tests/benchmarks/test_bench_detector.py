@@ -116,3 +116,60 @@ def test_bad_arguments_exit_with_a_message(
         bench_detector.parse_args(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_sweeps_smoke_write_a_png_and_their_figures(
+    yolov8_int8: Path, vtest_path: Path, tmp_path: Path
+) -> None:
+    document = bench_detector.main(
+        [
+            "--model",
+            str(yolov8_int8),
+            "--video",
+            str(vtest_path),
+            "--frames",
+            "2",
+            "--frame-step",
+            "1",
+            "--iterations",
+            "2",
+            "--warmup",
+            "0",
+            "--threads",
+            "1",
+            "--modes",
+            "raw",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+            "--sweeps",
+            "batch,pattern,variants",
+            "--batches",
+            "1,2",
+            "--sweep-rounds",
+            "1",
+            "--batch-seconds",
+            "0.05",
+            "--per-round",
+            "1",
+            "--gap-ms",
+            "1",
+            "--pattern-threads",
+            "1,2",
+        ]
+    )
+    sweeps = json.loads(Path(document["json_path"]).read_text(encoding="utf-8"))["sweeps"]
+    assert [row["batch"] for row in sweeps["batch"]["rows"]] == [1, 2]
+    assert "batch axis made dynamic" in sweeps["batch"]["model_note"]  # the shared model is batch 1
+    assert all(row["fps"] > 0 and row["cpu_ms_per_frame"] > 0 for row in sweeps["batch"]["rows"])
+    settings = [(row["threads"], row["spinning"]) for row in sweeps["pattern"]["rows"]]
+    assert settings == [(1, True), (1, False), (2, True), (2, False)]
+    assert all(row["cpu_ms_per_inference"] > 0 for row in sweeps["pattern"]["rows"])
+    assert [row["input_hw"] for row in sweeps["variants"]["rows"]] == ["640x640", "384x640"]
+    assert Path(document["png_path"]).stat().st_size > 1000
+
+
+def test_sweep_arguments_are_checked(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        bench_detector.parse_args(["--sweeps", "batch", "--sizes", "360x640"])
+    assert "multiples of 32" in capsys.readouterr().err

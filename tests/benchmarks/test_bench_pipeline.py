@@ -62,6 +62,7 @@ def test_smoke_run_writes_every_sample_to_json_and_csv(
     assert set(written["search"]) == {"streetwatch", "naive"}
     assert written["saturation"]["share_of_raw"]["files"] > 0
     assert Path(written["config"]["clip"]).stat().st_size > 0
+    assert Path(document["png_path"]).stat().st_size > 1000  # the sweep's picture beside the JSON
 
     with Path(document["csv_path"]).open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))

@@ -118,6 +118,21 @@ def test_reproduce_command_lists_only_what_differs_from_the_defaults() -> None:
         Path("best.pt"), imgsz=640, dynamic=False, half=False, batch=1, name="best", **common
     )
     assert plain == "streetwatch models export best.pt --out models --imgsz 640"
+    static = reproduce_command(
+        Path("best.pt"),
+        imgsz=640,
+        dynamic=False,
+        half=False,
+        batch=4,
+        name="best",
+        dynamic_batch=False,
+        out_dir=Path("models"),
+        opset=None,
+        simplify=True,
+        end2end=True,
+        version="0.1.0",
+    )
+    assert static == "streetwatch models export best.pt --out models --imgsz 640 --static-batch --batch 4"
     custom = reproduce_command(
         Path("runs/my best.pt"),
         out_dir=Path("models"),
@@ -180,7 +195,10 @@ def test_cli_exports_an_architecture_and_its_card_loads_back(
     assert card.path == tmp_path / "models" / "arch.onnx"
     assert card.sha256 == sha256_of(onnx)
     assert card.layout is Layout.ULTRALYTICS
-    assert detector.loaded.info.outputs[0].shape == (1, 84, 2100)  # 4 + 80 classes, 40² + 20² + 10² anchors
+    # 4 + 80 classes, 40² + 20² + 10² anchors; the batch axis is dynamic by default (one run per batch)
+    assert detector.loaded.info.outputs[0].shape == ("batch", 84, 2100)
+    assert detector.fixed_batch is None
+    assert [len(d) >= 0 for d in detector.detect_batch([frame, frame])] == [True, True]
     assert (card.input.size_hw, card.input.dynamic, card.input.stride) == ((320, 320), False, 32)
     assert card.classes == [str(i) for i in range(80)]  # an untrained architecture names classes by number
     assert card.name == "arch" and card.version == "0.1.0"
@@ -202,7 +220,7 @@ def test_cli_exports_an_architecture_and_its_card_loads_back(
 @pytest.mark.train
 @pytest.mark.parametrize(
     ("end2end", "layout", "output_shape"),
-    [(True, Layout.END2END, (1, 300, 6)), (False, Layout.ULTRALYTICS, (1, 84, 1680))],
+    [(True, Layout.END2END, ("batch", 300, 6)), (False, Layout.ULTRALYTICS, ("batch", 84, 1680))],
 )
 def test_yolo26_exports_its_nms_free_head_unless_asked_not_to(
     tmp_path: Path,

@@ -51,7 +51,7 @@ def test_publish_uploads_the_resolved_card_with_provenance(
     assert "published streetwatch-demo-n 0.1.0 as version 1" in output and "correct-horse" not in output
     with store.sessions() as session:
         version = session.get_one(ModelVersion, 1)
-        assert version.sha256 == "68c6595af3caa1acd26ceb9361defd0472bfceb4efe8684564539123e643e370"
+        assert version.sha256 == "4fe7a11c0ac7cc485a6ca0ada5940c773393efd8e4db4108d1612bb20e6f8594"
         assert version.card["classes"][-2:] == ["stall", "garbage"] and "path" not in version.card
         assert (version.dataset, version.evaluation) == ("scenes seed 1", {"mAP50": 0.41})
         assert version.uploaded_by == "user:admin"
