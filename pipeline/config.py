@@ -37,6 +37,11 @@ log = logging.getLogger(__name__)
 CAMERA_SCHEMES = frozenset({"", "file", "rtsp", "rtsps", "http", "https", "v4l2"})
 
 
+def _is_file_url(url: str) -> bool:
+    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    return scheme in ("", "file") and not url.startswith("/dev/video")
+
+
 class ConfigError(ValueError):
     """Invalid configuration; the message lists every problem as ``file:line: field: message``."""
 
@@ -305,6 +310,12 @@ class ClipsConfig(_Strict):
 class CameraConfig(_Strict):
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
     url: str = Field(min_length=1, description="File path, rtsp://, http(s):// or /dev/videoN.")
+    detect_url: str | None = Field(
+        None,
+        description="The camera's substream (子码流, e.g. 640x360): detection runs on it, and ``url`` (the "
+        "main stream) is only demuxed, its latest keyframe decoded when an event needs full-resolution "
+        "evidence or a snapshot. Default: detect on ``url``.",
+    )
     sample: Sampling = KeyframeSampling(mode="keyframes")
     zones: list[ZoneConfig] = Field(min_length=1)
     timezone: str = Field("Asia/Shanghai", description="Where schedules are read.")
@@ -350,14 +361,30 @@ class CameraConfig(_Strict):
         "ClipsConfig); off by default.",
     )
 
-    @field_validator("url")
+    @field_validator("url", "detect_url")
     @classmethod
-    def _known_scheme(cls, value: str) -> str:
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         scheme = urlsplit(value).scheme.lower() if "://" in value else ""
         if scheme not in CAMERA_SCHEMES:
             raise ValueError(
                 f"unsupported URL scheme {scheme!r}: expected a file path, rtsp://, rtsps://, http://, "
                 "https:// or /dev/videoN"
+            )
+        return value
+
+    @field_validator("detect_url")
+    @classmethod
+    def _substream_like_main(cls, value: str | None, info: ValidationInfo) -> str | None:
+        main = info.data.get("url")
+        if value is None or main is None:
+            return value
+        if value == main:
+            raise ValueError("detect_url is the same as url: leave it out to detect on the one stream")
+        if _is_file_url(value) != _is_file_url(main):
+            raise ValueError(
+                "detect_url and url must both be files or both be streams (two streams of one camera)"
             )
         return value
 

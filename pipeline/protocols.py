@@ -46,6 +46,10 @@ class FrameLike(Protocol):
     def decode_s(self) -> float | None:
         """Seconds the source spent decoding and converting this frame; None when it does not measure."""
 
+    @property
+    def full(self) -> Callable[[], npt.NDArray[np.uint8] | None] | None:
+        """A camera with a substream: decodes the main stream's latest keyframe (None: one stream)."""
+
 
 class SourceHealthLike(HealthLike, Protocol):
     """A camera source's health (``pipeline.sources.CameraHealth``): what the metrics read, and more."""

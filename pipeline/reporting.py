@@ -31,6 +31,7 @@ from pipeline.protocols import DetectorLike, EventLike, RulesLike
 from pipeline.scheduler import detector_frame, to_full_frame
 from pipeline.snapshots import Snapshots
 from pipeline.stages import END, QUEUE_POLL_S, Analysed, StageControl
+from pipeline.substream import full_view, scaled_event
 from pipeline.zone_updates import ZoneUpdates
 
 if TYPE_CHECKING:
@@ -301,15 +302,17 @@ class Reporter:
         from pipeline.evidence import render_evidence
 
         try:
+            # a camera with a substream: its main stream's keyframe, decoded now (pipeline.substream)
+            view = full_view(item.frame.image, item.frame.full, item.detections, item.persons_xyxy)
             written = render_evidence(
-                item.frame.image,
-                event,
-                item.detections,
+                view.image,
+                scaled_event(event, view) if view.scaled else event,
+                view.detections,
                 self.class_names,
                 self.config.evidence,
                 policy=self.config.evidence.redaction_for(self._cameras.get(event.camera_id)),
                 timezone=self._stamp_timezone(event.camera_id),
-                persons_xyxy=item.persons_xyxy,
+                persons_xyxy=view.persons_xyxy,
             )
         except Exception:  # a case without pictures is better than no case
             self.metrics.stage_errors.labels("evidence").inc()

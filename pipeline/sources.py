@@ -74,6 +74,7 @@ from pipeline.sampling import (
     StreamClock,
     thumbnail_size,
 )
+from pipeline.substream import MainStream
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +129,10 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"***@{host}"))
 
 
-def input_arguments(config: CameraConfig) -> tuple[str, str | None, dict[str, str]]:
-    """(target, FFmpeg format or None, FFmpeg input options) for opening ``config.url``."""
-    url, kind = config.url, source_kind(config.url)
+def input_arguments(config: CameraConfig, url: str | None = None) -> tuple[str, str | None, dict[str, str]]:
+    """(target, FFmpeg format or None, FFmpeg input options) for opening ``url`` (default ``config.url``)."""
+    url = config.url if url is None else url
+    kind = source_kind(url)
     options: dict[str, str] = {}
     fmt: str | None = None
     if kind == "file" and url.startswith("file://"):
@@ -156,6 +158,9 @@ class SampledFrame:
     straight from the decoded frame to fit inside the source's ``input_hw`` (aspect kept), or None when no
     ``input_hw`` was given; boxes found on it scale to ``image`` by ``image.shape[1] / small.shape[1]``.
     ``decode_s``: seconds spent decoding and converting this sample. ``thumb``: the scene-change thumbnail.
+    ``full``: a camera that detects on its substream (``detect_url``): returns the main stream's latest
+    keyframe decoded at full resolution (or None), while ``image`` is the substream's picture; see
+    :mod:`pipeline.substream`. None for a camera with one stream.
     """
 
     camera_id: str
@@ -166,6 +171,7 @@ class SampledFrame:
     small: npt.NDArray[np.uint8] | None = field(default=None, repr=False)
     decode_s: float = 0.0
     thumb: npt.NDArray[np.uint8] | None = field(default=None, repr=False)
+    full: Callable[[], npt.NDArray[np.uint8] | None] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,12 +285,16 @@ class CameraSource:
     ) -> None:
         self.config = config
         self.camera_id = config.id
-        self.kind = source_kind(config.url)
-        self.url = redact_url(config.url)
+        self.stream_url = config.detect_url or config.url  # the stream sampled and detected on
+        self.kind = source_kind(self.stream_url)
+        self.url = redact_url(self.stream_url)
         self.paced = self.kind == "file" and config.realtime
         self.live = self.kind != "file" or config.realtime
         self.input_hw = input_hw
         self._on_frame = on_frame
+        self.main: MainStream | None = (
+            MainStream(config, follow=not self.live) if config.detect_url is not None else None
+        )
         self._selector = FrameSelector(config.sample)
         self._clock = StreamClock(live=self.kind != "file", start=config.start_time)
         self._gate = SceneChangeGate(
@@ -328,6 +338,8 @@ class CameraSource:
     def start(self) -> None:
         if self._thread is not None:
             raise RuntimeError(f"camera {self.camera_id}: source already started")
+        if self.main is not None:
+            self.main.start()
         self._thread = threading.Thread(target=self._run, name=f"camera-{self.camera_id}", daemon=True)
         self._thread.start()
 
@@ -338,6 +350,8 @@ class CameraSource:
             if self._state != "ended":
                 self._state = "stopped"
             self._lock.notify_all()
+        if self.main is not None:
+            self.main.stop(timeout)
         if self._thread is None or self._thread is threading.current_thread():
             return True
         self._thread.join(timeout)
@@ -456,6 +470,8 @@ class CameraSource:
         finally:
             if self.packets is not None:
                 self.packets.close()
+            if self.main is not None:
+                self.main.finish()
             self._finished.set()
             with self._lock:
                 self._lock.notify_all()
@@ -494,7 +510,7 @@ class CameraSource:
         )
 
     def _open(self) -> InputContainer:
-        target, fmt, options = input_arguments(self.config)
+        target, fmt, options = input_arguments(self.config, self.stream_url)
         timeout = self.config.timeout_s
         started = time.monotonic()
         try:
@@ -597,6 +613,8 @@ class CameraSource:
         if not self._selector.take(t, frame.key_frame):
             return
         self._count("sampled")
+        if self.main is not None:
+            self.main.advance_to(t)
         stream_time = self._clock.to_utc(t, dt.datetime.now(UTC))
         if self.packets is not None:
             self.packets.anchor(t, stream_time)
@@ -616,6 +634,7 @@ class CameraSource:
             small=self._small(frame),
             decode_s=time.perf_counter() - started,
             thumb=thumb,
+            full=self.main.image if self.main is not None else None,
         )
         with self._lock:
             self._decode_s.append(sample.decode_s)

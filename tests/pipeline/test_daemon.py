@@ -43,6 +43,7 @@ class Frame:
     keyframe: bool = True
     small: npt.NDArray[np.uint8] | None = None  # no downscaled copy: the detector sees ``image``
     decode_s: float | None = None  # not measured
+    full: Callable[[], npt.NDArray[np.uint8] | None] | None = None  # one stream
 
 
 @dataclass
