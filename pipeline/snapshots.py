@@ -43,6 +43,8 @@ class Snapshots:
 
     def maybe_offer(self, item: Analysed) -> None:
         now = time.monotonic()
+        if item.carried:  # zone gating: its people were found on an earlier frame; wait for a fresh one
+            return
         if self.every_s <= 0 or now < self._next.get(item.camera_id, 0.0):
             return
         self._next[item.camera_id] = now + self.every_s
