@@ -50,13 +50,15 @@ class CameraSlot:
         self.ended = False
         self.unchanged = 0  # the source's skipped_unchanged count already added to the metrics
         self.busy_skips = 0  # the source's skipped_busy count already added to the metrics
+        self.in_flight = False  # a frame of this camera is in the detector call now
         # zone gating: the last detections the model made on this camera (full-frame pixels), with the
         # people for redaction and the frame size they belong to
         self.last: tuple[Detections, npt.NDArray[np.float32] | None, tuple[int, int]] | None = None
 
     def busy(self) -> bool:
-        """A frame of this camera still waits for the detector (read from the camera's thread)."""
-        return bool(self.waiting)
+        """A frame of this camera still waits for the detector or is in it (read from the camera's
+        thread)."""
+        return bool(self.waiting) or self.in_flight
 
 
 def is_file(camera: CameraConfig) -> bool:
@@ -287,6 +289,8 @@ class Scheduler:
     def run_batch(self, batch: list[tuple[CameraSlot, Waiting]]) -> None:
         images = [detector_frame(waiting.frame) for _, waiting in batch]
         started = time.monotonic()
+        for cam, _ in batch:
+            cam.in_flight = True
         try:
             results = self.detector.detect_batch(images)
             if len(results) != len(images):
@@ -301,6 +305,9 @@ class Scheduler:
                     f"the detector failed {self._detector_failures} times in a row: {exc}"
                 ) from exc
             return
+        finally:
+            for cam, _ in batch:
+                cam.in_flight = False
         self._detector_failures = 0
         self.metrics.inference_seconds.observe(time.monotonic() - started)
         self.metrics.batch_frames.observe(len(images))

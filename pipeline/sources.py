@@ -643,7 +643,7 @@ class CameraSource:
             action = self._selector.on_packet(t, packet.is_keyframe, behind=behind)
             if action is PacketAction.SKIP:
                 continue
-            if action is PacketAction.DECODE_ALONE and self._busy is not None and self._busy():
+            if action is PacketAction.DECODE_ALONE and self._busy is not None and self._overloaded():
                 self._counts["skipped_busy"] += 1  # overloaded: drop before decoding, not after
                 continue
             started = time.perf_counter()
@@ -730,11 +730,29 @@ class CameraSource:
             zones_unchanged=unchanged,
             decode_s=time.perf_counter() - started,
             thumb=thumb,
-            full=self.main.image if self.main is not None else None,
+            full=self._full_at(t),
         )
         with self._lock:
             self._decode_s.append(sample.decode_s)
         self._publish(sample)
+
+    def _full_at(self, t: float) -> Callable[[], npt.NDArray[np.uint8] | None] | None:
+        """The sample's way to its main-stream keyframe: the one of its own time for a file that is not
+        paced (samples are queued ahead), the newest one for a live stream."""
+        main = self.main
+        if main is None:
+            return None
+        if main.follow:
+            return lambda: main.image(t)
+        return main.image
+
+    def _overloaded(self) -> bool:
+        """Drop before decoding: the consumer still holds this camera's previous sample unanalysed, or has
+        not even taken the one waiting here (decoding another would only replace it)."""
+        if self._busy is not None and self._busy():
+            return True
+        with self._lock:
+            return self._slot is not None and self._slot.seq > self._handed_seq
 
     def _thumbnail(self, frame: VideoFrame) -> npt.NDArray[np.uint8]:
         width, height = thumbnail_size(frame.width, frame.height)

@@ -9,11 +9,12 @@ boxes found on the substream to it by the ratio of the two resolutions (both str
 
 Timing: a live main stream is read as it arrives, so its keyframe is the newest one (at most a GOP older
 than the substream sample). A file that is not paced in real time (tests, offline analysis) is read only up
-to the media time the camera source has reached (:meth:`MainStream.advance_to`), so the keyframe is the
-latest one at or before the sample; a realtime file is paced like the camera source. A keyframe older than
-``max_age_s`` (the main stream is down or lagging) is not used: evidence then comes from the substream.
-Failures: a live main stream reconnects with the camera's backoff; a file that cannot be opened leaves
-evidence on the substream. Neither ever stops detection.
+to the media time the camera source has reached (:meth:`MainStream.advance_to`), keeping its last
+:data:`RECENT_KEYFRAMES` keyframes, and each sample asks for the latest one at or before its own time
+(a looping file continues its time line like the source); a realtime file is paced like the source. A
+keyframe older than ``max_age_s`` (the main stream is down or lagging) is not used: evidence then comes
+from the substream. Failures: a live main stream reconnects with the camera's backoff; a file that
+cannot be opened leaves evidence on the substream. Neither ever stops detection.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import logging
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POLL_S = 0.1
+RECENT_KEYFRAMES = 32  # a followed file's reader may run ahead of the sample analysed by the queued ones
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,8 @@ class MainStream:
         self._keyframe: _Keyframe | None = None
         self._codec: tuple[str, bytes | None] | None = None
         self._until = -math.inf
+        self._recent: deque[_Keyframe] = deque(maxlen=RECENT_KEYFRAMES)  # followed files: read ahead
+        self._offset = 0.0  # a looping file: media seconds of the passes before this one
         self._blocked_at = -math.inf  # follow mode: media time of the keyframe the reader waits to keep
         self._ended = False
         self._decoded: tuple[int, npt.NDArray[np.uint8]] | None = None
@@ -114,20 +119,24 @@ class MainStream:
         with self._lock:
             return None if self._keyframe is None else self._keyframe.media_s
 
-    def image(self) -> npt.NDArray[np.uint8] | None:
-        """The latest keyframe of the main stream decoded to BGR, or None (none yet, too old, undecodable).
+    def image(self, at_s: float | None = None) -> npt.NDArray[np.uint8] | None:
+        """The main stream's keyframe decoded to BGR, or None (none yet, too old, undecodable): the latest
+        one, or (a followed file, ``at_s`` given) the latest at or before media second ``at_s``, the sample's
+        own time (the camera source may have queued later samples, and so moved the reader on, since).
 
         Decoded once per keyframe (later calls for the same keyframe return the same array: do not write
         to it). Thread-safe; runs on the caller's thread.
         """
         with self._lock:
-            if self.follow:  # let the reader catch up with the camera source first
+            key, codec = self._keyframe, self._codec
+            if self.follow and at_s is not None:  # let the reader reach the sample's time first
                 deadline = time.monotonic() + self.config.timeout_s
-                while not self._ended and self._blocked_at <= self._until + 1e-3 and not self._stop.is_set():
+                while not self._ended and self._blocked_at <= at_s + 1e-3 and not self._stop.is_set():
                     if time.monotonic() >= deadline:
                         break
                     self._lock.wait(POLL_S)
-            key, codec = self._keyframe, self._codec
+                earlier = [k for k in self._recent if k.media_s <= at_s + 1e-3]
+                key, codec = (earlier[-1] if earlier else self._keyframe), self._codec
         if key is None or codec is None:
             return None
         if self.live and time.monotonic() - key.received > self.max_age_s:
@@ -174,14 +183,17 @@ class MainStream:
 
     def _read_forever(self) -> None:
         while not self._stop.is_set():
+            looped = False
             try:
                 ended = self._session()
+                looped = not ended and self.kind == "file"  # a looping file: open it again at once
             except Exception as exc:  # the main stream is an extra: it never takes detection down
                 log.warning("camera %s: main stream %s: %s", self.camera_id, self.url, exc)
                 ended = self.kind == "file"
             if ended:
                 return
-            self._stop.wait(self._backoff.next_delay())
+            if not looped:
+                self._stop.wait(self._backoff.next_delay())
 
     def _session(self) -> bool:
         """One connection; True when there is nothing more to read (a file's end, a stop)."""
@@ -202,14 +214,23 @@ class MainStream:
             with self._lock:
                 self._codec = (ctx.name, bytes(ctx.extradata) if ctx.extradata else None)
             time_base = stream.time_base
+            rate = stream.average_rate or stream.guessed_rate
+            frame_s = float(1 / rate) if rate else 0.04
             pace: tuple[float, float] | None = None
+            first: float | None = None
+            last = 0.0
             for packet in container.demux(stream):
                 if self._stop.is_set():
                     return True
-                if packet.size == 0 or not packet.is_keyframe:
+                if packet.size == 0:
                     continue
                 stamp = packet.pts if packet.pts is not None else packet.dts
-                media_s = float(stamp * time_base) if stamp is not None and time_base is not None else 0.0
+                raw = float(stamp * time_base) if stamp is not None and time_base is not None else last
+                first = raw if first is None else min(first, raw)
+                last = max(last, raw)
+                if not packet.is_keyframe:
+                    continue
+                media_s = raw + self._offset  # a looping file continues its time line, as the source does
                 if self.follow and not self._wait_for(media_s):
                     return True
                 if self.paced:
@@ -222,8 +243,12 @@ class MainStream:
                 with self._lock:
                     serial = self._keyframe.serial + 1 if self._keyframe is not None else 0
                     self._keyframe = _Keyframe(packet, media_s, time.monotonic(), serial)
+                    if self.follow:
+                        self._recent.append(self._keyframe)
                     self.keyframes += 1
                     self._lock.notify_all()
+        if first is not None:
+            self._offset += (last - first) + frame_s  # as pipeline.sources._MediaTime.next_loop_offset
         return self.kind == "file" and not self.config.loop
 
     def _wait_for(self, media_s: float) -> bool:

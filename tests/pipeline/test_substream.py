@@ -234,3 +234,24 @@ def test_validate_config_names_a_missing_substream_file(two_files: tuple[Path, P
     )
     problems = camera_file_problems(tmp_path / "c.yaml", config)
     assert len(problems) == 1 and "cameras.0.detect_url" in problems[0] and "nope.mp4" in problems[0]
+
+
+def test_a_looping_file_keeps_the_main_keyframe_in_step(
+    two_files: tuple[Path, Path], started: Callable[[CameraSource], CameraSource]
+) -> None:
+    """Offline analysis of a looping recording: the main stream continues its time line like the
+    substream, so every pass finds the keyframe of the sample's moment, without waiting."""
+    main, sub = two_files
+    config = camera(url=str(main), detect_url=str(sub), sample={"mode": "keyframes"}, loop=True)
+    source = started(CameraSource(config))
+    checked = 0
+    for _ in range(12):  # three passes of the 8 s clip, a keyframe every 2 s
+        frame = source.next_frame(30)
+        assert frame is not None and frame.full is not None
+        asked = time.monotonic()
+        full = frame.full()
+        assert time.monotonic() - asked < 2.0  # never the reader's timeout
+        assert full is not None and full.shape[:2] == MAIN_HW
+        assert difference(full, frame.image) < 6
+        checked += 1
+    assert checked == 12 and source.health.loops >= 2
