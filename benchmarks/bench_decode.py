@@ -99,7 +99,7 @@ def run_variant(source_class: Any, cameras: list[Any], input_hw: tuple[int, int]
     return {"samples": samples, "cpu_ms_per_sample": 1000 * cpu / max(samples, 1), "wall_s": wall}
 
 
-def main_keyframe_decode_ms(main: Path, sub: Path, repeats: int = 5) -> float:
+def main_keyframe_decode_ms(main: Path, sub: Path, height: int, repeats: int = 5) -> float:
     """CPU ms to decode one main-stream keyframe on demand (what an event with evidence costs)."""
     from pipeline.config import CameraConfig
     from pipeline.substream import MainStream
@@ -118,7 +118,7 @@ def main_keyframe_decode_ms(main: Path, sub: Path, repeats: int = 5) -> float:
             t = time.process_time()
             image = stream.image()
             times.append(1000 * (time.process_time() - t))
-            assert image is not None and image.shape[0] == 1080
+            assert image is not None and image.shape[0] == height
         return statistics.median(times)
     finally:
         stream.stop()
@@ -130,20 +130,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3, help="Rounds of the three variants, interleaved.")
     p.add_argument("--baseline-ref", default="16d4253", help="Git ref of the baseline pipeline/sources.py.")
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="Clip cache folder.")
+    p.add_argument("--main-height", type=int, default=1080, help="Main stream height (16:9).")
+    p.add_argument("--sub-height", type=int, default=360, help="Substream height (16:9).")
+    p.add_argument("--clip-seconds", type=float, default=None, help="Clip length (default: all of vtest).")
     p.add_argument("--out", type=Path, default=None, help="Write the JSON here.")
     args = p.parse_args(argv)
     if args.cameras < 1 or args.repeats < 1:
         p.error("--cameras and --repeats must be at least 1")
+    if not 0 < args.sub_height < args.main_height:
+        p.error("--sub-height must be positive and below --main-height")
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     from pipeline.config import CameraConfig
     from pipeline.sources import CameraSource
 
-    main_clip = prepare_clip(VTEST, args.cache, ClipSpec(height=1080))
-    sub_clip = prepare_clip(VTEST, args.cache, ClipSpec(height=360, bit_rate=600_000))
+    main_clip = prepare_clip(VTEST, args.cache, ClipSpec(height=args.main_height, seconds=args.clip_seconds))
+    sub_rate = max(300_000, 4_000_000 * args.sub_height // 1080)
+    sub_clip = prepare_clip(
+        VTEST, args.cache, ClipSpec(height=args.sub_height, bit_rate=sub_rate, seconds=args.clip_seconds)
+    )
     baseline = baseline_module(args.baseline_ref).CameraSource
 
     def cams(**extra: Any) -> list[Any]:
@@ -170,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.repeats):
         for name, (source_class, configs) in variants.items():
             results[name].append(run_variant(source_class, configs, (640, 640)))
-    decode_ms = main_keyframe_decode_ms(main_clip, sub_clip)
+    decode_ms = main_keyframe_decode_ms(main_clip, sub_clip, args.main_height)
     summary: dict[str, dict[str, Any]] = {
         name: {
             "cpu_ms_per_sample": statistics.median(r["cpu_ms_per_sample"] for r in runs),
@@ -190,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:10s} {ms:7.1f} CPU ms per analysed frame "
             f"({ms / base:.2f}x baseline, {row['samples']} samples)"
         )
-    print(f"main keyframe decode on demand (1080p): {decode_ms:.1f} CPU ms")
+    print(f"main keyframe decode on demand ({args.main_height}p): {decode_ms:.1f} CPU ms")
     document = {
         "summary": summary,
         "main_keyframe_decode_ms": decode_ms,
@@ -201,8 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(document, indent=1), encoding="utf-8")
-    return 0
+    return document
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()
