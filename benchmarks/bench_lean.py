@@ -56,6 +56,11 @@ def scenes(street: Path | None) -> dict[str, dict[str, Any]]:
                 "zones": [zone("van", VAN_ZONE, 30), zone("walkway", WALKWAY_ZONE, 30)],
             },
         },
+        "vtest van zone": {  # the service road alone: a still zone beside a busy walkway
+            "model": YOLOX_CARD,
+            "classes": COCO_VEHICLES,
+            "camera": {"url": str(VTEST), "zones": [zone("van", VAN_ZONE, 30)]},
+        },
         "car-detection": {
             "model": YOLOX_CARD,
             "classes": COCO_VEHICLES,
