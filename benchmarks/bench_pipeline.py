@@ -73,6 +73,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--model", type=Path, help="Model card or ONNX file (default: yolo11n at 640, exported).")
     p.add_argument("--video", type=Path, default=DEFAULT_VIDEO, help="Real clip to re-encode (vtest.avi).")
     p.add_argument("--clip-height", type=int, default=1080, help="Re-encoded height (16:9 width).")
+    p.add_argument(
+        "--substream-height",
+        type=int,
+        help="streetwatch cameras detect on a substream of this height (the clip re-encoded again; "
+        "cameras[].detect_url) and keep the --clip-height stream as their main stream.",
+    )
     p.add_argument("--clip-fps", type=int, default=25, help="Re-encoded frame rate.")
     p.add_argument("--clip-seconds", type=float, help="Re-encoded length (default: the whole clip).")
     p.add_argument(
@@ -140,6 +146,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def _check_positive(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     for name in (
         "clip_height",
+        "substream_height",
         "clip_fps",
         "gop_s",
         "target_fps",
@@ -167,6 +174,7 @@ class Run:
     facts: ModelFacts
     clip: Path
     criteria: Criteria
+    substream: Path | None
     say: Callable[[str], None]
     trials: list[dict[str, Any]] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
@@ -178,6 +186,7 @@ class Run:
             "cameras": cameras,
             "facts": asdict(self.facts),
             "clip": str(self.clip),
+            "detect_clip": str(self.substream) if self.substream is not None else None,
             "target_fps": a.target_fps,
             "warmup_s": a.warmup_s,
             "window_s": a.window_s,
@@ -352,7 +361,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"{ceiling['analysed_fps_max']:.2f} fps analysed "
         f"({ceiling['raw_share_max']:.0%} of raw), {ceiling['cameras_max']:.1f} cameras"
     )
-    run = Run(args, facts, clip, Criteria(args.min_rate, args.max_lag_s), say)
+    substream = None
+    if args.substream_height:
+        sub_spec = ClipSpec(
+            height=args.substream_height,
+            fps=args.clip_fps,
+            gop_s=args.gop_s,
+            seconds=args.clip_seconds,
+            bit_rate=max(300_000, 4_000_000 * args.substream_height // 1080),
+        )
+        say(f"substream: re-encoding {args.video} to {sub_spec.width}x{sub_spec.height} (cached)")
+        substream = prepare_clip(args.video, args.cache, sub_spec)
+    run = Run(args, facts, clip, Criteria(args.min_rate, args.max_lag_s), substream, say)
     searched = search(run, systems, first_starts(args, raw["fps"])) if systems else {}
     failure = searched.get("streetwatch", {}).get("first_failure")
     saturation = saturate(run, frame, failure) if "streetwatch" in systems else {}

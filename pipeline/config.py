@@ -40,6 +40,11 @@ log = logging.getLogger(__name__)
 CAMERA_SCHEMES = frozenset({"", "file", "rtsp", "rtsps", "http", "https", "v4l2"})
 
 
+def _is_file_url(url: str) -> bool:
+    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    return scheme in ("", "file") and not url.startswith("/dev/video")
+
+
 class ConfigError(ValueError):
     """Invalid configuration; the message lists every problem as ``file:line: field: message``."""
 
@@ -366,6 +371,12 @@ class ClipsConfig(_Strict):
 class CameraConfig(_Strict):
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
     url: str = Field(min_length=1, description="File path, rtsp://, http(s):// or /dev/videoN.")
+    detect_url: str | None = Field(
+        None,
+        description="The camera's substream (子码流, e.g. 640x360): detection runs on it, and ``url`` (the "
+        "main stream) is only demuxed, its latest keyframe decoded when an event needs full-resolution "
+        "evidence or a snapshot. Default: detect on ``url``.",
+    )
     sample: Sampling = KeyframeSampling(mode="keyframes")
     zones: list[ZoneConfig] = Field(min_length=1)
     timezone: str = Field("Asia/Shanghai", description="Where schedules are read.")
@@ -374,6 +385,20 @@ class CameraConfig(_Strict):
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
     start_time: AwareDatetime | None = Field(
         None, description="Files: stream time of the first frame (default: the wall clock when it is read)."
+    )
+    zone_roi: bool = Field(
+        False,
+        description="Zone-ROI inference: run the model on the bounding crop of this camera's zones (plus "
+        "a margin of 5% of the frame) scaled to the model's input size, boxes mapped back: objects appear "
+        "larger and what lies outside the crop is not detected (refused with redaction mode persons_only, "
+        "which would leave people outside the crop unblurred).",
+    )
+    zone_gating: bool = Field(
+        False,
+        description="Per-zone change gating: a sample in which no zone region changed (change_threshold of "
+        "the zones' thumbnail pixels) since the last inference is given the camera's last detections "
+        "instead of running the model, unless an incident on the camera awaits confirmation or a resolved "
+        "case is being verified; the model still runs at least every max_skip_s.",
     )
     skip_unchanged: bool = Field(
         True, description="Scene-change skip: no inference on a sample that looks like the last analysed one."
@@ -411,14 +436,30 @@ class CameraConfig(_Strict):
         "ClipsConfig); off by default.",
     )
 
-    @field_validator("url")
+    @field_validator("url", "detect_url")
     @classmethod
-    def _known_scheme(cls, value: str) -> str:
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         scheme = urlsplit(value).scheme.lower() if "://" in value else ""
         if scheme not in CAMERA_SCHEMES:
             raise ValueError(
                 f"unsupported URL scheme {scheme!r}: expected a file path, rtsp://, rtsps://, http://, "
                 "https:// or /dev/videoN"
+            )
+        return value
+
+    @field_validator("detect_url")
+    @classmethod
+    def _substream_like_main(cls, value: str | None, info: ValidationInfo) -> str | None:
+        main = info.data.get("url")
+        if value is None or main is None:
+            return value
+        if value == main:
+            raise ValueError("detect_url is the same as url: leave it out to detect on the one stream")
+        if _is_file_url(value) != _is_file_url(main):
+            raise ValueError(
+                "detect_url and url must both be files or both be streams (two streams of one camera)"
             )
         return value
 
@@ -523,6 +564,13 @@ class SchedulerConfig(_Strict):
         description="Sampled frames a live camera may have waiting for the detector; a newer frame drops "
         "the oldest (counted in streetwatch_frames_skipped_total{reason='behind'}).",
     )
+    drop_before_decode: bool = Field(
+        True,
+        description="Overload: a live camera whose previous sample still waits for the detector skips its "
+        "next keyframe undecoded (keyframe sampling; counted in the camera's health as skipped_busy) "
+        "instead of decoding it and dropping a decoded frame. The waiting sample is then analysed, at most "
+        "a GOP older than the skipped one; false: the freshest sample always replaces the waiting one.",
+    )
     results_queue: int = Field(
         16, ge=1, le=1024, description="Analysed frames waiting for rules; when full, the detector waits."
     )
@@ -556,6 +604,26 @@ class DaemonConfig(_Strict):
                 raise ValueError(f"camera id {camera.id!r} appears twice")
             seen.add(camera.id)
         return cameras
+
+    @model_validator(mode="after")
+    def _lean_options_keep_people_private(self) -> DaemonConfig:
+        for index, camera in enumerate(self.cameras):
+            if self.evidence.redaction_for(camera).mode != "persons_only":
+                continue
+            if camera.zone_roi:
+                raise ValueError(
+                    f"cameras.{index}.zone_roi: camera {camera.id} detects only inside its zones' crop, "
+                    "but its redaction mode persons_only blurs only the people detected: people outside "
+                    "the crop would stay visible (use mode outside_violation, or zone_roi: false)"
+                )
+            if camera.zone_gating:
+                raise ValueError(
+                    f"cameras.{index}.zone_gating: camera {camera.id} reuses earlier detections while its "
+                    "zones do not change, but its redaction mode persons_only blurs only the people "
+                    "detected: people who moved outside the zones would stay visible (use mode "
+                    "outside_violation, or zone_gating: false)"
+                )
+        return self
 
     @property
     def reportable_types(self) -> frozenset[str]:

@@ -63,7 +63,7 @@ from contract.device_config import UNKNOWN_OBJECT
 from pipeline.camera_health import CameraHealthReporter
 from pipeline.case_reports import CaseReporter
 from pipeline.clips import ClipRecorder
-from pipeline.config import DaemonConfig, ZoneConfig
+from pipeline.config import CameraConfig, DaemonConfig, ZoneConfig
 from pipeline.errors import OutboxError
 from pipeline.metrics import DaemonMetrics, HealthStatus, MetricsServer, health_record
 from pipeline.model_updates import (
@@ -216,6 +216,7 @@ class Daemon:
             idle_wait_s=IDLE_WAKE_S if source_factory is None else IDLE_POLL_S,
             consumer_alive=lambda: self._rules_thread.is_alive(),
             person_split=self.person_split,
+            needs_fresh=lambda camera_id: self.reporter.needs_fresh(camera_id),
         )
         self.cameras = cameras
         self.zone_updates = ZoneUpdates(config.cameras, self.rules, self.verifier, self.metrics, self.static)
@@ -318,23 +319,33 @@ class Daemon:
 
     def _camera_slots(self, config: DaemonConfig, source_factory: SourceFactory | None) -> list[CameraSlot]:
         batch = config.detector.batch_size
+        slots: dict[str, CameraSlot] = {}  # filled below, before any source starts
+
+        def busy_of(camera_id: str) -> Callable[[], bool] | None:
+            if not config.scheduler.drop_before_decode:
+                return None
+            return lambda: slots[camera_id].busy()
+
         if source_factory is None:
             input_hw = self._detector_input_hw(self.detector)
             factory: SourceFactory = lambda camera: camera_source(  # noqa: E731
-                camera, input_hw, 2 * batch, self._wake
+                camera, input_hw, 2 * batch, self._wake, busy_of(camera.id), self._zones_of(camera)
             )
         else:
             factory = source_factory
         per_camera = config.scheduler.frames_per_camera
-        return [
-            CameraSlot(
+        for camera in config.cameras:
+            slots[camera.id] = CameraSlot(
                 camera,
                 factory(camera),
                 every_frame=hands_over_every_frame(camera),
                 capacity=batch if hands_over_every_frame(camera) else per_camera,
             )
-            for camera in config.cameras
-        ]
+        return list(slots.values())
+
+    def _zones_of(self, camera: CameraConfig) -> Callable[[], Sequence[ZoneConfig]]:
+        """The zones ``camera`` runs with now, zones from the store included (zone-ROI, zone gating)."""
+        return lambda: self.zone_updates.zones(camera.id)
 
     def _clip_recorder(self, config: DaemonConfig, cameras: Sequence[CameraSlot]) -> ClipRecorder | None:
         """Evidence clips for the cameras that keep them (sources with a packet ring); None when none do."""

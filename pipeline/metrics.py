@@ -212,7 +212,8 @@ class DaemonMetrics:
         )
         self.frames_skipped = Counter(
             "streetwatch_frames_skipped",
-            "Sampled frames not analysed: unchanged scene (source) or camera behind (scheduler drop).",
+            "Sampled frames not run through the detector: unchanged scene (source), camera behind (scheduler "
+            "drop, or a keyframe skipped undecoded), carried (zone gating: last detections reused).",
             ["camera", "reason"],
             registry=r,
         )
@@ -283,7 +284,7 @@ class DaemonMetrics:
         )
         for camera in self.camera_ids:
             self.frames_analysed.labels(camera)
-            for reason in ("unchanged", "behind"):
+            for reason in ("unchanged", "behind", "carried"):
                 self.frames_skipped.labels(camera, reason)
         for kind in ("first_seen", "confirmed", "sighting", "ended"):
             self.incident_events.labels(kind)

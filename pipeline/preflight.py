@@ -90,6 +90,11 @@ def camera_file_problems(path: Path, config: DaemonConfig) -> list[str]:
         if problem is not None:
             loc = ("cameras", index, "url")
             problems.append(f"{where(path, loc)}: cameras.{index}.url: {problem}")
+        if camera.detect_url is not None:  # the substream: a file too (the config checks both are)
+            problem = read_problem(camera.model_copy(update={"url": camera.detect_url, "detect_url": None}))
+            if problem is not None:
+                loc = ("cameras", index, "detect_url")
+                problems.append(f"{where(path, loc)}: cameras.{index}.detect_url: {problem}")
     return problems
 
 

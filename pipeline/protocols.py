@@ -37,7 +37,21 @@ class FrameLike(Protocol):
     @property
     def stream_time(self) -> dt.datetime: ...
     @property
-    def image(self) -> npt.NDArray[np.uint8]: ...
+    def image(self) -> npt.NDArray[np.uint8]:
+        """BGR at the stream's resolution; a real source converts it on first access (costly: use ``hw``)."""
+
+    @property
+    def small_box(self) -> tuple[int, int, int, int] | None:
+        """Zone-ROI: the (x0, y0, x1, y1) crop of ``image`` that ``small`` shows; None: all of it."""
+
+    @property
+    def zones_unchanged(self) -> bool:
+        """Zone gating: nothing changed inside the camera's zones since the model last ran on it."""
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        """(height, width) of ``image``, known without converting it."""
+
     @property
     def small(self) -> npt.NDArray[np.uint8] | None:
         """The source's copy scaled to the detector's input size; None when it made none."""
@@ -46,6 +60,10 @@ class FrameLike(Protocol):
     def decode_s(self) -> float | None:
         """Seconds the source spent decoding and converting this frame; None when it does not measure."""
 
+    @property
+    def full(self) -> Callable[[], npt.NDArray[np.uint8] | None] | None:
+        """A camera with a substream: decodes the main stream's latest keyframe (None: one stream)."""
+
 
 class SourceHealthLike(HealthLike, Protocol):
     """A camera source's health (``pipeline.sources.CameraHealth``): what the metrics read, and more."""
@@ -53,6 +71,10 @@ class SourceHealthLike(HealthLike, Protocol):
     @property
     def skipped_unchanged(self) -> int:
         """Samples the source's scene-change gate skipped so far."""
+
+    @property
+    def skipped_busy(self) -> int:
+        """Keyframes skipped undecoded while the camera's previous sample still waited (overload)."""
 
 
 class SourceLike(Protocol):

@@ -31,6 +31,7 @@ from pipeline.protocols import DetectorLike, EventLike, RulesLike
 from pipeline.scheduler import detector_frame, to_full_frame
 from pipeline.snapshots import Snapshots
 from pipeline.stages import END, QUEUE_POLL_S, Analysed, StageControl
+from pipeline.substream import full_view, scaled_event
 from pipeline.zone_updates import ZoneUpdates
 
 if TYPE_CHECKING:
@@ -100,6 +101,8 @@ class Reporter:
         self._next_expire = 0.0
         self._cameras = {camera.id: camera for camera in config.cameras}  # each camera's redaction
         self._first_sight: OrderedDict[str, Images] = OrderedDict()
+        # camera -> incidents seen but not yet confirmed: zone gating runs the model for these cameras
+        self._unconfirmed: dict[str, set[str]] = {}
         self._unsaved: deque[tuple[CaseReport | IncidentUpdate, Images]] = deque(maxlen=UNSAVED_MEMORY)
 
     def _stamp_timezone(self, camera_id: str) -> str:
@@ -140,7 +143,7 @@ class Reporter:
         frame = item.frame
         item = self.with_static_changes(item)
         started = time.monotonic()
-        frame_hw = (int(frame.image.shape[0]), int(frame.image.shape[1]))
+        frame_hw = frame.hw  # never converts the picture: most frames are never looked at
         try:
             detections = self.unsuppressed(item, frame_hw)
             events = self.rules.update(item.camera_id, frame.stream_time, detections, frame_hw)
@@ -155,7 +158,7 @@ class Reporter:
             except Exception:
                 self.metrics.stage_errors.labels("events").inc()
                 log.exception("incident event %s %s could not be handled", event.kind, event.incident_id)
-        if self.config.verification.enabled:
+        if self.config.verification.enabled and self.verifier.watches_camera(item.camera_id):
             try:
                 self.verifier.observe(
                     item.camera_id, frame.stream_time, frame.image, item.detections, item.persons_xyxy
@@ -197,8 +200,8 @@ class Reporter:
     def with_static_changes(self, item: Analysed) -> Analysed:
         """``item`` with the camera's static changes (``unknown_object``) added to its detections; as it is
         when static change is off, or fails (the model's detections still count)."""
-        if self.static is None:
-            return item
+        if self.static is None or not self.static.covers(item.camera_id):
+            return item  # and the picture is never converted
         started = time.monotonic()
         try:
             detections = self.static.detect(
@@ -215,13 +218,15 @@ class Reporter:
         self.metrics.incident_events.labels(event.kind).inc()
         reporter = self.case_reporter
         if event.kind == "first_seen":
+            self._unconfirmed.setdefault(event.camera_id, set()).add(event.incident_id)
             self._first_sight[event.incident_id] = self.evidence(event, item)
             while len(self._first_sight) > EVIDENCE_MEMORY:
                 self._first_sight.popitem(last=False)
         elif event.kind == "confirmed":
+            self._unconfirmed.get(event.camera_id, set()).discard(event.incident_id)
             score = evidence_score(item.frame.image, event.boxes)
             images = self._first_sight.pop(event.incident_id, []) + self.evidence(event, item, score)
-            frame_hw = (int(item.frame.image.shape[0]), int(item.frame.image.shape[1]))
+            frame_hw = item.frame.hw
             report = reporter.report(event, score, frame_hw)
             if self.clips is not None:
                 self.clips.request(
@@ -263,7 +268,16 @@ class Reporter:
         else:
             self.outbox.put_update(message, images)
 
+    def needs_fresh(self, camera_id: str) -> bool:
+        """Zone gating: whether ``camera_id``'s frames must go through the model even when its zones did not
+        change: an incident there awaits confirmation, or a resolved case there is being verified.
+        Called from the scheduler thread (reads only)."""
+        if self._unconfirmed.get(camera_id):
+            return True
+        return bool(self.config.verification.enabled and self.verifier.watches_camera(camera_id))
+
     def on_ended(self, event: EventLike) -> None:
+        self._unconfirmed.get(event.camera_id, set()).discard(event.incident_id)
         for image in self._first_sight.pop(event.incident_id, []):  # never confirmed: not evidence
             Path(image[1]).unlink(missing_ok=True)
         update = self.case_reporter.ended(event)
@@ -301,15 +315,17 @@ class Reporter:
         from pipeline.evidence import render_evidence
 
         try:
+            # a camera with a substream: its main stream's keyframe, decoded now (pipeline.substream)
+            view = full_view(item.frame.image, item.frame.full, item.detections, item.persons_xyxy)
             written = render_evidence(
-                item.frame.image,
-                event,
-                item.detections,
+                view.image,
+                scaled_event(event, view) if view.scaled else event,
+                view.detections,
                 self.class_names,
                 self.config.evidence,
                 policy=self.config.evidence.redaction_for(self._cameras.get(event.camera_id)),
                 timezone=self._stamp_timezone(event.camera_id),
-                persons_xyxy=item.persons_xyxy,
+                persons_xyxy=view.persons_xyxy,
             )
         except Exception:  # a case without pictures is better than no case
             self.metrics.stage_errors.labels("evidence").inc()

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Sequence
 from typing import Literal
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.config import FpsSampling, KeyframeSampling
+from pipeline.config import FpsSampling, KeyframeSampling, ZoneConfig
 
 UTC = dt.UTC
 TIME_EPSILON_S = 1e-3  # timestamps within a millisecond of a sampling slot count as on it
@@ -281,3 +282,54 @@ class SceneChangeGate:
 
     def reset(self) -> None:
         self._reference = self._reference_time = None
+
+
+class ZoneGate:
+    """Per-zone change gating (``cameras[].zone_gating``): whether anything changed *inside the zones* since
+    the last sample the model ran on.
+
+    The zones' polygons are drawn on the scene-change thumbnail (grown by 2 px) and the sample counts as
+    unchanged when fewer than ``threshold`` of those pixels moved by more than :data:`PIXEL_DELTA` gray
+    levels against the reference, and the reference is less than ``max_skip_s`` old. A changed sample
+    becomes the reference (the model will run on it); an unchanged one never does, so slow drift adds up
+    until it counts. Movement outside the zones (traffic, passers-by) does not count at all.
+    """
+
+    def __init__(self, *, threshold: float, max_skip_s: float) -> None:
+        self.threshold = threshold
+        self.max_skip_s = max_skip_s
+        self._reference: npt.NDArray[np.uint8] | None = None
+        self._reference_time: dt.datetime | None = None
+        self._mask_key: tuple[object, ...] | None = None
+        self._mask: npt.NDArray[np.bool_] | None = None
+
+    def unchanged(
+        self, thumb: npt.NDArray[np.uint8], zones: Sequence[ZoneConfig], stream_time: dt.datetime
+    ) -> bool:
+        mask = self._zone_mask(zones, thumb.shape[:2])
+        reference, since = self._reference, self._reference_time
+        fresh = (
+            reference is not None
+            and since is not None
+            and reference.shape == thumb.shape
+            and (stream_time - since).total_seconds() < self.max_skip_s
+        )
+        if fresh and mask is not None and reference is not None:
+            moved = cv2.absdiff(thumb, reference)[mask] > PIXEL_DELTA
+            if np.count_nonzero(moved) < self.threshold * moved.size:
+                return True
+        self._reference, self._reference_time = thumb, stream_time
+        return False
+
+    def _zone_mask(self, zones: Sequence[ZoneConfig], shape: tuple[int, ...]) -> npt.NDArray[np.bool_] | None:
+        key = (shape, *(tuple(map(tuple, zone.polygon)) for zone in zones))
+        if key != self._mask_key:
+            height, width = int(shape[0]), int(shape[1])
+            canvas = np.zeros((height, width), np.uint8)
+            for zone in zones:
+                points = np.array([[x * (width - 1), y * (height - 1)] for x, y in zone.polygon], np.float32)
+                cv2.fillPoly(canvas, [np.rint(points).astype(np.int32)], 255)
+            grown = np.asarray(cv2.dilate(canvas, np.ones((5, 5), np.uint8)))
+            self._mask = grown > 0 if grown.any() else None
+            self._mask_key = key
+        return self._mask

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from detector.detections import Detections
-from pipeline.config import CameraConfig
+from pipeline.config import CameraConfig, ZoneConfig
 from pipeline.errors import StageError
 from pipeline.metrics import DaemonMetrics
 from pipeline.protocols import DetectorLike, FrameLike, SourceLike
@@ -49,6 +49,16 @@ class CameraSlot:
         self.last_seq = -1
         self.ended = False
         self.unchanged = 0  # the source's skipped_unchanged count already added to the metrics
+        self.busy_skips = 0  # the source's skipped_busy count already added to the metrics
+        self.in_flight = False  # a frame of this camera is in the detector call now
+        # zone gating: the last detections the model made on this camera (full-frame pixels), with the
+        # people for redaction and the frame size they belong to
+        self.last: tuple[Detections, npt.NDArray[np.float32] | None, tuple[int, int]] | None = None
+
+    def busy(self) -> bool:
+        """A frame of this camera still waits for the detector or is in it (read from the camera's
+        thread)."""
+        return bool(self.waiting) or self.in_flight
 
 
 def is_file(camera: CameraConfig) -> bool:
@@ -66,14 +76,23 @@ def is_finite(camera: CameraConfig) -> bool:
 
 
 def camera_source(
-    camera: CameraConfig, input_hw: tuple[int, int] | None, queue_size: int, wake: Callable[[str], None]
+    camera: CameraConfig,
+    input_hw: tuple[int, int] | None,
+    queue_size: int,
+    wake: Callable[[str], None],
+    busy: Callable[[], bool] | None = None,
+    zones: Callable[[], Sequence[ZoneConfig]] | None = None,
 ) -> SourceLike:
     """A :class:`pipeline.sources.CameraSource` that also scales each sample to the detector's input size
-    (``small``), so the detector gets a small frame and the full-resolution one stays for evidence, and
-    wakes the scheduler (``wake``) when a sample is ready instead of being polled."""
+    (``small``), so the detector gets a small frame and the full-resolution one stays for evidence, wakes
+    the scheduler (``wake``) when a sample is ready instead of being polled, and (``busy``: the camera
+    still has a frame waiting) skips keyframes undecoded while it is behind; ``zones``: the camera's current
+    zones, for zone-ROI inference (:mod:`pipeline.roi`) and zone gating."""
     from pipeline.sources import CameraSource
 
-    source: SourceLike = CameraSource(camera, input_hw=input_hw, queue_size=queue_size, on_frame=wake)
+    source: SourceLike = CameraSource(
+        camera, input_hw=input_hw, queue_size=queue_size, on_frame=wake, busy=busy, zones=zones
+    )
     return source
 
 
@@ -85,13 +104,17 @@ def detector_frame(frame: FrameLike) -> npt.NDArray[np.uint8]:
 def to_full_frame(detections: Detections, frame: FrameLike) -> Detections:
     """Boxes found on the downscaled copy, in full-frame pixels (evidence, zones and the store use those)."""
     small = frame.small
-    if small is None or small.shape[:2] == frame.image.shape[:2] or not len(detections):
+    height, width = frame.hw
+    box = frame.small_box
+    if small is None or not len(detections) or (box is None and small.shape[:2] == (height, width)):
         return detections
-    sy = frame.image.shape[0] / small.shape[0]
-    sx = frame.image.shape[1] / small.shape[1]
+    x0, y0, x1, y1 = box if box is not None else (0, 0, width, height)
+    sy = (y1 - y0) / small.shape[0]
+    sx = (x1 - x0) / small.shape[1]
     scale = np.array([sx, sy, sx, sy], np.float32)
+    offset = np.array([x0, y0, x0, y0], np.float32)
     return Detections(
-        xyxy=detections.xyxy * scale,
+        xyxy=detections.xyxy * scale + offset,
         confidence=detections.confidence,
         class_id=detections.class_id,
         track_id=detections.track_id,
@@ -119,8 +142,10 @@ class Scheduler:
         idle_wait_s: float,
         consumer_alive: Callable[[], bool],
         person_split: PersonSplit | None = None,
+        needs_fresh: Callable[[str], bool] | None = None,
     ) -> None:
         self.cameras = cameras
+        self.needs_fresh = needs_fresh or (lambda _camera_id: False)
         self.person_split = person_split
         self.detector = detector
         self.metrics = metrics
@@ -148,6 +173,7 @@ class Scheduler:
                     next_stats = now + SOURCE_STATS_EVERY_S
                 for cam in self.cameras:
                     self.intake(cam)
+                    self.carry_forward(cam)
                 batch = self.next_batch()
                 if batch:
                     self.run_batch(batch)
@@ -199,12 +225,16 @@ class Scheduler:
         """Scene-change skips happen inside the sources: copy their counts into the metrics."""
         for cam in self.cameras:
             try:
-                count = int(cam.source.health.skipped_unchanged)
+                health = cam.source.health
+                count, busy = int(health.skipped_unchanged), int(health.skipped_busy)
             except Exception:
                 continue
             if count > cam.unchanged:
                 self.metrics.frames_unchanged(cam.id, count - cam.unchanged)
                 cam.unchanged = count
+            if busy > cam.busy_skips:  # dropped before decoding: behind, like the drops after it
+                self.metrics.frames_behind(cam.id, busy - cam.busy_skips)
+                cam.busy_skips = busy
 
     def _observe_decode(self, camera_id: str, frame: FrameLike) -> None:
         if frame.decode_s is not None:
@@ -243,9 +273,24 @@ class Scheduler:
             batch.append((cam, cam.waiting.popleft()))  # per camera, candidates come in waiting order
         return batch
 
+    def carry_forward(self, cam: CameraSlot) -> None:
+        """Zone gating: frames at the head of ``cam``'s queue in which nothing changed inside the zones go
+        to the rules with the camera's last detections, without the model, unless the camera needs fresh
+        ones (:meth:`pipeline.reporting.Reporter.needs_fresh`) or has none of this frame size yet."""
+        while cam.waiting and cam.waiting[0].frame.zones_unchanged and cam.last is not None:
+            detections, persons, hw = cam.last
+            waiting = cam.waiting[0]
+            if waiting.frame.hw != hw or self.needs_fresh(cam.id):
+                return
+            cam.waiting.popleft()
+            self.metrics.frames_skipped.labels(cam.id, "carried").inc()
+            self.put(Analysed(cam.id, waiting.frame, detections, waiting.received, persons, carried=True))
+
     def run_batch(self, batch: list[tuple[CameraSlot, Waiting]]) -> None:
         images = [detector_frame(waiting.frame) for _, waiting in batch]
         started = time.monotonic()
+        for cam, _ in batch:
+            cam.in_flight = True
         try:
             results = self.detector.detect_batch(images)
             if len(results) != len(images):
@@ -260,6 +305,9 @@ class Scheduler:
                     f"the detector failed {self._detector_failures} times in a row: {exc}"
                 ) from exc
             return
+        finally:
+            for cam, _ in batch:
+                cam.in_flight = False
         self._detector_failures = 0
         self.metrics.inference_seconds.observe(time.monotonic() - started)
         self.metrics.batch_frames.observe(len(images))
@@ -269,6 +317,7 @@ class Scheduler:
             persons = None
             if self.person_split is not None:  # the detector ran lower for redaction: rules see the rest
                 detections, persons = self.person_split(detections)
+            cam.last = (detections, persons, waiting.frame.hw)
             self.put(Analysed(cam.id, waiting.frame, detections, waiting.received, persons))
 
     def put(self, item: object) -> bool:

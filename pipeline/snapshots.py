@@ -17,6 +17,7 @@ from pipeline.metrics import DaemonMetrics
 from pipeline.redaction import person_boxes
 from pipeline.stages import Analysed
 from pipeline.store_sync import StoreSync, encode_snapshot
+from pipeline.substream import full_view
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ class Snapshots:
 
     def maybe_offer(self, item: Analysed) -> None:
         now = time.monotonic()
+        if item.carried:  # zone gating: its people were found on an earlier frame; wait for a fresh one
+            return
         if self.every_s <= 0 or now < self._next.get(item.camera_id, 0.0):
             return
         self._next[item.camera_id] = now + self.every_s
@@ -49,7 +52,9 @@ class Snapshots:
             persons = item.persons_xyxy
             if persons is None:
                 persons = person_boxes(item.detections, self.class_names)
-            jpeg = encode_snapshot(item.frame.image, persons, blur=self.blur_persons)
+            view = full_view(item.frame.image, item.frame.full, item.detections, persons)
+            shown = view.persons_xyxy if view.persons_xyxy is not None else persons
+            jpeg = encode_snapshot(view.image, shown, blur=self.blur_persons)
         except Exception:
             self.metrics.stage_errors.labels("snapshot").inc()
             log.exception("camera %s: snapshot not encoded", item.camera_id)

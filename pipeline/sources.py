@@ -44,8 +44,8 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -63,8 +63,9 @@ from av.video.stream import VideoStream
 
 from common.backoff import Backoff
 from pipeline.clips import PacketRing
-from pipeline.config import CameraConfig
+from pipeline.config import CameraConfig, ZoneConfig
 from pipeline.errors import SourceError, SourceOpenError, SourceReadError
+from pipeline.roi import crop_to_fit, pixel_box, zone_roi
 from pipeline.sampling import (
     UTC,
     FrameSelector,
@@ -72,8 +73,10 @@ from pipeline.sampling import (
     PacketAction,
     SceneChangeGate,
     StreamClock,
+    ZoneGate,
     thumbnail_size,
 )
+from pipeline.substream import MainStream
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +97,7 @@ COUNTERS = (
     "decode_errors",
     "catch_ups",
     "loops",
+    "skipped_busy",
 )
 # The SDP of an RTSP session already describes the stream: probing it only delays the first frame (~2 s
 # with GStreamer's server). UDP gets a larger socket buffer for keyframe bursts.
@@ -128,9 +132,10 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"***@{host}"))
 
 
-def input_arguments(config: CameraConfig) -> tuple[str, str | None, dict[str, str]]:
-    """(target, FFmpeg format or None, FFmpeg input options) for opening ``config.url``."""
-    url, kind = config.url, source_kind(config.url)
+def input_arguments(config: CameraConfig, url: str | None = None) -> tuple[str, str | None, dict[str, str]]:
+    """(target, FFmpeg format or None, FFmpeg input options) for opening ``url`` (default ``config.url``)."""
+    url = config.url if url is None else url
+    kind = source_kind(url)
     options: dict[str, str] = {}
     fmt: str | None = None
     if kind == "file" and url.startswith("file://"):
@@ -148,24 +153,90 @@ def input_arguments(config: CameraConfig) -> tuple[str, str | None, dict[str, st
     return url, fmt, options
 
 
-@dataclass(frozen=True, eq=False, slots=True)
 class SampledFrame:
     """A sample handed to the daemon.
 
-    ``image``: HxWx3 uint8 BGR at full resolution (evidence needs it). ``small``: the same picture scaled
-    straight from the decoded frame to fit inside the source's ``input_hw`` (aspect kept), or None when no
-    ``input_hw`` was given; boxes found on it scale to ``image`` by ``image.shape[1] / small.shape[1]``.
+    ``image``: HxWx3 uint8 BGR at the stream's resolution (evidence needs it), converted from the decoded
+    picture on first access only (most analysed frames never need it: the detector reads ``small``), then
+    kept; ``hw`` is its (height, width) without converting. ``small``: the same picture scaled straight from
+    the decoded frame to fit inside the source's ``input_hw`` (aspect kept), or None when no ``input_hw``
+    was given; boxes found on it scale to ``image`` by ``hw[1] / small.shape[1]``. ``small_box``: zone-ROI
+    inference (``zone_roi``): ``small`` shows only this (x0, y0, x1, y1) crop of ``image`` (see
+    :mod:`pipeline.roi`); None: the whole picture. ``zones_unchanged``: zone gating (``zone_gating``) saw
+    no change inside the zones since the last sample the model ran on (:class:`pipeline.sampling.ZoneGate`).
     ``decode_s``: seconds spent decoding and converting this sample. ``thumb``: the scene-change thumbnail.
+    ``full``: a camera that detects on its substream (``detect_url``): returns the main stream's latest
+    keyframe decoded at full resolution (or None), while ``image`` is the substream's picture; see
+    :mod:`pipeline.substream`. None for a camera with one stream.
     """
 
-    camera_id: str
-    seq: int
-    stream_time: dt.datetime
-    image: npt.NDArray[np.uint8] = field(repr=False)
-    keyframe: bool
-    small: npt.NDArray[np.uint8] | None = field(default=None, repr=False)
-    decode_s: float = 0.0
-    thumb: npt.NDArray[np.uint8] | None = field(default=None, repr=False)
+    __slots__ = (
+        "_image",
+        "_lock",
+        "_picture",
+        "camera_id",
+        "decode_s",
+        "full",
+        "hw",
+        "keyframe",
+        "seq",
+        "small",
+        "small_box",
+        "stream_time",
+        "thumb",
+        "zones_unchanged",
+    )
+
+    def __init__(
+        self,
+        camera_id: str,
+        seq: int,
+        stream_time: dt.datetime,
+        image: npt.NDArray[np.uint8] | VideoFrame,
+        keyframe: bool,
+        small: npt.NDArray[np.uint8] | None = None,
+        decode_s: float = 0.0,
+        thumb: npt.NDArray[np.uint8] | None = None,
+        full: Callable[[], npt.NDArray[np.uint8] | None] | None = None,
+        small_box: tuple[int, int, int, int] | None = None,
+        zones_unchanged: bool = False,
+    ) -> None:
+        self.camera_id = camera_id
+        self.zones_unchanged = zones_unchanged
+        self.small_box = small_box
+        self.seq = seq
+        self.stream_time = stream_time
+        self.keyframe = keyframe
+        self.small = small
+        self.decode_s = decode_s
+        self.thumb = thumb
+        self.full = full
+        self._lock = threading.Lock()
+        if isinstance(image, VideoFrame):
+            self._picture: VideoFrame | None = image
+            self._image: npt.NDArray[np.uint8] | None = None
+            self.hw = (int(image.height), int(image.width))
+        else:
+            self._picture, self._image = None, image
+            self.hw = (int(image.shape[0]), int(image.shape[1]))
+
+    @property
+    def image(self) -> npt.NDArray[np.uint8]:
+        image = self._image
+        if image is None:
+            with self._lock:  # the rules, snapshot and evidence threads may ask at once
+                image = self._image
+                if image is None:
+                    assert self._picture is not None
+                    image = np.ascontiguousarray(self._picture.to_ndarray(format="bgr24"), dtype=np.uint8)
+                    self._image, self._picture = image, None
+        return image
+
+    def __repr__(self) -> str:
+        return (
+            f"SampledFrame(camera_id={self.camera_id!r}, seq={self.seq}, stream_time={self.stream_time!r}, "
+            f"hw={self.hw}, keyframe={self.keyframe}, decode_s={self.decode_s:.4f})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +262,7 @@ class CameraHealth:
     decode_ms: float  # mean decode + conversion time of recent samples
     sampling: str  # the sampler's phase: keyframes, probing, fallback, fps, intra
     loops: int  # files: times the file started again
+    skipped_busy: int = 0  # live, overloaded: keyframes skipped undecoded while a sample still waited
 
     @property
     def healthy(self) -> bool:
@@ -265,6 +337,10 @@ class CameraSource:
         queue_size: files not paced: samples that may wait for :meth:`next_frame`.
         on_frame: called with the camera id after each sample is ready, on the source thread: keep it
             quick (set an event to wake a consumer); a slow one delays reading, which then catches up.
+        zones: the zones the camera runs with now (zone-ROI and zone gating; default: the configured ones).
+        busy: live sources: whether the consumer still holds this camera's previous sample unanalysed;
+            while it does, keyframes that would be decoded on their own are skipped undecoded (the
+            consumer could not take them before the next one anyway: drop before decoding).
         rng: for the backoff jitter (tests pass a seeded one).
     """
 
@@ -276,15 +352,29 @@ class CameraSource:
         queue_size: int = DEFAULT_QUEUE_SIZE,
         on_frame: Callable[[str], None] | None = None,
         rng: random.Random | None = None,
+        busy: Callable[[], bool] | None = None,
+        zones: Callable[[], Sequence[ZoneConfig]] | None = None,
     ) -> None:
         self.config = config
         self.camera_id = config.id
-        self.kind = source_kind(config.url)
-        self.url = redact_url(config.url)
+        self.stream_url = config.detect_url or config.url  # the stream sampled and detected on
+        self.kind = source_kind(self.stream_url)
+        self.url = redact_url(self.stream_url)
         self.paced = self.kind == "file" and config.realtime
         self.live = self.kind != "file" or config.realtime
         self.input_hw = input_hw
         self._on_frame = on_frame
+        self._busy = busy if self.live else None
+        # zone-ROI and zone gating follow the zones the daemon runs with (else the configured ones)
+        self._zones: Callable[[], Sequence[ZoneConfig]] = zones or (lambda: config.zones)
+        self._zone_gate = (
+            ZoneGate(threshold=config.change_threshold, max_skip_s=config.max_skip_s)
+            if config.zone_gating
+            else None
+        )
+        self.main: MainStream | None = (
+            MainStream(config, follow=not self.live) if config.detect_url is not None else None
+        )
         self._selector = FrameSelector(config.sample)
         self._clock = StreamClock(live=self.kind != "file", start=config.start_time)
         self._gate = SceneChangeGate(
@@ -295,7 +385,7 @@ class CameraSource:
         self._queue: queue.Queue[SampledFrame] | None = (
             None if self.live else queue.Queue(maxsize=max(1, queue_size))
         )
-        self._reformatters = {name: VideoReformatter() for name in ("bgr", "small", "thumb")}
+        self._reformatters = {name: VideoReformatter() for name in ("small", "thumb")}
         # Evidence clips (cameras[].clips): every compressed packet, before sampling, in a bounded ring.
         self.packets = PacketRing(config.id, config.clips) if config.clips.enabled else None
         self._lock = threading.Condition()
@@ -315,7 +405,7 @@ class CameraSource:
         self._was_up = False
         self._arrivals: deque[float] = deque(maxlen=RECENT_MAX)
         self._decode_s: deque[float] = deque(maxlen=RECENT_MAX)
-        self._last_frame_at: dt.datetime | None = None
+        self._last_frame_mono: float | None = None  # monotonic time of the last packet (health says UTC)
         self._last_stream_time: dt.datetime | None = None
         self._counts = dict.fromkeys(COUNTERS, 0)
         self._lag_s = 0.0
@@ -328,6 +418,8 @@ class CameraSource:
     def start(self) -> None:
         if self._thread is not None:
             raise RuntimeError(f"camera {self.camera_id}: source already started")
+        if self.main is not None:
+            self.main.start()
         self._thread = threading.Thread(target=self._run, name=f"camera-{self.camera_id}", daemon=True)
         self._thread.start()
 
@@ -338,6 +430,8 @@ class CameraSource:
             if self._state != "ended":
                 self._state = "stopped"
             self._lock.notify_all()
+        if self.main is not None:
+            self.main.stop(timeout)
         if self._thread is None or self._thread is threading.current_thread():
             return True
         self._thread.join(timeout)
@@ -420,13 +514,16 @@ class CameraSource:
     def health(self) -> CameraHealth:
         now = time.monotonic()
         with self._lock:
-            recent = [t for t in self._arrivals if now - t <= FPS_WINDOW_S]
+            recent = [t for t in list(self._arrivals) if now - t <= FPS_WINDOW_S]
+            last = self._last_frame_mono
+            since = 0.0 if last is None else max(now - last, 0.0)
+            last_frame_at = None if last is None else dt.datetime.now(UTC) - dt.timedelta(seconds=since)
             durations = list(self._decode_s)
             counts = dict(self._counts)
             return CameraHealth(
                 camera_id=self.camera_id,
                 state=self._state,
-                last_frame_at=self._last_frame_at,
+                last_frame_at=last_frame_at,
                 last_stream_time=self._last_stream_time,
                 fps=_rate(recent),
                 reconnects=self._reconnects,
@@ -443,6 +540,7 @@ class CameraSource:
                 decode_ms=1000.0 * sum(durations) / len(durations) if durations else 0.0,
                 sampling=self._selector.phase,
                 loops=counts["loops"],
+                skipped_busy=counts["skipped_busy"],
             )
 
     # --- the source thread ---
@@ -456,6 +554,8 @@ class CameraSource:
         finally:
             if self.packets is not None:
                 self.packets.close()
+            if self.main is not None:
+                self.main.finish()
             self._finished.set()
             with self._lock:
                 self._lock.notify_all()
@@ -494,7 +594,7 @@ class CameraSource:
         )
 
     def _open(self) -> InputContainer:
-        target, fmt, options = input_arguments(self.config)
+        target, fmt, options = input_arguments(self.config, self.stream_url)
         timeout = self.config.timeout_s
         started = time.monotonic()
         try:
@@ -542,6 +642,9 @@ class CameraSource:
             self._behind = behind
             action = self._selector.on_packet(t, packet.is_keyframe, behind=behind)
             if action is PacketAction.SKIP:
+                continue
+            if action is PacketAction.DECODE_ALONE and self._busy is not None and self._overloaded():
+                self._counts["skipped_busy"] += 1  # overloaded: drop before decoding, not after
                 continue
             started = time.perf_counter()
             for frame in self._decode(ctx, packet, action):
@@ -597,29 +700,59 @@ class CameraSource:
         if not self._selector.take(t, frame.key_frame):
             return
         self._count("sampled")
+        if self.main is not None:
+            self.main.advance_to(t)
         stream_time = self._clock.to_utc(t, dt.datetime.now(UTC))
         if self.packets is not None:
             self.packets.anchor(t, stream_time)
-        thumb = self._thumbnail(frame) if self._gate.enabled else None
+        gated = self._gate.enabled or self._zone_gate is not None
+        thumb = self._thumbnail(frame) if gated else None
         with self._lock:
             self._last_stream_time = stream_time
             if not self._gate.should_analyse(thumb, stream_time):
                 self._counts["skipped_unchanged"] += 1
                 return
         self._seq += 1
+        small, small_box = self._small(frame)
+        unchanged = (
+            self._zone_gate is not None
+            and thumb is not None
+            and self._zone_gate.unchanged(thumb, self._zones(), stream_time)
+        )
         sample = SampledFrame(
             camera_id=self.camera_id,
             seq=self._seq,
             stream_time=stream_time,
-            image=self._convert(frame),
+            image=frame,  # converted to BGR only if someone looks at it (SampledFrame.image)
             keyframe=frame.key_frame,
-            small=self._small(frame),
+            small=small,
+            small_box=small_box,
+            zones_unchanged=unchanged,
             decode_s=time.perf_counter() - started,
             thumb=thumb,
+            full=self._full_at(t),
         )
         with self._lock:
             self._decode_s.append(sample.decode_s)
         self._publish(sample)
+
+    def _full_at(self, t: float) -> Callable[[], npt.NDArray[np.uint8] | None] | None:
+        """The sample's way to its main-stream keyframe: the one of its own time for a file that is not
+        paced (samples are queued ahead), the newest one for a live stream."""
+        main = self.main
+        if main is None:
+            return None
+        if main.follow:
+            return lambda: main.image(t)
+        return main.image
+
+    def _overloaded(self) -> bool:
+        """Drop before decoding: the consumer still holds this camera's previous sample unanalysed, or has
+        not even taken the one waiting here (decoding another would only replace it)."""
+        if self._busy is not None and self._busy():
+            return True
+        with self._lock:
+            return self._slot is not None and self._slot.seq > self._handed_seq
 
     def _thumbnail(self, frame: VideoFrame) -> npt.NDArray[np.uint8]:
         width, height = thumbnail_size(frame.width, frame.height)
@@ -628,20 +761,23 @@ class CameraSource:
         )
         return np.ascontiguousarray(gray.to_ndarray(), dtype=np.uint8)
 
-    def _convert(self, frame: VideoFrame) -> npt.NDArray[np.uint8]:
-        bgr = self._reformatters["bgr"].reformat(frame, format="bgr24")
-        return np.ascontiguousarray(bgr.to_ndarray(), dtype=np.uint8)
-
-    def _small(self, frame: VideoFrame) -> npt.NDArray[np.uint8] | None:
+    def _small(
+        self, frame: VideoFrame
+    ) -> tuple[npt.NDArray[np.uint8] | None, tuple[int, int, int, int] | None]:
+        """The detector's copy, and the crop of the picture it shows (None: all of it)."""
         if self.input_hw is None:
-            return None
+            return None, None
+        rect = zone_roi(self._zones()) if self.config.zone_roi else None
+        if rect is not None:
+            box = pixel_box(rect, frame.width, frame.height)
+            return crop_to_fit(frame, box, self.input_hw), box
         target_h, target_w = self.input_hw
         scale = min(target_h / frame.height, target_w / frame.width, 1.0)
         width, height = max(1, round(frame.width * scale)), max(1, round(frame.height * scale))
         small = self._reformatters["small"].reformat(
             frame, width=width, height=height, format="bgr24", interpolation="BILINEAR"
         )
-        return np.ascontiguousarray(small.to_ndarray(), dtype=np.uint8)
+        return np.ascontiguousarray(small.to_ndarray(), dtype=np.uint8), None
 
     def _publish(self, sample: SampledFrame) -> None:
         if self._queue is not None:
@@ -665,11 +801,18 @@ class CameraSource:
     # --- health bookkeeping ---
 
     def _on_packet(self) -> None:
+        """Per packet: kept cheap (no lock, no datetime) while the camera is up. Only this thread writes
+        these fields; :attr:`health` reads them (a count one packet behind at worst)."""
+        now = time.monotonic()
+        self._counts["frames_in"] += 1
+        self._last_packet = now
+        self._arrivals.append(now)
+        self._last_frame_mono = now
+        if self._state != "up":
+            self._maybe_came_up()
+
+    def _maybe_came_up(self) -> None:
         with self._lock:
-            self._counts["frames_in"] += 1
-            self._last_packet = time.monotonic()
-            self._arrivals.append(self._last_packet)
-            self._last_frame_at = dt.datetime.now(UTC)
             if self._state != "up" and not self._stop.is_set():
                 self._came_up()
 

@@ -29,6 +29,9 @@ class Analysed:
     # People found below the rules' threshold (evidence.person_confidence), for redaction only; None: the
     # person-like boxes of ``detections`` (a detector the daemon did not load, e.g. in tests).
     persons_xyxy: npt.NDArray[np.float32] | None = None
+    # Zone gating: the model did not run on this frame; ``detections`` are the camera's last ones, carried
+    # forward because nothing changed inside its zones (snapshots skip such frames).
+    carried: bool = False
 
 
 END = object()  # end-of-stream sentinel on the results queue

@@ -93,6 +93,10 @@ class StaticChanges:
         with self._lock:
             self._pending[(camera_id, zone_id)] = image_bgr
 
+    def covers(self, camera_id: str) -> bool:
+        """Whether ``camera_id`` has static change (:meth:`detect` needs its picture)."""
+        return camera_id in self._detectors
+
     def detect(
         self,
         camera_id: str,

@@ -217,6 +217,11 @@ class Verifier:
 
     # --- looking at the zone ---
 
+    def watches_camera(self, camera_id: str) -> bool:
+        """Whether a resolved case is watched on ``camera_id`` (:meth:`observe` needs its frames)."""
+        with self._lock:
+            return bool(self._watches.by_camera.get(camera_id))
+
     def observe(
         self,
         camera_id: str,

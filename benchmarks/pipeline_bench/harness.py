@@ -31,6 +31,7 @@ class TrialSpec:
     dwell_s: float = 10.0
     scripted_event: bool = True
     keyframes: bool = True  # the daemon decodes keyframes only (GOP = sampling interval); else fps sampling
+    detect_clip: str | None = None  # streetwatch: the substream the cameras detect on (``clip`` is the main)
 
     @property
     def mode(self) -> str:

@@ -45,6 +45,7 @@ def daemon_config(spec: TrialSpec, epoch: float) -> Any:
     key_file.chmod(0o600)
     camera = {
         "url": spec.clip,
+        **({"detect_url": spec.detect_clip} if spec.detect_clip else {}),
         "realtime": spec.realtime,
         "loop": True,
         "sample": {"mode": "keyframes"} if spec.keyframes else {"mode": "fps", "fps": spec.target_fps},

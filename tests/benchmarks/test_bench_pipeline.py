@@ -53,7 +53,7 @@ def test_smoke_run_writes_every_sample_to_json_and_csv(
     streetwatch = summaries[0]
     assert streetwatch["cases"] == 1 and streetwatch["frame_to_case"]["p50_ms"] > 0  # the scripted car
     assert streetwatch["daemon_stage_means"]["inference"] > 0  # the daemon's own metrics, per stage
-    assert streetwatch["daemon_skipped"] == {"unchanged": 0.0, "behind": 0.0}
+    assert streetwatch["daemon_skipped"] == {"unchanged": 0.0, "behind": 0.0, "carried": 0.0}
     assert summaries[2]["inference_busy"] > 0 and summaries[2]["lag"]["n"] == 0  # files: no lag
     assert written["raw"]["fps"] > 0 and len(written["raw"]["samples_ms"]) == written["raw"]["n"]
     ceiling = written["ceiling"]  # inference + keyframe decode CPU bound what any system can analyse

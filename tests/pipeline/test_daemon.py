@@ -43,6 +43,13 @@ class Frame:
     keyframe: bool = True
     small: npt.NDArray[np.uint8] | None = None  # no downscaled copy: the detector sees ``image``
     decode_s: float | None = None  # not measured
+    full: Callable[[], npt.NDArray[np.uint8] | None] | None = None  # one stream
+    small_box: tuple[int, int, int, int] | None = None  # no zone-ROI crop
+    zones_unchanged: bool = False  # no zone gating
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        return int(self.image.shape[0]), int(self.image.shape[1])
 
 
 @dataclass
@@ -53,6 +60,7 @@ class Health:
     reconnects: int = 0
     last_error: str | None = None
     skipped_unchanged: int = 0
+    skipped_busy: int = 0
 
 
 class FileSource:

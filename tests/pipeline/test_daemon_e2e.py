@@ -128,13 +128,15 @@ class FirstFrame:
         return self._seen(self.inner.latest(after_seq))
 
 
-def recording_factory() -> tuple[Callable[[CameraConfig], SourceLike], dict[str, FirstFrame]]:
+def recording_factory(
+    input_hw: tuple[int, int] | None = None,
+) -> tuple[Callable[[CameraConfig], SourceLike], dict[str, FirstFrame]]:
     from pipeline.sources import CameraSource
 
     made: dict[str, FirstFrame] = {}
 
     def factory(camera: CameraConfig) -> SourceLike:
-        made[camera.id] = FirstFrame(CameraSource(camera))
+        made[camera.id] = FirstFrame(CameraSource(camera, input_hw=input_hw))
         return made[camera.id]  # type: ignore[return-value]
 
     return factory, made
@@ -156,9 +158,21 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None
 # --- vtest + parking lot through a real store ---------------------------------------------------------
 
 
+LEAN_OPTIONS = {
+    "as_configured": {},
+    # zone-ROI inference: the detector sees the zones' crop (the van zone + the walkway; the lot is whole)
+    "zone_roi": {"zone_roi": True},
+    # zone gating: samples whose zones did not change reuse the last detections (model not run)
+    "zone_gating": {"zone_gating": True},
+    "roi_and_gating": {"zone_roi": True, "zone_gating": True},
+}
+
+
+@pytest.mark.parametrize("lean", list(LEAN_OPTIONS))
 def test_parked_van_makes_one_case_and_passers_by_none(
-    tmp_path: Path, store: LiveStore, yolox_card: Path, vtest_path: Path, car_video: Path
+    tmp_path: Path, store: LiveStore, yolox_card: Path, vtest_path: Path, car_video: Path, lean: str
 ) -> None:
+    options = LEAN_OPTIONS[lean]
     cameras = [
         {
             "id": "vtest",
@@ -169,18 +183,21 @@ def test_parked_van_makes_one_case_and_passers_by_none(
                 zone("service-road", VAN_PLACE, VAN_ZONE, 30),
                 zone("walkway", WALKWAY_PLACE, WALKWAY_ZONE, 30),
             ],
+            **options,
         },
         {
             "id": "lot",
             "url": str(car_video),
             "sample": {"mode": "fps", "fps": 2},
             "zones": [zone("lot", LOT_PLACE, LOT_ZONE, 10)],
+            **options,
         },
     ]
     config = check_config(
         write_config(tmp_path, store, yolox_card, cameras, incidents={"sighting_report_s": 15})
     )
-    factory, sources = recording_factory()
+    # the lean options work on the detector's copy, which the daemon's own sources always make
+    factory, sources = recording_factory((416, 416) if options else None)
     daemon = Daemon(config, source_factory=factory)
     assert daemon.run() == 0  # both files end; the outbox is drained
 

@@ -312,7 +312,7 @@ def test_snapshots_pixelate_the_people_found_below_the_working_threshold(
     offered: list[bytes] = []
     sync = SimpleNamespace(offer_snapshot=lambda camera_id, jpeg: offered.append(jpeg))
     snapshots = Snapshots(sync, names, DaemonMetrics(["cam-1"]), every_s=60, blur_persons=True)  # type: ignore[arg-type]
-    item = Analysed("cam-1", SimpleNamespace(image=frame), found, 0.0, people)  # type: ignore[arg-type]
+    item = Analysed("cam-1", SimpleNamespace(image=frame, full=None), found, 0.0, people)  # type: ignore[arg-type]
     snapshots.maybe_offer(item)
     picture = cv2.imdecode(np.frombuffer(offered[0], np.uint8), cv2.IMREAD_COLOR)
     working_people = found.xyxy[found.class_id == names.index("person")]

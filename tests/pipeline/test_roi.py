@@ -1,0 +1,130 @@
+"""Zone-ROI inference: the detector sees the crop of the camera's zones, boxes come back to the frame.
+
+Real footage: vtest.avi (the van parked at the top right) through the real YOLOX-nano detector.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from detector.detections import Detections
+from pipeline.config import CameraConfig, DaemonConfig, ZoneConfig
+from pipeline.roi import crop_to_fit, pixel_box, zone_roi
+from pipeline.scheduler import detector_frame, to_full_frame
+from pipeline.sources import CameraSource, iter_samples
+
+VAN_ZONE = [[0.82, 0.05], [1.0, 0.05], [1.0, 0.2], [0.82, 0.2]]
+
+
+def zone(polygon: list[list[float]], zone_id: str = "z") -> ZoneConfig:
+    return ZoneConfig.model_validate(
+        {"id": zone_id, "place": "p", "polygon": polygon, "rules": {"illegal_parking": {"dwell_s": 30}}}
+    )
+
+
+def test_the_crop_holds_every_zone_plus_a_margin() -> None:
+    rect = zone_roi([zone(VAN_ZONE), zone([[0.5, 0.1], [0.6, 0.1], [0.6, 0.3]], "b")])
+    assert rect == pytest.approx((0.45, 0.0, 1.0, 0.35))
+    assert zone_roi([zone([[0, 0], [1, 0], [1, 1], [0, 1]])]) is None  # the whole frame: nothing to gain
+    assert zone_roi([zone([[0.0, 0.0], [0.9, 0.0], [0.9, 0.9]])]) is None  # most of it: neither
+    assert pixel_box((0.45, 0.0, 1.0, 0.35), 768, 576) == (344, 0, 768, 202)
+    x0, y0, x1, y1 = pixel_box((0.1001, 0.2001, 0.3001, 0.4001), 767, 575)
+    assert x0 % 2 == y0 % 2 == 0 and x1 > x0 and y1 > y0 and x1 <= 767 and y1 <= 575
+
+
+def test_crop_converts_only_the_crop_and_matches_a_full_conversion(vtest_path: Path) -> None:
+    with av.open(str(vtest_path)) as container:
+        frame = next(container.decode(video=0)).reformat(format="yuv420p")
+    box = (344, 0, 768, 202)
+    full = frame.to_ndarray(format="bgr24")
+    crop = crop_to_fit(frame, box, (640, 640))
+    assert crop.shape == (202, 424, 3)  # smaller than the input: never enlarged
+    assert float(np.mean(np.abs(crop.astype(np.int16) - full[0:202, 344:768].astype(np.int16)))) < 3.0
+    small = crop_to_fit(frame, box, (100, 100))
+    assert small.shape[1] == 100 and small.shape[0] == round(202 * 100 / 424)
+
+
+def camera(url: Path, **fields: Any) -> CameraConfig:
+    values: dict[str, Any] = {
+        "id": "vtest",
+        "url": str(url),
+        "zones": [
+            {"id": "z", "place": "p", "polygon": VAN_ZONE, "rules": {"illegal_parking": {"dwell_s": 30}}}
+        ],
+        "skip_unchanged": False,
+        "sample": {"mode": "fps", "fps": 0.5},
+    }
+    values.update(fields)
+    return CameraConfig.model_validate(values)
+
+
+def test_the_van_is_found_in_the_crop_where_it_is_in_the_whole_frame(
+    vtest_path: Path, yolox_card: Path
+) -> None:
+    from detector import Detector
+
+    detector = Detector(yolox_card)
+    whole = CameraSource(
+        camera(vtest_path), input_hw=detector.card.input.size_hw if detector.card else (416, 416)
+    )
+    cropped = CameraSource(camera(vtest_path, zone_roi=True), input_hw=whole.input_hw)
+    whole.start()
+    cropped.start()
+    try:
+        plain = list(iter_samples(whole, timeout=30))[:6]
+        roi = list(iter_samples(cropped, timeout=30))[:6]
+    finally:
+        whole.stop()
+        cropped.stop()
+    assert all(f.small_box is None for f in plain)
+    assert all(f.small_box == (590, 0, 768, 144) for f in roi)  # the van zone + 5% of the frame each side
+    assert all(f.small is not None and f.small.shape[:2] == (144, 178) for f in roi)  # at stream resolution
+    car_ids = [detector.class_names.index(name) for name in ("car", "truck", "bus")]
+    found = 0
+    for a, b in zip(plain, roi, strict=True):
+        da = to_full_frame(detector.detect_batch([detector_frame(a)])[0], a)
+        db = to_full_frame(detector.detect_batch([detector_frame(b)])[0], b)
+        van_a = vehicles_in(da, car_ids, (590, 0, 768, 144))
+        van_b = vehicles_in(db, car_ids, (590, 0, 768, 144))
+        if len(van_a):
+            found += 1
+            best = max(iou(box, other) for box in van_a for other in van_b) if len(van_b) else 0.0
+            assert best > 0.6, (van_a, van_b)  # the same vehicle, in frame pixels, from the crop
+    assert found >= 4
+
+
+def vehicles_in(d: Detections, ids: list[int], box: tuple[int, int, int, int]) -> np.ndarray:
+    x0, y0, x1, y1 = box
+    keep = np.isin(d.class_id, ids)
+    cx = (d.xyxy[:, 0] + d.xyxy[:, 2]) / 2
+    cy = (d.xyxy[:, 1] + d.xyxy[:, 3]) / 2
+    keep &= (cx > x0) & (cx < x1) & (cy > y0) & (cy < y1)
+    return d.xyxy[keep]
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def test_zone_roi_is_refused_where_only_detected_people_are_blurred(tmp_path: Path) -> None:
+    document: dict[str, Any] = {
+        "detector": {"model": str(tmp_path / "m.onnx"), "classes": {"car": "illegal_parking"}},
+        "store": {"url": "http://127.0.0.1:9", "device_key_file": str(tmp_path / "key")},
+        "cameras": [
+            camera(tmp_path / "v.mp4", zone_roi=True, redaction={"mode": "persons_only"}).model_dump()
+        ],
+    }
+    with pytest.raises(ValidationError, match=r"cameras.0.zone_roi: .*persons_only"):
+        DaemonConfig.model_validate(document)
+    document["cameras"][0]["redaction"] = None
+    assert DaemonConfig.model_validate(document).cameras[0].zone_roi
