@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from api import case_search
+from api import case_queries
 from api.actors import SYSTEM
 from api.case_search import CaseSearch, matching_ids
 from api.models import AuditEvent, Case, CaseStatus, Place, Role
@@ -310,7 +310,7 @@ def test_counts_stop_at_the_cap_and_say_so(
     client: TestClient, city: City, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past COUNT_CAP the list says "N+" instead of counting every match (a million cases: every page)."""
-    monkeypatch.setattr(case_search, "COUNT_CAP", 4)
+    monkeypatch.setattr(case_queries, "COUNT_CAP", 4)
     viewer = auth(city.tokens["viewer"])
     body = client.get(URL, params={"limit": 2}, headers=viewer).json()
     assert (body["count"], body["count_capped"]) == (4, True)
@@ -320,7 +320,7 @@ def test_counts_stop_at_the_cap_and_say_so(
     # The map: all six points fit under the limit, so their total is exact; past the limit it is capped.
     everything = client.get(f"{URL}/map", headers=viewer).json()
     assert (everything["total"], everything["total_capped"]) == (6, False)
-    monkeypatch.setattr(case_search, "COUNT_CAP", 1)
+    monkeypatch.setattr(case_queries, "COUNT_CAP", 1)
     cut = client.get(f"{URL}/map", params={"limit": 3}, headers=viewer).json()
     assert len(cut["cases"]) == 3 and (cut["total"], cut["total_capped"]) == (3, True)
 
@@ -328,7 +328,7 @@ def test_counts_stop_at_the_cap_and_say_so(
 def test_the_console_list_shows_a_capped_count(
     client: TestClient, store: Store, city: City, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(case_search, "COUNT_CAP", 4)
+    monkeypatch.setattr(case_queries, "COUNT_CAP", 4)
     make_operators(store.sessions, [("zhou", Role.VIEWER, None)])
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/console/login").text)
     assert token
