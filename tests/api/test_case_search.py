@@ -17,6 +17,7 @@ from api import case_queries
 from api.actors import SYSTEM
 from api.case_search import CaseSearch, matching_ids
 from api.models import AuditEvent, Case, CaseStatus, Place, Role
+from api.routers.case_search import CameraPointOut, CasePointOut, MapOut
 from tests.api.builders import World, auth, make_operators, make_world
 from tests.api.conftest import Store
 
@@ -234,7 +235,14 @@ def test_csv_neutralises_spreadsheet_formulas(client: TestClient, store: Store, 
 
 
 def test_map_points_coloured_by_status_and_overdue(client: TestClient, store: Store, city: City) -> None:
-    body = client.get(f"{URL}/map", headers=auth(city.tokens["viewer"])).json()
+    response = client.get(f"{URL}/map", headers=auth(city.tokens["viewer"]))
+    # written as JSON directly (no response model validation at run time): it must still be a MapOut,
+    # every field of it and nothing else
+    assert MapOut.model_validate_json(response.content).total == 6
+    assert set(response.json()) == set(MapOut.model_fields)
+    assert all(set(point) == set(CasePointOut.model_fields) for point in response.json()["cases"])
+    assert all(set(camera) == set(CameraPointOut.model_fields) for camera in response.json()["cameras"])
+    body = response.json()
     points = {p["id"]: p for p in body["cases"]}
     assert set(points) == set(city.ids.values())
     dispatched = points[city.ids["dispatched"]]
