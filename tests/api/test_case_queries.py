@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib.util
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,7 @@ from tests.api.builders import (
     image_bytes,
     make_device,
     make_operator,
+    make_operators,
     make_world,
     post_report,
 )
@@ -115,7 +116,7 @@ def at(hours: int) -> str:
     return (T + dt.timedelta(hours=hours)).isoformat()
 
 
-FILTERS = [
+FILTERS: list[tuple[dict[str, Any], str]] = [
     # query parameters, the cases listed (newest first)
     ({}, "fedcba"),
     ({"status": "dispatched"}, "eb"),
@@ -186,6 +187,23 @@ def test_count_is_capped_beyond_the_cap_and_says_so(
 
     assert (capped["count"], capped["count_capped"], len(capped["data"])) == (4, True, 1)
     assert (small["count"], small["count_capped"], small["next_cursor"]) == (3, False, None)
+
+
+def test_the_scene_scorer_reads_every_case_past_the_count_cap(
+    client: TestClient, store: Store, city: City, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """datasets/scenes/score.py pages the list to the end by next_cursor, not until len == count."""
+    from datasets.scenes import score
+
+    make_operators(store.sessions, [("scorer", Role.VIEWER, None)])
+    monkeypatch.setattr(case_queries, "COUNT_CAP", 2)
+    monkeypatch.setattr(score, "CASE_PAGE", 2)
+    monkeypatch.setattr(score, "case_events", lambda rows, codes, start: [row["id"] for row in rows])
+    monkeypatch.setattr("httpx.Client", lambda **_: nullcontext(client))
+
+    fetched: list[Any] = list(score.fetch_cases("http://store", "scorer", "correct-horse", T))
+
+    assert sorted(fetched) == sorted(city.ids.values())
 
 
 def test_unit_handlers_see_only_their_units_cases(client: TestClient, store: Store, city: City) -> None:
