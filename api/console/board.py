@@ -16,9 +16,11 @@ from typing import Any, Final
 from sqlalchemy import (
     ColumnElement,
     Select,
+    String,
     and_,
     case,
     func,
+    literal,
     literal_column,
     or_,
     select,
@@ -106,50 +108,90 @@ class BoardList:
         return bool(self.rows)
 
 
-def _named_rows(session: Session, ids: Select[Any], order: Sequence[ColumnElement[Any]]) -> list[BoardRow]:
-    """The rows of the page whose ids ``ids`` selects, with their names, in ``order`` (deferred join)."""
-    page_ids = ids.subquery()
+@dataclass(frozen=True)
+class ListQuery:
+    """One list of the board: the ids of its page (one more than a page: is there a next?) and its order."""
+
+    name: str
+    ids: Select[Any]  # SELECT id, ordered and limited
+    by_deadline: bool  # earliest deadline first (none last), else newest first
+    after: str | None
+
+
+_COLUMNS: Final = (
+    Case.id,
+    Case.status,
+    ViolationType.name,
+    ViolationType.name_en,
+    Case.violation_code,
+    Place.name,
+    Place.key,
+    Unit.name,
+    Case.deadline_at,
+    Case.overdue,
+    Evidence.sha256,
+    ViolationType.photo_required_to_resolve,
+    ViolationType.start_required_before_resolve,
+    Case.created_at,
+)
+
+
+def _row(r: Any) -> BoardRow:
+    return BoardRow(
+        id=r[0],
+        status=r[1],
+        violation_name=r[2] or r[4],
+        violation_name_en=r[3] or r[2] or r[4],
+        place_name=r[5] or r[6],
+        unit_name=r[7],
+        deadline_at=r[8],
+        overdue=bool(r[9]),
+        evidence_sha256=r[10],
+        photo_required=bool(r[11]),
+        start_required=bool(r[12]),
+        created_at=r[13],
+    )
+
+
+def _deadline_key(row: BoardRow) -> tuple[bool, dt.datetime, int]:
+    return (row.deadline_at is None, row.deadline_at or dt.datetime.min.replace(tzinfo=dt.UTC), row.id)
+
+
+def _newest_key(row: BoardRow) -> tuple[dt.datetime, int]:
+    return (row.created_at or dt.datetime.min.replace(tzinfo=dt.UTC), row.id)
+
+
+def lists(session: Session, queries: Sequence[ListQuery], limit: int | None = None) -> dict[str, BoardList]:
+    """The pages of several lists in one statement: each list picks its page's ids on the cases table
+    alone (an index range), the ids are tagged with their list and joined to the names once (deferred
+    join). One round trip instead of one per list: on a busy database host each costs more than its plan."""
+    limit = LIST_LIMIT if limit is None else limit
+    parts = [
+        select(literal(q.name, String).label("list"), page.c.id)
+        for q in queries
+        for page in [q.ids.subquery()]
+    ]
+    tagged = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
     query = (
-        select(
-            Case.id,
-            Case.status,
-            ViolationType.name,
-            ViolationType.name_en,
-            Case.violation_code,
-            Place.name,
-            Place.key,
-            Unit.name,
-            Case.deadline_at,
-            Case.overdue,
-            Evidence.sha256,
-            ViolationType.photo_required_to_resolve,
-            ViolationType.start_required_before_resolve,
-            Case.created_at,
-        )
-        .join(page_ids, page_ids.c.id == Case.id)
+        select(tagged.c.list, *_COLUMNS)
+        .join(tagged, tagged.c.id == Case.id)
         .join(Place, Place.id == Case.place_id)
         .outerjoin(ViolationType, ViolationType.code == Case.violation_code)
         .outerjoin(Unit, Unit.id == Case.unit_id)
         .outerjoin(Evidence, Evidence.id == Case.best_evidence_id)
-        .order_by(*order)
     )
-    return [
-        BoardRow(
-            id=r[0],
-            status=r[1],
-            violation_name=r[2] or r[4],
-            violation_name_en=r[3] or r[2] or r[4],
-            place_name=r[5] or r[6],
-            unit_name=r[7],
-            deadline_at=r[8],
-            overdue=bool(r[9]),
-            evidence_sha256=r[10],
-            photo_required=bool(r[11]),
-            start_required=bool(r[12]),
-            created_at=r[13],
-        )
-        for r in session.execute(query)
-    ]
+    found: dict[str, list[BoardRow]] = {q.name: [] for q in queries}
+    for r in session.execute(query):
+        found[r[0]].append(_row(r[1:]))
+    pages = {}
+    for q in queries:
+        rows = found[q.name]
+        if q.by_deadline:
+            rows.sort(key=_deadline_key)
+        else:
+            rows.sort(key=_newest_key, reverse=True)
+        pages[q.name] = _page(q.name, rows, q.after, limit, "deadline_at" if q.by_deadline else "created_at")
+    return pages
 
 
 def _page(name: str, rows: list[BoardRow], after: str | None, limit: int, key: str) -> BoardList:
@@ -160,16 +202,12 @@ def _page(name: str, rows: list[BoardRow], after: str | None, limit: int, key: s
     return BoardList(name, shown, Cursor(value, shown[-1].id).encode() if more else None, after)
 
 
-def by_deadline(
-    session: Session,
-    name: str,
-    where: ColumnElement[bool],
-    after: str | None = None,
-    limit: int | None = None,
-) -> BoardList:
-    """Cases being handled matching ``where``, earliest deadline first (none last), then by id."""
+def deadline_list(
+    name: str, where: ColumnElement[bool], after: str | None = None, limit: int | None = None
+) -> ListQuery:
+    """Cases being handled matching ``where``, earliest deadline first (none last), then by id: a range
+    of the partial index ``ix_cases_handling_deadline`` in its own order."""
     limit = LIST_LIMIT if limit is None else limit
-    order = (Case.deadline_at.asc().nulls_last(), Case.id.asc())
     ids = select(Case.id).where(HANDLING, where)
     if after is not None:
         cursor = Cursor.decode(name, after)
@@ -182,18 +220,17 @@ def by_deadline(
                     Case.deadline_at.is_(None),
                 )
             )
-    rows = _named_rows(session, ids.order_by(*order).limit(limit + 1), order)
-    return _page(name, rows, after, limit, "deadline_at")
+    ordered = ids.order_by(Case.deadline_at.asc().nulls_last(), Case.id.asc()).limit(limit + 1)
+    return ListQuery(name, ordered, True, after)
 
 
-def newest_first(
-    session: Session,
+def newest_list(
     name: str,
     statuses: Sequence[str],
     where: ColumnElement[bool] | None = None,
     after: str | None = None,
     limit: int | None = None,
-) -> BoardList:
+) -> ListQuery:
     """Cases in any of ``statuses`` (and ``where``), newest first: one (status, created_at, id) index
     range per status, each cut to the page, then merged (with one IN over the statuses, PostgreSQL read
     the whole creation-time index backwards, filtering)."""
@@ -211,8 +248,23 @@ def newest_first(
         )
     merged = union_all(*parts).subquery()
     ids = select(merged.c.id).order_by(merged.c.created_at.desc(), merged.c.id.desc()).limit(limit + 1)
-    rows = _named_rows(session, ids, (Case.created_at.desc(), Case.id.desc()))
-    return _page(name, rows, after, limit, "created_at")
+    return ListQuery(name, ids, False, after)
+
+
+def by_deadline(
+    session: Session, name: str, where: ColumnElement[bool], after: str | None = None
+) -> BoardList:
+    return lists(session, [deadline_list(name, where, after)])[name]
+
+
+def newest_first(
+    session: Session,
+    name: str,
+    statuses: Sequence[str],
+    where: ColumnElement[bool] | None = None,
+    after: str | None = None,
+) -> BoardList:
+    return lists(session, [newest_list(name, statuses, where, after)])[name]
 
 
 DUE_SOON = dt.timedelta(hours=2)  # "due soon": the deadline is this close (wall-clock time)
@@ -257,18 +309,21 @@ def section_counts(session: Session, where: ColumnElement[bool], now: dt.datetim
 
 
 def sections(
-    session: Session, where: ColumnElement[bool], now: dt.datetime, cursors: Mapping[str, str | None]
-) -> Sections:
+    session: Session,
+    where: ColumnElement[bool],
+    now: dt.datetime,
+    cursors: Mapping[str, str | None],
+    also: Sequence[ListQuery] = (),
+) -> tuple[Sections, dict[str, BoardList]]:
+    """The three sections of the cases being handled (and ``where``), and the lists ``also`` asks for,
+    read in one statement; plus the sections' sizes."""
     clauses = section_clauses(now)
-    pages = {
-        name: by_deadline(session, name, and_(where, clauses[name]), cursors.get(name)) for name in SECTIONS
-    }
-    return Sections(
-        pages["overdue"],
-        pages["due_soon"],
-        pages["in_progress"],
-        section_counts(session, where, now),
+    queries = [deadline_list(name, and_(where, clauses[name]), cursors.get(name)) for name in SECTIONS]
+    pages = lists(session, [*queries, *also])
+    split = Sections(
+        pages["overdue"], pages["due_soon"], pages["in_progress"], section_counts(session, where, now)
     )
+    return split, {q.name: pages[q.name] for q in also}
 
 
 def unit_queue(
@@ -276,8 +331,9 @@ def unit_queue(
 ) -> tuple[Sections, BoardList]:
     """A unit's cases to work on (dispatched, in progress) in sections, and those it reported done."""
     mine = Case.unit_id == unit_id
-    done = newest_first(session, "resolved", [S.RESOLVED.value], mine, cursors.get("resolved"))
-    return sections(session, mine, now, cursors), done
+    done = newest_list("resolved", [S.RESOLVED.value], mine, cursors.get("resolved"))
+    split, also = sections(session, mine, now, cursors, [done])
+    return split, also["resolved"]
 
 
 @dataclass(frozen=True)
@@ -294,37 +350,59 @@ def unit_loads(session: Session) -> list[UnitLoad]:
 
     Counted per (status, unit), the order of ``ix_cases_board``, and added up here: half the time of one
     aggregate with a CASE per tally per row (34,000 open cases with a unit at a million)."""
-    query = (
-        select(Case.status, Case.unit_id, func.count(), func.count().filter(Case.overdue.is_(True)))
+    grouped = (
+        select(
+            Case.status,
+            Case.unit_id,
+            func.count().label("n"),
+            func.count().filter(Case.overdue.is_(True)).label("overdue"),
+        )
         .where(Case.unit_id.is_not(None), Case.status.in_([s.value for s in OPEN_STATUSES]))
         .group_by(Case.status, Case.unit_id)
+        .subquery()
+    )
+    query = select(grouped.c.status, grouped.c.unit_id, grouped.c.n, grouped.c.overdue, Unit.name).outerjoin(
+        Unit, Unit.id == grouped.c.unit_id
     )
     tallies: dict[int | None, list[int]] = {}
-    for status, unit_id, count, overdue in session.execute(query):
+    names: dict[int | None, str] = {}
+    for status, unit_id, count, overdue, name in session.execute(query):
+        names[unit_id] = name
         tally = tallies.setdefault(unit_id, [0, 0, 0])
         if status in HANDLING_STATUSES:
             tally[0] += count
             tally[1] += overdue
         elif status == S.RESOLVED.value:
             tally[2] += count
-    known = [unit_id for unit_id in tallies if unit_id is not None]
-    names: dict[int | None, str] = {}
-    if known:
-        names.update(session.execute(select(Unit.id, Unit.name).where(Unit.id.in_(known))).tuples().all())
     loads = [UnitLoad(unit_id, names.get(unit_id), *tally) for unit_id, tally in tallies.items()]
     return sorted(loads, key=lambda load: (-load.overdue, -load.open, load.name or ""))
 
 
-def handling_cases(session: Session, now: dt.datetime, cursors: Mapping[str, str | None]) -> Sections:
-    """Every unit's cases being handled, in sections, overdue ones first."""
-    return sections(session, true(), now, cursors)
+TO_DISPATCH: Final = (S.FILED.value, S.RETURNED.value, S.DEFERRED.value)
+TO_VERIFY: Final = (S.RESOLVED.value, S.VERIFIED.value)
+
+
+def overview(
+    session: Session, now: dt.datetime, cursors: Mapping[str, str | None]
+) -> tuple[Sections, BoardList, BoardList]:
+    """The command centre's lists: every unit's cases being handled in sections, overdue ones first; the
+    cases to dispatch and those to verify or close, newest first."""
+    split, also = sections(
+        session,
+        true(),
+        now,
+        cursors,
+        [
+            newest_list("to_dispatch", TO_DISPATCH, after=cursors.get("to_dispatch")),
+            newest_list("to_verify", TO_VERIFY, after=cursors.get("to_verify")),
+        ],
+    )
+    return split, also["to_dispatch"], also["to_verify"]
 
 
 def to_dispatch(session: Session, after: str | None = None) -> BoardList:
-    return newest_first(
-        session, "to_dispatch", [S.FILED.value, S.RETURNED.value, S.DEFERRED.value], after=after
-    )
+    return newest_first(session, "to_dispatch", TO_DISPATCH, after=after)
 
 
 def to_verify(session: Session, after: str | None = None) -> BoardList:
-    return newest_first(session, "to_verify", [S.RESOLVED.value, S.VERIFIED.value], after=after)
+    return newest_first(session, "to_verify", TO_VERIFY, after=after)

@@ -50,15 +50,14 @@ def board_page(page: PageDep) -> Response:
             RESOLVE=Action.RESOLVE,
             limit=board.LIST_LIMIT,
         )
-    now = utcnow()
-    cursors = _cursors(page)
+    sections, to_dispatch, to_verify = board.overview(page.session, utcnow(), _cursors(page))
     return render(
         page,
         "board/overview.html",
         loads=board.unit_loads(page.session),
-        sections=board.handling_cases(page.session, now, cursors),
-        to_dispatch=board.to_dispatch(page.session, cursors.get("to_dispatch")),
-        to_verify=board.to_verify(page.session, cursors.get("to_verify")),
+        sections=sections,
+        to_dispatch=to_dispatch,
+        to_verify=to_verify,
         limit=board.LIST_LIMIT,
     )
 

@@ -88,14 +88,14 @@ def test_sections_split_by_deadline_page_and_count(store: Store, monkeypatch: py
         open_ended = [_case(session, world.place_id, S.DISPATCHED, deadline_at=None) for _ in range(10)]
 
     with store.sessions() as session:
-        split = board.sections(session, true(), NOW, {})
+        split, _ = board.sections(session, true(), NOW, {})
         assert [r.id for r in split.overdue] == [*tied, ids["passed"], ids["flagged"]]
         assert [r.id for r in split.due_soon] == [ids["soon"]]
         assert [r.id for r in split.in_progress] == [ids["later"], ids["none"], *open_ended]
         assert dict(split.counts) == {"overdue": 12, "due_soon": 1, "in_progress": 12}
         loads = board.unit_loads(session)
         assert [(load.unit_id, load.open, load.overdue) for load in loads] == [(world.sanitation_id, 2, 0)]
-        mine = board.sections(session, Case.unit_id == world.sanitation_id, NOW, {})
+        mine, _ = board.sections(session, Case.unit_id == world.sanitation_id, NOW, {})
         assert dict(mine.counts) == {"overdue": 1, "due_soon": 1, "in_progress": 0}
 
         monkeypatch.setattr(board, "LIST_LIMIT", 4)
@@ -111,9 +111,9 @@ def test_sections_split_by_deadline_page_and_count(store: Store, monkeypatch: py
             ),
         )
         assert rest == [ids["later"], ids["none"], *open_ended]  # the cursor crosses into the NULL tail
-        first = board.sections(session, true(), NOW, {})
+        first, _ = board.sections(session, true(), NOW, {})
         assert first.overdue.after is None and first.overdue.next_cursor is not None
-        later = board.sections(session, true(), NOW, {"overdue": first.overdue.next_cursor})
+        later, _ = board.sections(session, true(), NOW, {"overdue": first.overdue.next_cursor})
         assert later.overdue.after == first.overdue.next_cursor
         assert [r.id for r in later.overdue] == tied[4:8]
         assert [r.id for r in later.in_progress] == [
@@ -138,5 +138,11 @@ def test_newest_first_lists_merge_statuses_and_page_through_ties(
         assert [r.id for r in board.to_dispatch(session)] == [
             case_id for _, case_id, status in sorted(made, reverse=True) if status is S.FILED
         ][:4]
+        # the overview reads these and the sections in one statement: the same pages
+        _, dispatch, verify = board.overview(
+            session, NOW, {"to_verify": board.to_verify(session).next_cursor}
+        )
+        assert [r.id for r in verify] == expected[4:8]
+        assert [r.id for r in dispatch] == [r.id for r in board.to_dispatch(session)]
         with pytest.raises(InvalidInput, match="to_verify"):
             board.to_verify(session, "yesterday")
