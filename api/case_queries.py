@@ -109,7 +109,7 @@ class ListCursor:
             cursor = cls(created_at, int(case_id))
         except ValueError:
             raise InvalidInput(f"bad page cursor {text[:40]!r}: open the first page", field="after") from None
-        if cursor.case_id < 1:
+        if not 1 <= cursor.case_id <= 2**31 - 1:  # an id, not something the database cannot compare
             raise InvalidInput(f"bad page cursor {text[:40]!r}: open the first page", field="after")
         return cursor
 

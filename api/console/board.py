@@ -81,7 +81,7 @@ class Cursor:
             cursor = cls(value, int(case_id))
         except ValueError:
             cursor = cls(None, 0)
-        if cursor.case_id < 1:
+        if not 1 <= cursor.case_id <= 2**31 - 1:
             raise InvalidInput(
                 f"bad page cursor {text[:40]!r} for the list {name!r}: open the board again", field=name
             )

@@ -234,6 +234,7 @@ INVALID_QUERIES = [
     ({"source": "email"}, "source"),
     ({"after": "fedcba"}, "after"),  # not a cursor of this list
     ({"after": "20260511T000000.000000Z_0"}, "after"),
+    ({"after": "20260511T000000.000000Z_99999999999999999999"}, "after"),  # no such id, not a 500
     ({"after": "20260511T050000.000000Z_6", "offset": 2}, "after"),  # one way of paging at a time
 ]
 
