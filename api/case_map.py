@@ -13,9 +13,10 @@ from typing import Any
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from api import case_search
+from api import case_queries
 from api.actors import Actor
-from api.case_search import CaseSearch, capped_count, matching_ids, ordered
+from api.case_queries import capped_count
+from api.case_search import CaseSearch, matching_ids, ordered
 from api.models import Camera, Case, Place, Zone
 
 MAP_LIMIT = 5000
@@ -47,7 +48,7 @@ class MapPoints:
     cameras: list[CameraPoint]
     total: int  # matching cases with a position; more than len(cases) when the limit cut the rest off
     unplaced: int  # matching cases with no position at all
-    total_capped: bool = False  # counts stop at COUNT_CAP (api.case_search.capped_count): "10,000+"
+    total_capped: bool = False  # counts stop at COUNT_CAP (api.case_queries.capped_count): "10,000+"
     unplaced_capped: bool = False
 
 
@@ -68,7 +69,7 @@ def case_points(session: Session, actor: Actor, search: CaseSearch, *, limit: in
     rows: Any = session.execute(ordered(columns, search).limit(limit))
     cases = [CasePoint(r[0], float(r[1]), float(r[2]), r[3], bool(r[4]), r[5], r[6] or r[7]) for r in rows]
     # Fewer points than the limit: that is the exact total, no count needed.
-    cap = max(case_search.COUNT_CAP, limit)
+    cap = max(case_queries.COUNT_CAP, limit)
     total, total_capped = capped_count(session, located, cap) if len(cases) == limit else (len(cases), False)
     unplaced, unplaced_capped = _unplaced(session, matching)
     return MapPoints(cases, camera_points(session), total, unplaced, total_capped, unplaced_capped)

@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, Select, func, or_, select, tuple_, union
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from api.actors import Actor
-from api.case_queries import visibility_clause
+from api.case_queries import capped_count, visibility_clause
 from api.errors import InvalidInput
 from api.models import AuditEvent, Case, CaseStatus, Place, Unit, ViolationType
 
@@ -36,8 +36,6 @@ SORT_COLUMNS: Final[dict[str, InstrumentedAttribute[Any]]] = {
     "first_seen": Case.first_seen_at,
 }
 MAX_TEXT = 100
-# Counts stop here: "10,000+" (see capped_count).
-COUNT_CAP = 10_000
 
 
 class CaseSearch(BaseModel):
@@ -200,17 +198,6 @@ def search_clauses(session: Session, search: CaseSearch) -> list[ColumnElement[b
 def matching_ids(session: Session, actor: Actor, search: CaseSearch) -> Select[Any]:
     """``SELECT cases.id`` of the cases ``actor`` may see that match ``search``, unordered."""
     return select(Case.id).where(visibility_clause(actor), *search_clauses(session, search))
-
-
-def capped_count(session: Session, query: Select[Any], cap: int | None = None) -> tuple[int, bool]:
-    """How many rows ``query`` returns, counting no further than ``cap``: (count, whether it stopped).
-
-    An exact count over a million matching cases reads a million index entries on every page (hundreds
-    of milliseconds); past ``cap`` the list says "10,000+" instead, which is what a person reads anyway.
-    """
-    cap = COUNT_CAP if cap is None else cap
-    counted = session.scalar(select(func.count()).select_from(query.limit(cap + 1).subquery())) or 0
-    return min(counted, cap), counted > cap
 
 
 # Sort columns that may be NULL: their NULLs come last, after the dated rows, in both directions.

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -302,6 +303,15 @@ class Case(Base):
         # one type's or one camera's pages and CSV (0014; free text's pg_trgm GIN indexes are there too)
         Index("ix_cases_violation_created_id", "violation_code", "created_at", "id"),
         Index("ix_cases_camera_created_id", "camera_code", "created_at", "id"),
+        # the cases being handled in deadline order: the board's sections (0016)
+        Index(
+            "ix_cases_handling_deadline",
+            "deadline_at",
+            "id",
+            "overdue",
+            postgresql_where=text("status IN ('dispatched', 'in_progress')"),
+            sqlite_where=text("status IN ('dispatched', 'in_progress')"),
+        ),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     status: Mapped[str] = mapped_column(String(32), default=CaseStatus.PENDING_REVIEW.value, index=True)

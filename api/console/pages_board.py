@@ -22,7 +22,9 @@ def board_page(page: PageDep) -> Response:
     if actor.role is Role.UNIT_HANDLER:
         if actor.unit_id is None:
             raise Forbidden(f"unit handler '{actor.name}' has no unit")
-        todo, done = board.unit_queue(page.session, actor.unit_id)
+        now = utcnow()
+        sections, done = board.unit_queue(page.session, actor.unit_id, now, _cursors(page))
+        todo = [*sections.overdue, *sections.due_soon, *sections.in_progress]
         unit = page.session.get(Unit, actor.unit_id)
         # Which buttons each row gets comes from the workflow table, as for every other action.
         # ... less a resolve the violation type's handling rules hold back (start first).
@@ -41,19 +43,29 @@ def board_page(page: PageDep) -> Response:
             "board/unit.html",
             unit=unit,
             todo=todo,
-            sections=board.sections(todo, utcnow()),
+            sections=sections,
             done=done,
             moves=moves,
             START=Action.START,
             RESOLVE=Action.RESOLVE,
             limit=board.LIST_LIMIT,
         )
+    sections, to_dispatch, to_verify = board.overview(page.session, utcnow(), _cursors(page))
     return render(
         page,
         "board/overview.html",
         loads=board.unit_loads(page.session),
-        sections=board.sections(board.handling_cases(page.session), utcnow()),
-        to_dispatch=board.to_dispatch(page.session),
-        to_verify=board.to_verify(page.session),
+        sections=sections,
+        to_dispatch=to_dispatch,
+        to_verify=to_verify,
         limit=board.LIST_LIMIT,
     )
+
+
+PAGED_LISTS = (*board.SECTIONS, "to_dispatch", "to_verify", "resolved")  # not "done": the flash
+
+
+def _cursors(page: PageDep) -> dict[str, str | None]:
+    """Each list's page cursor, from its own query parameter (``?overdue=...&to_verify=...``)."""
+    params = page.request.query_params
+    return {name: params.get(name) or None for name in PAGED_LISTS}

@@ -6,10 +6,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile
 from fastapi.responses import FileResponse
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, Field
 
 from api.actors import Actor
-from api.case_queries import CaseFilter, get_visible_case, list_cases, recurrence_ids
+from api.case_queries import COUNT_CAP, CaseFilter, ListCursor, get_visible_case, list_cases, recurrence_ids
 from api.case_schemas import CaseDetail, CasePublic, EvidencePublic
 from api.clips import CLIP_CONTENT_TYPE, may_see_clips
 from api.deps import ActorDep, DeviceDep, OperatorDep, SessionDep, SettingsDep
@@ -50,7 +50,23 @@ def submit_case(
     return result
 
 
-@router.get("/cases", response_model=Page[CasePublic], responses=INVALID, summary="List cases (operators)")
+class CaseList(Page[CasePublic]):
+    """A page of cases, newest first, and how many match the filters."""
+
+    count: int = Field(
+        description=f"How many cases match: exact up to {COUNT_CAP:,}; past that {COUNT_CAP:,} and "
+        "count_capped is true (counting a million cases on every page costs a quarter of a second)."
+    )
+    count_capped: bool = Field(
+        description=f"True when more than {COUNT_CAP:,} cases match (count is then a floor)."
+    )
+    next_cursor: str | None = Field(
+        description="Pass as `after` for the next page (keyset: as fast at any depth, and no case repeats "
+        "or is skipped while new ones arrive); null on the last page."
+    )
+
+
+@router.get("/cases", response_model=CaseList, responses=INVALID, summary="List cases (operators)")
 def list_cases_route(
     actor: OperatorDep,
     session: SessionDep,
@@ -64,8 +80,12 @@ def list_cases_route(
     overdue: bool | None = None,
     source: Literal["camera", "open311", "operator"] | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
-) -> Page[CasePublic]:
+    offset: Annotated[int, Query(ge=0, le=10**9, description="Rows to skip (costs what it skips).")] = 0,
+    after: Annotated[
+        str | None,
+        Query(max_length=80, description="The previous page's next_cursor: the page after it (no offset)."),
+    ] = None,
+) -> CaseList:
     """Newest first. Unit handlers see only their own unit's cases."""
     filters = CaseFilter(
         statuses=tuple(status or ()),
@@ -78,8 +98,14 @@ def list_cases_route(
         overdue=overdue,
         source=source,
     )
-    cases, count = list_cases(session, actor, filters, limit=limit, offset=offset)
-    return Page[CasePublic](data=[CasePublic.model_validate(case) for case in cases], count=count)
+    cursor = ListCursor.decode(after) if after is not None else None
+    page = list_cases(session, actor, filters, limit=limit, offset=offset, after=cursor)
+    return CaseList(
+        data=[CasePublic.model_validate(case) for case in page.cases],
+        count=page.count,
+        count_capped=page.count_capped,
+        next_cursor=page.next_cursor.encode() if page.next_cursor else None,
+    )
 
 
 @router.get(

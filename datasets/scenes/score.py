@@ -173,6 +173,9 @@ def case_events(cases: list[dict[str, Any]], codes: dict[str, str], start: dt.da
     return events
 
 
+CASE_PAGE = 200  # cases per request of fetch_cases
+
+
 def fetch_cases(base_url: str, username: str, password: str, start: dt.datetime) -> list[CaseEvent]:
     """Every case in the store, through its API as an operator sees them."""
     import httpx
@@ -185,13 +188,15 @@ def fetch_cases(base_url: str, username: str, password: str, start: dt.datetime)
         types.raise_for_status()
         codes = {t["code"]: t["pipeline_type"] for t in types.json()["data"]}
         rows: list[dict[str, Any]] = []
-        while True:
-            page = client.get("/api/v1/cases", params={"limit": 200, "offset": len(rows)}, headers=headers)
+        params: dict[str, Any] = {"limit": CASE_PAGE}
+        while True:  # keyset pages: the count stops at 10,000 (count_capped), next_cursor does not
+            page = client.get("/api/v1/cases", params=params, headers=headers)
             page.raise_for_status()
             body = page.json()
             rows.extend(body["data"])
-            if not body["data"] or len(rows) >= body["count"]:
+            if body["next_cursor"] is None:
                 return case_events(rows, codes, start)
+            params = {"limit": CASE_PAGE, "after": body["next_cursor"]}
 
 
 def report(result: Score[Incident]) -> str:

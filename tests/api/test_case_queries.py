@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib.util
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event, update
 
+from api import case_queries
 from api.actors import Actor
 from api.ingest import ingest_report
 from api.models import Case, Role
@@ -24,6 +25,7 @@ from tests.api.builders import (
     image_bytes,
     make_device,
     make_operator,
+    make_operators,
     make_world,
     post_report,
 )
@@ -114,7 +116,7 @@ def at(hours: int) -> str:
     return (T + dt.timedelta(hours=hours)).isoformat()
 
 
-FILTERS = [
+FILTERS: list[tuple[dict[str, Any], str]] = [
     # query parameters, the cases listed (newest first)
     ({}, "fedcba"),
     ({"status": "dispatched"}, "eb"),
@@ -149,6 +151,61 @@ def test_filters_and_pagination(client: TestClient, store: Store, city: City) ->
     assert filtered == [("f", 3), ("e", 3), ("d", 3), ("", 3)]
 
 
+def test_keyset_pages_follow_next_cursor_and_survive_new_cases(
+    client: TestClient, store: Store, city: City
+) -> None:
+    def page(params: dict[str, Any]) -> dict[str, Any]:
+        response = client.get("/api/v1/cases", params=params, headers=auth(city.leader))
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    labels = {case_id: label for label, case_id in city.ids.items()}
+    seen, params = [], {"limit": 2}
+    first = page(params)
+    assert (first["count"], first["count_capped"]) == (6, False)
+    body = first
+    while True:
+        seen.append("".join(labels[c["id"]] for c in body["data"]))
+        if body["next_cursor"] is None:
+            break
+        if len(seen) == 1:  # a case arrives while someone pages: no row repeats or vanishes
+            _, key = make_device(store.sessions, "box-2")
+            post_report(client, key, "incident-new", place=P1)
+        body = page({"limit": 2, "after": body["next_cursor"]})
+    assert seen == ["fe", "dc", "ba"]
+    deeper = page({"limit": 2, "camera": "cam-3", "after": first["next_cursor"]})
+    assert deeper["data"][0]["id"] == city.ids["d"]
+
+
+def test_count_is_capped_beyond_the_cap_and_says_so(
+    client: TestClient, store: Store, city: City, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(case_queries, "COUNT_CAP", 4)
+
+    capped = client.get("/api/v1/cases", params={"limit": 1}, headers=auth(city.leader)).json()
+    small = client.get("/api/v1/cases", params={"camera": "cam-3"}, headers=auth(city.leader)).json()
+
+    assert (capped["count"], capped["count_capped"], len(capped["data"])) == (4, True, 1)
+    assert (small["count"], small["count_capped"], small["next_cursor"]) == (3, False, None)
+
+
+def test_the_scene_scorer_reads_every_case_past_the_count_cap(
+    client: TestClient, store: Store, city: City, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """datasets/scenes/score.py pages the list to the end by next_cursor, not until len == count."""
+    from datasets.scenes import score
+
+    make_operators(store.sessions, [("scorer", Role.VIEWER, None)])
+    monkeypatch.setattr(case_queries, "COUNT_CAP", 2)
+    monkeypatch.setattr(score, "CASE_PAGE", 2)
+    monkeypatch.setattr(score, "case_events", lambda rows, codes, start: [row["id"] for row in rows])
+    monkeypatch.setattr("httpx.Client", lambda **_: nullcontext(client))
+
+    fetched: list[Any] = list(score.fetch_cases("http://store", "scorer", "correct-horse", T))
+
+    assert sorted(fetched) == sorted(city.ids.values())
+
+
 def test_unit_handlers_see_only_their_units_cases(client: TestClient, store: Store, city: City) -> None:
     sanitation = make_operator(store.sessions, Role.UNIT_HANDLER, unit_id=city.units["sanitation"])
     viewer = make_operator(store.sessions, Role.VIEWER)
@@ -175,6 +232,10 @@ INVALID_QUERIES = [
     ({"unit": 0}, "unit"),
     ({"overdue": "perhaps"}, "overdue"),
     ({"source": "email"}, "source"),
+    ({"after": "fedcba"}, "after"),  # not a cursor of this list
+    ({"after": "20260511T000000.000000Z_0"}, "after"),
+    ({"after": "20260511T000000.000000Z_99999999999999999999"}, "after"),  # no such id, not a 500
+    ({"after": "20260511T050000.000000Z_6", "offset": 2}, "after"),  # one way of paging at a time
 ]
 
 

@@ -13,10 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from api import case_search
+from api import case_queries
 from api.actors import SYSTEM
 from api.case_search import CaseSearch, matching_ids
 from api.models import AuditEvent, Case, CaseStatus, Place, Role
+from api.routers.case_search import CameraPointOut, CasePointOut, MapOut
 from tests.api.builders import World, auth, make_operators, make_world
 from tests.api.conftest import Store
 
@@ -234,7 +235,14 @@ def test_csv_neutralises_spreadsheet_formulas(client: TestClient, store: Store, 
 
 
 def test_map_points_coloured_by_status_and_overdue(client: TestClient, store: Store, city: City) -> None:
-    body = client.get(f"{URL}/map", headers=auth(city.tokens["viewer"])).json()
+    response = client.get(f"{URL}/map", headers=auth(city.tokens["viewer"]))
+    # written as JSON directly (no response model validation at run time): it must still be a MapOut,
+    # every field of it and nothing else
+    assert MapOut.model_validate_json(response.content).total == 6
+    assert set(response.json()) == set(MapOut.model_fields)
+    assert all(set(point) == set(CasePointOut.model_fields) for point in response.json()["cases"])
+    assert all(set(camera) == set(CameraPointOut.model_fields) for camera in response.json()["cameras"])
+    body = response.json()
     points = {p["id"]: p for p in body["cases"]}
     assert set(points) == set(city.ids.values())
     dispatched = points[city.ids["dispatched"]]
@@ -310,7 +318,7 @@ def test_counts_stop_at_the_cap_and_say_so(
     client: TestClient, city: City, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past COUNT_CAP the list says "N+" instead of counting every match (a million cases: every page)."""
-    monkeypatch.setattr(case_search, "COUNT_CAP", 4)
+    monkeypatch.setattr(case_queries, "COUNT_CAP", 4)
     viewer = auth(city.tokens["viewer"])
     body = client.get(URL, params={"limit": 2}, headers=viewer).json()
     assert (body["count"], body["count_capped"]) == (4, True)
@@ -320,7 +328,7 @@ def test_counts_stop_at_the_cap_and_say_so(
     # The map: all six points fit under the limit, so their total is exact; past the limit it is capped.
     everything = client.get(f"{URL}/map", headers=viewer).json()
     assert (everything["total"], everything["total_capped"]) == (6, False)
-    monkeypatch.setattr(case_search, "COUNT_CAP", 1)
+    monkeypatch.setattr(case_queries, "COUNT_CAP", 1)
     cut = client.get(f"{URL}/map", params={"limit": 3}, headers=viewer).json()
     assert len(cut["cases"]) == 3 and (cut["total"], cut["total_capped"]) == (3, True)
 
@@ -328,7 +336,7 @@ def test_counts_stop_at_the_cap_and_say_so(
 def test_the_console_list_shows_a_capped_count(
     client: TestClient, store: Store, city: City, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(case_search, "COUNT_CAP", 4)
+    monkeypatch.setattr(case_queries, "COUNT_CAP", 4)
     make_operators(store.sessions, [("zhou", Role.VIEWER, None)])
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/console/login").text)
     assert token

@@ -1,11 +1,9 @@
-"""The case page's order and colours of the workflow moves, and the board's sections (pure functions)."""
+"""The case page's order and colours of the workflow moves (pure functions; the board's sections are SQL now:
+tests/console/test_board_lists.py)."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 from api.console.action_styles import ORDER, ordered_moves
-from api.console.board import DUE_SOON, BoardRow, sections
 from api.workflow import TABLE, Action
 
 
@@ -25,24 +23,3 @@ def test_forward_moves_come_first_and_discarding_last() -> None:
     styles = {m.row.action: m.style for m in ordered_moves(TABLE.values())}
     assert styles[Action.REWORK] == styles[Action.RETURN] == "danger"
     assert styles[Action.CLOSE] == styles[Action.START] == "primary"
-
-
-def _row(case_id: int, deadline: dt.datetime | None, overdue: bool = False) -> BoardRow:
-    return BoardRow(
-        case_id, "dispatched", "暴露垃圾", "exposed garbage", "grid", "环卫所", deadline, overdue, None
-    )
-
-
-def test_board_sections_split_by_deadline() -> None:
-    now = dt.datetime(2026, 5, 11, 2, 0, tzinfo=dt.UTC)
-    rows = [
-        _row(1, now - dt.timedelta(minutes=1)),  # passed, not yet flagged by the sweep
-        _row(2, now + dt.timedelta(days=1), overdue=True),  # flagged (e.g. before an extension)
-        _row(3, now + DUE_SOON),
-        _row(4, now + DUE_SOON + dt.timedelta(seconds=1)),
-        _row(5, None),
-    ]
-    split = sections(rows, now)
-    assert [r.id for r in split.overdue] == [1, 2]
-    assert [r.id for r in split.due_soon] == [3]
-    assert [r.id for r in split.in_progress] == [4, 5]

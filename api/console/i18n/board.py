@@ -18,5 +18,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "board.resolve": ("处理完毕并反馈", "Mark resolved"),
     "board.resolve_note": ("处置说明", "What was done"),
     "board.no_unit": ("未分配", "No unit"),
-    "board.more": ("仅显示前 {count} 件", "Showing the first {count}"),
+    "board.next_page": ("后 {count} 件 →", "Next {count} →"),
+    "board.first_page": ("← 回到最前", "← Back to the first"),
 }
