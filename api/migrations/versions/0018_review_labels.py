@@ -12,7 +12,7 @@ from alembic import op
 
 revision: str = "0018_review_labels"
 # The lead rechains this at merge; self-contained either way.
-down_revision: str | None = "0014_search_scale"
+down_revision: str | None = "0016_board_scale"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
