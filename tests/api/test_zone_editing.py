@@ -22,7 +22,7 @@ from tests.api.conftest import Store
 SQUARE = [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.1, 0.9]]
 
 
-HEAD_REVISION = "0014_search_scale"  # the newest migration: update when one is added
+HEAD_REVISION = "0015_daily_stats"  # the newest migration: update when one is added
 
 
 def zone_body(default_place: str, **overrides: Any) -> dict[str, Any]:
