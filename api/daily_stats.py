@@ -39,7 +39,7 @@ resolved_on_time, reworked, returned, closed, recurrences, the mean times (dispa
 status, by violation, by day: the summary. by place and recurrence by place: ``daily_place_stats``. due and
 closed_on_time depend on "now" (a deadline not yet passed is not due unless the case is closed): for the
 days before today (local) every deadline has passed, so they are the summary's; for today and later days
-of the period they are counted from the cases whose deadline falls on those days (``ix_cases_deadline_id``:
+of the period they are counted from the cases whose deadline falls on those days (the deadline index:
 a bounded set, the cases dispatched in the last day or so). Which units a report lists (any case touching
 the period) is the summary's created + filed + dispatches + deadlines + closed > 0.
 
@@ -466,10 +466,9 @@ def _changed(case: Case) -> bool:
 
 
 def _before_flush(session: Session, _flush: UOWTransaction, _instances: Iterable[Any] | None) -> None:
-    """Deleted cases: their counted values, read while the row is still there."""
-    deleted = [Facts.of(_before(o)) for o in session.deleted if isinstance(o, Case)]
-    if deleted:
-        session.info.setdefault(_PENDING_DELETES, []).extend(deleted)
+    """Deleted cases: their counted values, read while the row is still there (replacing what a failed
+    flush may have left)."""
+    session.info[_PENDING_DELETES] = [Facts.of(_before(o)) for o in session.deleted if isinstance(o, Case)]
 
 
 def _after_flush(session: Session, _flush: UOWTransaction) -> None:

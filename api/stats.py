@@ -383,7 +383,7 @@ def _live_due(
     session: Session, period: Period, unit: Unit | None, now: dt.datetime, live_from: dt.date
 ) -> Sequence[Any]:
     """Due and closed-on-time per unit of the cases whose deadline is on ``live_from`` or later in the
-    period: the figures that depend on ``now`` (``ix_cases_deadline_id`` reads just those cases)."""
+    period: the figures that depend on ``now`` (an index range on ``deadline_at`` reads just those cases)."""
     due = and_(
         Case.status != CaseStatus.VOIDED.value,
         or_(Case.deadline_at <= now, Case.closed_at.is_not(None)),
