@@ -21,11 +21,13 @@ case's contribution before (the loaded values) and after, and adds the differenc
 connection: in the same transaction as the change (a rolled-back SAVEPOINT takes its rows back too), safe
 with several workers (the upsert adds; the workflow locks the case row, so "before" is what is counted),
 right when a case changes days later (its old contribution moves out of the old rows). Rows are written in
-key order. Every path that changes those columns goes through the ORM (the workflow's transitions, re-code,
-merge, void, ingest's and Open311's new cases); the bulk UPDATEs elsewhere (overdue marking, sighting
-counts, warnings) touch none of them, and :func:`_refuse_bulk_changes` makes one that would fail. Retention
-deletes evidence, never cases. Bulk SQL that inserts cases (the benchmarks' generators) calls
-:func:`rebuild` afterwards.
+key order within a flush; two transactions whose several flushes meet the same rows in another order can
+still deadlock on PostgreSQL, which aborts one: an OperationalError, answered 503 with Retry-After like
+any transient database error (:mod:`api.db_errors`). Every path that changes those columns goes through
+the ORM (the workflow's transitions, re-code, merge, void, ingest's and Open311's new cases); the bulk
+UPDATEs elsewhere (overdue marking, sighting counts, warnings) touch none of them, and
+:func:`_refuse_bulk_changes` makes one that would fail. Retention deletes evidence, never cases. Bulk SQL
+that inserts cases (the benchmarks' generators) calls :func:`rebuild` afterwards.
 
 **The time zone**: the summary's days are those of ``daily_stats_state.timezone``. When the calendar's zone
 changes (the calendar API, the config import or any ORM change of :class:`~api.models.CalendarSettings`),
@@ -52,7 +54,6 @@ functions registered on the connection.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -97,8 +98,6 @@ from api.models import (
     DailyStatsState,
     utcnow,
 )
-
-log = logging.getLogger(__name__)
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"  # as api.stats: the zone when no calendar is configured
 STATE_ID = 1
