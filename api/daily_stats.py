@@ -25,9 +25,11 @@ key order within a flush; two transactions whose several flushes meet the same r
 still deadlock on PostgreSQL, which aborts one: an OperationalError, answered 503 with Retry-After like
 any transient database error (:mod:`api.db_errors`). Every path that changes those columns goes through
 the ORM (the workflow's transitions, re-code, merge, void, ingest's and Open311's new cases); the bulk
-UPDATEs elsewhere (overdue marking, sighting counts, warnings) touch none of them, and
-:func:`_refuse_bulk_changes` makes one that would fail. Retention deletes evidence, never cases. Bulk SQL
-that inserts cases (the benchmarks' generators) calls :func:`rebuild` afterwards.
+UPDATEs elsewhere (overdue marking, sighting counts, warnings) touch none of them. An ORM bulk UPDATE or
+DELETE of cases that could change a counted column is kept too, by the same module
+(:func:`_bulk_changes`: the affected cases read before and after it, the difference applied). Retention
+deletes evidence, never cases. Bulk SQL outside the ORM that inserts cases (the benchmarks' generators)
+calls :func:`rebuild` afterwards.
 
 **The time zone**: the summary's days are those of ``daily_stats_state.timezone``. When the calendar's zone
 changes (the calendar API, the config import or any ORM change of :class:`~api.models.CalendarSettings`),
@@ -83,7 +85,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.dml import Delete, Update
 from sqlalchemy.sql.functions import FunctionElement
 
 from api.models import (
@@ -141,7 +143,7 @@ class Facts:
     recurrence: bool
 
     @classmethod
-    def of(cls, v: Mapping[str, Any]) -> Facts:
+    def of(cls, v: Mapping[Any, Any]) -> Facts:
         return cls(
             unit_id=v["unit_id"] if v["unit_id"] is not None else NO_UNIT,
             violation_code=v["violation_code"],
@@ -495,22 +497,56 @@ def _after_flush(session: Session, _flush: UOWTransaction) -> None:
         follow_calendar(connection)
 
 
-def _refuse_bulk_changes(state: ORMExecuteState) -> None:
-    """A bulk UPDATE of cases that sets a tracked column would bypass the summary: refused. (SET x = x,
-    the SQLite row lock of api.case_actions.lock_case, changes nothing and passes.)"""
+def _bulk_touched(state: ORMExecuteState) -> tuple[Any, list[dict[str, Any]]] | None:
+    """For an ORM bulk UPDATE or DELETE of cases that can change counted columns: (its WHERE, or None
+    for every case, and its per-row parameters for an UPDATE by primary key); None for anything else.
+    SET x = x (the SQLite row lock of api.case_actions.lock_case) changes nothing."""
     statement = state.statement
-    if not (state.is_update and isinstance(statement, Update)):
-        return
+    if not (state.is_update or state.is_delete) or not isinstance(statement, Update | Delete):
+        return None
     if getattr(statement.table, "name", None) != Case.__tablename__:
-        return
-    for column, value in statement._values.items() if statement._values else ():
-        name = getattr(column, "key", column)
-        same = getattr(value, "table", None) is not None and getattr(value, "key", None) == name
-        if name in TRACKED and not same:
-            raise RuntimeError(
-                f"a bulk UPDATE of cases sets {name}, which the statistics' daily summary counts: change "
-                "cases through the ORM (api.daily_stats keeps the summary at flush), or rebuild it"
-            )
+        return None
+    by_key = state.parameters if isinstance(state.parameters, list) else []
+    if isinstance(statement, Update):
+        touched = set().union(*(row.keys() for row in by_key))
+        for column, value in (statement._values or {}).items():
+            name = getattr(column, "key", column)
+            if not (getattr(value, "table", None) is not None and getattr(value, "key", None) == name):
+                touched.add(name)
+        if not touched & set(TRACKED):
+            return None
+    return statement.whereclause, by_key
+
+
+def _current_facts(connection: Connection, where: Any) -> dict[int, Facts]:
+    """The counted values of the cases ``where`` selects, their rows locked (FOR UPDATE) until the end."""
+    query = select(Case.id, *[getattr(Case, name) for name in TRACKED]).with_for_update()
+    if where is not None:
+        query = query.where(where)
+    return {row.id: Facts.of(row._mapping) for row in connection.execute(query)}
+
+
+def _bulk_changes(state: ORMExecuteState) -> Any:
+    """A bulk UPDATE or DELETE of cases (``session.execute(update(Case)...)``) keeps the summary too: the
+    affected cases' counted values are read (and locked) before it runs and again after, and the
+    difference goes to the summary in the same transaction, as at flush."""
+    touched = _bulk_touched(state)
+    if touched is None:
+        return None
+    where, by_key = touched
+    connection = state.session.connection()
+    if by_key:
+        where = Case.id.in_([row["id"] for row in by_key])
+    before = _current_facts(connection, where)
+    result = state.invoke_statement()
+    after = _current_facts(connection, Case.id.in_(list(before))) if before and state.is_update else {}
+    zone = _writer_zone(connection) if before else None
+    if zone is not None:
+        delta: Delta = {}
+        for case_id, facts in before.items():
+            difference(facts, after.get(case_id), zone, delta)
+        apply(connection, delta)
+    return result
 
 
 def _keep_history(*_args: Any) -> None:
@@ -522,4 +558,4 @@ for _name in TRACKED:
     event.listen(getattr(Case, _name), "set", _keep_history, active_history=True)
 event.listen(Session, "before_flush", _before_flush)
 event.listen(Session, "after_flush", _after_flush)
-event.listen(Session, "do_orm_execute", _refuse_bulk_changes)
+event.listen(Session, "do_orm_execute", _bulk_changes)

@@ -308,16 +308,45 @@ def test_a_new_calendar_zone_rebuilds_the_summary(store: Store) -> None:
         assert build_report(s, SYSTEM, shanghai_day).totals.created == 1
 
 
-def test_a_bulk_update_of_a_counted_column_is_refused(store: Store) -> None:
+def test_bulk_updates_and_deletes_keep_the_summary(store: Store) -> None:
+    """``session.execute(update(Case)...)`` (tests and tools end cases so) and a bulk DELETE keep the
+    summary as a flush does: it equals the SQL fill after each."""
     simulation = Simulation(store, 3)
     with store.sessions.begin() as s:
-        s.add(Case(violation_code="0102", place_id=simulation.places[0], created_at=T0, updated_at=T0))
-    with store.sessions() as s, pytest.raises(RuntimeError, match="bulk UPDATE of cases sets status"):
-        s.execute(update(Case).values(status="closed"))
-    with store.sessions.begin() as s:  # columns the figures do not read: allowed
-        s.execute(update(Case).values(overdue=True, updated_at=T0))
-        s.execute(update(Case).values(status=Case.status))  # the SQLite row lock of lock_case
-        s.execute(delete(DailyStats).where(DailyStats.day < dt.date(2000, 1, 1)))
+        for hours in range(6):
+            at = T0 + dt.timedelta(hours=hours * 7)
+            s.add(
+                Case(
+                    violation_code="0102", place_id=simulation.places[hours % 3], created_at=at, updated_at=at
+                )
+            )
+    later = T0 + dt.timedelta(days=3)
+    statements: list[Any] = [
+        update(Case)
+        .where(Case.id <= 3)
+        .values(status="closed", closed_at=later, unit_id=simulation.units[0]),
+        update(Case).values(status=Case.status),  # the SQLite row lock of lock_case: no change
+        update(Case).values(overdue=True, updated_at=later),  # not counted: nothing to do
+        delete(Case).where(Case.id == 6),
+    ]
+    for statement in statements:
+        with store.sessions.begin() as s:
+            s.execute(statement)
+        with store.engine.connect() as connection:
+            kept = _summary_rows(connection)
+            rebuild(connection)
+            assert _summary_rows(connection) == kept, statement
+            connection.rollback()
+    with store.sessions.begin() as s:  # by primary key, executemany
+        s.execute(
+            update(Case), [{"id": 4, "status": "voided", "voided_at": later}, {"id": 5, "unit_id": None}]
+        )
+    with store.engine.connect() as connection:
+        kept = _summary_rows(connection)
+        assert {key[3] for key in kept["daily_stats"]} == {"closed", "voided", "pending_review"}
+        rebuild(connection)
+        assert _summary_rows(connection) == kept
+        connection.rollback()
 
 
 def test_the_bulk_city_generator_leaves_the_summary_right(store: Store) -> None:
