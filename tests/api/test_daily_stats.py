@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Connection, delete, select, text, update
 from sqlalchemy.orm import Session
 
@@ -40,7 +41,7 @@ from api.models import (
 from api.overdue import check_overdue
 from api.stats import build_ranking, build_report, make_period, report_and_ranking, uses_summary
 from api.workflow import TABLE, allowed_actions
-from tests.api.builders import World, make_world
+from tests.api.builders import World, make_operator, make_world
 from tests.api.conftest import Store
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -306,6 +307,24 @@ def test_a_new_calendar_zone_rebuilds_the_summary(store: Store) -> None:
         shanghai_day = make_period("daily", SH, day=dt.date(2024, 6, 3))
         assert not uses_summary(s, shanghai_day)  # not the summary's zone: read from the cases
         assert build_report(s, SYSTEM, shanghai_day).totals.created == 1
+
+
+def test_the_calendar_api_moves_the_summary_to_its_zone(client: TestClient, store: Store) -> None:
+    """PUT /api/v1/calendar writes with an upsert (no ORM flush): it rebuilds the summary itself."""
+    simulation = Simulation(store, 4)
+    created = dt.datetime(2024, 6, 3, 0, 30, tzinfo=SH)  # the 2nd in UTC
+    with store.sessions.begin() as s:
+        s.add(
+            Case(violation_code="0102", place_id=simulation.places[0], created_at=created, updated_at=created)
+        )
+    admin = {"Authorization": f"Bearer {make_operator(store.sessions, Role.ADMIN, username='cal-admin')}"}
+    response = client.put("/api/v1/calendar", json={"timezone": "UTC"}, headers=admin)
+    assert response.status_code == 200, response.text
+    with store.engine.connect() as connection:
+        assert connection.scalar(text("SELECT timezone FROM daily_stats_state")) == "UTC"
+        assert {key[0] for key in _summary_rows(connection)["daily_stats"]} == {dt.date(2024, 6, 2)}
+    report = client.get("/api/v1/stats/report", params={"date": "2024-06-02"}, headers=admin).json()
+    assert report["period"]["timezone"] == "UTC" and report["totals"]["created"] == 1
 
 
 def test_bulk_updates_and_deletes_keep_the_summary(store: Store) -> None:
