@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+import api.daily_stats  # noqa: F401  (registers the statistics' daily summary flush listener)
 from api.settings import Settings
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -654,3 +655,61 @@ class ReviewLabel(Base):
     created_by: Mapped[str] = mapped_column(String(100))  # actor label, e.g. "user:li"
     created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# --- the statistics' daily summary (api.daily_stats keeps it; api.stats adds it up) ---
+
+NO_UNIT = 0  # unit_id of the summary rows of cases without a unit (a key column cannot be NULL)
+
+# The counts of one daily_stats row: events of cases whose current unit, violation type and status are
+# the row's, falling on the row's local day (see api.daily_stats for which event counts where).
+DAILY_COUNTS = (
+    "created", "recurrences", "filed", "voided_after_filing", "dispatches", "dispatched", "resolved_on_time",
+    "reworked", "returned", "dispatch_us", "deadlines", "due", "closed_on_time", "closed", "close_us",
+)  # fmt: skip
+DAILY_PLACE_COUNTS = ("created", "recurrences")
+
+
+class DailyStats(Base):
+    """Per local day (calendar time zone), unit, violation type and status: the report's counts."""
+
+    __tablename__ = "daily_stats"
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    unit_id: Mapped[int] = mapped_column(Integer, primary_key=True)  # NO_UNIT: none
+    violation_code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    status: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    recurrences: Mapped[int] = mapped_column(Integer, default=0)
+    filed: Mapped[int] = mapped_column(Integer, default=0)
+    voided_after_filing: Mapped[int] = mapped_column(Integer, default=0)
+    dispatches: Mapped[int] = mapped_column(Integer, default=0)  # first dispatches, voided cases too
+    dispatched: Mapped[int] = mapped_column(Integer, default=0)  # first dispatches of cases not voided
+    resolved_on_time: Mapped[int] = mapped_column(Integer, default=0)
+    reworked: Mapped[int] = mapped_column(Integer, default=0)
+    returned: Mapped[int] = mapped_column(Integer, default=0)
+    dispatch_us: Mapped[int] = mapped_column(BigInteger, default=0)  # created -> first dispatch, µs
+    deadlines: Mapped[int] = mapped_column(Integer, default=0)  # deadlines, voided cases too
+    due: Mapped[int] = mapped_column(Integer, default=0)  # deadlines of cases not voided
+    closed_on_time: Mapped[int] = mapped_column(Integer, default=0)
+    closed: Mapped[int] = mapped_column(Integer, default=0)
+    close_us: Mapped[int] = mapped_column(BigInteger, default=0)  # created -> closed, µs
+
+
+class DailyPlaceStats(Base):
+    """Per local day, unit and place: cases created and, of those, recurrences."""
+
+    __tablename__ = "daily_place_stats"
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    unit_id: Mapped[int] = mapped_column(Integer, primary_key=True)  # NO_UNIT: none
+    place_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    recurrences: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DailyStatsState(Base):
+    """One row (id 1): the time zone whose local days the summary holds."""
+
+    __tablename__ = "daily_stats_state"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    timezone: Mapped[str] = mapped_column(String(64))
+    rebuilt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

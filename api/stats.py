@@ -2,10 +2,17 @@
 
 Every figure is computed in SQL (``GROUP BY`` with conditional sums), so a report costs a fixed
 number of queries whatever the number of cases. Periods are whole days in the working calendar's
-time zone (``CalendarSettings.timezone``, Asia/Shanghai by default): the day boundaries are
-computed in Python with the zone database (so zones with daylight saving work too) and the cases
-are bucketed by comparing timestamps with them (a ``CASE`` over the boundaries), which works the
-same on SQLite and PostgreSQL and needs no time-zone support in the database.
+time zone (``CalendarSettings.timezone``, Asia/Shanghai by default).
+
+Where the figures come from: the daily summary (:mod:`api.daily_stats`, rows per local day kept at
+every case change), added up over the period's days: a month is some 10,000 rows instead of the
+~850,000 cases it touches. Only due and closed_on_time of today and later days depend on "now" and are
+counted from the cases whose deadline falls on those days (the module docstring of
+:mod:`api.daily_stats` says which figure comes from where). When the summary's time zone is not the
+period's, every figure is read straight from the cases (``direct_unit_tallies`` and the ``summary=False``
+branches; the tests' oracle): the day boundaries are computed in Python with the zone database (so
+zones with daylight saving work too) and the cases are bucketed by comparing timestamps with them (a
+``CASE`` over the boundaries), which works the same on SQLite and PostgreSQL.
 
 Which cases each figure counts (all times within the period ``[start, end)``):
 
@@ -42,6 +49,7 @@ from sqlalchemy import (
     ColumnElement,
     Float,
     Integer,
+    Select,
     and_,
     case,
     func,
@@ -56,8 +64,22 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from api.actors import Actor
+from api.daily_stats import summary_timezone
 from api.errors import Forbidden, InvalidInput, NotFound
-from api.models import CalendarSettings, Case, CaseStatus, Place, Role, Unit, ViolationType, utcnow
+from api.models import (
+    DAILY_COUNTS,
+    NO_UNIT,
+    CalendarSettings,
+    Case,
+    CaseStatus,
+    DailyPlaceStats,
+    DailyStats,
+    Place,
+    Role,
+    Unit,
+    ViolationType,
+    utcnow,
+)
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 MAX_PERIOD_DAYS = 366
@@ -301,10 +323,105 @@ class UnitFigures(Figures):
     unit_name: str | None
 
 
+def uses_summary(session: Session, period: Period) -> bool:
+    """Whether the daily summary (:mod:`api.daily_stats`) holds the period's days: its time zone is the
+    period's. Otherwise (a zone changed outside the API, a period in another zone) the cases are read."""
+    return summary_timezone(session) == period.tz.key
+
+
 def unit_tallies(
+    session: Session, period: Period, unit: Unit | None, now: dt.datetime, *, summary: bool | None = None
+) -> dict[int | None, Tally]:
+    """A Tally per unit id (None: unassigned cases) for the cases that touch the period: from the daily
+    summary (``summary``: default, when it holds the period's days), else straight from the cases."""
+    if summary if summary is not None else uses_summary(session, period):
+        return _summary_tallies(session, period, unit, now)
+    return direct_unit_tallies(session, period, unit, now)
+
+
+def _live_from(period: Period, now: dt.datetime) -> dt.date | None:
+    """The first day of ``period`` whose due figures depend on ``now`` (today or later); None if none."""
+    first = max(period.start, now.astimezone(period.tz).date())
+    return first if first <= period.end else None
+
+
+def _summary_tallies(
     session: Session, period: Period, unit: Unit | None, now: dt.datetime
 ) -> dict[int | None, Tally]:
-    """One query: a Tally per unit id (None: unassigned cases) for the cases that touch the period."""
+    """Two queries at most: the summary's rows of the period per unit, and for today and later days the
+    due and closed-on-time cases counted from the cases whose deadline falls on them."""
+    live_from = _live_from(period, now)
+    settled = true() if live_from is None else DailyStats.day < live_from
+    sums = {name: func.sum(getattr(DailyStats, name)) for name in DAILY_COUNTS}
+    sums["due"] = func.sum(case((settled, DailyStats.due), else_=0))
+    sums["closed_on_time"] = func.sum(case((settled, DailyStats.closed_on_time), else_=0))
+    d = DailyStats
+    touches = func.sum(d.created + d.filed + d.dispatches + d.deadlines + d.closed)
+    query = (
+        select(DailyStats.unit_id, touches.label("touches"), *[c.label(n) for n, c in sums.items()])
+        .where(DailyStats.day.between(period.start, period.end), _summary_scope(DailyStats, unit))
+        .group_by(DailyStats.unit_id)
+    )
+    tallies: dict[int | None, Tally] = {}
+    for row in session.execute(query).mappings():
+        if not row["touches"]:
+            continue
+        tallies[None if row["unit_id"] == NO_UNIT else row["unit_id"]] = Tally(
+            **{name: int(row[name] or 0) for name in _TALLY_COUNTS},
+            dispatch_seconds=int(row["dispatch_us"] or 0) / 1e6,
+            close_seconds=int(row["close_us"] or 0) / 1e6,
+        )
+    if live_from is not None:
+        for unit_id, due, on_time in _live_due(session, period, unit, now, live_from):
+            tally = tallies.setdefault(unit_id, Tally())  # listed already: its deadlines touch the period
+            tally.due += int(due)
+            tally.closed_on_time += int(on_time)
+    return tallies
+
+
+def _live_due(
+    session: Session, period: Period, unit: Unit | None, now: dt.datetime, live_from: dt.date
+) -> Sequence[Any]:
+    """Due and closed-on-time per unit of the cases whose deadline is on ``live_from`` or later in the
+    period: the figures that depend on ``now`` (an index range on ``deadline_at`` reads just those cases)."""
+    due = and_(
+        Case.status != CaseStatus.VOIDED.value,
+        or_(Case.deadline_at <= now, Case.closed_at.is_not(None)),
+    )
+    query = (
+        select(
+            Case.unit_id,
+            count_if(due),
+            count_if(and_(due, Case.closed_at <= Case.deadline_at)),
+        )
+        .where(
+            Case.deadline_at >= period.midnight_utc(live_from),
+            Case.deadline_at < period.end_at,
+            _scope_clause(unit),
+        )
+        .group_by(Case.unit_id)
+    )
+    return session.execute(query).all()
+
+
+SummaryTable = type[DailyStats] | type[DailyPlaceStats]
+
+
+def _summary_scope(table: SummaryTable, unit: Unit | None) -> ColumnElement[bool]:
+    return true() if unit is None else table.unit_id == unit.id
+
+
+_TALLY_COUNTS = (
+    "created", "filed", "voided_after_filing", "dispatched", "resolved_on_time", "reworked", "returned",
+    "due", "closed_on_time", "closed", "recurrences",
+)  # fmt: skip
+
+
+def direct_unit_tallies(
+    session: Session, period: Period, unit: Unit | None, now: dt.datetime
+) -> dict[int | None, Tally]:
+    """One query over the cases: a Tally per unit id (None: unassigned cases) for the cases that touch
+    the period (every one of them is read: the summary's fallback, and the tests' oracle)."""
     not_voided = Case.status != CaseStatus.VOIDED.value
     created = within(Case.created_at, period)
     filed = within(Case.filed_at, period)
@@ -426,20 +543,39 @@ def _unit_figures(tallies: dict[int | None, Tally], units: dict[int, Unit]) -> l
     return rows
 
 
-def _by_status(session: Session, period: Period, unit: Unit | None) -> list[StatusCount]:
-    query = (
-        select(Case.status, func.count())
-        .where(within(Case.created_at, period), _scope_clause(unit))
-        .group_by(Case.status)
+def _summary_created(
+    period: Period, unit: Unit | None, column: Any, table: SummaryTable = DailyStats
+) -> Select[Any]:
+    """Cases created in the period per ``column`` of the summary (groups with none left out)."""
+    return (
+        select(column, func.sum(table.created).label("n"), func.sum(table.recurrences).label("recurrences"))
+        .where(table.day.between(period.start, period.end), _summary_scope(table, unit))
+        .group_by(column)
+        .having(func.sum(table.created) > 0)
     )
-    rows = [StatusCount(status=s, count=n) for s, n in session.execute(query)]
+
+
+def _by_status(session: Session, period: Period, unit: Unit | None, summary: bool) -> list[StatusCount]:
+    if summary:
+        query = _summary_created(period, unit, DailyStats.status).with_only_columns(
+            DailyStats.status, func.sum(DailyStats.created)
+        )
+    else:
+        query = (
+            select(Case.status, func.count())
+            .where(within(Case.created_at, period), _scope_clause(unit))
+            .group_by(Case.status)
+        )
+    rows = [StatusCount(status=s, count=int(n)) for s, n in session.execute(query)]
     return sorted(rows, key=lambda r: (-r.count, r.status))
 
 
-def _by_violation(session: Session, period: Period, unit: Unit | None) -> list[ViolationCount]:
+def _by_violation(session: Session, period: Period, unit: Unit | None, summary: bool) -> list[ViolationCount]:
     # group the cases alone, then name the few groups: joining first joins every case of the month
     counts = (
-        select(Case.violation_code, func.count().label("n"))
+        _summary_created(period, unit, DailyStats.violation_code.label("violation_code")).subquery()
+        if summary
+        else select(Case.violation_code, func.count().label("n"))
         .where(within(Case.created_at, period), _scope_clause(unit))
         .group_by(Case.violation_code)
         .subquery()
@@ -447,13 +583,17 @@ def _by_violation(session: Session, period: Period, unit: Unit | None) -> list[V
     query = select(counts.c.violation_code, ViolationType.name, counts.c.n).outerjoin(
         ViolationType, ViolationType.code == counts.c.violation_code
     )
-    rows = [ViolationCount(violation_code=c, name=name, count=n) for c, name, n in session.execute(query)]
+    rows = [
+        ViolationCount(violation_code=c, name=name, count=int(n)) for c, name, n in session.execute(query)
+    ]
     return sorted(rows, key=lambda r: (-r.count, r.violation_code))
 
 
-def _by_place(session: Session, period: Period, unit: Unit | None) -> list[PlaceCount]:
+def _by_place(session: Session, period: Period, unit: Unit | None, summary: bool) -> list[PlaceCount]:
     counts = (
-        select(
+        _summary_created(period, unit, DailyPlaceStats.place_id.label("place_id"), DailyPlaceStats).subquery()
+        if summary
+        else select(
             Case.place_id,
             func.count().label("n"),
             count_if(Case.recurrence_of_id.is_not(None)).label("recurrences"),
@@ -466,7 +606,7 @@ def _by_place(session: Session, period: Period, unit: Unit | None) -> list[Place
         counts, counts.c.place_id == Place.id
     )
     rows = [
-        PlaceCount(place=key, place_name=name, count=n, recurrences=int(r))
+        PlaceCount(place=key, place_name=name, count=int(n), recurrences=int(r))
         for key, name, n, r in session.execute(query)
     ]
     return sorted(rows, key=lambda r: (-r.count, r.place))
@@ -487,7 +627,24 @@ def _per_day(
     return counts
 
 
-def _by_day(session: Session, period: Period, unit: Unit | None) -> list[DayCount]:
+def _by_day(session: Session, period: Period, unit: Unit | None, summary: bool) -> list[DayCount]:
+    if summary:
+        query = (
+            select(
+                DailyStats.day,
+                func.sum(DailyStats.created),
+                func.sum(DailyStats.dispatched),
+                func.sum(DailyStats.closed),
+            )
+            .where(DailyStats.day.between(period.start, period.end), _summary_scope(DailyStats, unit))
+            .group_by(DailyStats.day)
+        )
+        sums = {day: (int(c), int(d), int(x)) for day, c, d, x in session.execute(query)}
+        return [
+            DayCount(day=day, created=c, dispatched=d, closed=x)
+            for day in period.days
+            for c, d, x in [sums.get(day, (0, 0, 0))]
+        ]
     created = _per_day(session, period, unit, Case.created_at)
     dispatched = _per_day(session, period, unit, first_dispatch(), Case.status != CaseStatus.VOIDED.value)
     closed = _per_day(session, period, unit, Case.closed_at)
@@ -505,29 +662,32 @@ def build_report(
     unit_code: str | None = None,
     now: dt.datetime | None = None,
     all_tallies: dict[int | None, Tally] | None = None,
+    summary: bool | None = None,
 ) -> Report:
     """The period's report for ``actor`` (unit handlers: their unit only). ``all_tallies``: every unit's
     tallies for the period, already read (:func:`report_and_ranking`), used when the report is not
-    limited to one unit."""
+    limited to one unit. ``summary``: add up the daily summary (True) or read the cases (False);
+    default: the summary when it holds the period's days (:func:`uses_summary`)."""
     unit = scope_unit(session, actor, unit_code)
+    summary = uses_summary(session, period) if summary is None else summary
     if unit is None and all_tallies is not None:
         tallies = all_tallies
     else:
-        tallies = unit_tallies(session, period, unit, now or utcnow())
+        tallies = unit_tallies(session, period, unit, now or utcnow(), summary=summary)
     total = sum(tallies.values(), Tally())
-    by_place = _by_place(session, period, unit)
+    by_place = _by_place(session, period, unit, summary)
     return Report(
         period=PeriodPublic.of(period),
         unit=unit.code if unit else None,
         totals=Figures.of(total),
         by_unit=_unit_figures(tallies, _units_by_id(session)),
-        by_status=_by_status(session, period, unit),
-        by_violation=_by_violation(session, period, unit),
+        by_status=_by_status(session, period, unit, summary),
+        by_violation=_by_violation(session, period, unit, summary),
         by_place=by_place,
         recurrence_by_place=sorted(
             (p for p in by_place if p.recurrences), key=lambda p: (-p.recurrences, p.place)
         ),
-        by_day=_by_day(session, period, unit),
+        by_day=_by_day(session, period, unit, summary),
     )
 
 
@@ -577,6 +737,7 @@ def build_ranking(
     min_cases: int,
     now: dt.datetime | None = None,
     all_tallies: dict[int | None, Tally] | None = None,
+    summary: bool | None = None,
 ) -> Ranking:
     """Units ranked by on-time closure rate (按期结案率) over their due cases in the period.
 
@@ -584,7 +745,9 @@ def build_ranking(
     unit with one lucky case is neither first nor last. Unit handlers see only their unit's line.
     """
     own = scope_unit(session, actor, None)
-    tallies = all_tallies if all_tallies is not None else unit_tallies(session, period, None, now or utcnow())
+    if all_tallies is None:
+        all_tallies = unit_tallies(session, period, None, now or utcnow(), summary=summary)
+    tallies = all_tallies
     units = _units_by_id(session)
     candidates = [
         _Candidate(u, tallies.get(u.id, Tally())) for u in units.values() if u.active or u.id in tallies
@@ -615,14 +778,21 @@ def build_ranking(
 
 
 def report_and_ranking(
-    session: Session, actor: Actor, period: Period, *, min_cases: int, now: dt.datetime | None = None
+    session: Session,
+    actor: Actor,
+    period: Period,
+    *,
+    min_cases: int,
+    now: dt.datetime | None = None,
+    summary: bool | None = None,
 ) -> tuple[Report, Ranking]:
-    """The report and the ranking of one period (the dashboards), reading every unit's tallies once:
-    the tallies scan every case that touches the period (a month of a city: ~860,000 of them)."""
+    """The report and the ranking of one period (the dashboards), reading every unit's tallies once
+    (from the daily summary, or, without it, from every case that touches the period)."""
     now = now or utcnow()
     scope_unit(session, actor, None)  # devices may not; raises before any scan
-    tallies = unit_tallies(session, period, None, now)
-    report = build_report(session, actor, period, now=now, all_tallies=tallies)
+    summary = uses_summary(session, period) if summary is None else summary
+    tallies = unit_tallies(session, period, None, now, summary=summary)
+    report = build_report(session, actor, period, now=now, all_tallies=tallies, summary=summary)
     return report, build_ranking(session, actor, period, min_cases=min_cases, now=now, all_tallies=tallies)
 
 

@@ -199,6 +199,7 @@ def seed(data_dir: Path, database_url: str | None, args: argparse.Namespace) -> 
     from api.case_search import SearchCursor
     from api.config_import import DEFAULT_CONFIG, ReferenceConfig, import_config, import_file
     from api.console.queue import Cursor
+    from api.daily_stats import rebuild
     from api.db import make_engine, make_session_factory
     from api.migrate import upgrade
     from api.models import Case, CaseStatus, Evidence, Place, Role, Sighting, Unit, ViolationType
@@ -231,6 +232,7 @@ def seed(data_dir: Path, database_url: str | None, args: argparse.Namespace) -> 
         unit_ids = list(session.scalars(select(Unit.id)))
         codes = list(session.scalars(select(ViolationType.code).where(ViolationType.active.is_(True))))
         session.execute(insert(Case), _case_rows(args, place_ids, unit_ids, codes))
+        rebuild(session.connection())  # bulk INSERT bypasses the daily summary's flush listener
         cases = session.execute(select(Case.id, Case.created_at, Case.camera_code)).all()
         session.execute(
             insert(Sighting),

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.daily_stats import follow_calendar
 from api.errors import NotFound
 from api.messages import Refusal, msg
 from api.models import CalendarDay, CalendarSettings
@@ -120,6 +121,7 @@ def calendar_values(body: CalendarIn) -> dict[str, Any]:
 
 def put_calendar(session: Session, body: CalendarIn) -> CalendarPublic:
     upsert(session, CalendarSettings, calendar_values(body), keys=("id",))
+    follow_calendar(session.connection())  # a new time zone: the statistics' daily summary in its days
     session.expire_all()
     return get_calendar(session)
 

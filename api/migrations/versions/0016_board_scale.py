@@ -2,7 +2,7 @@
 sections page through (benchmarks/README.md, "A million cases")
 
 Revision ID: 0016_board_scale
-Revises: 0014_search_scale
+Revises: 0015_daily_stats
 Create Date: 2026-12-02 10:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0016_board_scale"
-down_revision: str | None = "0014_search_scale"
+down_revision: str | None = "0015_daily_stats"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

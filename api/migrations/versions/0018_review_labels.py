@@ -1,7 +1,7 @@
 """review labels: boxes operators draw on a case's evidence image (missed objects) for the training set
 
 Revision ID: 0018_review_labels
-Revises: 0014_search_scale
+Revises: 0016_board_scale
 Create Date: 2026-12-02 10:00:00
 """
 
