@@ -41,7 +41,8 @@ exit code 1 after the same orderly shutdown.
 Modules: :mod:`pipeline.scheduler` (intake, drop policy, batching), :mod:`pipeline.reporting` (the rules
 stage: events, evidence, case reports), :mod:`pipeline.zone_updates` (zones from the store applied between
 frames), :mod:`pipeline.snapshots`, :mod:`pipeline.camera_health` (camera health to the store),
-:mod:`pipeline.stages` (stop signals and the results queue they share), :mod:`pipeline.protocols` (what
+:mod:`pipeline.stages` (stop signals and the results queue they share), :mod:`pipeline.patrol` (cameras
+visited in turn: their visits' frames enter the scheduler like any source's), :mod:`pipeline.protocols` (what
 the daemon needs from sources, detector and rules). This module wires them and owns the lifecycle.
 """
 
@@ -62,11 +63,12 @@ from contract.device_config import UNKNOWN_OBJECT
 from pipeline.camera_health import CameraHealthReporter
 from pipeline.case_reports import CaseReporter
 from pipeline.clips import ClipRecorder
-from pipeline.config import DaemonConfig, ZoneConfig
+from pipeline.config import CameraConfig, DaemonConfig, ZoneConfig
 from pipeline.errors import OutboxError
 from pipeline.metrics import DaemonMetrics, HealthStatus, MetricsServer, health_record
 from pipeline.model_updates import ModelIdentity, ModelUpdater, SwappableDetector
-from pipeline.protocols import DetectorLike, RulesLike, SourceFactory, StaticChangeFactory
+from pipeline.patrol import Patroller
+from pipeline.protocols import DetectorLike, RulesLike, SourceFactory, SourceLike, StaticChangeFactory
 from pipeline.redaction import PersonSplit
 from pipeline.reporting import Reporter
 from pipeline.scheduler import (
@@ -159,6 +161,7 @@ class Daemon:
             self.verifier = Verifier(
                 config, self.outbox, self.rules.present, self.class_names, client=store_client
             )
+            self.patroller = self._patroller(config)
             cameras = self._camera_slots(config, source_factory)
             self.static = StaticChanges(
                 config.cameras,
@@ -280,15 +283,20 @@ class Daemon:
 
     # --- construction helpers ---
 
+    def _patroller(self, config: DaemonConfig) -> Patroller | None:
+        """The patrol cameras' visits (pipeline.patrol); None when every camera is held open."""
+        patrol = config.patrol_cameras
+        if not patrol:
+            return None
+        input_hw = self._detector_input_hw(self.detector)
+        return Patroller(patrol, config.patrol, input_hw=input_hw, on_frame=self._wake)
+
     def _camera_slots(self, config: DaemonConfig, source_factory: SourceFactory | None) -> list[CameraSlot]:
         batch = config.detector.batch_size
-        if source_factory is None:
-            input_hw = self._detector_input_hw(self.detector)
-            factory: SourceFactory = lambda camera: camera_source(  # noqa: E731
-                camera, input_hw, 2 * batch, self._wake
-            )
-        else:
-            factory = source_factory
+        patroller = self.patroller
+        factory = self._source_factory(config, source_factory)
+        if patroller is not None:  # patrol cameras are visited, whatever makes the other sources
+            factory = self._with_patrol(patroller, factory)
         per_camera = config.scheduler.frames_per_camera
         return [
             CameraSlot(
@@ -299,6 +307,25 @@ class Daemon:
             )
             for camera in config.cameras
         ]
+
+    @staticmethod
+    def _with_patrol(patroller: Patroller, inner: SourceFactory) -> SourceFactory:
+        def factory(camera: CameraConfig) -> SourceLike:
+            found = patroller.sources.get(camera.id)
+            return found if found is not None else inner(camera)
+
+        return factory
+
+    def _source_factory(self, config: DaemonConfig, source_factory: SourceFactory | None) -> SourceFactory:
+        batch = config.detector.batch_size
+        if source_factory is None:
+            input_hw = self._detector_input_hw(self.detector)
+            factory: SourceFactory = lambda camera: camera_source(  # noqa: E731
+                camera, input_hw, 2 * batch, self._wake
+            )
+        else:
+            factory = source_factory
+        return factory
 
     def _clip_recorder(self, config: DaemonConfig, cameras: Sequence[CameraSlot]) -> ClipRecorder | None:
         """Evidence clips for the cameras that keep them (sources with a packet ring); None when none do."""
@@ -405,6 +432,9 @@ class Daemon:
             for cam in self.cameras:
                 cam.source.start()
                 started.append(cam.source.stop)
+            if self.patroller is not None:
+                self.patroller.start()
+                started.append(self.patroller.stop)
         except BaseException:
             self.control.stopping.set()
             self.control.abandon.set()
@@ -459,7 +489,10 @@ class Daemon:
         self.control.stop_requested.set()
         self.control.stopping.set()
         self._frame_ready.set()
-        self._bounded_all([(f"stop source {cam.id}", cam.source.stop) for cam in self.cameras], SOURCE_STOP_S)
+        stops = [(f"stop source {cam.id}", cam.source.stop) for cam in self.cameras]
+        if self.patroller is not None:
+            stops.append(("stop patrol", self.patroller.stop))
+        self._bounded_all(stops, SOURCE_STOP_S)
         self._join(self._scheduler, SCHEDULER_JOIN_S)
         self._join(self._rules_thread, RULES_JOIN_S)
         if not self._rules_thread.is_alive():
