@@ -84,6 +84,7 @@ class VisitRecord:
     """One finished visit (for metrics and the benchmark): how late it started, how long it took."""
 
     camera_id: str
+    due: float  # time.monotonic() the visit was due
     late_s: float  # start - due time (>= 0)
     duration_s: float  # start -> frame or failure
     ok: bool
@@ -485,7 +486,7 @@ class Patroller:
             source.visit_failed(f"visit failed: {exc!r}")
             log.exception("patrol: camera %s: visit failed", camera.id)
         finished = time.monotonic()
-        record = VisitRecord(camera.id, max(started - turn.due, 0.0), finished - started, ok)
+        record = VisitRecord(camera.id, turn.due, max(started - turn.due, 0.0), finished - started, ok)
         self.recent.append(record)
         if ok and self.on_frame is not None:
             self.on_frame(camera.id)
