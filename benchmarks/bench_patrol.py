@@ -12,7 +12,12 @@ the turn; a turn whose camera got no frame counts as late), visit latency p50/p9
 lateness p99, CPU per visit, RSS per patrolled camera (peak RSS while patrolling minus the process's RSS
 just before, over the camera count; and the slope between sweep points). The headline is the largest
 count with >= 99 % of visits on time and every camera visited every turn. Targets: >= 600 cameras at a
-60 s revisit, <= 1 MB per camera. A PNG of cameras vs on-time share sits beside the JSON::
+60 s revisit, <= 1 MB per camera.
+
+Baseline, in the same process just before each count: bare visits one after another (a plain HTTP GET and
+a JPEG decode, nothing else). The CPU per patrol visit (the whole process: dispatcher, workers, the detector
+copy, the consumer) is reported as a ratio to it, with the count at which the box's cores would be spent
+at this revisit (cores x every_s / CPU per visit). A PNG of cameras vs on-time share sits beside the JSON::
 
     .venv/bin/python -m benchmarks.bench_patrol --cameras 300,600,900,1200 --every-s 60 --turns 2
 """
@@ -48,6 +53,7 @@ ON_TIME_SHARE = 0.99
 TARGET_CAMERAS = 600
 TARGET_MB_PER_CAMERA = 1.0
 INPUT_HW = (640, 640)
+BASELINE_VISITS = 25  # bare visits (twice over these cameras) before each camera count, same process
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -165,6 +171,7 @@ def run_point(args: argparse.Namespace) -> dict[str, Any]:
     if detector is not None:
         detector.detect_batch([warm.small if warm.small is not None else warm.image])
     del warm
+    baseline = bare_visits(cameras[: min(BASELINE_VISITS, count)] * 2, args.visit_timeout_s)
     records: list[VisitRecord] = []
     wake = threading.Event()
     stop = threading.Event()
@@ -233,11 +240,34 @@ def run_point(args: argparse.Namespace) -> dict[str, Any]:
         "cpu_s": cpu,
         "cpu_cores": cpu / wall if wall else None,
         "cpu_ms_per_visit": cpu / len(records) * 1000 if records else None,
+        "baseline_cpu_ms_per_visit": baseline["cpu_ms"],
+        "baseline_wall_ms_per_visit": baseline["wall_ms"],
+        "cpu_ratio_to_baseline": (cpu / len(records) * 1000) / baseline["cpu_ms"] if records else None,
+        "cameras_at_cpu_saturation": int(
+            (os.cpu_count() or 1) * args.every_s * 1000 / (cpu / len(records) * 1000)
+        )
+        if records and cpu > 0
+        else None,
         "rss_base_mb": base_rss,
         "rss_peak_mb": peak,
         "rss_mb_per_camera": (peak - base_rss) / count,
         "loadavg_1m_end": os.getloadavg()[0],
     }
+
+
+def bare_visits(cameras: Sequence[Any], timeout_s: float) -> dict[str, float]:
+    """The baseline, in the same process and run: one camera after another, a plain HTTP GET and a JPEG
+    decode of its snapshot, nothing else (the least any patrol of these cameras pays per visit)."""
+    import urllib.request
+
+    cpu0, t0 = cpu_s(), time.monotonic()
+    for camera in cameras:
+        with urllib.request.urlopen(camera.url, timeout=timeout_s) as response:
+            body = response.read()
+        if cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR) is None:
+            raise RuntimeError(f"{camera.url}: not a picture")
+    n = max(len(cameras), 1)
+    return {"cpu_ms": (cpu_s() - cpu0) * 1000 / n, "wall_ms": (time.monotonic() - t0) * 1000 / n}
 
 
 # --- the sweep ----------------------------------------------------------------------------------------------
@@ -314,13 +344,14 @@ def format_table(document: dict[str, Any]) -> str:
         f"{config['size']} JPEG, max_concurrent {config['max_concurrent']}, detect {config['detect']}, "
         f"load {document['machine']['loadavg_1m']:.2f}",
         f"{'cameras':>8} {'on time':>8} {'every turn':>10} {'p50 ms':>8} {'p99 ms':>8} {'late p99':>9} "
-        f"{'CPU ms/visit':>12} {'cores':>6} {'MB/camera':>9}",
+        f"{'CPU ms/visit':>12} {'x bare':>6} {'cores':>6} {'MB/camera':>9}",
     ]
     for s in document["steps"]:
         lines.append(
             f"{s['cameras']:>8} {s['on_time_share']:>8.1%} {s['cameras_on_time_every_turn']:>10} "
             f"{s['visit_latency_p50_ms'] or 0:>8.1f} {s['visit_latency_p99_ms'] or 0:>8.1f} "
-            f"{s['late_p99_ms'] or 0:>9.1f} {s['cpu_ms_per_visit'] or 0:>12.1f} {s['cpu_cores'] or 0:>6.2f} "
+            f"{s['late_p99_ms'] or 0:>9.1f} {s['cpu_ms_per_visit'] or 0:>12.1f} "
+            f"{s['cpu_ratio_to_baseline'] or 0:>6.2f} {s['cpu_cores'] or 0:>6.2f} "
             f"{s['rss_mb_per_camera']:>9.3f}"
         )
     target = document["target"]

@@ -29,6 +29,7 @@ def test_smoke_sweep_visits_every_camera_each_turn_and_writes_json_and_png(
         assert step["frames_consumed"] >= step["cameras"]  # frames reached the consumer (the scheduler)
         assert 0 < step["visit_latency_p50_ms"] <= step["visit_latency_p99_ms"] < 1900
         assert step["rss_peak_mb"] >= step["rss_base_mb"] > 0
+        assert step["baseline_cpu_ms_per_visit"] > 0 and step["cpu_ratio_to_baseline"] > 0
     assert written["config"]["jpeg_bytes"] > 10_000  # a real frame, not a blank
     assert written["target"]["cameras"] == 600
     png = written["png_path"]
