@@ -68,6 +68,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--size", default="1920x1080", help="Frame size served, WIDTHxHEIGHT.")
     parser.add_argument("--detect", action="store_true", help="Run the real detector on each visit's frame.")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="Model card for --detect.")
+    parser.add_argument(
+        "--rules",
+        action="store_true",
+        help="Also run each frame through the daemon's RuleEngine (one zone per camera), so its per-camera "
+        "state (tracker, the zone mask at frame size) is in the memory per camera.",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="JSON and PNG folder.")
     parser.add_argument("--quiet", action="store_true", help="Do not print the table.")
     parser.add_argument("--point", type=int, help=argparse.SUPPRESS)  # internal: one count, JSON on stdout
@@ -141,6 +147,7 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def run_point(args: argparse.Namespace) -> dict[str, Any]:
+    from detector.detections import Detections
     from pipeline.config import CameraConfig, PatrolConfig
     from pipeline.patrol import Patroller, VisitRecord, visit
 
@@ -162,6 +169,19 @@ def run_point(args: argparse.Namespace) -> dict[str, Any]:
         )
         for i in range(count)
     ]
+    rules = None
+    if args.rules:
+        from pipeline.config import DaemonConfig
+        from pipeline.incidents import RuleEngine
+
+        daemon_config = DaemonConfig.model_validate(
+            {
+                "detector": {"model": str(args.model), "classes": {"car": "illegal_parking"}},
+                "store": {"url": "http://127.0.0.1:1", "device_key_file": "unused"},
+                "cameras": [camera.model_dump(mode="json") for camera in cameras],
+            }
+        )
+        rules = RuleEngine(daemon_config, ["person", "car"])
     detector = None
     if args.detect:
         from detector.detector import Detector
@@ -196,8 +216,12 @@ def run_point(args: argparse.Namespace) -> dict[str, Any]:
                 if frame is None:
                     continue
                 consumed[0] += 1
+                found = Detections.empty()
                 if detector is not None:
-                    detector.detect_batch([frame.small if frame.small is not None else frame.image])
+                    picture = frame.small if frame.small is not None else frame.image
+                    found = detector.detect_batch([picture])[0]
+                if rules is not None:
+                    rules.update(frame.camera_id, frame.stream_time, found, frame.image.shape[:2])
 
     consumer = threading.Thread(target=consume, name="consumer", daemon=True)
     consumer.start()
@@ -303,6 +327,8 @@ def sweep_point(args: argparse.Namespace, count: int, port: int) -> dict[str, An
     ]  # fmt: skip
     if args.detect:
         argv.append("--detect")
+    if args.rules:
+        argv.append("--rules")
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.bench_patrol", *argv],
         cwd=REPO,
@@ -435,6 +461,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "size": args.size,
             "jpeg_bytes": jpeg_bytes,
             "detect": bool(args.detect),
+            "rules": bool(args.rules),
             "model": str(args.model) if args.detect else None,
         },
         "steps": steps,
