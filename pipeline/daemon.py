@@ -4,6 +4,9 @@ Threads (each named, so a stack dump reads like this list):
 
 - one per camera (``pipeline.sources.CameraSource``): decode and sample; a live source keeps only its
   freshest sampled frame, a file that is not paced hands over every sampled frame through a bounded queue;
+- ``patrol`` and ``patrol-visit-N`` (:mod:`pipeline.patrol`), when cameras have ``sample.mode: patrol``:
+  each such camera is visited in turn (connect, one keyframe or snapshot, disconnect), and the visit's frame
+  waits in the camera's source like a live sample;
 - ``scheduler``: woken by the sources when a sample is ready, takes it into the camera's small waiting
   slot, groups waiting frames that letterbox to the same model input size into a batch of at most
   ``detector.batch_size`` (the group holding the oldest waiting frame first, oldest frames first within
