@@ -16,7 +16,16 @@ import pytest
 from benchmarks.snapshot_server import SnapshotServer
 from pipeline.config import CameraConfig, ConfigError, PatrolConfig, PatrolSampling, load_config
 from pipeline.patrol import Patroller, PatrolSource, VisitError, visit
-from tests.pipeline.rule_builders import camera, feed, kinds, make_config, make_engine, offset_s, parked
+from tests.pipeline.rule_builders import (
+    camera,
+    feed,
+    kinds,
+    make_config,
+    make_detections,
+    make_engine,
+    offset_s,
+    parked,
+)
 
 
 def jpeg(image: npt.NDArray[np.uint8]) -> bytes:
@@ -167,6 +176,17 @@ def test_one_missed_visit_keeps_the_stay_two_do_not() -> None:
     events = feed(engine, parked([0, 60, 240, 300, 360, 420]))
     (confirmed,) = kinds(events, "confirmed")
     assert offset_s(confirmed.first_seen_at) == 240 and offset_s(confirmed.at) == 420
+
+
+def test_verification_sees_an_object_still_there_between_visits_and_gone_after_two_missed() -> None:
+    # the verifier asks RuleEngine.present whether the object still stands in the zone
+    engine = make_engine_with_dwell(120)
+    feed(engine, parked([0, 60, 120]))
+    assert engine.present("cam", "z1", "illegal_parking")  # seen on the last visit, 60 s apart
+    feed(engine, [(180, make_detections([]))])
+    assert engine.present("cam", "z1", "illegal_parking")  # one empty visit: within 2.5 turns of the last
+    feed(engine, [(240, make_detections([])), (300, make_detections([]))])
+    assert not engine.present("cam", "z1", "illegal_parking")  # 180 s unseen: gone
 
 
 def test_a_confirmed_patrol_incident_outlives_the_quiet_period_between_long_turns() -> None:
