@@ -236,7 +236,39 @@ class FpsSampling(_Strict):
     fps: float = Field(gt=0, le=60)
 
 
-Sampling = Annotated[KeyframeSampling | FpsSampling, Field(discriminator="mode")]
+class PatrolSampling(_Strict):
+    """Patrol (轮巡): the daemon visits the camera every ``every_s`` (connect, take the first keyframe or the
+    snapshot, disconnect) instead of holding its stream open; see :mod:`pipeline.patrol`."""
+
+    mode: Literal["patrol"]
+    every_s: float = Field(60.0, ge=1, le=86400, description="Visit the camera this often (seconds).")
+    gap_tolerance_s: float | None = Field(
+        None,
+        gt=0,
+        description="A staying object survives this long between two sightings (dwell across visits); "
+        "default 2.5 x every_s, so one missed visit does not reset a stay.",
+    )
+
+    @field_validator("gap_tolerance_s")
+    @classmethod
+    def _longer_than_a_turn(cls, value: float | None, info: ValidationInfo) -> float | None:
+        every = info.data.get("every_s")
+        if value is not None and every is not None and value <= every:
+            raise ValueError(
+                f"gap_tolerance_s ({value:g}) must exceed every_s ({every:g}): every stay would reset "
+                "between two visits"
+            )
+        return value
+
+    @property
+    def gap_tolerance(self) -> float:
+        """Seconds a track may go unseen on this camera (see ``gap_tolerance_s``)."""
+        return self.gap_tolerance_s if self.gap_tolerance_s is not None else PATROL_GAP_TURNS * self.every_s
+
+
+PATROL_GAP_TURNS = 2.5  # default gap tolerance of a patrol camera, in turns: one missed visit is tolerated
+
+Sampling = Annotated[KeyframeSampling | FpsSampling | PatrolSampling, Field(discriminator="mode")]
 
 
 class RuleConfig(_Strict):
@@ -548,6 +580,15 @@ class IncidentConfig(_Strict):
     )
 
 
+def camera_gap_tolerance(camera: CameraConfig, incidents: IncidentConfig) -> float:
+    """Seconds a track of ``camera`` may go unseen: incidents.gap_tolerance_s, or a patrol camera's own
+    (longer than its turn, so dwell adds up across visits)."""
+    sample = camera.sample
+    if isinstance(sample, PatrolSampling):
+        return max(sample.gap_tolerance, incidents.gap_tolerance_s)
+    return incidents.gap_tolerance_s
+
+
 class VerificationConfig(_Strict):
     enabled: bool = True
     absent_s: float = Field(120.0, gt=0, description="Zone clear this long after 'resolved' -> verified.")
@@ -579,6 +620,33 @@ class SchedulerConfig(_Strict):
     )
 
 
+class PatrolConfig(_Strict):
+    """How patrol cameras (``sample: {mode: patrol}``) are visited (:mod:`pipeline.patrol`)."""
+
+    max_concurrent: int = Field(16, ge=1, le=1024, description="Visits in progress at once, all hosts.")
+    visit_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="A camera that has not given a frame within this long is marked in its health "
+        "(reconnecting, then failed) and tried again on its next turn.",
+    )
+    per_host_limit: int = Field(
+        4,
+        ge=1,
+        le=1024,
+        description="Concurrent connections to one upstream host (the video platform's limit on pulls).",
+    )
+
+
+class CameraDefaults(_Strict):
+    """What a camera without its own setting takes."""
+
+    sample: Sampling | None = Field(
+        None, description="e.g. {mode: patrol, every_s: 60}: every camera without a sample of its own."
+    )
+
+
 class MetricsConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics and /healthz; 0 = off.")
@@ -593,6 +661,29 @@ class DaemonConfig(_Strict):
     verification: VerificationConfig = VerificationConfig()
     metrics: MetricsConfig = MetricsConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
+    patrol: PatrolConfig = PatrolConfig()
+    camera_defaults: CameraDefaults = CameraDefaults()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_sample(cls, data: object) -> object:
+        """cameras[] without a ``sample`` take ``camera_defaults.sample`` (validated as their own)."""
+        if not isinstance(data, dict):
+            return data
+        defaults, cameras = data.get("camera_defaults"), data.get("cameras")
+        sample = defaults.get("sample") if isinstance(defaults, dict) else None
+        if sample is None or not isinstance(cameras, list):
+            return data
+        filled = [
+            {**camera, "sample": sample} if isinstance(camera, dict) and "sample" not in camera else camera
+            for camera in cameras
+        ]
+        return {**data, "cameras": filled}
+
+    @property
+    def patrol_cameras(self) -> list[CameraConfig]:
+        """The cameras visited in turn (``sample.mode: patrol``)."""
+        return [camera for camera in self.cameras if isinstance(camera.sample, PatrolSampling)]
 
     @field_validator("cameras")
     @classmethod
@@ -661,6 +752,8 @@ def _check_sampling_against_gaps(config: DaemonConfig, located: LocatedYaml) -> 
     problems = []
     for index, camera in enumerate(config.cameras):
         sample = camera.sample
+        if isinstance(sample, PatrolSampling):
+            continue  # a patrol camera's gap tolerance is its own (PatrolSampling.gap_tolerance)
         # keyframes: at most max_interval_s between keyframes before the fallback rate takes over.
         interval = 1 / sample.fps if isinstance(sample, FpsSampling) else sample.max_interval_s
         if camera.skip_unchanged:
@@ -693,6 +786,34 @@ def _check_static_change(config: DaemonConfig, located: LocatedYaml) -> None:
         raise ConfigError("\n".join(problems))
 
 
+PATROL_SCHEMES = frozenset({"rtsp", "rtsps", "http", "https"})
+
+
+def _check_patrol(config: DaemonConfig, located: LocatedYaml) -> None:
+    """Patrol visits network cameras; a visit must be able to time out before the next turn."""
+    problems = []
+    timeout = config.patrol.visit_timeout_s
+    for index, camera in enumerate(config.cameras):
+        sample = camera.sample
+        if not isinstance(sample, PatrolSampling):
+            continue
+        scheme = urlsplit(camera.url).scheme.lower() if "://" in camera.url else ""
+        if scheme not in PATROL_SCHEMES:
+            line = located.line_of(("cameras", index, "url"))
+            problems.append(
+                f"{located.path}:{line}: cameras.{index}.url: patrol visits network cameras (rtsp://, "
+                f"rtsps://, http:// or https://: a stream or a snapshot URL), not {camera.url!r}"
+            )
+        if timeout >= sample.every_s:
+            line = located.line_of(("cameras", index, "sample"))
+            problems.append(
+                f"{located.path}:{line}: cameras.{index}.sample: every_s ({sample.every_s:g}) must exceed "
+                f"patrol.visit_timeout_s ({timeout:g}): a camera that does not answer would miss its turns"
+            )
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
 def load_config(path: Path) -> DaemonConfig:
     """Parse and validate ``path``; raise :class:`ConfigError` listing every problem with its line."""
     try:
@@ -711,6 +832,7 @@ def load_config(path: Path) -> DaemonConfig:
         raise ConfigError(located.describe(exc)) from exc
     _check_sampling_against_gaps(config, located)
     _check_static_change(config, located)
+    _check_patrol(config, located)
     config = _resolve_model(config, located)
     for unused in config.unused_rules():
         log.warning("%s: %s has no detector class mapped to it in detector.classes", path, unused)

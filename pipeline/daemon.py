@@ -4,6 +4,9 @@ Threads (each named, so a stack dump reads like this list):
 
 - one per camera (``pipeline.sources.CameraSource``): decode and sample; a live source keeps only its
   freshest sampled frame, a file that is not paced hands over every sampled frame through a bounded queue;
+- ``patrol`` and ``patrol-visit-N`` (:mod:`pipeline.patrol`), when cameras have ``sample.mode: patrol``:
+  each such camera is visited in turn (connect, one keyframe or snapshot, disconnect), and the visit's frame
+  waits in the camera's source like a live sample;
 - ``scheduler``: woken by the sources when a sample is ready, takes it into the camera's small waiting
   slot, groups waiting frames that letterbox to the same model input size into a batch of at most
   ``detector.batch_size`` (the group holding the oldest waiting frame first, oldest frames first within
@@ -41,7 +44,8 @@ exit code 1 after the same orderly shutdown.
 Modules: :mod:`pipeline.scheduler` (intake, drop policy, batching), :mod:`pipeline.reporting` (the rules
 stage: events, evidence, case reports), :mod:`pipeline.zone_updates` (zones from the store applied between
 frames), :mod:`pipeline.snapshots`, :mod:`pipeline.camera_health` (camera health to the store),
-:mod:`pipeline.stages` (stop signals and the results queue they share), :mod:`pipeline.protocols` (what
+:mod:`pipeline.stages` (stop signals and the results queue they share), :mod:`pipeline.patrol` (cameras
+visited in turn: their visits' frames enter the scheduler like any source's), :mod:`pipeline.protocols` (what
 the daemon needs from sources, detector and rules). This module wires them and owns the lifecycle.
 """
 
@@ -74,7 +78,8 @@ from pipeline.model_updates import (
     load_detector,
     read_staged,
 )
-from pipeline.protocols import DetectorLike, RulesLike, SourceFactory, StaticChangeFactory
+from pipeline.patrol import Patroller
+from pipeline.protocols import DetectorLike, RulesLike, SourceFactory, SourceLike, StaticChangeFactory
 from pipeline.redaction import PersonSplit
 from pipeline.reporting import Reporter
 from pipeline.scheduler import (
@@ -192,6 +197,7 @@ class Daemon:
             self.verifier = Verifier(
                 config, self.outbox, self.rules.present, self.class_names, client=store_client
             )
+            self.patroller = self._patroller(config)
             cameras = self._camera_slots(config, source_factory)
             self.static = StaticChanges(
                 config.cameras,
@@ -317,6 +323,14 @@ class Daemon:
 
     # --- construction helpers ---
 
+    def _patroller(self, config: DaemonConfig) -> Patroller | None:
+        """The patrol cameras' visits (pipeline.patrol); None when every camera is held open."""
+        patrol = config.patrol_cameras
+        if not patrol:
+            return None
+        input_hw = self._detector_input_hw(self.detector)
+        return Patroller(patrol, config.patrol, input_hw=input_hw, on_frame=self._wake)
+
     def _camera_slots(self, config: DaemonConfig, source_factory: SourceFactory | None) -> list[CameraSlot]:
         batch = config.detector.batch_size
         slots: dict[str, CameraSlot] = {}  # filled below, before any source starts
@@ -333,6 +347,8 @@ class Daemon:
             )
         else:
             factory = source_factory
+        if self.patroller is not None:  # patrol cameras are visited, whatever makes the other sources
+            factory = self._with_patrol(self.patroller, factory)
         per_camera = config.scheduler.frames_per_camera
         for camera in config.cameras:
             slots[camera.id] = CameraSlot(
@@ -346,6 +362,14 @@ class Daemon:
     def _zones_of(self, camera: CameraConfig) -> Callable[[], Sequence[ZoneConfig]]:
         """The zones ``camera`` runs with now, zones from the store included (zone-ROI, zone gating)."""
         return lambda: self.zone_updates.zones(camera.id)
+
+    @staticmethod
+    def _with_patrol(patroller: Patroller, inner: SourceFactory) -> SourceFactory:
+        def factory(camera: CameraConfig) -> SourceLike:
+            found = patroller.sources.get(camera.id)
+            return found if found is not None else inner(camera)
+
+        return factory
 
     def _clip_recorder(self, config: DaemonConfig, cameras: Sequence[CameraSlot]) -> ClipRecorder | None:
         """Evidence clips for the cameras that keep them (sources with a packet ring); None when none do."""
@@ -452,6 +476,9 @@ class Daemon:
             for cam in self.cameras:
                 cam.source.start()
                 started.append(cam.source.stop)
+            if self.patroller is not None:
+                self.patroller.start()
+                started.append(self.patroller.stop)
         except BaseException:
             self.control.stopping.set()
             self.control.abandon.set()
@@ -514,7 +541,10 @@ class Daemon:
         self.control.stop_requested.set()
         self.control.stopping.set()
         self._frame_ready.set()
-        self._bounded_all([(f"stop source {cam.id}", cam.source.stop) for cam in self.cameras], SOURCE_STOP_S)
+        stops = [(f"stop source {cam.id}", cam.source.stop) for cam in self.cameras]
+        if self.patroller is not None:
+            stops.append(("stop patrol", self.patroller.stop))
+        self._bounded_all(stops, SOURCE_STOP_S)
         self._join(self._scheduler, SCHEDULER_JOIN_S)
         self._join(self._rules_thread, RULES_JOIN_S)
         if not self._rules_thread.is_alive():

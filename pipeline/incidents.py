@@ -8,7 +8,8 @@ Per frame of one camera, :meth:`RuleEngine.update`:
 2. matches the pairs with the camera's stationary tracks (:mod:`pipeline.tracker`, one block per
    zone x violation type); a track's *stay* starts when it was first seen at its anchor box, or when the
    rule's schedule last became active in the camera's time zone, whichever is later. A stay survives gaps
-   between sightings up to ``incidents.gap_tolerance_s`` (stream time) and counts only while the track is
+   between sightings up to ``incidents.gap_tolerance_s`` (stream time; a patrol camera's own, longer than a
+   turn: :func:`pipeline.config.camera_gap_tolerance`) and counts only while the track is
    seen in at least ``incidents.min_seen_ratio`` of the camera's recent analysed frames;
 3. updates the incidents of the places those zones belong to.
 
@@ -45,7 +46,7 @@ import numpy.typing as npt
 from contract.device_config import UNKNOWN_OBJECT
 from contract.schedule import Schedule
 from detector.detections import Detections
-from pipeline.config import CameraConfig, DaemonConfig, ZoneConfig
+from pipeline.config import CameraConfig, DaemonConfig, ZoneConfig, camera_gap_tolerance
 from pipeline.errors import RuleConfigError, StreamTimeError, UnknownCameraError
 from pipeline.tracker import StationaryTracker, TrackerStep
 from pipeline.zones import CameraZones, ZoneMasks
@@ -282,7 +283,7 @@ class RuleEngine:
                 place_index,
                 StationaryTracker(
                     stationary_iou=incidents.stationary_iou,
-                    gap_tolerance_s=incidents.gap_tolerance_s,
+                    gap_tolerance_s=camera_gap_tolerance(camera, incidents),
                     max_tracks=max_tracks_per_camera,
                 ),
                 incidents.first_seen_after_s,
@@ -290,6 +291,8 @@ class RuleEngine:
             for camera in config.cameras
         }
         self._open: dict[tuple[int, int], _Incident] = {}  # (place index, violation index) -> incident
+        # Patrol cameras are seen once a turn: their tracks and unconfirmed incidents outlive longer gaps.
+        self._gap_tolerance = {c.id: camera_gap_tolerance(c, incidents) for c in config.cameras}
 
     # ---- public API -------------------------------------------------------------------------------------
 
@@ -326,7 +329,8 @@ class RuleEngine:
         now_s = now.timestamp()
         events = []
         for key, incident in list(self._open.items()):
-            limit = self.quiet_period_s if incident.confirmed_s is not None else self.gap_tolerance_s
+            gap = self._gap_tolerance.get(incident.camera_id, self.gap_tolerance_s)
+            limit = max(self.quiet_period_s, gap) if incident.confirmed_s is not None else gap
             if now_s - incident.last_seen_s > limit:
                 del self._open[key]
                 events.append(self._event("ended", incident, now_s, Detections.empty()))

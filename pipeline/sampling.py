@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.config import FpsSampling, KeyframeSampling, ZoneConfig
+from pipeline.config import FpsSampling, KeyframeSampling, PatrolSampling, ZoneConfig
 
 UTC = dt.UTC
 TIME_EPSILON_S = 1e-3  # timestamps within a millisecond of a sampling slot count as on it
@@ -82,7 +82,11 @@ class FrameSelector:
     until the next keyframe, which is how a live source catches up instead of building a backlog.
     """
 
-    def __init__(self, sample: KeyframeSampling | FpsSampling, *, intra_only: bool = False) -> None:
+    def __init__(
+        self, sample: KeyframeSampling | FpsSampling | PatrolSampling, *, intra_only: bool = False
+    ) -> None:
+        if isinstance(sample, PatrolSampling):
+            raise ValueError("a patrol camera is visited by pipeline.patrol, not sampled from an open stream")
         self.sample = sample
         if isinstance(sample, KeyframeSampling):
             self.max_interval_s: float | None = sample.max_interval_s

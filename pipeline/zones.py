@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 ANCHORS: tuple[Anchor, ...] = ("bottom_center", "center")
 MAX_ZONES_PER_CAMERA = 64  # bits of the widest mask dtype
 MAX_CACHED_SIZES = 4  # frame sizes kept per camera (a stream may change resolution after a reconnect)
+# The mask is drawn at most this wide or tall (aspect kept): a 1080p mask would be 2 MB per camera, the
+# bulk of a patrolled camera's memory; at 640 px a pixel of the mask is 3 px of a 1080p frame, well inside
+# the jitter of a detector's box.
+MASK_MAX_SIDE = 640
 
 _MASK_DTYPES = ((8, np.uint8), (16, np.uint16), (32, np.uint32), (64, np.uint64))
 
@@ -49,7 +53,8 @@ class ZoneMasks:
 
     Attributes:
         frame_hw: (height, width) of the frames this mask was drawn for.
-        bits: (H, W) unsigned mask; bit ``z`` set where zone ``z`` covers the pixel.
+        bits: (h, w) unsigned mask, the frame scaled to at most :data:`MASK_MAX_SIDE` (aspect kept); bit
+            ``z`` set where zone ``z`` covers the pixel.
         polygons_px: per zone, an (K, 2) int32 polygon in frame pixels (for drawing evidence).
         zone_anchor: (Z,) index into :data:`ANCHORS` of each zone's anchor.
     """
@@ -69,13 +74,15 @@ class ZoneMasks:
         if n == 0 or z == 0:
             return np.zeros((n, z), np.bool_)
         h, w = self.frame_hw
+        mask_h, mask_w = self.bits.shape
+        sx, sy = mask_w / w, mask_h / h
         kinds = np.unique(self.zone_anchor)
         # One lookup per anchor kind in use (at most two), then each zone reads the row of its own kind.
         looked_up = np.empty((len(ANCHORS), n), self.bits.dtype)
         for kind in kinds:
             points = anchor_points(xyxy, ANCHORS[int(kind)])
-            xs = np.clip(points[:, 0], 0, w - 1).astype(np.intp)
-            ys = np.clip(points[:, 1], 0, h - 1).astype(np.intp)
+            xs = np.clip(np.clip(points[:, 0], 0, w - 1) * sx, 0, mask_w - 1).astype(np.intp)
+            ys = np.clip(np.clip(points[:, 1], 0, h - 1) * sy, 0, mask_h - 1).astype(np.intp)
             looked_up[kind] = self.bits[ys, xs]
         per_zone = looked_up[self.zone_anchor]  # (Z, N)
         shifts = np.arange(z, dtype=self.bits.dtype)[:, None]
@@ -123,16 +130,19 @@ class CameraZones:
         h, w = frame_hw
         if h <= 0 or w <= 0:
             raise ZoneError(f"camera {self.camera_id!r}: frame size {w}x{h} is not positive")
-        bits = np.zeros((h, w), self._dtype)
-        layer = np.zeros((h, w), np.uint8)
+        shrink = min(MASK_MAX_SIDE / max(h, w), 1.0)
+        mask_h, mask_w = max(1, round(h * shrink)), max(1, round(w * shrink))
+        bits = np.zeros((mask_h, mask_w), self._dtype)
+        layer = np.zeros((mask_h, mask_w), np.uint8)
         polygons_px = []
         scale = np.array([w, h], np.float64)
+        mask_scale = np.array([mask_w, mask_h], np.float64)
         for z, polygon in enumerate(self._polygons):
             # A corner at normalised 1.0 lies on the frame's far edge (pixel w), which fillPoly clips.
             px = np.rint(polygon * scale).astype(np.int32)
             polygons_px.append(px)
             layer.fill(0)
-            cv2.fillPoly(layer, [px], 1)
+            cv2.fillPoly(layer, [np.rint(polygon * mask_scale).astype(np.int32)], 1)
             if not layer.any():
                 log.warning(
                     "camera %s zone %s covers no pixel at %dx%d", self.camera_id, self.zone_ids[z], w, h
