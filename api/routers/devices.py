@@ -12,12 +12,12 @@ from fastapi import APIRouter, Header, Path, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from api import model_registry, suppressions
 from api import reference as ref
 from api.deps import DeviceDep, OperatorDep, SessionDep, SettingsDep
-from api.models import Camera, Device, ViolationType, utcnow
+from api.models import Camera, Device, ViolationType, Zone, utcnow
 from api.routers.responses import AUTHENTICATED, INVALID, NOT_FOUND, errors
 from api.storage import blobs_for
 from api.storage.responses import RangeDep, blob_response
@@ -51,7 +51,13 @@ class Ping(BaseModel):
 
 def device_config(session: Session, device_id: int, device_name: str) -> DeviceConfig:
     """The configuration of one device; ``version`` is a hash of it, so a box can poll cheaply."""
-    cameras = session.scalars(select(Camera).where(Camera.device_id == device_id).order_by(Camera.code))
+    # zones and their places in two more queries, not two per camera (a box polls this every 30 s)
+    cameras = session.scalars(
+        select(Camera)
+        .where(Camera.device_id == device_id)
+        .order_by(Camera.code)
+        .options(selectinload(Camera.zones).joinedload(Zone.place))
+    )
     violations = session.scalars(
         select(ViolationType).where(ViolationType.active.is_(True)).order_by(ViolationType.code)
     )
