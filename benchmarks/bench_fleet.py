@@ -385,6 +385,7 @@ class Store:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
+        self.repo = REPO  # the checkout whose store runs (benchmarks.fleet_cost measures an older one)
 
     def start(self) -> None:
         command = [sys.executable, "-m", "streetwatch", "api", "serve", "--host", "127.0.0.1"]
@@ -394,7 +395,7 @@ class Store:
         # write and the store stops answering altogether.
         with self.log_path.open("ab") as log_file:
             self.process = subprocess.Popen(
-                command, cwd=REPO, env=self.env, stdout=subprocess.DEVNULL, stderr=log_file
+                command, cwd=self.repo, env=self.env, stdout=subprocess.DEVNULL, stderr=log_file
             )
         try:
             wait_ready(self.process, self.url, 90.0)
