@@ -24,6 +24,7 @@ from api.storage.responses import RangeDep, blob_response
 from api.zone_references import NO_REFERENCE, SHA256_PATTERN, open_device_reference
 from contract.device_cases import DeviceCase
 from contract.device_config import DeviceConfig, DeviceViolationType, DeviceZone
+from contract.health import CameraHealthBatch, CameraHealthBatchResult
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 
@@ -141,6 +142,22 @@ def report_health(
     camera = ref.record_camera_health(session, device.id, code, body)
     assert camera.health is not None and camera.health_at is not None  # just written
     return CameraHealthPublic(camera=camera.code, health=camera.health, health_at=camera.health_at)
+
+
+@router.put(
+    "/devices/me/cameras/health",
+    response_model=CameraHealthBatchResult,
+    responses={**AUTHENTICATED, **errors(400, 422)},
+    summary="Report the health of many of the calling device's cameras in one request",
+)
+def report_health_batch(
+    body: CameraHealthBatch, device: DeviceDep, session: SessionDep
+) -> CameraHealthBatchResult:
+    """One request per report interval for all of a box's cameras. Cameras not assigned to this device are
+    not recorded and come back in ``unknown`` (the per-camera route answers 404 for them)."""
+    assert device.id is not None
+    recorded, unknown, at = ref.record_cameras_health(session, device.id, body.cameras)
+    return CameraHealthBatchResult(recorded=recorded, unknown=unknown, health_at=at)
 
 
 @router.get(
