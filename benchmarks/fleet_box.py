@@ -55,7 +55,7 @@ def request_kind(method: str, path: str) -> str:
         return "evidence"
     if "/actions/" in path:
         return "action"
-    if path.endswith("/health"):
+    if path.endswith("/health"):  # paths.CAMERAS_HEALTH (a box's cameras) or one camera's
         return "health"
     if path.endswith("/snapshot"):
         return "snapshot"
@@ -179,8 +179,7 @@ class SimBox:
     def _health_phase(self) -> None:
         if self.stopping.wait(self.rng.uniform(0, self.health_s)):
             return
-        for camera in self.spec.cameras:
-            self.health.report(camera, LIVE)
+        self.health.report_all()
         self.health.run()
 
     def _verification_phase(self) -> None:
