@@ -85,10 +85,12 @@ class CityModel:
     sighting_report_s: float  # incidents.sighting_report_s
     sighting_picture_share: float  # share of sighting updates that carry a better view
     health_report_s: float  # store.health_report_s
-    snapshot_s: float  # store.snapshot_s
+    snapshot_s: float  # store.snapshot_s (how often the picture is looked at)
+    snapshot_unchanged_s: float  # store.snapshot_unchanged_s (a still scene's upload interval)
     zone_sync_s: float  # store.zone_sync_s
     verification_s: float  # verification.poll_interval_s
     cameras_per_box: int
+    old_protocol: bool = False  # health per camera, a snapshot every snapshot_s (before the batch route)
 
     @property
     def incidents_per_camera_s(self) -> float:
@@ -102,8 +104,10 @@ class CityModel:
             "report": incidents,
             "update": sightings + incidents,  # later sightings + the end
             "evidence": incidents * 3 + sightings * self.sighting_picture_share,
-            "health": 86400 / self.health_report_s,
-            "snapshot": 86400 / self.snapshot_s,
+            "health": 86400 / self.health_report_s / (1 if self.old_protocol else self.cameras_per_box),
+            # the cameras look at still scenes (see Driver): the policy sends one per snapshot_unchanged_s
+            "snapshot": 86400
+            / (self.snapshot_s if self.old_protocol else max(self.snapshot_s, self.snapshot_unchanged_s)),
             "config": 86400 / self.zone_sync_s / self.cameras_per_box,
             "verification": 86400 / self.verification_s / self.cameras_per_box,
         }
@@ -123,9 +127,12 @@ def default_model(args: argparse.Namespace) -> CityModel:
         sighting_picture_share=args.sighting_picture_share,
         health_report_s=args.health_s or _daemon_default(StoreConfig, "health_report_s"),
         snapshot_s=args.snapshot_s or _daemon_default(StoreConfig, "snapshot_s"),
+        snapshot_unchanged_s=args.snapshot_unchanged_s
+        or _daemon_default(StoreConfig, "snapshot_unchanged_s"),
         zone_sync_s=args.zone_sync_s or _daemon_default(StoreConfig, "zone_sync_s"),
         verification_s=args.verification_s or _daemon_default(VerificationConfig, "poll_interval_s"),
         cameras_per_box=args.cameras_per_box,
+        old_protocol=args.old_protocol,
     )
 
 
@@ -150,11 +157,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--sighting-s", type=float, default=0.0, help="Sighting report interval (0: daemon's)."
     )
-    for name in ("health", "snapshot", "zone-sync", "verification"):  # smoke tests only: faster than real
+    for name in (
+        "health",
+        "snapshot",
+        "snapshot-unchanged",
+        "zone-sync",
+        "verification",
+    ):  # smoke tests only: faster than real
         parser.add_argument(
             f"--{name}-s", type=float, default=0.0, help=f"{name} interval (0: the daemon's)."
         )
     parser.add_argument("--sighting-picture-share", type=float, default=0.25)
+    parser.add_argument(
+        "--old-protocol",
+        action="store_true",
+        help="Boxes as before the batch route: health per camera, a snapshot every --snapshot-s.",
+    )
     parser.add_argument(
         "--processes", type=int, default=2, help="Simulator processes (boxes split among them)."
     )
@@ -525,7 +543,10 @@ def run_worker(
             zone_sync_s=model.zone_sync_s,
             health_s=model.health_report_s,
             verification_s=model.verification_s,
+            snapshot_s=model.snapshot_s,
+            snapshot_unchanged_s=model.snapshot_unchanged_s,
             rng=random.Random(rng.random()),
+            old_protocol=model.old_protocol,
         )
         for spec in specs
     ]
@@ -589,6 +610,10 @@ class Driver:
             run,
             result,
         )
+        # what each camera sees when the daemon looks at it for a snapshot: the same street, other people
+        # (real frames spread over the clip: their thumbnails differ by 4-8 grey levels, no change)
+        self.frames = [_small(jpeg) for jpeg in pool["snapshot"]]
+        self.looks = 0
         self.types = list(model.incidents_per_day)
         self.weights = [model.incidents_per_day[t] for t in self.types]
         self.heap: list[tuple[float, int, str, Any]] = []
@@ -637,9 +662,12 @@ class Driver:
 
     def _handle(self, what: str, payload: Any, rate: float) -> None:
         now = time.monotonic()
-        if what == "snapshot":
+        if what == "snapshot":  # the rules thread's pipeline.snapshots.Snapshots.maybe_offer
             box, camera, _ = self.cameras[payload]
-            box.store_sync.offer_snapshot(camera, self.rng.choice(self.pool["snapshot"]))
+            self.looks += 1
+            index = (payload + self.looks) % len(self.frames)
+            if box.snapshots.decide(camera, self.frames[index], now):
+                box.store_sync.offer_snapshot(camera, self.pool["snapshot"][index])
             self._at(now + self.model.snapshot_s, "snapshot", payload)
         elif what == "new":
             self._at(now + self.rng.expovariate(rate), "new", None)
@@ -667,6 +695,14 @@ class Driver:
         elif what == "end":
             box, incident = payload
             self.result.keys.append(box.update(incident, "ended"))
+
+
+def _small(jpeg: bytes) -> Any:
+    """A snapshot decoded at a quarter of its size: what the snapshot policy's thumbnail needs."""
+    import cv2
+    import numpy as np
+
+    return np.asarray(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_REDUCED_COLOR_4), np.uint8)
 
 
 def _poisson(rng: random.Random, mean: float) -> int:

@@ -10,10 +10,10 @@ When a snapshot is sent (:class:`SnapshotPolicy`): on a camera's first frame; th
 the frame is compared with the last one sent (a 32x18 grey thumbnail), and a new one goes when the picture
 changed (the camera was moved or refocused, a scene cut: a mean difference of at least
 :data:`CHANGE_LEVELS` grey levels), or ``store.snapshot_unchanged_s`` after the last one whatever the
-picture. People and traffic passing a fixed camera change the thumbnail by 4-6 levels (measured on
-vtest.avi frames 5 s apart), a moved camera by 35-60 (the car-detection clip's cuts): a still scene costs
-the store one upload per ``snapshot_unchanged_s``, not one a minute, and the zone editor's frame is never
-older than that (it shows its time).
+picture. People and traffic passing a fixed camera change the thumbnail by 4-8 levels (measured on
+frames spread over vtest.avi's 80 s), a moved camera by 35-60 (the car-detection clip's cuts): a still
+scene costs the store one upload per ``snapshot_unchanged_s``, not one a minute, and the zone editor's
+frame is never older than that (it shows its time).
 """
 
 from __future__ import annotations

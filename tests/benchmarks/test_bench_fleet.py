@@ -41,7 +41,9 @@ def test_smoke_run_speaks_every_kind_of_the_protocol(tmp_path: Path) -> None:
     assert step["pg_growth_bytes"] >= 0 and step["store_rss_mb_peak"] > 0
     saved = json.loads(Path(document["json_path"]).read_text(encoding="utf-8"))
     assert saved["steps"][0]["cameras"] == 6
-    assert saved["model"]["requests_per_camera_day"]["health"] == 86400 / 2
+    assert saved["model"]["requests_per_camera_day"]["health"] == 86400 / 2 / 3  # one batch per box
+    # one health request per box per 2-s interval (one per camera would be three times as many)
+    assert step["kinds"]["health"]["requests"] <= step["boxes"] * (step["window_s"] / 2 + 2)
     assert document["png_path"] is None or Path(document["png_path"]).stat().st_size > 0
 
 
