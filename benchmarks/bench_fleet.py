@@ -45,7 +45,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +169,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         )
     parser.add_argument("--sighting-picture-share", type=float, default=0.25)
     parser.add_argument(
+        "--compare-old",
+        default="",
+        help="Comma-separated fleet sizes also run first with --old-protocol (the same store and city).",
+    )
+    parser.add_argument(
         "--old-protocol",
         action="store_true",
         help="Boxes as before the batch route: health per camera, a snapshot every --snapshot-s.",
@@ -195,6 +200,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.cameras = sorted(int(c) for c in args.cameras.split(",") if c.strip())
     except ValueError:
         parser.error(f"--cameras: expected comma-separated integers, got {args.cameras!r}")
+    try:
+        args.compare_old = {int(c) for c in args.compare_old.split(",") if c.strip()}
+    except ValueError:
+        parser.error(f"--compare-old: expected comma-separated integers, got {args.compare_old!r}")
+    if not args.compare_old <= set(args.cameras):
+        parser.error(f"--compare-old {sorted(args.compare_old)}: each must be one of --cameras")
     if not args.cameras or args.cameras[0] < 1 or args.cameras_per_box < 1 or args.processes < 1:
         parser.error("--cameras, --cameras-per-box and --processes must be positive")
     return args
@@ -854,6 +865,16 @@ def run_step(
     return step
 
 
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    return sorted(value) if isinstance(value, set) else value
+
+
+def model_protocol(model: CityModel) -> str:
+    return "old" if model.old_protocol else "new"
+
+
 def from_workers(answers: Any, workers: Sequence[Any], timeout_s: float) -> Any:
     """The next answer of a simulator process; RuntimeError when one died or none answers in time."""
     deadline = time.monotonic() + timeout_s
@@ -906,28 +927,31 @@ def summarise_step(samples: list[Sample], window: float, cameras: int) -> dict[s
 
 def format_table(document: dict[str, Any]) -> str:
     lines = [
-        "| cameras | boxes | req/s | p99 ms (worst kind) | errors | store CPU cores | store RSS MB "
+        "| cameras | protocol | boxes | req/s | p99 ms (worst kind) | errors | store CPU cores "
+        "| store CPU ms per camera-minute | store RSS MB "
         "| sim CPU | PG MB/camera-day | files MB/camera-day | load | held |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for s in document["steps"]:
         cpu = f"{s['store_cpu_cores']:.2f}"
         lines.append(
-            f"| {s['cameras']} | {s['boxes']} | {s['rps']:.0f} | "
+            f"| {s['cameras']} | {s.get('protocol', 'new')} | {s['boxes']} | {s['rps']:.0f} | "
             f"{s['p99_ms']:.0f} ({s['worst_kind_p99_ms']:.0f}) | "
-            f"{s['errors']} | {cpu} | {s['store_rss_mb_peak']:.0f} | {s['simulator_cpu_cores']:.2f} | "
+            f"{s['errors']} | {cpu} | {s['store_cpu_cores'] * 60000 / s['cameras']:.2f} | "
+            f"{s['store_rss_mb_peak']:.0f} | {s['simulator_cpu_cores']:.2f} | "
             f"{s['pg_bytes_per_camera_day'] / 1e6:.2f} | {s['store_files_bytes_per_camera_day'] / 1e6:.1f} | "
             f"{s['loadavg_start'][0]:.1f}→{s['loadavg_end'][0]:.1f} | {'yes' if s['held'] else 'no'} |"
         )
     lines += [
         "",
-        "| cameras | kind | req/s | p50 ms | p99 ms | errors | 429 |",
-        "|---:|---|---:|---:|---:|---:|---:|",
+        "| cameras | protocol | kind | req/s | p50 ms | p99 ms | errors | 429 |",
+        "|---:|---|---|---:|---:|---:|---:|---:|",
     ]
     for s in document["steps"]:
         for kind, k in s["kinds"].items():
             lines.append(
-                f"| {s['cameras']} | {kind} | {k['rps']:.1f} | {k['p50_ms']:.0f} | {k['p99_ms']:.0f} | "
+                f"| {s['cameras']} | {s.get('protocol', 'new')} | {kind} | {k['rps']:.1f} | "
+                f"{k['p50_ms']:.0f} | {k['p99_ms']:.0f} | "
                 f"{k['errors']} | {k['throttled_429']} |"
             )
     for s in document["steps"]:
@@ -954,7 +978,9 @@ def plot(document: dict[str, Any], path: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    steps = document["steps"]
+    protocol = "old" if document["model"]["old_protocol"] else "new"
+    old = [s for s in document["steps"] if s.get("protocol", protocol) != protocol]
+    steps = [s for s in document["steps"] if s.get("protocol", protocol) == protocol]
     cameras = [s["cameras"] for s in steps]
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     for kind in KINDS:
@@ -969,6 +995,16 @@ def plot(document: dict[str, Any], path: Path) -> Path | None:
     cpu = [s["store_cpu_cores"] for s in steps]
     twin = right.twinx()
     twin.plot(cameras, cpu, color="grey", linestyle=":", marker="s", label="store CPU cores")
+    if old:
+        twin.plot(
+            [s["cameras"] for s in old],
+            [s["store_cpu_cores"] for s in old],
+            color="red",
+            linestyle="",
+            marker="x",
+            label="store CPU cores, old protocol",
+        )
+        twin.legend(loc="lower right", fontsize=8)
     twin.set_ylabel("store CPU cores")
     right.set(xlabel="cameras", ylabel="per second", title="throughput and errors")
     right.legend(loc="upper left", fontsize=8)
@@ -1016,14 +1052,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     setup = time.monotonic()
                     specs = city.grow(cameras)
                     setup_s += time.monotonic() - setup
-                    step = run_step(cameras, specs, store, database_url, data_dir, model, args, restart)
-                    steps.append(step)
-                    if not args.quiet:
-                        print(
-                            f"{cameras} cameras: {step['rps']:.0f} req/s, p99 {step['p99_ms']:.0f} ms, "
-                            f"{step['errors']} errors, held: {step['held']}",
-                            flush=True,
-                        )
+                    # --compare-old: the same fleet with the old protocol first, on the same store
+                    variants = [replace(model, old_protocol=True)] if cameras in args.compare_old else []
+                    for variant in [*variants, model]:
+                        step = run_step(cameras, specs, store, database_url, data_dir, variant, args, restart)
+                        step["protocol"] = "old" if variant.old_protocol else "new"
+                        steps.append(step)
+                        if not args.quiet:
+                            print(
+                                f"{cameras} cameras ({step['protocol']} protocol): {step['rps']:.0f} req/s, "
+                                f"p99 {step['p99_ms']:.0f} ms, {step['errors']} errors, "
+                                f"store {step['store_cpu_cores']:.2f} cores, held: {step['held']}",
+                                flush=True,
+                            )
                     if not step["held"] and not args.keep_going:
                         break
                 deliveries = delivery_counts(database_url)
@@ -1033,7 +1074,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     finally:
         receiver.close()
         shutil.rmtree(workdir, ignore_errors=True)
-    held = [s["cameras"] for s in steps if s["held"]]
+    held = [s["cameras"] for s in steps if s["held"] and s["protocol"] == model_protocol(model)]
     document: dict[str, Any] = {
         "benchmark": "bench_fleet",
         "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
@@ -1044,7 +1085,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "memory_gb": psutil.virtual_memory().total / 1e9,
         },
         "model": {**asdict(model), "requests_per_camera_day": model.per_camera_day()},
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "config": {k: _jsonable(v) for k, v in vars(args).items()},
         "setup_s": setup_s,
         "total_s": time.monotonic() - began,
         "steps": steps,
