@@ -651,6 +651,18 @@ class Driver:
             self.ongoing.append((box, incident))
         self.result.primed = len(self.ongoing)
 
+    def _prime_snapshots(self, index: int, last_look: float, now: float) -> None:
+        """A box that has been running: its policy sent the camera's last snapshot at a uniform phase of
+        ``snapshot_unchanged_s`` before the window and last looked one look interval before the first
+        look of the window (else every camera's first frame would be uploaded in the window: a start-up
+        burst, not the steady state). Through the policy's own ``decide`` with past times."""
+        box, camera, _ = self.cameras[index]
+        frame = self.frames[index % len(self.frames)]
+        sent = now - self.rng.uniform(0, max(self.model.snapshot_unchanged_s, self.model.snapshot_s))
+        box.snapshots.decide(camera, frame, sent)
+        if last_look >= sent + self.model.snapshot_s:
+            box.snapshots.decide(camera, frame, last_look)  # the same picture: not sent, looked at
+
     def live(self, stop: Any) -> None:
         now = time.monotonic()
         for box, incident in self.ongoing:  # memoryless durations; a uniform phase for the next sighting
@@ -659,8 +671,12 @@ class Driver:
             self._at(
                 now + self.rng.uniform(0, self.model.sighting_report_s), "sighting", (box, incident, end)
             )
+        look_s = self.model.snapshot_s
         for index in range(len(self.cameras)):
-            self._at(now + self.rng.uniform(0, self.model.snapshot_s), "snapshot", index)
+            first_look = now + self.rng.uniform(0, look_s)
+            if not self.model.old_protocol:
+                self._prime_snapshots(index, first_look - look_s, now)
+            self._at(first_look, "snapshot", index)
         rate = self.model.incidents_per_camera_s * len(self.cameras)
         if rate > 0:
             self._at(now + self.rng.expovariate(rate), "new", None)

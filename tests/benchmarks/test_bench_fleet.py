@@ -20,7 +20,8 @@ RECOVERY_S = 30.0
 FAST = [
     "--cameras-per-box", "3", "--processes", "1", "--incidents-per-day", "illegal_parking=20000",
     "--incident-minutes", "0.2", "--sighting-s", "2", "--health-s", "2", "--snapshot-s", "2",
-    "--zone-sync-s", "2", "--verification-s", "2", "--pg-url", PG_ADMIN_URL, "--quiet",
+    "--snapshot-unchanged-s", "2", "--zone-sync-s", "2", "--verification-s", "2", "--pg-url", PG_ADMIN_URL,
+    "--quiet",
 ]  # fmt: skip
 
 
