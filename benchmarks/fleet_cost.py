@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -127,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
         finally:
             client.close()
             store.stop()
+            shutil.rmtree(workdir, ignore_errors=True)
     print(f"idle store: {idle_cores:.3f} cores; load average {os.getloadavg()}; store {args.store_repo}")
     return results
 
