@@ -80,6 +80,12 @@ def get_actor(
         # which would serialise every request from one box.
         if device.last_seen_at is None or now - device.last_seen_at > LAST_SEEN_RESOLUTION:
             touch_device(session, device.id, now)
+        # End the check's transaction now: the route runs after a wait for a worker thread, and a
+        # transaction left open across that wait holds a pooled connection (and, after the touch, the
+        # device's row lock, which the box's other requests then queue on while holding threads). With a
+        # fleet's concurrent requests every thread ended up waiting on one of them and the store stalled
+        # until the pool's 30 s timeout (503s; benchmarks/README.md "Fleet").
+        session.commit()
         actor = Actor(kind="device", id=device.id, name=device.name)
         set_actor(session, actor.label)
         return actor

@@ -45,7 +45,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,10 +85,12 @@ class CityModel:
     sighting_report_s: float  # incidents.sighting_report_s
     sighting_picture_share: float  # share of sighting updates that carry a better view
     health_report_s: float  # store.health_report_s
-    snapshot_s: float  # store.snapshot_s
+    snapshot_s: float  # store.snapshot_s (how often the picture is looked at)
+    snapshot_unchanged_s: float  # store.snapshot_unchanged_s (a still scene's upload interval)
     zone_sync_s: float  # store.zone_sync_s
     verification_s: float  # verification.poll_interval_s
     cameras_per_box: int
+    old_protocol: bool = False  # health per camera, a snapshot every snapshot_s (before the batch route)
 
     @property
     def incidents_per_camera_s(self) -> float:
@@ -102,8 +104,10 @@ class CityModel:
             "report": incidents,
             "update": sightings + incidents,  # later sightings + the end
             "evidence": incidents * 3 + sightings * self.sighting_picture_share,
-            "health": 86400 / self.health_report_s,
-            "snapshot": 86400 / self.snapshot_s,
+            "health": 86400 / self.health_report_s / (1 if self.old_protocol else self.cameras_per_box),
+            # the cameras look at still scenes (see Driver): the policy sends one per snapshot_unchanged_s
+            "snapshot": 86400
+            / (self.snapshot_s if self.old_protocol else max(self.snapshot_s, self.snapshot_unchanged_s)),
             "config": 86400 / self.zone_sync_s / self.cameras_per_box,
             "verification": 86400 / self.verification_s / self.cameras_per_box,
         }
@@ -123,9 +127,12 @@ def default_model(args: argparse.Namespace) -> CityModel:
         sighting_picture_share=args.sighting_picture_share,
         health_report_s=args.health_s or _daemon_default(StoreConfig, "health_report_s"),
         snapshot_s=args.snapshot_s or _daemon_default(StoreConfig, "snapshot_s"),
+        snapshot_unchanged_s=args.snapshot_unchanged_s
+        or _daemon_default(StoreConfig, "snapshot_unchanged_s"),
         zone_sync_s=args.zone_sync_s or _daemon_default(StoreConfig, "zone_sync_s"),
         verification_s=args.verification_s or _daemon_default(VerificationConfig, "poll_interval_s"),
         cameras_per_box=args.cameras_per_box,
+        old_protocol=args.old_protocol,
     )
 
 
@@ -150,11 +157,27 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--sighting-s", type=float, default=0.0, help="Sighting report interval (0: daemon's)."
     )
-    for name in ("health", "snapshot", "zone-sync", "verification"):  # smoke tests only: faster than real
+    for name in (
+        "health",
+        "snapshot",
+        "snapshot-unchanged",
+        "zone-sync",
+        "verification",
+    ):  # smoke tests only: faster than real
         parser.add_argument(
             f"--{name}-s", type=float, default=0.0, help=f"{name} interval (0: the daemon's)."
         )
     parser.add_argument("--sighting-picture-share", type=float, default=0.25)
+    parser.add_argument(
+        "--compare-old",
+        default="",
+        help="Comma-separated fleet sizes also run first with --old-protocol (the same store and city).",
+    )
+    parser.add_argument(
+        "--old-protocol",
+        action="store_true",
+        help="Boxes as before the batch route: health per camera, a snapshot every --snapshot-s.",
+    )
     parser.add_argument(
         "--processes", type=int, default=2, help="Simulator processes (boxes split among them)."
     )
@@ -177,6 +200,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.cameras = sorted(int(c) for c in args.cameras.split(",") if c.strip())
     except ValueError:
         parser.error(f"--cameras: expected comma-separated integers, got {args.cameras!r}")
+    try:
+        args.compare_old = {int(c) for c in args.compare_old.split(",") if c.strip()}
+    except ValueError:
+        parser.error(f"--compare-old: expected comma-separated integers, got {args.compare_old!r}")
+    if not args.compare_old <= set(args.cameras):
+        parser.error(f"--compare-old {sorted(args.compare_old)}: each must be one of --cameras")
     if not args.cameras or args.cameras[0] < 1 or args.cameras_per_box < 1 or args.processes < 1:
         parser.error("--cameras, --cameras-per-box and --processes must be positive")
     return args
@@ -385,6 +414,7 @@ class Store:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
+        self.repo = REPO  # the checkout whose store runs (benchmarks.fleet_cost measures an older one)
 
     def start(self) -> None:
         command = [sys.executable, "-m", "streetwatch", "api", "serve", "--host", "127.0.0.1"]
@@ -394,7 +424,7 @@ class Store:
         # write and the store stops answering altogether.
         with self.log_path.open("ab") as log_file:
             self.process = subprocess.Popen(
-                command, cwd=REPO, env=self.env, stdout=subprocess.DEVNULL, stderr=log_file
+                command, cwd=self.repo, env=self.env, stdout=subprocess.DEVNULL, stderr=log_file
             )
         try:
             wait_ready(self.process, self.url, 90.0)
@@ -524,7 +554,10 @@ def run_worker(
             zone_sync_s=model.zone_sync_s,
             health_s=model.health_report_s,
             verification_s=model.verification_s,
+            snapshot_s=model.snapshot_s,
+            snapshot_unchanged_s=model.snapshot_unchanged_s,
             rng=random.Random(rng.random()),
+            old_protocol=model.old_protocol,
         )
         for spec in specs
     ]
@@ -588,6 +621,10 @@ class Driver:
             run,
             result,
         )
+        # what each camera sees when the daemon looks at it for a snapshot: the same street, other people
+        # (real frames spread over the clip: their thumbnails differ by 4-8 grey levels, no change)
+        self.frames = [_small(jpeg) for jpeg in pool["snapshot"]]
+        self.looks = 0
         self.types = list(model.incidents_per_day)
         self.weights = [model.incidents_per_day[t] for t in self.types]
         self.heap: list[tuple[float, int, str, Any]] = []
@@ -614,6 +651,18 @@ class Driver:
             self.ongoing.append((box, incident))
         self.result.primed = len(self.ongoing)
 
+    def _prime_snapshots(self, index: int, last_look: float, now: float) -> None:
+        """A box that has been running: its policy sent the camera's last snapshot at a uniform phase of
+        ``snapshot_unchanged_s`` before the window and last looked one look interval before the first
+        look of the window (else every camera's first frame would be uploaded in the window: a start-up
+        burst, not the steady state). Through the policy's own ``decide`` with past times."""
+        box, camera, _ = self.cameras[index]
+        frame = self.frames[index % len(self.frames)]
+        sent = now - self.rng.uniform(0, max(self.model.snapshot_unchanged_s, self.model.snapshot_s))
+        box.snapshots.decide(camera, frame, sent)
+        if last_look >= sent + self.model.snapshot_s:
+            box.snapshots.decide(camera, frame, last_look)  # the same picture: not sent, looked at
+
     def live(self, stop: Any) -> None:
         now = time.monotonic()
         for box, incident in self.ongoing:  # memoryless durations; a uniform phase for the next sighting
@@ -622,8 +671,12 @@ class Driver:
             self._at(
                 now + self.rng.uniform(0, self.model.sighting_report_s), "sighting", (box, incident, end)
             )
+        look_s = self.model.snapshot_s
         for index in range(len(self.cameras)):
-            self._at(now + self.rng.uniform(0, self.model.snapshot_s), "snapshot", index)
+            first_look = now + self.rng.uniform(0, look_s)
+            if not self.model.old_protocol:
+                self._prime_snapshots(index, first_look - look_s, now)
+            self._at(first_look, "snapshot", index)
         rate = self.model.incidents_per_camera_s * len(self.cameras)
         if rate > 0:
             self._at(now + self.rng.expovariate(rate), "new", None)
@@ -636,9 +689,12 @@ class Driver:
 
     def _handle(self, what: str, payload: Any, rate: float) -> None:
         now = time.monotonic()
-        if what == "snapshot":
+        if what == "snapshot":  # the rules thread's pipeline.snapshots.Snapshots.maybe_offer
             box, camera, _ = self.cameras[payload]
-            box.store_sync.offer_snapshot(camera, self.rng.choice(self.pool["snapshot"]))
+            self.looks += 1
+            index = (payload + self.looks) % len(self.frames)
+            if box.snapshots.decide(camera, self.frames[index], now):
+                box.store_sync.offer_snapshot(camera, self.pool["snapshot"][index])
             self._at(now + self.model.snapshot_s, "snapshot", payload)
         elif what == "new":
             self._at(now + self.rng.expovariate(rate), "new", None)
@@ -666,6 +722,14 @@ class Driver:
         elif what == "end":
             box, incident = payload
             self.result.keys.append(box.update(incident, "ended"))
+
+
+def _small(jpeg: bytes) -> Any:
+    """A snapshot decoded at a quarter of its size: what the snapshot policy's thumbnail needs."""
+    import cv2
+    import numpy as np
+
+    return np.asarray(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_REDUCED_COLOR_4), np.uint8)
 
 
 def _poisson(rng: random.Random, mean: float) -> int:
@@ -817,6 +881,16 @@ def run_step(
     return step
 
 
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    return sorted(value) if isinstance(value, set) else value
+
+
+def model_protocol(model: CityModel) -> str:
+    return "old" if model.old_protocol else "new"
+
+
 def from_workers(answers: Any, workers: Sequence[Any], timeout_s: float) -> Any:
     """The next answer of a simulator process; RuntimeError when one died or none answers in time."""
     deadline = time.monotonic() + timeout_s
@@ -869,28 +943,31 @@ def summarise_step(samples: list[Sample], window: float, cameras: int) -> dict[s
 
 def format_table(document: dict[str, Any]) -> str:
     lines = [
-        "| cameras | boxes | req/s | p99 ms (worst kind) | errors | store CPU cores | store RSS MB "
+        "| cameras | protocol | boxes | req/s | p99 ms (worst kind) | errors | store CPU cores "
+        "| store CPU ms per camera-minute | store RSS MB "
         "| sim CPU | PG MB/camera-day | files MB/camera-day | load | held |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for s in document["steps"]:
         cpu = f"{s['store_cpu_cores']:.2f}"
         lines.append(
-            f"| {s['cameras']} | {s['boxes']} | {s['rps']:.0f} | "
+            f"| {s['cameras']} | {s.get('protocol', 'new')} | {s['boxes']} | {s['rps']:.0f} | "
             f"{s['p99_ms']:.0f} ({s['worst_kind_p99_ms']:.0f}) | "
-            f"{s['errors']} | {cpu} | {s['store_rss_mb_peak']:.0f} | {s['simulator_cpu_cores']:.2f} | "
+            f"{s['errors']} | {cpu} | {s['store_cpu_cores'] * 60000 / s['cameras']:.2f} | "
+            f"{s['store_rss_mb_peak']:.0f} | {s['simulator_cpu_cores']:.2f} | "
             f"{s['pg_bytes_per_camera_day'] / 1e6:.2f} | {s['store_files_bytes_per_camera_day'] / 1e6:.1f} | "
             f"{s['loadavg_start'][0]:.1f}→{s['loadavg_end'][0]:.1f} | {'yes' if s['held'] else 'no'} |"
         )
     lines += [
         "",
-        "| cameras | kind | req/s | p50 ms | p99 ms | errors | 429 |",
-        "|---:|---|---:|---:|---:|---:|---:|",
+        "| cameras | protocol | kind | req/s | p50 ms | p99 ms | errors | 429 |",
+        "|---:|---|---|---:|---:|---:|---:|---:|",
     ]
     for s in document["steps"]:
         for kind, k in s["kinds"].items():
             lines.append(
-                f"| {s['cameras']} | {kind} | {k['rps']:.1f} | {k['p50_ms']:.0f} | {k['p99_ms']:.0f} | "
+                f"| {s['cameras']} | {s.get('protocol', 'new')} | {kind} | {k['rps']:.1f} | "
+                f"{k['p50_ms']:.0f} | {k['p99_ms']:.0f} | "
                 f"{k['errors']} | {k['throttled_429']} |"
             )
     for s in document["steps"]:
@@ -917,7 +994,9 @@ def plot(document: dict[str, Any], path: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    steps = document["steps"]
+    protocol = "old" if document["model"]["old_protocol"] else "new"
+    old = [s for s in document["steps"] if s.get("protocol", protocol) != protocol]
+    steps = [s for s in document["steps"] if s.get("protocol", protocol) == protocol]
     cameras = [s["cameras"] for s in steps]
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     for kind in KINDS:
@@ -932,6 +1011,16 @@ def plot(document: dict[str, Any], path: Path) -> Path | None:
     cpu = [s["store_cpu_cores"] for s in steps]
     twin = right.twinx()
     twin.plot(cameras, cpu, color="grey", linestyle=":", marker="s", label="store CPU cores")
+    if old:
+        twin.plot(
+            [s["cameras"] for s in old],
+            [s["store_cpu_cores"] for s in old],
+            color="red",
+            linestyle="",
+            marker="x",
+            label="store CPU cores, old protocol",
+        )
+        twin.legend(loc="lower right", fontsize=8)
     twin.set_ylabel("store CPU cores")
     right.set(xlabel="cameras", ylabel="per second", title="throughput and errors")
     right.legend(loc="upper left", fontsize=8)
@@ -979,14 +1068,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     setup = time.monotonic()
                     specs = city.grow(cameras)
                     setup_s += time.monotonic() - setup
-                    step = run_step(cameras, specs, store, database_url, data_dir, model, args, restart)
-                    steps.append(step)
-                    if not args.quiet:
-                        print(
-                            f"{cameras} cameras: {step['rps']:.0f} req/s, p99 {step['p99_ms']:.0f} ms, "
-                            f"{step['errors']} errors, held: {step['held']}",
-                            flush=True,
-                        )
+                    # --compare-old: the same fleet with the old protocol first, on the same store
+                    variants = [replace(model, old_protocol=True)] if cameras in args.compare_old else []
+                    for variant in [*variants, model]:
+                        step = run_step(cameras, specs, store, database_url, data_dir, variant, args, restart)
+                        step["protocol"] = "old" if variant.old_protocol else "new"
+                        steps.append(step)
+                        if not args.quiet:
+                            print(
+                                f"{cameras} cameras ({step['protocol']} protocol): {step['rps']:.0f} req/s, "
+                                f"p99 {step['p99_ms']:.0f} ms, {step['errors']} errors, "
+                                f"store {step['store_cpu_cores']:.2f} cores, held: {step['held']}",
+                                flush=True,
+                            )
                     if not step["held"] and not args.keep_going:
                         break
                 deliveries = delivery_counts(database_url)
@@ -996,7 +1090,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     finally:
         receiver.close()
         shutil.rmtree(workdir, ignore_errors=True)
-    held = [s["cameras"] for s in steps if s["held"]]
+    held = [s["cameras"] for s in steps if s["held"] and s["protocol"] == model_protocol(model)]
     document: dict[str, Any] = {
         "benchmark": "bench_fleet",
         "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
@@ -1007,7 +1101,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "memory_gb": psutil.virtual_memory().total / 1e9,
         },
         "model": {**asdict(model), "requests_per_camera_day": model.per_camera_day()},
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "config": {k: _jsonable(v) for k, v in vars(args).items()},
         "setup_s": setup_s,
         "total_s": time.monotonic() - began,
         "steps": steps,

@@ -28,6 +28,7 @@ from pipeline.camera_health import CameraHealthReporter
 from pipeline.config import StoreConfig
 from pipeline.outbox import Outbox, QueuedImage
 from pipeline.pusher import Pusher, StoreClient
+from pipeline.snapshots import SnapshotPolicy
 from pipeline.store_sync import StoreSync
 from pipeline.verification import fetch_resolved
 from pipeline.zone_sync import ZoneSync
@@ -55,7 +56,7 @@ def request_kind(method: str, path: str) -> str:
         return "evidence"
     if "/actions/" in path:
         return "action"
-    if path.endswith("/health"):
+    if path.endswith("/health"):  # paths.CAMERAS_HEALTH (a box's cameras) or one camera's
         return "health"
     if path.endswith("/snapshot"):
         return "snapshot"
@@ -140,7 +141,10 @@ class SimBox:
         zone_sync_s: float,
         health_s: float,
         verification_s: float,
+        snapshot_s: float,
+        snapshot_unchanged_s: float,
         rng: random.Random,
+        old_protocol: bool = False,
     ) -> None:
         self.spec = spec
         self.dir = workdir / spec.name
@@ -158,6 +162,9 @@ class SimBox:
         self.health = CameraHealthReporter(
             self.client, dict.fromkeys(spec.cameras, LIVE), self.stopping, every_s=health_s
         )
+        # the daemon's choice of frames (pipeline.snapshots); the old protocol: one every snapshot_s
+        self.snapshots = SnapshotPolicy(snapshot_s, 0.0 if old_protocol else snapshot_unchanged_s)
+        self.health.batch = not old_protocol  # the old protocol: one health request per camera
         self.health_s, self.zone_sync_s, self.verification_s = health_s, zone_sync_s, verification_s
         self.rng = rng
         self.evidence_dir = self.dir / "evidence"
@@ -179,8 +186,7 @@ class SimBox:
     def _health_phase(self) -> None:
         if self.stopping.wait(self.rng.uniform(0, self.health_s)):
             return
-        for camera in self.spec.cameras:
-            self.health.report(camera, LIVE)
+        self.health.report_all()
         self.health.run()
 
     def _verification_phase(self) -> None:

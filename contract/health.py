@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from contract.fields import Code
+
 CameraState = Literal["up", "reconnecting", "failed"]
 CAMERA_STATES: tuple[CameraState, ...] = ("up", "reconnecting", "failed")
 # A static-change zone's reference (pipeline.static_change.StaticChange.state): learning until it has one.
@@ -45,3 +47,26 @@ class CameraHealth(BaseModel):
         "already there when it started cannot be told yet.",
     )
     model: ModelHealth | None = Field(None, description="The box's model rollout; absent: not reported.")
+
+
+HEALTH_BATCH_MAX = 256  # cameras in one batch (a box runs about 24); about 600 bytes each
+
+
+class CameraHealthBatch(BaseModel):
+    """Every camera of one box in one request (``PUT`` :data:`paths.CAMERAS_HEALTH`): one request per
+    ``store.health_report_s`` per box instead of one per camera."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cameras: dict[Code, CameraHealth] = Field(
+        min_length=1, max_length=HEALTH_BATCH_MAX, description="Camera code -> its health."
+    )
+
+
+class CameraHealthBatchResult(BaseModel):
+    """What the store kept. A camera not registered to the calling device is not recorded (whoever owns
+    it) and is named in ``unknown``, so the box stops reporting it, as a 404 tells it per camera."""
+
+    recorded: list[str] = Field(description="Cameras whose health was recorded, in code order.")
+    unknown: list[str] = Field(description="Cameras that are not this device's: nothing recorded.")
+    health_at: AwareDatetime = Field(description="When the store recorded it.")

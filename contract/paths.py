@@ -25,6 +25,11 @@ def camera_health(camera: str) -> str:
     return f"{API}/devices/me/cameras/{camera}/health"
 
 
+# PUT a CameraHealthBatch: every camera of the box in one request -> CameraHealthBatchResult (404 or 405
+# from a store older than this route: send camera_health per camera instead)
+CAMERAS_HEALTH = f"{API}/devices/me/cameras/health"
+
+
 def camera_snapshot(camera: str) -> str:
     """PUT multipart ``file``: the camera's latest frame (JPEG) for the zone editor."""
     return f"{API}/devices/me/cameras/{camera}/snapshot"

@@ -209,8 +209,14 @@ class StoreConfig(_Strict):
     snapshot_s: float = Field(
         60.0,
         ge=0,
-        description="Upload each camera's latest frame (JPEG, people blurred) this often and on start, for "
-        "the zone editor; 0 = never.",
+        description="Look at each camera's picture this often and upload its latest frame (JPEG, people "
+        "blurred) for the zone editor when it changed (camera moved, scene cut), and on start; 0 = never.",
+    )
+    snapshot_unchanged_s: float = Field(
+        600.0,
+        ge=0,
+        description="Upload a camera's frame this long after the last one even when the picture has not "
+        "changed (the zone editor shows its time); at or below snapshot_s: every snapshot_s.",
     )
 
     @property

@@ -274,6 +274,7 @@ class Daemon:
                 self.class_names,
                 self.metrics,
                 every_s=config.store.snapshot_s,
+                unchanged_s=config.store.snapshot_unchanged_s,
                 blur_persons=config.evidence.blur_persons,
             ),
             results=self._results,

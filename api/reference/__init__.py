@@ -25,7 +25,7 @@ from api.reference.calendar import (
     put_calendar,
     put_calendar_day,
 )
-from api.reference.camera_health import CameraHealthIn, record_camera_health
+from api.reference.camera_health import CameraHealthIn, record_camera_health, record_cameras_health
 from api.reference.cameras import (
     CameraIn,
     CameraPublic,
@@ -181,6 +181,7 @@ __all__ = [
     "put_deadline",
     "put_zone",
     "record_camera_health",
+    "record_cameras_health",
     "record_routing_change",
     "routing_history",
     "routing_public",

@@ -12,18 +12,19 @@ from fastapi import APIRouter, Header, Path, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from api import model_registry, suppressions
 from api import reference as ref
 from api.deps import DeviceDep, OperatorDep, SessionDep, SettingsDep
-from api.models import Camera, Device, ViolationType, utcnow
+from api.models import Camera, Device, ViolationType, Zone, utcnow
 from api.routers.responses import AUTHENTICATED, INVALID, NOT_FOUND, errors
 from api.storage import blobs_for
 from api.storage.responses import RangeDep, blob_response
 from api.zone_references import NO_REFERENCE, SHA256_PATTERN, open_device_reference
 from contract.device_cases import DeviceCase
 from contract.device_config import DeviceConfig, DeviceViolationType, DeviceZone
+from contract.health import CameraHealthBatch, CameraHealthBatchResult
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 
@@ -51,7 +52,13 @@ class Ping(BaseModel):
 
 def device_config(session: Session, device_id: int, device_name: str) -> DeviceConfig:
     """The configuration of one device; ``version`` is a hash of it, so a box can poll cheaply."""
-    cameras = session.scalars(select(Camera).where(Camera.device_id == device_id).order_by(Camera.code))
+    # zones and their places in two more queries, not two per camera (a box polls this every 30 s)
+    cameras = session.scalars(
+        select(Camera)
+        .where(Camera.device_id == device_id)
+        .order_by(Camera.code)
+        .options(selectinload(Camera.zones).joinedload(Zone.place))
+    )
     violations = session.scalars(
         select(ViolationType).where(ViolationType.active.is_(True)).order_by(ViolationType.code)
     )
@@ -135,6 +142,22 @@ def report_health(
     camera = ref.record_camera_health(session, device.id, code, body)
     assert camera.health is not None and camera.health_at is not None  # just written
     return CameraHealthPublic(camera=camera.code, health=camera.health, health_at=camera.health_at)
+
+
+@router.put(
+    "/devices/me/cameras/health",
+    response_model=CameraHealthBatchResult,
+    responses={**AUTHENTICATED, **errors(400, 422)},
+    summary="Report the health of many of the calling device's cameras in one request",
+)
+def report_health_batch(
+    body: CameraHealthBatch, device: DeviceDep, session: SessionDep
+) -> CameraHealthBatchResult:
+    """One request per report interval for all of a box's cameras. Cameras not assigned to this device are
+    not recorded and come back in ``unknown`` (the per-camera route answers 404 for them)."""
+    assert device.id is not None
+    recorded, unknown, at = ref.record_cameras_health(session, device.id, body.cameras)
+    return CameraHealthBatchResult(recorded=recorded, unknown=unknown, health_at=at)
 
 
 @router.get(

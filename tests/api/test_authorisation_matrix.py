@@ -116,6 +116,7 @@ MATRIX: list[tuple[str, str, str]] = [
     ("GET", "/open311/v2/requests/{service_request_id}.json", "403 403 403 200 200 200 200 404 200"),
     ("GET", "/api/v1/devices/me/config", "401 200 200 403 403 403 403 403 403"),
     ("PUT", "/api/v1/devices/me/cameras/{code}/health", "401 422 422 403 403 403 403 403 403"),
+    ("PUT", "/api/v1/devices/me/cameras/health", "401 422 422 403 403 403 403 403 403"),
     ("GET", "/api/v1/devices", "401 403 403 200 200 200 200 200 200"),
     ("GET", "/api/v1/ping", "200 200 200 200 200 200 200 200 200"),
     ("GET", "/api/v1/devices/me/cases", "401 200 200 403 403 403 403 403 403"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi.testclient import TestClient
 
 from api.models import Role
@@ -81,3 +83,48 @@ def test_device_config_health_and_device_list(client: TestClient, store: Store) 
     assert devices[0]["last_seen_at"] is not None
     assert client.get("/api/v1/devices", headers=mine).status_code == 403
     assert client.get("/api/v1/ping").json() == {"status": "ok"}
+
+
+def test_health_batch_records_only_the_calling_devices_own_cameras(client: TestClient, store: Store) -> None:
+    """One request for all of a box's cameras; another box's camera (or one on no box) is not written,
+    whatever the batch says, and comes back as unknown so the box stops sending it."""
+    world = make_world(store.sessions)
+    mine = {"X-Device-Key": make_device_key(store.sessions, "box-1")}
+    admin = auth(make_operator(store.sessions, Role.ADMIN))
+    make_device_key(store.sessions, "box-2")
+    zone = {"code": "gate", "place": world.place_key, "polygon": SQUARE, "rules": {}}
+    for code, device in (("cam-a", "box-1"), ("cam-d", "box-1"), ("cam-b", "box-2"), ("cam-c", None)):
+        body = {"code": code, "device": device, "zones": [zone]}
+        assert client.post("/api/v1/cameras", json=body, headers=admin).status_code == 201
+    up = {"state": "up", "last_frame_at": "2026-03-02T08:00:00+08:00", "fps": 0.5}
+    failed = {"state": "failed", "error": "rtsp: 401 Unauthorized"}
+
+    response = client.put(
+        "/api/v1/devices/me/cameras/health",
+        json={"cameras": {"cam-a": up, "cam-d": failed, "cam-b": failed, "cam-c": failed, "cam-x": up}},
+        headers=mine,
+    )
+
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["recorded"] == ["cam-a", "cam-d"]
+    assert answer["unknown"] == ["cam-b", "cam-c", "cam-x"]
+    cam_a = client.get("/api/v1/cameras/cam-a", headers=admin).json()
+    assert cam_a["health"]["state"] == "up"
+    assert cam_a["health"]["last_frame_at"] == "2026-03-02T00:00:00+00:00"  # kept in UTC as per camera
+    assert client.get("/api/v1/cameras/cam-d", headers=admin).json()["health"]["error"] == failed["error"]
+    for other in ("cam-b", "cam-c"):
+        camera = client.get(f"/api/v1/cameras/{other}", headers=admin).json()
+        assert camera["health"] is None and camera["health_at"] is None, other
+
+    bad_batches: list[dict[str, Any]] = [
+        {"cameras": {}},
+        {"cameras": {"cam-a": {**up, "state": "on fire"}}},
+        {"cameras": {"a/b": up}},
+    ]
+    for bad in bad_batches:
+        assert client.put("/api/v1/devices/me/cameras/health", json=bad, headers=mine).status_code == 422
+    assert client.put("/api/v1/devices/me/cameras/health", json={"cameras": {"cam-a": up}}).status_code == 401
+    assert (
+        client.put("/api/v1/devices/me/cameras/health", json={"cameras": {"cam-a": up}}, headers=admin)
+    ).status_code == 403

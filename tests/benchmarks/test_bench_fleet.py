@@ -20,7 +20,8 @@ RECOVERY_S = 30.0
 FAST = [
     "--cameras-per-box", "3", "--processes", "1", "--incidents-per-day", "illegal_parking=20000",
     "--incident-minutes", "0.2", "--sighting-s", "2", "--health-s", "2", "--snapshot-s", "2",
-    "--zone-sync-s", "2", "--verification-s", "2", "--pg-url", PG_ADMIN_URL, "--quiet",
+    "--snapshot-unchanged-s", "2", "--zone-sync-s", "2", "--verification-s", "2", "--pg-url", PG_ADMIN_URL,
+    "--quiet",
 ]  # fmt: skip
 
 
@@ -41,7 +42,9 @@ def test_smoke_run_speaks_every_kind_of_the_protocol(tmp_path: Path) -> None:
     assert step["pg_growth_bytes"] >= 0 and step["store_rss_mb_peak"] > 0
     saved = json.loads(Path(document["json_path"]).read_text(encoding="utf-8"))
     assert saved["steps"][0]["cameras"] == 6
-    assert saved["model"]["requests_per_camera_day"]["health"] == 86400 / 2
+    assert saved["model"]["requests_per_camera_day"]["health"] == 86400 / 2 / 3  # one batch per box
+    # one health request per box per 2-s interval (one per camera would be three times as many)
+    assert step["kinds"]["health"]["requests"] <= step["boxes"] * (step["window_s"] / 2 + 2)
     assert document["png_path"] is None or Path(document["png_path"]).stat().st_size > 0
 
 
