@@ -37,6 +37,7 @@ from api.routers import labels as label_routes
 from api.routers import models as model_routes
 from api.routers import suppressions as suppression_routes
 from api.security_headers import SecurityHeaders
+from api.session_slots import SessionSlots, session_limit
 from api.settings import Settings
 
 
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = sessions
+    app.state.session_slots = SessionSlots(session_limit(engine))
 
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:

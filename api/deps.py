@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -17,6 +17,7 @@ from api.csrf import check_cookie_request
 from api.errors import ApiError, Forbidden
 from api.login_guard import client_address, guard_for
 from api.models import Role, utcnow
+from api.session_slots import SessionSlots
 from api.settings import Settings
 
 TOKEN_COOKIE = "streetwatch_token"
@@ -34,7 +35,16 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def session_slot(request: Request) -> AsyncIterator[None]:
+    """Wait on the event loop for a slot before a session is opened (api.session_slots: why)."""
+    slots: SessionSlots = request.app.state.session_slots
+    async with slots.semaphore():
+        yield
+
+
+def get_session(
+    request: Request, _slot: Annotated[None, Depends(session_slot, scope="function")]
+) -> Iterator[Session]:
     """One session per request; committed when the handler returns, rolled back if it raises."""
     session: Session = request.app.state.sessions()
     try:
