@@ -57,6 +57,7 @@ def test_evaluate_agrees_with_ultralytics_val_of_the_onnx(test_split: Path, tmp_
         split="test",
         imgsz=card["input"]["size_hw"][0],
         batch=1,
+        rect=False,  # the model's fixed input: a dynamic batch axis makes Ultralytics try rectangles
         conf=0.001,
         iou=0.7,
         device="cpu",
