@@ -148,7 +148,7 @@ def ultralytics_detections(yolo: Any, frame: npt.NDArray[np.uint8], detector: De
         iou=detector.iou,
         max_det=detector.max_detections,
         imgsz=list(detector.card.input.size_hw),
-        # a fixed input size: square, as ours; a dynamic batch axis alone would make Ultralytics try rectangles
+        # a fixed input size: square as ours (a dynamic batch axis alone makes Ultralytics try rectangles)
         rect=detector.card.input.dynamic,
         verbose=False,
     )[0]
