@@ -17,4 +17,4 @@ def test_parked_van_with_a_384x640_input(
     assert "size_hw: [384, 640]" in card.read_text(encoding="utf-8")
     run = tmp_path / "run"
     run.mkdir()
-    parking(run, store, card, vtest_path, car_video)
+    parking(run, store, card, vtest_path, car_video, "as_configured")
