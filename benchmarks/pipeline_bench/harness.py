@@ -16,7 +16,7 @@ RSS_EVERY_S = 0.25
 
 @dataclass(frozen=True)
 class TrialSpec:
-    system: str  # streetwatch | naive
+    system: str  # streetwatch | lean (the daemon with the lean options) | naive
     cameras: int
     facts: ModelFacts
     clip: str
@@ -27,11 +27,14 @@ class TrialSpec:
     workdir: str
     realtime: bool = True  # False: files read as fast as the detector takes them (streetwatch only)
     threads: int | None = None
-    batch_size: int = 8
+    batch_size: int = 1
     dwell_s: float = 10.0
     scripted_event: bool = True
     keyframes: bool = True  # the daemon decodes keyframes only (GOP = sampling interval); else fps sampling
     detect_clip: str | None = None  # streetwatch: the substream the cameras detect on (``clip`` is the main)
+    zone_roi: bool = False  # streetwatch: cameras[].zone_roi (the model runs on the zone's crop)
+    zone_gating: bool = False  # streetwatch: cameras[].zone_gating (unchanged zones reuse detections)
+    drop_before_decode: bool = True  # streetwatch: scheduler.drop_before_decode (the daemon's default)
 
     @property
     def mode(self) -> str:

@@ -10,13 +10,17 @@ from pathlib import Path
 DEFAULT_ARCH = "yolo11n.yaml"  # exported once to <cache>/models/yolo11n-640.onnx (random weights)
 
 
-def default_model(cache: Path) -> Path:
-    """The yolo11n-size model at 640 (random weights), exported once with Ultralytics into the cache."""
+def default_model(cache: Path, size_hw: tuple[int, int] = (640, 640)) -> Path:
+    """The yolo11n-size model at ``size_hw`` (random weights), exported once with Ultralytics into the cache:
+    ``yolo11n-640`` (square) or e.g. ``yolo11n-384x640`` (a 16:9 camera's picture without padding rows)."""
     from detector.export import export_model
 
-    card = cache / "models" / "yolo11n-640.yaml"
+    height, width = size_hw
+    size = str(width) if height == width else f"{height}x{width}"
+    card = cache / "models" / f"yolo11n-{size}.yaml"
     if not card.exists():
-        export_model(Path(DEFAULT_ARCH), out_dir=card.parent, imgsz=640, name=card.stem, overwrite=True)
+        imgsz = width if height == width else (height, width)
+        export_model(Path(DEFAULT_ARCH), out_dir=card.parent, imgsz=imgsz, name=card.stem, overwrite=True)
     return card
 
 

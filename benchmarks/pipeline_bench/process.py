@@ -27,7 +27,7 @@ def trial_main(spec_path: Path, out_path: Path) -> int:
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_VERBOSE", "False")
     spec = TrialSpec.from_json(json.loads(spec_path.read_text(encoding="utf-8")))
-    document = run_streetwatch(spec) if spec.system == "streetwatch" else run_naive(spec)
+    document = run_naive(spec) if spec.system == "naive" else run_streetwatch(spec)
     out_path.write_text(json.dumps(document), encoding="utf-8")
     return 0
 

@@ -50,6 +50,8 @@ def daemon_config(spec: TrialSpec, epoch: float) -> Any:
         "loop": True,
         "sample": {"mode": "keyframes"} if spec.keyframes else {"mode": "fps", "fps": spec.target_fps},
         "skip_unchanged": False,  # every sample is analysed: the worst case, a scene that always changes
+        "zone_roi": spec.zone_roi,
+        "zone_gating": spec.zone_gating,
     }
     cameras = [
         {
@@ -88,7 +90,7 @@ def daemon_config(spec: TrialSpec, epoch: float) -> Any:
             "evidence": {"dir": str(work / "evidence")},
             "verification": {"enabled": False},
             "metrics": {"port": 0},
-            "scheduler": {"drain_timeout_s": 0},
+            "scheduler": {"drain_timeout_s": 0, "drop_before_decode": spec.drop_before_decode},
         }
     )
 

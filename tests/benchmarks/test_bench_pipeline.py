@@ -15,14 +15,15 @@ import pytest
 from benchmarks import bench_pipeline
 from benchmarks.pipeline_bench.clip import ClipSpec, prepare_clip
 from benchmarks.pipeline_bench.search import KSearch
-from benchmarks.pipeline_bench.verdict import Criteria, judge
+from benchmarks.pipeline_bench.verdict import Criteria, judge, targets
 
 HAS_NAIVE = all(importlib.util.find_spec(m) is not None for m in ("ultralytics", "supervision", "psutil"))
 
 
 SMOKE_ARGS = (
     "--clip-height 180 --clip-seconds 3 --target-fps 1 --warmup-s 1.5 --window-s 2 --max-cameras 1 "
-    "--saturate-cameras 2 --saturate-modes files --raw-seconds 0.3 --dwell-s 1 --threads 1 --quiet"
+    "--saturate-cameras 2 --saturate-modes files --raw-seconds 0.3 --dwell-s 1 --threads 1 --quiet "
+    "--lean-substream-height 90"
 )
 
 
@@ -38,6 +39,7 @@ def test_smoke_run_writes_every_sample_to_json_and_csv(
     summaries = [trial["summary"] for trial in written["trials"]]
     assert [(s["system"], s["mode"], s["cameras"]) for s in summaries] == [
         ("streetwatch", "realtime", 1),
+        ("lean", "realtime", 1),
         ("naive", "realtime", 1),
         ("streetwatch", "files", 2),
     ]
@@ -46,7 +48,7 @@ def test_smoke_run_writes_every_sample_to_json_and_csv(
         assert not raw["errors"], raw["errors"]
         assert summary["analysed_fps"] > 0 and summary["cpu_cores"] > 0 and summary["rss_mb"] > 0
         assert len(raw["frames"]) >= summary["analysed_fps"] * summary["window_s"] > 0  # every frame kept
-    for summary in summaries[:2]:  # realtime: lags from each frame's stream time
+    for summary in summaries[:3]:  # realtime: lags from each frame's stream time
         lag = summary["lag"]
         assert lag["n"] == sum(summary["analysed_per_camera"]) > 0
         assert 0 < lag["p50_ms"] <= lag["p90_ms"] <= lag["p99_ms"]
@@ -54,19 +56,28 @@ def test_smoke_run_writes_every_sample_to_json_and_csv(
     assert streetwatch["cases"] == 1 and streetwatch["frame_to_case"]["p50_ms"] > 0  # the scripted car
     assert streetwatch["daemon_stage_means"]["inference"] > 0  # the daemon's own metrics, per stage
     assert streetwatch["daemon_skipped"] == {"unchanged": 0.0, "behind": 0.0, "carried": 0.0}
-    assert summaries[2]["inference_busy"] > 0 and summaries[2]["lag"]["n"] == 0  # files: no lag
+    lean_spec = written["trials"][1]["document"]["spec"]  # the daemon with the lean options on
+    assert lean_spec["zone_roi"] and lean_spec["zone_gating"] and lean_spec["drop_before_decode"]
+    assert lean_spec["detect_clip"] == written["lean"]["substream"] != written["config"]["clip"]
+    assert written["lean"]["ceiling"]["cpu_ms_per_sample"] > 0 and written["lean"]["raw"]["fps"] > 0
+    lean = summaries[1]
+    assert lean["cases"] == 1 and lean["analysed_fps"] > 0
+    carried = lean["daemon_skipped"]["carried"]  # gating: frames given the last detections
+    assert lean["analysed_fps"] >= lean["inferred_fps"] and (carried > 0 or lean["inferred_fps"] > 0)
+    assert summaries[3]["inference_busy"] > 0 and summaries[3]["lag"]["n"] == 0  # files: no lag
     assert written["raw"]["fps"] > 0 and len(written["raw"]["samples_ms"]) == written["raw"]["n"]
     ceiling = written["ceiling"]  # inference + keyframe decode CPU bound what any system can analyse
     assert ceiling["keyframes"] > 0 and ceiling["cpu_ms_per_sample"] > 0
     assert 0 < ceiling["raw_share_max"] <= 1 and ceiling["analysed_fps_max"] <= written["raw"]["fps"]
-    assert set(written["search"]) == {"streetwatch", "naive"}
+    assert set(written["search"]) == {"streetwatch", "lean", "naive"}
+    assert set(written["targets"]) >= {"streetwatch", "lean", "raw_share"}  # judged against issue 12's
     assert written["saturation"]["share_of_raw"]["files"] > 0
     assert Path(written["config"]["clip"]).stat().st_size > 0
     assert Path(document["png_path"]).stat().st_size > 1000  # the sweep's picture beside the JSON
 
     with Path(document["csv_path"]).open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    assert [row["system"] for row in rows] == ["streetwatch", "naive", "streetwatch"]
+    assert [row["system"] for row in rows] == ["streetwatch", "lean", "naive", "streetwatch"]
     assert all(float(row["analysed_fps"]) > 0 for row in rows)
 
 
@@ -171,6 +182,8 @@ def test_judge_counts_due_frames_per_camera_and_bounds_the_lag(
         (["--window-s", "0"], "--window-s must be positive"),
         (["--min-rate", "1.5"], "--min-rate must be in (0, 1]"),
         (["--saturate-cameras", "-1"], "--saturate-cameras must not be negative"),
+        (["--lean-options", "substream,int4"], "--lean-options"),
+        (["--saturate-modes", "realtime,eager"], "--saturate-modes"),
     ],
 )
 def test_bad_arguments_exit_with_a_message(
@@ -180,3 +193,44 @@ def test_bad_arguments_exit_with_a_message(
         bench_pipeline.parse_args(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def summary_of(system: str, cameras: int, fps: float, cores: float, inferred_fps: float) -> dict[str, Any]:
+    return {
+        "summary": {
+            "system": system,
+            "mode": "realtime",
+            "cameras": cameras,
+            "passed": True,
+            "analysed_fps": fps,
+            "cpu_cores": cores,
+            "inferred_fps": inferred_fps,
+        }
+    }
+
+
+def test_targets_judge_cameras_ratio_overload_and_cpu_per_frame_against_its_parts() -> None:
+    searched = {"streetwatch": {"cameras": 44}, "lean": {"cameras": 96}, "naive": {"cameras": 10}}
+    trials = [
+        summary_of("streetwatch", 44, fps=22.0, cores=1.98, inferred_fps=22.0),  # 90 CPU ms per frame
+        summary_of("lean", 96, fps=48.0, cores=1.2, inferred_fps=24.0),  # 25 ms; half the frames carried
+    ]
+    ceiling = {"inference_cpu_ms_per_frame": 60.0, "cpu_ms_per_sample": 25.0}
+    lean = type("Lean", (), {"ceiling": {"inference_cpu_ms_per_frame": 30.0, "cpu_ms_per_sample": 6.0}})()
+    saturation = {
+        "share_of_raw": {"files": 0.93},
+        "realtime_share_of_best": 0.91,
+        "late-drop_share_of_best": 0.7,
+    }
+
+    found = targets(searched, saturation, trials, ceiling, lean)
+
+    assert found["streetwatch"]["met"] and found["streetwatch"]["camera_ratio"] == pytest.approx(4.4)
+    assert found["streetwatch"]["cpu_overhead"]["ratio"] == pytest.approx(90 / 85)
+    assert found["streetwatch"]["cpu_overhead_met"]
+    assert not found["lean"]["met"]  # 96 < 100 cameras, although 9.6x is close
+    assert found["lean"]["cpu_overhead"]["parts_cpu_ms_per_frame"] == pytest.approx(30 * 0.5 + 6)
+    assert found["lean"]["cpu_overhead"]["ratio"] == pytest.approx(25 / 21)
+    assert not found["lean"]["cpu_overhead_met"]
+    assert found["raw_share_met"] == {"files": True}
+    assert not found["overload_share_realtime_met"] and not found["overload_share_late-drop_met"]
