@@ -38,6 +38,7 @@ class NaiveCamera(threading.Thread):
             "iou": facts.iou,
             "max_det": facts.max_detections,
             "imgsz": list(facts.input_hw),
+            "rect": False,  # a fixed input size (a dynamic batch axis alone makes Ultralytics try rectangles)
             "device": "cpu",
             "verbose": False,
         }

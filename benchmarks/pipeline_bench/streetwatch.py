@@ -178,6 +178,9 @@ class StaggeredSource:
         self.due = due
         self._timer: threading.Timer | None = None
 
+    def __getattr__(self, name: str) -> Any:  # anything else the daemon asks of its source
+        return getattr(self.inner, name)
+
     def start(self) -> None:
         self._timer = threading.Timer(max(self.due - time.time(), 0.0), self.inner.start)
         self._timer.daemon = True
@@ -192,7 +195,7 @@ class StaggeredSource:
     def latest(self, after_seq: int) -> Any:
         return self.inner.latest(after_seq)
 
-    def next_frame(self, timeout: float) -> Any:
+    def next_frame(self, timeout: float | None = None) -> Any:
         return self.inner.next_frame(timeout)
 
     @property
@@ -208,7 +211,6 @@ def run_streetwatch(spec: TrialSpec) -> dict[str, Any]:
     from detector import Detector
     from pipeline.daemon import Daemon
     from pipeline.incidents import RuleEngine
-    from pipeline.sources import CameraSource
 
     # the session the daemon would build from its configuration (threads, spinning, providers)
     detector = Detector(spec.facts.model, settings=daemon_config(spec, 0.0).detector.session_settings())
@@ -216,19 +218,16 @@ def run_streetwatch(spec: TrialSpec) -> dict[str, Any]:
     epoch = time.time() + START_MARGIN_S
     config = daemon_config(spec, epoch)
     recorder = Recorder()
-    input_hw = spec.facts.input_hw
-
-    def source(camera: Any) -> StaggeredSource:  # what the daemon builds, started with a phase offset
-        inner = CameraSource(camera, input_hw=input_hw, queue_size=2 * spec.batch_size)
-        return StaggeredSource(inner, epoch + stagger_s(spec, camera_index(camera.id)))
-
     scripted = spec.facts.violation_class_id if spec.scripted_event else None
     daemon = Daemon(
         config,
         detector=TimedDetector(detector, recorder),
-        source_factory=source,
         rules=RecordingRules(RuleEngine(config, detector.class_names), recorder, scripted),
     )
+    # The sources the daemon built itself (waking the scheduler, skipping keyframes while behind, zone-ROI
+    # and gating as configured), each started with its camera's phase offset.
+    for cam in daemon.cameras:
+        cam.source = StaggeredSource(cam.source, epoch + stagger_s(spec, camera_index(cam.id)))
     record_cases(daemon.outbox, recorder)
     daemon.start()
     try:
