@@ -85,11 +85,14 @@ def redact(
     """A redacted copy of ``frame_bgr`` (left unchanged) under ``policy``: ``violation`` holds the
     offending boxes and ``polygon_px`` the zone (K, 2) in pixels, both kept sharp in ``outside_violation``
     mode; ``persons_xyxy`` are pixelated in either mode."""
-    image = frame_bgr.copy()
     if policy.mode == "outside_violation":
-        keep = kept_mask(image.shape[:2], grow(violation.xyxy, policy.margin), polygon_px)
-        blurred = strong_blur(image, policy.outside_blur)
-        np.copyto(image, blurred, where=~keep[..., None])
+        keep = kept_mask(frame_bgr.shape[:2], grow(violation.xyxy, policy.margin), polygon_px)
+        image = strong_blur(frame_bgr, policy.outside_blur)  # a new array
+        # the kept region sharp again: OpenCV's masked copy is ~25x faster than np.copyto(where=) on a
+        # 1080p frame (0.7 vs 19 ms), and a burst of confirmations redacts one picture after another
+        cv2.copyTo(np.ascontiguousarray(frame_bgr), keep.view(np.uint8), image)
+    else:
+        image = frame_bgr.copy()
     pixelate(image, grow(persons_xyxy, policy.person_margin))
     if policy.blur_plates_in_violation:
         pixelate(image, plate_bands(violation, class_names))
