@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -66,6 +67,7 @@ class Window:
     machine_busy_s: float
     rss_mb: list[float]
     loadavg: tuple[float, float]
+    thread_cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds per group of threads
 
 
 def camera_id(index: int) -> str:
@@ -88,6 +90,7 @@ def observe(spec: TrialSpec, started: float, stop_early: Callable[[], str | None
     proc = psutil.Process()
     _sleep_until(started + spec.warmup_s, stop_early)
     start, cpu0, busy0, load0 = time.time(), _cpu_s(proc), _machine_busy_s(), os.getloadavg()[0]
+    threads0 = thread_cpu_s(proc)
     rss: list[float] = []
     end = start + spec.window_s
     while time.time() < end and stop_early() is None:
@@ -101,9 +104,38 @@ def observe(spec: TrialSpec, started: float, stop_early: Callable[[], str | None
         machine_busy_s=_machine_busy_s() - busy0,
         rss_mb=rss or [proc.memory_info().rss / 2**20],
         loadavg=(load0, os.getloadavg()[0]),
+        thread_cpu_s=thread_groups(threads0, thread_cpu_s(proc)),
     )
     _sleep_until(end + spec.tail_s, stop_early)
     return window
+
+
+def thread_cpu_s(proc: Any) -> dict[int, float]:
+    """CPU seconds (user + system) of each of the process's OS threads, by thread id."""
+    return {t.id: float(t.user_time + t.system_time) for t in proc.threads()}
+
+
+def thread_group(name: str | None) -> str:
+    """The breakdown's group of a thread: Python threads by role (one group for all camera threads, one
+    for all main-stream readers), native threads (ONNX Runtime's pool, FFmpeg's) together."""
+    if name is None:
+        return "native (ONNX Runtime pool, codecs)"
+    for prefix, group in (("camera-", "camera threads"), ("main-", "main-stream threads")):
+        if name.startswith(prefix):
+            return group
+    return re.sub(r"\d+", "N", name)  # naive-N, Thread-N (...): one group per kind
+
+
+def thread_groups(before: dict[int, float], after: dict[int, float]) -> dict[str, float]:
+    """CPU seconds spent in the window per thread group (threads started in the window count from 0)."""
+    import threading
+
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    groups: dict[str, float] = {}
+    for tid, cpu in after.items():
+        group = thread_group(names.get(tid))
+        groups[group] = groups.get(group, 0.0) + max(cpu - before.get(tid, 0.0), 0.0)
+    return {g: round(v, 3) for g, v in sorted(groups.items(), key=lambda kv: -kv[1])}
 
 
 def _sleep_until(deadline: float, stop_early: Callable[[], str | None]) -> None:

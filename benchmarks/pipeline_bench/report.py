@@ -162,6 +162,11 @@ def _target_lines(document: dict[str, Any]) -> list[str]:
                 f"({o['parts_cpu_ms_per_frame']:.1f} ms; target <= {TARGET_CPU_OVERHEAD:g}x: "
                 f"{_met(found['cpu_overhead_met'])})"
             )
+            if o.get("thread_cores"):
+                lines.append(
+                    "  cores by thread: "
+                    + ", ".join(f"{group} {cores:.2f}" for group, cores in o["thread_cores"].items())
+                )
     if "raw_share" in t:
         lines.append(
             f"inference-bound, K={sat['cameras']}: raw ONNX Runtime {sat['raw_fps']:.2f} fps "

@@ -116,6 +116,9 @@ def resource_figures(document: dict[str, Any], cameras: int, span: float) -> dic
     base = float(document["rss_base_mb"])
     return {
         "cpu_cores": window["cpu_s"] / span if span > 0 else 0.0,
+        "thread_cores": {
+            group: cpu / span for group, cpu in window.get("thread_cpu_s", {}).items() if span > 0
+        },
         "machine_busy_cores": window["machine_busy_s"] / span if span > 0 else 0.0,
         "other_cores": (window["machine_busy_s"] - window["cpu_s"]) / span if span > 0 else 0.0,
         "rss_mb": rss,
@@ -229,6 +232,7 @@ def cpu_overhead(
     expected = parts["inference_cpu_ms_per_frame"] * inferred + parts["cpu_ms_per_sample"]
     return {
         "cameras": cameras,
+        "thread_cores": summary.get("thread_cores", {}),
         "cpu_ms_per_frame": per_frame,
         "inference_share": inferred,
         "parts_cpu_ms_per_frame": expected,

@@ -53,6 +53,10 @@ def test_smoke_run_writes_every_sample_to_json_and_csv(
         assert lag["n"] == sum(summary["analysed_per_camera"]) > 0
         assert 0 < lag["p50_ms"] <= lag["p90_ms"] <= lag["p99_ms"]
     streetwatch = summaries[0]
+    threads = streetwatch["thread_cores"]  # where the daemon's CPU went, per group of threads
+    assert threads["scheduler"] > 0 and threads["camera threads"] > 0
+    assert sum(threads.values()) == pytest.approx(streetwatch["cpu_cores"], rel=0.25)
+    assert summaries[2]["thread_cores"]["naive-N"] > 0
     assert streetwatch["cases"] == 1 and streetwatch["frame_to_case"]["p50_ms"] > 0  # the scripted car
     assert streetwatch["daemon_stage_means"]["inference"] > 0  # the daemon's own metrics, per stage
     assert streetwatch["daemon_skipped"] == {"unchanged": 0.0, "behind": 0.0, "carried": 0.0}
