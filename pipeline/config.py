@@ -621,6 +621,15 @@ class SchedulerConfig(_Strict):
     results_queue: int = Field(
         16, ge=1, le=1024, description="Analysed frames waiting for rules; when full, the detector waits."
     )
+    event_queue: int = Field(
+        64,
+        ge=0,
+        le=4096,
+        description="Incident events (evidence pictures, outbox writes) waiting for their own thread, in "
+        "order, so that many confirmations at once never hold the rules and detection; when full, the "
+        "rules wait. Each holds its frame (memory). 0: written on the rules thread, each before the next "
+        "frame.",
+    )
     drain_timeout_s: float = Field(
         30.0, ge=0, description="On shutdown, how long to keep delivering the outbox before exiting."
     )

@@ -286,6 +286,7 @@ class Daemon:
             static=self.static,
             clips=self._clip_recorder(config, cameras),
             shadow=self.shadow,
+            event_queue=config.scheduler.event_queue,
         )
         self.model_updater = ModelUpdater(
             self.pusher.client,
@@ -650,6 +651,7 @@ class Daemon:
         return {
             "frames": self.scheduler.waiting_count(),
             "results": self._results.qsize(),
+            "events": self.reporter.writer.queued if self.reporter.writer is not None else 0,
             "unsaved_reports": self.reporter.unsaved_count,
         }
 

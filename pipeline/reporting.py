@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import queue
 import time
@@ -25,6 +26,7 @@ from contract.reports import CaseReport, IncidentUpdate
 from pipeline.case_reports import CaseReporter
 from pipeline.config import DaemonConfig
 from pipeline.errors import OutboxError
+from pipeline.event_writer import EventWriter
 from pipeline.evidence import DEFAULT_STAMP_TIMEZONE, evidence_score
 from pipeline.metrics import DaemonMetrics
 from pipeline.protocols import DetectorLike, EventLike, RulesLike
@@ -80,6 +82,7 @@ class Reporter:
         static: StaticChanges | None = None,
         clips: ClipRecorder | None = None,
         shadow: ShadowComparison | None = None,
+        event_queue: int = 0,
     ) -> None:
         self.shadow = shadow  # a shadow model's run beside the live one (pipeline.shadow)
         self.config = config
@@ -104,6 +107,13 @@ class Reporter:
         # camera -> incidents seen but not yet confirmed: zone gating runs the model for these cameras
         self._unconfirmed: dict[str, set[str]] = {}
         self._unsaved: deque[tuple[CaseReport | IncidentUpdate, Images]] = deque(maxlen=UNSAVED_MEMORY)
+        # event_queue > 0: evidence and outbox writes on a thread of their own (pipeline.event_writer), so a
+        # burst of confirmations never holds the rules; 0: written here, each before the next frame
+        self.writer = (
+            EventWriter(event_queue, control, on_idle=self._writer_idle, on_error=self._event_failed)
+            if event_queue > 0
+            else None
+        )
 
     def _stamp_timezone(self, camera_id: str) -> str:
         """The camera's time zone: evidence stamps show its local time."""
@@ -116,6 +126,15 @@ class Reporter:
         return len(self._unsaved)
 
     def run(self) -> None:
+        if self.writer is not None:
+            self.writer.start()
+        try:
+            self._run()
+        finally:
+            if self.writer is not None:  # a normal end writes every event first: nothing detected is lost
+                self.writer.finish(drain=not self.control.abandon.is_set())
+
+    def _run(self) -> None:
         try:
             while True:
                 self.zones.apply(self.on_ended)  # between two frames: a frame sees old zones or new ones
@@ -126,16 +145,17 @@ class Reporter:
                         return
                     if self.producer_ended():
                         return  # the scheduler ended without its sentinel reaching us
-                    self.save_unsaved()
+                    if self.writer is None:
+                        self._writer_idle()
                     self.maybe_expire()
-                    self.poll_clips()
                     continue
                 if item is END:
                     return
                 assert isinstance(item, Analysed)
                 self.analyse(item)
                 self.maybe_expire()
-                self.poll_clips()
+                if self.writer is None:
+                    self.poll_clips()
         except BaseException as exc:
             self.control.fail("rules", exc)
 
@@ -214,16 +234,40 @@ class Reporter:
         self.metrics.static_change_seconds.observe(time.monotonic() - started)
         return dataclasses.replace(item, detections=detections)
 
+    def _writer_idle(self) -> None:
+        """Between events, on the thread that writes them: outbox retries and evidence clips."""
+        self.save_unsaved()
+        self.poll_clips()
+
+    def _event_failed(self) -> None:
+        self.metrics.stage_errors.labels("events").inc()
+
     def on_event(self, event: EventLike, item: Analysed) -> None:
+        """Bookkeeping the rules and the scheduler read (which incidents await confirmation) now; the
+        pictures and the outbox write on the event writer, in order."""
         self.metrics.incident_events.labels(event.kind).inc()
-        reporter = self.case_reporter
+        if event.kind == "ended":
+            self.on_ended(event)
+            return
         if event.kind == "first_seen":
             self._unconfirmed.setdefault(event.camera_id, set()).add(event.incident_id)
+        elif event.kind == "confirmed":
+            self._unconfirmed.get(event.camera_id, set()).discard(event.incident_id)
+        self._write(functools.partial(self._write_event, event, item))
+
+    def _write(self, job: Callable[[], object]) -> None:
+        if self.writer is None:
+            job()
+        else:
+            self.writer.submit(job)
+
+    def _write_event(self, event: EventLike, item: Analysed) -> None:
+        reporter = self.case_reporter
+        if event.kind == "first_seen":
             self._first_sight[event.incident_id] = self.evidence(event, item)
             while len(self._first_sight) > EVIDENCE_MEMORY:
                 self._first_sight.popitem(last=False)
         elif event.kind == "confirmed":
-            self._unconfirmed.get(event.camera_id, set()).discard(event.incident_id)
             score = evidence_score(item.frame.image, event.boxes)
             images = self._first_sight.pop(event.incident_id, []) + self.evidence(event, item, score)
             frame_hw = item.frame.hw
@@ -249,8 +293,6 @@ class Reporter:
             score = evidence_score(item.frame.image, event.boxes)
             images = self.evidence(event, item, score) if reporter.better_picture(event, score) else []
             self.queue(reporter.sighting(event, score if images else None), images)
-        elif event.kind == "ended":
-            self.on_ended(event)
 
     def queue(self, message: CaseReport | IncidentUpdate, images: Images) -> bool:
         """Put a report or an update in the outbox; kept in memory and retried when the outbox fails."""
@@ -278,6 +320,9 @@ class Reporter:
 
     def on_ended(self, event: EventLike) -> None:
         self._unconfirmed.get(event.camera_id, set()).discard(event.incident_id)
+        self._write(functools.partial(self._write_ended, event))
+
+    def _write_ended(self, event: EventLike) -> None:
         for image in self._first_sight.pop(event.incident_id, []):  # never confirmed: not evidence
             Path(image[1]).unlink(missing_ok=True)
         update = self.case_reporter.ended(event)
