@@ -15,8 +15,11 @@ Threads (each named, so a stack dump reads like this list):
   The detector gets the copy the source scaled straight to the model's input size (``small``); boxes are
   scaled back to the full-resolution frame, which is kept for evidence;
 - ``rules``: takes analysed frames from the bounded *results* queue in order, runs ``RuleEngine.update``,
-  writes evidence for ``first_seen`` and ``confirmed`` events, puts a case report into the durable outbox
-  for each ``confirmed`` one, and lets the verifier look at the frame;
+  hands each incident event to ``events`` and lets the verifier look at the frame;
+- ``events`` (:mod:`pipeline.event_writer`): in the order the events happened, writes evidence for
+  ``first_seen`` and ``confirmed`` events and puts a case report into the durable outbox for each
+  ``confirmed`` one (updates and ends after it); a bounded queue (``scheduler.event_queue``) between the
+  two, so many confirmations at once do not hold the rules (0: the rules thread writes them itself);
 - ``outbox-pusher`` (:mod:`pipeline.pusher`) and ``verification-poll`` (:mod:`pipeline.verification`);
 - ``metrics-http`` (:mod:`pipeline.metrics`): ``/metrics`` and ``/healthz``.
 
@@ -29,11 +32,13 @@ freshest frame analysed, and one busy camera cannot crowd out another (each came
 Files that are not paced in real time are never dropped: their slot (``detector.batch_size`` frames) is
 refilled only when there is room, so the file waits (back-pressure). After the detector nothing is
 dropped: the results queue is bounded (``scheduler.results_queue``) and the scheduler waits while it is
-full, so a slow rules stage slows intake, where the drop policy applies.
+full, so a slow rules stage slows intake, where the drop policy applies; likewise the rules wait while
+the event queue is full.
 
 Shutdown (SIGTERM, SIGINT, :meth:`Daemon.stop`, or the end of every stream when all cameras are finite
 files): sources are stopped, the in-flight batch is finished and its frames go through the rules, the
-rules stage ends at an end-of-stream sentinel, the verifier stops, the pusher drains the outbox for at
+rules stage ends at an end-of-stream sentinel after the events it handed on are written, the verifier
+stops, the pusher drains the outbox for at
 most ``scheduler.drain_timeout_s`` (what is left stays on disk for the next start), then the metrics
 server stops. Nothing waits without a timeout: every queue operation is bounded and re-checks whether the
 other side is still alive, each join has a deadline, and a second signal abandons the drain. An exception
@@ -42,11 +47,12 @@ in a stage is contained: one frame or one event that fails is logged, counted in
 exit code 1 after the same orderly shutdown.
 
 Modules: :mod:`pipeline.scheduler` (intake, drop policy, batching), :mod:`pipeline.reporting` (the rules
-stage: events, evidence, case reports), :mod:`pipeline.zone_updates` (zones from the store applied between
-frames), :mod:`pipeline.snapshots`, :mod:`pipeline.camera_health` (camera health to the store),
-:mod:`pipeline.stages` (stop signals and the results queue they share), :mod:`pipeline.patrol` (cameras
-visited in turn: their visits' frames enter the scheduler like any source's), :mod:`pipeline.protocols` (what
-the daemon needs from sources, detector and rules). This module wires them and owns the lifecycle.
+stage: events, evidence, case reports), :mod:`pipeline.event_writer` (their writes on a thread of their own),
+:mod:`pipeline.zone_updates` (zones from the store applied between frames), :mod:`pipeline.snapshots`,
+:mod:`pipeline.camera_health` (camera health to the store), :mod:`pipeline.stages` (stop signals and the
+results queue they share), :mod:`pipeline.patrol` (cameras visited in turn: their visits' frames enter the
+scheduler like any source's), :mod:`pipeline.protocols` (what the daemon needs from sources, detector and
+rules). This module wires them and owns the lifecycle.
 """
 
 from __future__ import annotations
