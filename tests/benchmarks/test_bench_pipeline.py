@@ -21,7 +21,7 @@ HAS_NAIVE = all(importlib.util.find_spec(m) is not None for m in ("ultralytics",
 
 
 SMOKE_ARGS = (
-    "--clip-height 180 --clip-seconds 3 --target-fps 1 --warmup-s 1.5 --window-s 2 --max-cameras 1 "
+    "--clip-height 180 --clip-seconds 3 --target-fps 1 --warmup-s 1.5 --window-s 4 --max-cameras 1 "
     "--saturate-cameras 2 --saturate-modes files --raw-seconds 0.3 --dwell-s 1 --threads 1 --quiet "
     "--lean-substream-height 90"
 )
