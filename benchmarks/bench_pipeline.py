@@ -149,15 +149,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--quiet", action="store_true", help="Do not print progress and the table.")
     args = p.parse_args(argv)
-    args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
-    if not args.systems or set(args.systems) - set(SYSTEMS):
-        p.error(f"--systems: expected a comma-separated subset of {','.join(SYSTEMS)}")
-    args.saturate_modes = [m.strip() for m in args.saturate_modes.split(",") if m.strip()]
-    if set(args.saturate_modes) - set(SATURATE_MODES):
-        p.error(f"--saturate-modes: expected a comma-separated subset of {','.join(SATURATE_MODES)}")
-    args.lean_options = [o.strip() for o in args.lean_options.split(",") if o.strip()]
-    if set(args.lean_options) - set(LEAN_OPTIONS):
-        p.error(f"--lean-options: expected a comma-separated subset of {','.join(LEAN_OPTIONS)}")
+    args.systems = _subset(p, "--systems", args.systems, SYSTEMS, empty_ok=False)
+    args.saturate_modes = _subset(p, "--saturate-modes", args.saturate_modes, SATURATE_MODES)
+    args.lean_options = _subset(p, "--lean-options", args.lean_options, LEAN_OPTIONS)
     _check_positive(p, args)
     if not 0 < args.min_rate <= 1:
         p.error("--min-rate must be in (0, 1]")
@@ -166,6 +160,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.window_s = math.ceil(args.window_s / interval - 1e-9) * interval
     args.gop_s = args.gop_s or 1.0 / args.target_fps
     return args
+
+
+def _subset(
+    p: argparse.ArgumentParser, flag: str, value: str, allowed: Sequence[str], *, empty_ok: bool = True
+) -> list[str]:
+    """A comma-separated option's items, each one of ``allowed`` (else the parser's error, exit 2)."""
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if (not items and not empty_ok) or set(items) - set(allowed):
+        p.error(f"{flag}: expected a comma-separated subset of {','.join(allowed)}")
+    return items
 
 
 def _check_positive(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -657,7 +657,7 @@ class Daemon:
         return {
             "frames": self.scheduler.waiting_count(),
             "results": self._results.qsize(),
-            "events": self.reporter.writer.queued if self.reporter.writer is not None else 0,
+            "events": self.reporter.writer.queued,
             "unsaved_reports": self.reporter.unsaved_count,
         }
 

@@ -26,8 +26,9 @@ _STOP = object()
 
 
 class EventWriter:
-    """One thread running submitted jobs in order. Before :meth:`start` and after :meth:`finish`, jobs run
-    on the caller's thread at once (construction, and the daemon's own shutdown steps).
+    """One thread running submitted jobs in order. Before :meth:`start` and after :meth:`finish` (and when
+    never started), jobs run on the caller's thread at once (construction, the daemon's own shutdown steps,
+    ``scheduler.event_queue: 0``).
 
     ``on_idle`` runs on the writer's thread after each job and while no job comes (evidence clips and the
     outbox retries that must stay on the thread that writes); ``on_error`` is told of a failed job (the next

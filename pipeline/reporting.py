@@ -108,11 +108,10 @@ class Reporter:
         self._unconfirmed: dict[str, set[str]] = {}
         self._unsaved: deque[tuple[CaseReport | IncidentUpdate, Images]] = deque(maxlen=UNSAVED_MEMORY)
         # event_queue > 0: evidence and outbox writes on a thread of their own (pipeline.event_writer), so a
-        # burst of confirmations never holds the rules; 0: written here, each before the next frame
-        self.writer = (
-            EventWriter(event_queue, control, on_idle=self._writer_idle, on_error=self._event_failed)
-            if event_queue > 0
-            else None
+        # burst of confirmations never holds the rules; 0: the writer is never started and writes here,
+        # each before the next frame
+        self.writer = EventWriter(
+            event_queue, control, on_idle=self._writer_idle, on_error=self._event_failed
         )
 
     def _stamp_timezone(self, camera_id: str) -> str:
@@ -126,13 +125,12 @@ class Reporter:
         return len(self._unsaved)
 
     def run(self) -> None:
-        if self.writer is not None:
+        if self.writer.capacity > 0:
             self.writer.start()
         try:
             self._run()
-        finally:
-            if self.writer is not None:  # a normal end writes every event first: nothing detected is lost
-                self.writer.finish(drain=not self.control.abandon.is_set())
+        finally:  # a normal end writes every event first: nothing detected is lost
+            self.writer.finish(drain=not self.control.abandon.is_set())
 
     def _run(self) -> None:
         try:
@@ -145,7 +143,7 @@ class Reporter:
                         return
                     if self.producer_ended():
                         return  # the scheduler ended without its sentinel reaching us
-                    if self.writer is None:
+                    if not self.writer.running:
                         self._writer_idle()
                     self.maybe_expire()
                     continue
@@ -154,7 +152,7 @@ class Reporter:
                 assert isinstance(item, Analysed)
                 self.analyse(item)
                 self.maybe_expire()
-                if self.writer is None:
+                if not self.writer.running:
                     self.poll_clips()
         except BaseException as exc:
             self.control.fail("rules", exc)
@@ -253,13 +251,7 @@ class Reporter:
             self._unconfirmed.setdefault(event.camera_id, set()).add(event.incident_id)
         elif event.kind == "confirmed":
             self._unconfirmed.get(event.camera_id, set()).discard(event.incident_id)
-        self._write(functools.partial(self._write_event, event, item))
-
-    def _write(self, job: Callable[[], object]) -> None:
-        if self.writer is None:
-            job()
-        else:
-            self.writer.submit(job)
+        self.writer.submit(functools.partial(self._write_event, event, item))
 
     def _write_event(self, event: EventLike, item: Analysed) -> None:
         reporter = self.case_reporter
@@ -320,7 +312,7 @@ class Reporter:
 
     def on_ended(self, event: EventLike) -> None:
         self._unconfirmed.get(event.camera_id, set()).discard(event.incident_id)
-        self._write(functools.partial(self._write_ended, event))
+        self.writer.submit(functools.partial(self._write_ended, event))
 
     def _write_ended(self, event: EventLike) -> None:
         for image in self._first_sight.pop(event.incident_id, []):  # never confirmed: not evidence

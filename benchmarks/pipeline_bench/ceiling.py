@@ -19,11 +19,13 @@ def measure_raw(
     model: str, frame: Frame, *, threads: int | None, batch: int, seconds: float
 ) -> dict[str, Any]:
     """``session.run`` on a tensor prepared once from ``frame`` (batch ``batch``), for ``seconds``, with the
-    session settings the daemon uses by default (spinning off: its CPU per inference is what it pays)."""
+    session settings the daemon builds from its default detector configuration (spinning off: its CPU per
+    inference is what the daemon pays)."""
     from detector import Detector
-    from detector.session import SessionSettings
+    from pipeline.config import DetectorConfig
 
-    detector = Detector(model, settings=SessionSettings(intra_op_threads=threads, allow_spinning=False))
+    defaults = DetectorConfig(model=Path(model), classes={"any": "any"}, intra_op_threads=threads)
+    detector = Detector(model, settings=defaults.session_settings())
     size = detector.fixed_batch or batch
     tensor, _ = detector.preprocessor([frame] * size, batch_size=detector.fixed_batch)
     feeds = {detector.input_name: tensor.copy()}  # the preprocessor reuses its buffer
