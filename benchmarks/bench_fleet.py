@@ -237,7 +237,7 @@ def picture_pool(workdir: Path, frames: int = 6) -> dict[str, list[bytes]]:
     capture = cv2.VideoCapture(str(footage()))
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or 100
     pool: dict[str, list[bytes]] = {
-        k: [] for k in ("first_seen", "confirmation", "crop", "sighting", "snapshot")
+        k: [] for k in ("first_seen", "confirmation", "crop", "frame", "sighting", "snapshot")
     }
     config = EvidenceConfig(dir=workdir / "pool")
     box = np.array([[1380.0, 90.0, 1760.0, 330.0]], np.float32)  # the parked van, top right
@@ -274,6 +274,7 @@ class _Event:
     zone_id: str = "z1"
     violation_type: str = "illegal_parking"
     at: dt.datetime = dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)
+    zones_px: tuple[Any, ...] = ()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -702,7 +703,12 @@ class Driver:
             frame = self.rng.randrange(len(self.pool["crop"]))
             images = [
                 box.image(kind, self.pool[kind][frame % len(self.pool[kind])], incident.key, score)
-                for kind, score in (("first_seen", 0.6), ("confirmation", 0.7), ("crop", None))
+                for kind, score in (
+                    ("first_seen", 0.6),
+                    ("confirmation", 0.7),
+                    ("crop", None),
+                    ("frame", None),
+                )
             ]
             box.report(incident, images, RULES[incident.violation]["dwell_s"])
             self.result.keys.append(incident.key)

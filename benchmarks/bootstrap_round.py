@@ -18,9 +18,10 @@ The five steps, each timed:
    (``recode``), cases that match none voided as ``false_positive``; missed incidents get a box drawn on a
    case's evidence image (``POST /cases/{id}/labels``) for ``--draw-share`` of them when the store has
    that route;
-4. train: ``export-reviewed`` (crops), Ultralytics training from scratch time-boxed (``--train-hours``,
-   offline), ``streetwatch evaluate`` (AP50) of both models on ground-truth frames of the unseen clips,
-   ``models publish`` with the card's class -> violation map, assigned as shadow, then promoted;
+4. train: ``export-reviewed`` (``--images``: the undrawn frames by default), Ultralytics training from
+   scratch time-boxed (``--train-hours``, offline), ``streetwatch evaluate`` (AP50) of both models on
+   ground-truth frames of the unseen clips, ``models publish`` with the card's class -> violation map,
+   assigned as shadow, then promoted;
 5. after: the same daemon configuration on the unseen clips and the demo clip: the store's new live model
    has another class list, so the daemon stages it and restarts onto it (pipeline.model_updates).
 
@@ -371,38 +372,38 @@ def review(api: Api, state: Round, clips: list[Clip], draw_share: float) -> None
 
 
 def draw_missed(api: Api, state: Round, missed: list[tuple[Clip, Incident]]) -> None:
-    """A box drawn on an evidence image of the same clip that shows the missed object (the image's time
-    within the incident), through ``POST /api/v1/cases/{id}/labels``; skipped where the store lacks it."""
+    """A box drawn on every case picture of the same clip that shows the missed object (the picture's time
+    within the incident), as an operator who reviews each of those cases draws what the detector missed
+    (``POST /api/v1/cases/{id}/labels``): a picture showing it without a box would teach that it is
+    background. Each box counts as a decision; skipped where the store lacks the route."""
     for clip, incident in missed:
         rows = api.cases(camera_code("before", clip))
         for event in case_events(rows, api.type_of, clip.timeline.start_time):
-            detail = api.get(f"/api/v1/cases/{event.case_id}")
-            for evidence in detail.get("evidence", []):
-                shown = event.confirmed_s  # a confirmation image is the confirming frame
-                if evidence.get("kind") != "confirmation":
-                    continue
-                if not incident.start_s <= shown <= incident.end_s:
-                    continue
-                box = ground_truth_box(clip, incident, shown)
-                if box is None:
-                    continue
-                body = {
-                    "evidence_id": evidence["id"],
-                    "box": box,
-                    "event_code": api.code_of[incident.violation_type],
-                }
-                response = api.post(f"/api/v1/cases/{event.case_id}/labels", body)
-                if response.status_code in (404, 405) and "labels" not in response.text:
-                    log.warning(
-                        "the store has no labels route yet: %d missed object(s) not drawn", len(missed)
-                    )
-                    return
-                if response.status_code < 400:
-                    state.decisions["label"] = state.decisions.get("label", 0) + 1
-                break
-            else:
+            shown = event.confirmed_s  # the undrawn frame and the confirmation picture: the confirming frame
+            if not incident.start_s <= shown <= incident.end_s:
                 continue
-            break
+            box = ground_truth_box(clip, incident, shown)
+            if box is None:
+                continue
+            detail = api.get(f"/api/v1/cases/{event.case_id}")
+            # the undrawn frame, as the console offers it first (an older store: the confirmation picture)
+            pictures = sorted(
+                (e for e in detail.get("evidence", []) if e.get("kind") in ("frame", "confirmation")),
+                key=lambda e: e.get("kind") != "frame",
+            )
+            if not pictures:
+                continue
+            body = {
+                "evidence_id": pictures[0]["id"],
+                "box": box,
+                "event_code": api.code_of[incident.violation_type],
+            }
+            response = api.post(f"/api/v1/cases/{event.case_id}/labels", body)
+            if response.status_code in (404, 405) and "labels" not in response.text:
+                log.warning("the store has no labels route yet: %d missed object(s) not drawn", len(missed))
+                return
+            if response.status_code < 400:
+                state.decisions["label"] = state.decisions.get("label", 0) + 1
 
 
 OBJECT_CLASS = {"street_stall": "stall", "exposed_garbage": "garbage"}
@@ -435,8 +436,13 @@ def export_reviewed(state: Round, images: str = "crop") -> Path:
     engine = make_engine(settings)
     try:
         with make_session_factory(engine)() as session:
+            # no test split: the unseen clips are the round's test; a validation share picks the weights
             path, report = export(
-                session, settings.evidence_dir, state.out / "reviewed", source=ImageSource(images)
+                session,
+                settings.evidence_dir,
+                state.out / "reviewed",
+                source=ImageSource(images),
+                fractions=(0.9, 0.1, 0.0),
             )
     finally:
         engine.dispose()
@@ -627,9 +633,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument(
-        "--images", choices=("crop", "frame"), default="crop", help="export-reviewed --images."
+        "--images", choices=("crop", "frame"), default="frame", help="export-reviewed --images."
     )
-    parser.add_argument("--draw-share", type=float, default=0.5, help="Share of missed objects boxed.")
+    parser.add_argument(
+        "--draw-share",
+        type=float,
+        default=1.0,
+        help="Share of the missed objects the operator boxes (on every case picture that shows them).",
+    )
     parser.add_argument("--truth-every-s", type=float, default=10.0, help="Ground-truth frame spacing.")
     parser.add_argument("--photos", type=Path, default=GARBAGE_PHOTOS)
     return parser.parse_args(argv)

@@ -22,6 +22,9 @@ class EvidenceKind(StrEnum):
     CONFIRMATION = "confirmation"  # the frame at which the dwell time confirmed it
     SIGHTING = "sighting"  # a later view while the violation goes on (sent when it beats the best one)
     CROP = "crop"  # a close-up of the object
+    # the confirmation frame redacted as the others but with nothing drawn on it, every zone of the camera
+    # kept sharp: what the model saw, the picture operators draw missed objects on and training reads
+    FRAME = "frame"
     AFTER = "after"  # verification: the place after handling
     HANDLING = "handling"  # a photo from the unit that handled it
     CLIP = "clip"  # an MP4 of the camera's own video around first sight and confirmation: NOT redacted

@@ -78,7 +78,11 @@ def export_reviewed_command(
         Path | None, typer.Option(help="YAML: classes and per-violation class mapping (default: built in).")
     ] = None,
     images: Annotated[
-        str, typer.Option(help="crop (clean close-ups) or frame (annotated full frames).")
+        str,
+        typer.Option(
+            help="crop (close-ups) or frame (whole frames with nothing drawn on them, evidence kind 'frame': "
+            "the scale the daemon's model sees)."
+        ),
     ] = "crop",
     group_by: Annotated[str, typer.Option(help="Split unit: incident, camera or case.")] = "incident",
     split: Annotated[str, typer.Option("--split", help="train,val,test fractions.")] = "0.8,0.1,0.1",

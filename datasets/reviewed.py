@@ -8,11 +8,16 @@ export touches every reviewed case and its image files, which live in the store'
 so it runs beside the store like ``streetwatch api migrate`` and needs no operator token or download.
 
 Which pixels: the daemon uploads per confirmation a ``confirmation`` image (the whole frame, but with
-the zone, boxes and a caption drawn on it) and a ``crop`` (a close-up of the most confident box, clean
-pixels, persons blurred). ``--images crop`` (default) exports the crops: their place in the frame is
-recomputed exactly as the daemon cut them (checked against each crop's size), and every box of the
-report that shows in the crop is labelled. ``--images frame`` exports the confirmation frames, whose
-drawn overlay a model can learn to rely on: use it only where that matters less than context.
+the zone, boxes and a caption drawn on it), a ``crop`` (a close-up of the most confident box, clean
+pixels, persons blurred) and, with ``evidence.training_frame`` (default), a ``frame``: the same frame with
+nothing drawn on it, every zone of the camera sharp. ``--images frame`` exports those frames: the scale
+and context the daemon's model sees, so a model trained on them finds the objects in the daemon's frames.
+In a confirmed case's frame, besides its own boxes, the other real objects in view are labelled (other
+cases' boxes at the same moment, as for negatives below, the doubtful ones left out). A case without such
+a frame (uploaded by an older daemon) is skipped: the annotated confirmation picture would teach the
+drawing. ``--images crop`` (default) exports the crops: their place in the frame is recomputed exactly as
+the daemon cut them (checked against each crop's size), and every box of the report that shows in the
+crop is labelled; a crop shows the object larger than the daemon's frames do.
 
 Each image's boxes come from the sighting (device report) it was uploaded with: the latest sighting
 received before the image. Only the reported (offending) objects are labelled; other objects in an
@@ -35,7 +40,8 @@ teach that the real objects standing in it are background) and drops it otherwis
 
 Operators draw missed objects on a case's images (api.review_labels: a box normalised to the image and a
 violation code). Each drawn box becomes a box of that image, its class mapped from the code as a re-coded
-``unknown_object`` box is; a box drawn on a confirmation frame also labels the crop where it shows, and in
+``unknown_object`` box is; a box drawn on a confirmation frame also labels the undrawn frame of the same
+moment (and the reverse) and the crop where it shows, and in
 ``--images crop`` a drawn box outside the case's crop gets a crop of its own cut from the frame (the same
 window arithmetic as the daemon's). A code with no single class is skipped, listed with the mapping to add.
 
@@ -96,6 +102,7 @@ CONTEXT_CONFIDENCE = 0.5  # another case's unconfirmed box labels a negative's i
 SAME_MOMENT = dt.timedelta(seconds=5)  # another incident on screen: its seen interval, widened by this
 GROUP_GAP = dt.timedelta(seconds=30)  # two incidents of one camera this close in time share a split group
 DRAWN_CLASS = "unknown_object"  # a drawn box maps from its code as a re-coded static-change box does
+SAME_OBJECT_IOU = 0.5  # a context or drawn box this close to one already labelled is the same object
 
 
 class ImageSource(StrEnum):
@@ -415,9 +422,12 @@ def negative_context(
     own_classes: set[int],
     scene: list[SceneBox],
     min_confidence: float,
+    *,
+    skip_doubtful: bool = False,
 ) -> tuple[F64, npt.NDArray[np.int64], str | None]:
-    """Boxes of real objects in ``window`` (frame pixels) of a false positive's picture, shifted into the
-    window, and why the picture must be dropped (a doubtful object in it), or None."""
+    """Boxes of real objects in ``window`` (frame pixels) of a case's picture, shifted into the window, and
+    why the picture must be dropped (a doubtful object in it), or None. ``skip_doubtful``: leave doubtful
+    objects out instead (a confirmed case's frame keeps its own labels whatever else stands in it)."""
     moment = sighting.confirmed_at or sighting.received_at
     near = [
         b for b in scene if b.case_id != case.id and b.start - SAME_MOMENT <= moment <= b.end + SAME_MOMENT
@@ -432,6 +442,8 @@ def negative_context(
         real = box.mappable and (
             box.confirmed or (box.confidence >= min_confidence and box.class_id not in own_classes)
         )
+        if not real and skip_doubtful:
+            continue
         if not real:
             return (
                 np.zeros((0, 4), np.float64),
@@ -442,6 +454,24 @@ def negative_context(
         xyxy.append(place)
         classes.append(int(box.class_id))  # type: ignore[arg-type]
     return np.array(xyxy, np.float64).reshape(-1, 4), np.array(classes, np.int64), None
+
+
+def _new_boxes(
+    extra: tuple[F64, npt.NDArray[np.int64]], known: F64, max_iou: float = SAME_OBJECT_IOU
+) -> tuple[F64, npt.NDArray[np.int64]]:
+    """The boxes of ``extra`` that are not already among ``known`` (IoU above ``max_iou``): the same object
+    reported by two cases is labelled once."""
+    xyxy, classes = extra
+    if not len(xyxy) or not len(known):
+        return xyxy, classes
+    tl = np.maximum(xyxy[:, None, :2], known[None, :, :2])
+    br = np.minimum(xyxy[:, None, 2:], known[None, :, 2:])
+    inter = (br - tl).clip(0).prod(axis=2)
+    area_a = (xyxy[:, 2:] - xyxy[:, :2]).clip(0).prod(axis=1)
+    area_b = (known[:, 2:] - known[:, :2]).clip(0).prod(axis=1)
+    iou = inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+    keep = iou.max(axis=1) <= max_iou
+    return xyxy[keep], classes[keep]
 
 
 # --- boxes drawn by operators ---------------------------------------------------------------------------
@@ -512,10 +542,17 @@ def case_samples(
         report.skip(case.id, "no sighting (not a camera case)")
         return []
     frames = [e for e in case.evidence if e.kind == "confirmation"]
-    wanted = frames if source is ImageSource.FRAME else [e for e in case.evidence if e.kind == "crop"]
+    clean = [e for e in case.evidence if e.kind == "frame"]
+    wanted = clean if source is ImageSource.FRAME else [e for e in case.evidence if e.kind == "crop"]
     drawn_frames = [e for e in case.evidence if e.kind != "crop" and context.drawn.get(e.id)]
     if not wanted and not (source is ImageSource.CROP and drawn_frames):
-        report.skip(case.id, f"no {'confirmation' if source is ImageSource.FRAME else 'crop'} evidence image")
+        missing = (
+            "no undrawn frame (evidence kind 'frame', uploaded by daemons with evidence.training_frame): "
+            "confirmation pictures have the zone and boxes drawn on them"
+            if source is ImageSource.FRAME
+            else "no crop evidence image"
+        )
+        report.skip(case.id, missing)
         return []
     camera = case.camera_code or ""
     samples = []
@@ -542,16 +579,19 @@ def case_samples(
             xyxy, keep = boxes_in_window(xyxy, placed)
             xyxy, classes = xyxy[keep], classes[keep]
             frame = _frame_of(evidence, frames)
-            if frame is not None and context.drawn.get(frame.id):
-                on_frame = context.drawn[frame.id]
+            # boxes drawn on the confirmation frame or on the undrawn frame of the same moment
+            for whole in [frame, _twin(frame, clean)] if frame is not None else []:
+                if whole is None or not context.drawn.get(whole.id):
+                    continue
+                on_frame = context.drawn[whole.id]
                 frame_drawn = drawn_boxes(
-                    case, on_frame, (frame.width, frame.height), mapping, context.types, report
+                    case, on_frame, (whole.width, whole.height), mapping, context.types, report
                 )
                 shifted, keep = boxes_in_window(frame_drawn[0], placed)
                 drawn = _join(drawn, (shifted[keep], frame_drawn[1][keep]))
                 covered |= {
                     label.id
-                    for label, k in zip(on_frame, _visible_ids(on_frame, frame, placed), strict=True)
+                    for label, k in zip(on_frame, _visible_ids(on_frame, whole, placed), strict=True)
                     if k
                 }
         else:
@@ -559,6 +599,12 @@ def case_samples(
             xyxy = np.clip(xyxy, 0, np.array([size[0], size[1], size[0], size[1]], np.float64))
             inside = ((xyxy[:, 2:] - xyxy[:, :2]) > 1).all(axis=1)
             xyxy, classes = xyxy[inside], classes[inside]
+            # boxes drawn on the confirmation picture of the same moment label this frame too
+            twin = _twin(evidence, frames)
+            if twin is not None and context.drawn.get(twin.id):
+                on_twin = context.drawn[twin.id]
+                drawn = _join(drawn, drawn_boxes(case, on_twin, size, mapping, context.types, report))
+                covered |= {label.id for label in on_twin}
         if negative:
             others, other_classes, doubt = negative_context(
                 case, sighting, window, own, context.scene.get(camera, []), context.min_confidence
@@ -574,7 +620,18 @@ def case_samples(
                 continue
             xyxy, classes = labelled
         else:
-            xyxy, classes = _join((xyxy, classes), drawn)
+            xyxy, classes = _join((xyxy, classes), _new_boxes(drawn, xyxy))
+            if source is ImageSource.FRAME:  # the other real objects in view, so they are not background
+                others, other_classes, _ = negative_context(
+                    case,
+                    sighting,
+                    window,
+                    set(),
+                    context.scene.get(camera, []),
+                    context.min_confidence,
+                    skip_doubtful=True,
+                )
+                xyxy, classes = _join((xyxy, classes), _new_boxes((others, other_classes), xyxy))
             if not len(classes):
                 report.skip(case.id, f"image {evidence.sha256[:12]}: no box of a dataset class in it")
                 continue
@@ -602,6 +659,15 @@ def _frame_of(crop: Evidence, frames: list[Evidence]) -> Evidence | None:
     return (
         min(frames, key=lambda f: abs((f.created_at - crop.created_at).total_seconds())) if frames else None
     )
+
+
+def _twin(image: Evidence | None, others: list[Evidence]) -> Evidence | None:
+    """The picture of ``others`` taken at the same moment as ``image`` (the undrawn frame of a confirmation
+    picture or the reverse): uploaded with it, of the same size."""
+    if image is None:
+        return None
+    same = [e for e in others if (e.width, e.height) == (image.width, image.height)]
+    return _frame_of(image, same)
 
 
 def _visible_ids(labels: list[ReviewLabel], frame: Evidence, window: tuple[int, int, int, int]) -> list[bool]:
@@ -896,11 +962,14 @@ def export_reviewed(
             .order_by(ReviewLabel.id)
         ):
             drawn.setdefault(label.evidence_id, []).append(label)
-    negative_cameras = {
-        case.camera_code for case in cases if case.status == "voided" and case.camera_code is not None
+    # whose pictures need the other objects in view: false positives', and in frame mode every case's
+    context_cameras = {
+        case.camera_code
+        for case in cases
+        if (case.status == "voided" or source is ImageSource.FRAME) and case.camera_code is not None
     }
     context = CaseContext(
-        types, drawn, scene_boxes(session, negative_cameras, mapping, types), context_confidence
+        types, drawn, scene_boxes(session, context_cameras, mapping, types), context_confidence
     )
     report = ExportReport()
     samples: list[Sample] = []

@@ -548,6 +548,13 @@ class EvidenceConfig(_Strict):
     unredacted_keep_h: float = Field(
         168.0, gt=0, description="Unredacted local copies (redaction.keep_unredacted) are deleted after this."
     )
+    training_frame: bool = Field(
+        True,
+        description="With each confirmation also upload the frame with nothing drawn on it (evidence kind "
+        "'frame'), redacted as the other pictures but with every zone of the camera kept sharp (people in "
+        "them pixelated): the picture operators draw missed objects on and that `dataset export-reviewed "
+        "--images frame` trains from. About one more JPEG per case.",
+    )
 
     def redaction_for(self, camera: CameraConfig | None) -> RedactionConfig:
         """The camera's redaction: evidence.redaction with the fields the camera sets replaced."""

@@ -64,6 +64,8 @@ class EvidenceEvent(Protocol):
     def boxes(self) -> Detections: ...
     @property
     def polygon_px(self) -> Any: ...
+    @property
+    def zones_px(self) -> Sequence[Any]: ...
 
 
 def render_evidence(
@@ -79,7 +81,9 @@ def render_evidence(
 ) -> list[tuple[str, Path]]:
     """Write the evidence of ``event`` and return ``(kind, path)`` pairs for the outbox:
     ``first_seen`` and ``sighting`` -> the annotated frame; ``confirmed`` -> the annotated frame
-    (``confirmation``) and a crop of the most confident offending box (``crop``); ``ended`` -> nothing.
+    (``confirmation``), a crop of the most confident offending box (``crop``) and, with
+    ``evidence.training_frame``, the frame with nothing drawn on it (``frame``: every zone of
+    ``event.zones_px`` kept sharp besides the case's own); ``ended`` -> nothing.
 
     ``frame_bgr`` is the full-resolution frame the event happened in (left unchanged), ``all_detections``
     everything detected in it, ``class_names`` the model's classes. ``policy`` is the camera's redaction
@@ -108,6 +112,20 @@ def render_evidence(
         best = int(np.argmax(event.boxes.confidence))
         crop = crop_box(base, event.boxes.xyxy[best])
         written.append(("crop", write_jpeg(crop, directory, config.jpeg_quality)))
+    if config.training_frame:
+        clean = base
+        others = [z for z in event.zones_px if not np.array_equal(z, event.polygon_px)]
+        if others and config.blur_persons and policy.mode == "outside_violation":
+            clean = redaction.redact(
+                frame_bgr,
+                policy,
+                persons_xyxy=persons,
+                violation=event.boxes,
+                class_names=class_names,
+                polygon_px=event.polygon_px,
+                also_keep_px=others,
+            )
+        written.append(("frame", write_jpeg(clean, directory, config.jpeg_quality)))
     return written
 
 

@@ -82,6 +82,8 @@ class IncidentEvent:
         sighting_count: frames in which the incident's objects were seen staying so far.
         confirmed_at: when the incident was confirmed, None until then.
         last_seen_at: stream time of the last frame its objects were seen staying in.
+        zones_px: every zone polygon of the camera in frame pixels (the training frame keeps them sharp);
+            empty for ``ended``.
     """
 
     kind: EventKind
@@ -98,6 +100,7 @@ class IncidentEvent:
     sighting_count: int = 1
     confirmed_at: dt.datetime | None = None
     last_seen_at: dt.datetime | None = None
+    zones_px: tuple[npt.NDArray[np.int32], ...] = ()
 
 
 @dataclass(slots=True)
@@ -645,10 +648,16 @@ class RuleEngine:
         boxes = seen.detections[seen.pair_detection[seen.step.row[rows]]]
         boxes = Detections(boxes.xyxy, boxes.confidence, boxes.class_id, seen.step.track_id[rows].copy())
         incident.last_event_s = now_s
-        return self._event(kind, incident, now_s, boxes)
+        return self._event(kind, incident, now_s, boxes, seen.masks.polygons_px)
 
     @staticmethod
-    def _event(kind: EventKind, incident: _Incident, at_s: float, boxes: Detections) -> IncidentEvent:
+    def _event(
+        kind: EventKind,
+        incident: _Incident,
+        at_s: float,
+        boxes: Detections,
+        zones_px: tuple[npt.NDArray[np.int32], ...] = (),
+    ) -> IncidentEvent:
         return IncidentEvent(
             kind=kind,
             incident_id=incident.incident_id,
@@ -664,4 +673,5 @@ class RuleEngine:
             sighting_count=max(incident.sighting_count, 1),
             confirmed_at=None if incident.confirmed_s is None else _utc(incident.confirmed_s),
             last_seen_at=_utc(incident.last_seen_s),
+            zones_px=zones_px,
         )

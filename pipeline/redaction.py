@@ -81,12 +81,14 @@ def redact(
     violation: Detections,
     class_names: Sequence[str],
     polygon_px: Any = None,
+    also_keep_px: Sequence[Any] = (),
 ) -> Image:
     """A redacted copy of ``frame_bgr`` (left unchanged) under ``policy``: ``violation`` holds the
     offending boxes and ``polygon_px`` the zone (K, 2) in pixels, both kept sharp in ``outside_violation``
-    mode; ``persons_xyxy`` are pixelated in either mode."""
+    mode, as are the polygons of ``also_keep_px`` (the camera's other zones, for the training frame);
+    ``persons_xyxy`` are pixelated in either mode."""
     if policy.mode == "outside_violation":
-        keep = kept_mask(frame_bgr.shape[:2], grow(violation.xyxy, policy.margin), polygon_px)
+        keep = kept_mask(frame_bgr.shape[:2], grow(violation.xyxy, policy.margin), polygon_px, *also_keep_px)
         image = strong_blur(frame_bgr, policy.outside_blur)  # a new array
         # the kept region sharp again: OpenCV's masked copy is ~25x faster than np.copyto(where=) on a
         # 1080p frame (0.7 vs 19 ms), and a burst of confirmations redacts one picture after another
@@ -99,11 +101,13 @@ def redact(
     return image
 
 
-def kept_mask(shape_hw: tuple[int, ...], keep_xyxy: Boxes, polygon_px: Any) -> npt.NDArray[np.bool_]:
-    """True where the picture stays sharp: the (already grown) boxes and the zone polygon."""
+def kept_mask(shape_hw: tuple[int, ...], keep_xyxy: Boxes, *polygons_px: Any) -> npt.NDArray[np.bool_]:
+    """True where the picture stays sharp: the (already grown) boxes and the zone polygons."""
     height, width = shape_hw[:2]
     mask = np.zeros((height, width), np.uint8)
-    if polygon_px is not None:
+    for polygon_px in polygons_px:
+        if polygon_px is None:
+            continue
         points = np.round(np.asarray(polygon_px, np.float64).reshape(-1, 2)).astype(np.int32)
         if len(points) >= 3:
             cv2.fillPoly(mask, [points.reshape(-1, 1, 2)], 1)

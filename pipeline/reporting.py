@@ -368,7 +368,8 @@ class Reporter:
             self.metrics.stage_errors.labels("evidence").inc()
             log.exception("evidence for incident %s (%s) failed", event.incident_id, event.kind)
             return []
-        return [(kind, path, None if kind == "crop" else score) for kind, path in written]
+        # neither the close-up nor the undrawn training frame is ever the case's best view
+        return [(kind, path, None if kind in ("crop", "frame") else score) for kind, path in written]
 
     def save_unsaved(self) -> None:
         """Retry outbox writes that failed (a full disk that was cleared, a locked file)."""

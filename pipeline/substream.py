@@ -337,6 +337,7 @@ class ScaledEvent:
     at: dt.datetime
     boxes: Detections
     polygon_px: npt.NDArray[np.int32]
+    zones_px: tuple[npt.NDArray[np.int32], ...]
 
 
 def scaled_event(event: EvidenceLike, view: FullView) -> ScaledEvent:
@@ -348,4 +349,5 @@ def scaled_event(event: EvidenceLike, view: FullView) -> ScaledEvent:
         at=event.at,
         boxes=view.boxes(event.boxes),
         polygon_px=view.polygon(np.asarray(event.polygon_px, np.int32)),
+        zones_px=tuple(view.polygon(np.asarray(z, np.int32)) for z in event.zones_px),
     )

@@ -28,7 +28,13 @@ from contract.reports import EvidenceKind
 
 router = APIRouter(prefix="/console/cases", include_in_schema=False)
 CaseId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-BEFORE = (EvidenceKind.FIRST_SEEN, EvidenceKind.CONFIRMATION, EvidenceKind.SIGHTING, EvidenceKind.CROP)
+BEFORE = (
+    EvidenceKind.FIRST_SEEN,
+    EvidenceKind.CONFIRMATION,
+    EvidenceKind.SIGHTING,
+    EvidenceKind.CROP,
+    EvidenceKind.FRAME,
+)
 AFTER = (EvidenceKind.AFTER, EvidenceKind.HANDLING)
 
 

@@ -23,7 +23,7 @@ from api.errors import ApiError
 from api.models import ReviewLabel, Role
 from api.review_labels import LABEL_ROLES, add_label, delete_label
 
-BEFORE = {"first_seen", "confirmation", "sighting", "crop"}  # as the case page's "before" gallery
+BEFORE = {"first_seen", "confirmation", "sighting", "crop", "frame"}  # as the case page's "before" gallery
 
 router = APIRouter(prefix="/console/cases", include_in_schema=False)
 CaseId = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -44,9 +44,11 @@ def render_labels(
     chosen = next((e for e in images if e.id == evidence_id), None)
     if chosen is None:
         best = [e for e in images if e.id == case.best_evidence_id]
+        clean = [e for e in images if e.kind == "frame"]
         confirmation = [e for e in images if e.kind == "confirmation"]
-        # the confirmation frame first: the export labels it (and the close-up cut from it)
-        preferred = confirmation or best or images
+        # the undrawn frame first (training reads it), else the confirmation frame: the export labels it,
+        # the frame of the same moment and the close-up cut from it
+        preferred = clean or confirmation or best or images
         chosen = preferred[0] if preferred else None
     labels = (
         list(

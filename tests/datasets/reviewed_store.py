@@ -54,7 +54,7 @@ class ReviewedStore:
         *,
         place: str,
         violation: str = "illegal_parking",
-        evidence: tuple[str, ...] = ("confirmation", "crop"),
+        evidence: tuple[str, ...] = ("confirmation", "crop", "frame"),
         minutes: int = 0,
         camera: str = "cam-1",
     ) -> int:
@@ -84,6 +84,7 @@ class ReviewedStore:
         images = {
             "confirmation": annotate(frame, [[0, 0], [w, 0], [w, h], [0, h]], detections, self.names, camera),
             "crop": crop_box(frame, detections.xyxy[int(np.argmax(detections.confidence))]),
+            "frame": frame,  # nothing drawn on it
         }
         for kind in evidence:
             ok, data = cv2.imencode(".jpg", images[kind], [cv2.IMWRITE_JPEG_QUALITY, 90])

@@ -145,7 +145,7 @@ def test_export_frames_labels_every_reported_box(reviewed: Reviewed, tmp_path: P
     total = sum(len(reviewed.boxes[c]) for c in reviewed.filed)
     assert sum(report["boxes_per_class"].values()) == total  # type: ignore[union-attr]
     case_id = reviewed.filed[0]
-    image = next(p for p in images if p.name.startswith(f"case{case_id:06d}_confirmation"))
+    image = next(p for p in images if p.name.startswith(f"case{case_id:06d}_frame"))
     frame = reviewed.frames[case_id]
     labels = read_labels(image.parents[2] / "labels" / "train" / f"{image.stem}.txt", len(spec.names))
     got = xywhn_to_xyxy(labels.xywhn, frame.shape[1], frame.shape[0])

@@ -240,3 +240,34 @@ def test_a_crop_around_a_drawn_box_labels_the_reported_box_in_it(
     )
     np.testing.assert_allclose(got, want, atol=1.5)  # the drawn pile and the reported one, both garbage
     assert labels.class_id.tolist() == [2, 2]
+
+
+def test_frames_are_the_undrawn_pictures_with_every_real_object_in_view(
+    frame: np.ndarray[Any, np.dtype[np.uint8]], tmp_path: Path
+) -> None:
+    """``--images frame`` exports the ``frame`` evidence (nothing drawn on it), never the annotated
+    confirmation picture; a confirmed case's frame also labels the other real objects in view at that
+    moment (another case's confirmed box), and leaves out a doubtful one instead of dropping the frame."""
+    store = make_reviewed_store(tmp_path / "store", NAMES)
+    car = store.report(frame, boxes(CAR, 0.9, 0), place="p-a", minutes=0)
+    store.act(car, "file")
+    stall = store.report(frame, boxes(STALL, 0.7, 1), place="p-b", violation="street_stall", minutes=0)
+    store.act(stall, "file")
+    store.report(frame, boxes(FAINT, 0.3, 0), place="p-c", minutes=0)  # doubtful, never reviewed
+    old = store.report(frame, boxes(CAR, 0.9, 0), place="p-d", evidence=("confirmation",), minutes=40)
+    store.act(old, "file")  # from a daemon without evidence.training_frame
+
+    yaml_path, report = export(store, tmp_path / "frames", ImageSource.FRAME)
+    images = exported(yaml_path)
+    for case_id in (car, stall):
+        ((path, labels),) = of_case(images, case_id)
+        assert path.name.startswith(f"case{case_id:06d}_frame_")
+        picture = cv2.imread(str(path))
+        assert picture is not None and np.abs(picture.astype(int) - frame).mean() < 3  # nothing drawn
+        got = xywhn_to_xyxy(labels.xywhn, 768, 576)
+        assert sorted(labels.class_id.tolist()) == [0, 1]  # the car and the stall, in both frames
+        for wanted in (CAR, STALL):
+            assert any(np.allclose(box, wanted, atol=1) for box in got)
+    assert of_case(images, old) == []
+    (why,) = [s["reason"] for s in report.skipped if s["case"] == old]
+    assert "no undrawn frame" in why

@@ -235,7 +235,7 @@ def test_a_parked_car_in_a_file_becomes_one_report_with_evidence(tmp_path: Path)
     item = outbox.get(report["_key"])
     outbox.close()
     assert item is not None
-    assert [image.kind for image in item.images] == ["first_seen", "confirmation", "crop"]
+    assert [image.kind for image in item.images] == ["first_seen", "confirmation", "crop", "frame"]
     assert all(image.path.is_file() for image in item.images)
     assert daemon.metrics.value("streetwatch_frames_analysed_total", {"camera": "cam-a"}) == 60
     assert daemon.metrics.value("streetwatch_incident_events_total", {"kind": "confirmed"}) == 1

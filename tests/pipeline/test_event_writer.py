@@ -143,7 +143,7 @@ def test_a_burst_of_slow_evidence_no_longer_holds_the_rules_and_no_case_is_lost(
         for report in found:  # each with its pictures, written before the daemon stopped
             item = outbox.get(report["_key"])
             assert item is not None
-            assert [image.kind for image in item.images] == ["first_seen", "confirmation", "crop"]
+            assert [image.kind for image in item.images] == ["first_seen", "confirmation", "crop", "frame"]
     finally:
         outbox.close()
     if event_queue:

@@ -33,9 +33,13 @@ def make_detections(rows: list[tuple[float, float, float, float, float, int]]) -
 
 
 def make_event(
-    kind: str = "confirmed", boxes: Detections | None = None, polygon: list[tuple[int, int]] | None = None
+    kind: str = "confirmed",
+    boxes: Detections | None = None,
+    polygon: list[tuple[int, int]] | None = None,
+    other_zones: tuple[list[tuple[int, int]], ...] = (),
 ) -> IncidentEvent:
     boxes = make_detections([(400, 60, 560, 160, 0.9, 2)]) if boxes is None else boxes
+    zone = np.array(polygon or [(350, 40), (639, 40), (639, 200), (350, 200)], np.int32)
     return IncidentEvent(
         kind=kind,  # type: ignore[arg-type]
         incident_id="0" * 32,
@@ -47,7 +51,8 @@ def make_event(
         at=T0 + dt.timedelta(seconds=30),
         confidence=float(boxes.confidence.max()) if len(boxes) else 0.0,
         boxes=boxes,
-        polygon_px=np.array(polygon or [(350, 40), (639, 40), (639, 200), (350, 200)], np.int32),
+        polygon_px=zone,
+        zones_px=(zone, *(np.array(z, np.int32) for z in other_zones)),
     )
 
 
@@ -74,7 +79,7 @@ def region(image: npt.NDArray[np.uint8], box: npt.NDArray[np.float32]) -> npt.ND
     ("kind", "expected"),
     [
         ("first_seen", ["first_seen"]),
-        ("confirmed", ["confirmation", "crop"]),
+        ("confirmed", ["confirmation", "crop", "frame"]),
         ("sighting", ["sighting"]),
         ("ended", []),
     ],
@@ -101,7 +106,7 @@ def test_the_same_picture_is_one_file_and_the_frame_is_left_alone(tmp_path: Path
     second = render_evidence(frame, make_event(), people, COCO_LIKE, config)
 
     assert first == second
-    assert len(list(tmp_path.rglob("*.jpg"))) == 2 and not list(tmp_path.rglob("*.tmp"))
+    assert len(list(tmp_path.rglob("*.jpg"))) == 3 and not list(tmp_path.rglob("*.tmp"))
     assert np.array_equal(frame, before)
 
 
@@ -249,3 +254,33 @@ def test_the_stamp_burnt_in_follows_the_camera_time_zone(tmp_path: Path) -> None
     assert not np.array_equal(shanghai[:bar], in_utc[:bar])
     below = bar + 16  # past the JPEG blocks the bar's edge shares
     assert np.abs(shanghai[below:].astype(int) - in_utc[below:].astype(int)).max() <= 40  # JPEG noise only
+
+
+def test_the_training_frame_has_nothing_drawn_and_every_zone_sharp(tmp_path: Path) -> None:
+    """The ``frame`` picture: the confirmation's pixels without zone, boxes or caption; the camera's other
+    zones stay sharp (a missed pile there can be labelled) while the street outside them is blurred, and a
+    person inside another zone is pixelated all the same."""
+    # gray texture in 4-px blocks: sharp, and JPEG keeps it (colour noise would not survive subsampling)
+    blocks = np.random.default_rng(3).integers(0, 256, size=(90, 160), dtype=np.uint8)
+    frame = cv2.cvtColor(cv2.resize(blocks, (640, 360), interpolation=cv2.INTER_NEAREST), cv2.COLOR_GRAY2BGR)
+    other = [(0, 220), (300, 220), (300, 359), (0, 359)]  # the pavement zone at the bottom left
+    person = make_detections([(200, 240, 260, 340, 0.8, 0)])  # standing in the pavement zone
+    config = EvidenceConfig(dir=tmp_path, jpeg_quality=100)
+    written = dict(render_evidence(frame, make_event(other_zones=(other,)), person, COCO_LIKE, config))
+    clean, confirmation = read(written["frame"]), read(written["confirmation"])
+
+    case_zone = np.s_[50:190, 360:630]
+    assert np.abs(clean[case_zone].astype(int) - frame[case_zone]).mean() < 4  # no zone fill, no box
+    assert np.abs(confirmation[case_zone].astype(int) - frame[case_zone]).mean() > 10
+    pavement, street = np.s_[230:350, 10:190], np.s_[10:200, 20:300]
+    assert sharpness(clean[pavement]) > 10 * sharpness(confirmation[pavement])  # sharp only in the frame
+    assert sharpness(clean[street]) < sharpness(frame[street]) / 10  # outside every zone: blurred
+    assert sharpness(clean[250:330, 205:255]) < sharpness(frame[250:330, 205:255]) / 10  # the person
+
+    # a camera with one zone, and the switch that turns the frame off
+    assert "frame" in dict(render_evidence(frame, make_event(), person, COCO_LIKE, config))
+    off = EvidenceConfig(dir=tmp_path, training_frame=False)
+    assert [k for k, _ in render_evidence(frame, make_event(), person, COCO_LIKE, off)] == [
+        "confirmation",
+        "crop",
+    ]

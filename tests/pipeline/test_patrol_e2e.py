@@ -87,7 +87,7 @@ def test_a_patrol_camera_makes_a_case_across_visits_while_a_dead_one_is_marked(
     assert dt.timedelta(seconds=DWELL_S) <= stood <= dt.timedelta(seconds=DWELL_S + EVERY_S + 1), stood
     assert aware(case.first_seen_at) - started <= dt.timedelta(seconds=EVERY_S + 2)
     kinds = sorted(kind for kind, _ in store.evidence(case.id) if kind != "sighting")
-    assert kinds == ["confirmation", "crop", "first_seen"]
+    assert kinds == ["confirmation", "crop", "first_seen", "frame"]
     assert visits >= 4  # visited in turn, one picture each time
     assert health.status == "degraded"
     dead = health.body["cameras"]["dead"]

@@ -160,9 +160,11 @@ def test_boxes_and_zone_move_to_the_main_keyframe_by_resolution(
         at = dt.datetime(2024, 5, 1, tzinfo=UTC)
         boxes = box
         polygon_px = np.array([[0, 0], [383, 0], [383, 215]], np.int32)
+        zones_px = (polygon_px, np.array([[0, 100], [100, 100], [100, 200]], np.int32))
 
     moved = scaled_event(Event(), view)
     np.testing.assert_array_equal(moved.polygon_px, [[0, 0], [766, 0], [766, 430]])
+    np.testing.assert_array_equal(moved.zones_px[1], [[0, 200], [200, 200], [200, 400]])
     np.testing.assert_allclose(moved.boxes.xyxy, view.detections.xyxy)
     one_stream = full_view(frame.image, None, box, None)
     assert not one_stream.scaled and one_stream.image is frame.image and one_stream.detections is box

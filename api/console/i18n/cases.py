@@ -46,6 +46,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "evidence.sighting": ("后续画面", "Later view"),
     "evidence.confirmation": ("确认画面", "Confirmation"),
     "evidence.crop": ("局部特写", "Close-up"),
+    "evidence.frame": ("原始画面（无标注）", "Frame (nothing drawn)"),
     "evidence.after": ("复核画面", "After (camera)"),
     "evidence.handling": ("处置照片", "Handling photo"),
     "evidence.clip": ("现场视频", "Video clip"),
