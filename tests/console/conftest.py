@@ -145,6 +145,18 @@ class ConsoleWorld:
                 ).raise_for_status()
         return case_id
 
+    def add_evidence(self, case_id: int, kind: str, image: bytes) -> int:
+        """Upload one more evidence image of ``kind`` as the device does; returns its evidence id."""
+        with httpx.Client(base_url=self.url, headers={"X-Device-Key": self.device_key}, timeout=10) as client:
+            response = client.post(
+                f"/api/v1/cases/{case_id}/evidence",
+                files={"file": (f"{kind}.jpg", image, "image/jpeg")},
+                data={"kind": kind},
+            )
+            response.raise_for_status()
+            evidence_id: int = response.json()["id"]
+            return evidence_id
+
 
 @pytest.fixture
 def console(tmp_path: Path) -> Iterator[ConsoleWorld]:

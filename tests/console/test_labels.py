@@ -12,7 +12,7 @@ import httpx
 from sqlalchemy import select
 
 from api.models import AuditEvent
-from tests.console.conftest import PASSWORD, ConsoleWorld, assert_fits_phone, login
+from tests.console.conftest import PASSWORD, ConsoleWorld, assert_fits_phone, evidence_jpeg, login
 
 
 def _api_labels(console: ConsoleWorld, case_id: int) -> list[dict[str, Any]]:
@@ -77,6 +77,8 @@ def test_a_box_drawn_with_the_mouse_is_a_label(console: ConsoleWorld, desktop: A
 
 def test_a_box_drawn_with_a_finger_is_a_label(console: ConsoleWorld, phone: Any) -> None:
     case_id = console.report(violation_type="exposed_garbage")
+    # the daemon's undrawn frame of the confirmation: the page offers it first (training reads it)
+    frame_id = console.add_evidence(case_id, "frame", evidence_jpeg(99, ""))
     login(phone, console, "zhang")
     phone.goto(f"{console.url}/console/cases/{case_id}/labels")
     phone.locator("#label-image").evaluate("img => img.complete || new Promise(r => img.onload = r)")
@@ -106,6 +108,7 @@ def test_a_box_drawn_with_a_finger_is_a_label(console: ConsoleWorld, phone: Any)
 
     (label,) = _api_labels(console, case_id)
     assert label["event_code"] == "0501" and label["created_by"] == "user:zhang"
+    assert label["evidence_id"] == frame_id
     for got, want in zip(label["box"], [0.55, 0.15, 0.90, 0.45], strict=True):
         assert abs(got - want) < 0.01, label["box"]
 

@@ -44,7 +44,8 @@ def test_a_pile_found_by_static_change_is_recoded_to_garbage_and_routed_to_sanit
     assert store.case_count() == before + 1
     case_id = before + 1
     assert_pile_case(store, case_id, bags_clip)
-    assert sorted(kind for kind, _ in store.evidence(case_id)) == ["confirmation", "crop", "first_seen", "frame"]
+    kinds = sorted(kind for kind, _ in store.evidence(case_id))
+    assert kinds == ["confirmation", "crop", "first_seen", "frame"]
 
     login(desktop, console, "li")
     card = desktop.locator(f"#case-{case_id}")

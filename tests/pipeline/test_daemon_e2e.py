@@ -219,7 +219,7 @@ def test_parked_van_makes_one_case_and_passers_by_none(
     assert dt.timedelta(seconds=30) <= confirmed - start <= dt.timedelta(seconds=35), (start, confirmed)
     assert aware(case.first_seen_at) - start <= dt.timedelta(seconds=2)
     kinds = [kind for kind, _ in store.evidence(case.id)]
-    assert sorted(kind for kind in kinds if kind != "sighting") == ["confirmation", "crop", "first_seen", "frame"]
+    assert sorted(k for k in kinds if k != "sighting") == ["confirmation", "crop", "first_seen", "frame"]
     assert daemon.outbox.path.exists()
     # The van stays to the end of the clip: the store hears it is still there every 15 s of stream time
     # after the confirmation (~31 s in), and the case's count and last seen move with it.
@@ -278,7 +278,8 @@ def test_store_down_during_the_run_every_case_arrives_exactly_once(
     keys = store.sighting_keys()
     assert len(keys) == len(set(keys)) == 2
     for case_id in (1, 2):
-        assert sorted(kind for kind, _ in store.evidence(case_id)) == ["confirmation", "crop", "first_seen", "frame"]
+        kinds = sorted(kind for kind, _ in store.evidence(case_id))
+        assert kinds == ["confirmation", "crop", "first_seen", "frame"]
         with store.sessions() as session:
             (report,) = session.scalars(select(Sighting).where(Sighting.case_id == case_id))
         assert store.case(case_id).sighting_count == int(report.payload["sighting_count"]) > 1
