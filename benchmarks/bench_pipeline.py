@@ -68,7 +68,7 @@ SYSTEMS = ("streetwatch", "lean", "naive")
 # realtime: the daemon as configured (a camera that is behind skips keyframes undecoded); late-drop: the
 # same with scheduler.drop_before_decode off (decoded samples dropped); files: read as fast as taken.
 SATURATE_MODES = ("realtime", "late-drop", "files")
-LEAN_OPTIONS = ("substream", "roi", "gating")
+LEAN_OPTIONS = ("substream", "roi", "gating", "workers")
 OVERLOAD_FACTOR = 1.3  # the inference-bound trials run this many times the first K that had a backlog
 
 
@@ -95,7 +95,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--lean-options",
         default=",".join(LEAN_OPTIONS),
         help=f"The lean system's options, a comma-separated subset of {LEAN_OPTIONS}: detect on a substream, "
-        "zone-ROI inference, per-zone change gating.",
+        "zone-ROI inference, per-zone change gating, two inference workers with one ONNX Runtime thread "
+        "each (scheduler.inference_workers: 2, detector.intra_op_threads: 1).",
     )
     p.add_argument("--clip-fps", type=int, default=25, help="Re-encoded frame rate.")
     p.add_argument("--clip-seconds", type=float, help="Re-encoded length (default: the whole clip).")
@@ -132,6 +133,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--raw-seconds", type=float, default=10.0, help="Raw ONNX Runtime measurement, each.")
     p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (default: its own choice).")
+    p.add_argument(
+        "--inference-workers",
+        type=int,
+        default=1,
+        help="The plain daemon's scheduler.inference_workers (its default: 1).",
+    )
     p.add_argument(
         "--batch-size", type=int, default=1, help="The daemon's detector.batch_size (its default: 1)."
     )
@@ -242,7 +249,10 @@ class Run:
             "window_s": a.window_s,
             "tail_s": self.criteria.max_lag_s + 1.0,
             "realtime": realtime,
-            "threads": a.threads,
+            "threads": 1 if lean is not None and "workers" in a.lean_options else a.threads,
+            "inference_workers": (
+                (2 if "workers" in a.lean_options else 1) if lean is not None else a.inference_workers
+            ),
             "batch_size": a.batch_size,
             "dwell_s": a.dwell_s,
             "scripted_event": not a.no_scripted_event,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -97,9 +98,17 @@ class Preprocessor:
         # The same divide, tabulated for all 256 pixel values: cv2.LUT then converts in one exact pass.
         self._table = np.divide(np.arange(256, dtype=np.uint8), self._divisor, dtype=self.dtype)
         self._split_order = (2, 1, 0) if spec.channel_order == "rgb" else (0, 1, 2)  # split yields B, G, R
-        self._tensors: dict[tuple[int, ...], npt.NDArray[Any]] = {}
-        self._images: dict[tuple[int, ...], npt.NDArray[Any]] = {}
-        self._planars: dict[tuple[int, ...], npt.NDArray[Any]] = {}
+        # the reused buffers belong to the calling thread: inference workers share one preprocessor
+        self._local = threading.local()
+
+    def _buffers(self) -> tuple[dict[tuple[int, ...], npt.NDArray[Any]], ...]:
+        """This thread's buffer caches: tensors, resized images, planes."""
+        buffers: tuple[dict[tuple[int, ...], npt.NDArray[Any]], ...] | None = getattr(
+            self._local, "buffers", None
+        )
+        if buffers is None:
+            buffers = self._local.buffers = ({}, {}, {})
+        return buffers
 
     def input_hw(self, frame_hw: tuple[int, int]) -> tuple[int, int]:
         """Input size for a frame: the card's size, or the smallest stride-multiple rectangle if dynamic."""
@@ -127,14 +136,14 @@ class Preprocessor:
         if box.resized_hw == box.frame_hw:
             return frame
         new_h, new_w = box.resized_hw
-        buffer = reused_buffer(self._images, (new_h, new_w, 3), np.uint8)
+        buffer = reused_buffer(self._buffers()[1], (new_h, new_w, 3), np.uint8)
         resized = cv2.resize(frame, (new_w, new_h), dst=buffer, interpolation=cv2.INTER_LINEAR)
         return cast(npt.NDArray[np.uint8], resized)  # ``buffer`` itself when OpenCV wrote in place
 
     def to_chw(self, image: npt.NDArray[np.uint8], box: Letterbox, out: npt.NDArray[np.floating]) -> None:
         """Write the resized HxWx3 ``image`` into ``out`` (3, H, W): the card's order, range and padding."""
         h, w = box.resized_hw
-        planar = reused_buffer(self._planars, (3, h, w), np.uint8)
+        planar = reused_buffer(self._buffers()[2], (3, h, w), np.uint8)
         cv2.split(image, [planar[c] for c in self._split_order])  # fills the planes in place
         region = out[:, box.pad_y : box.pad_y + h, box.pad_x : box.pad_x + w]
         if self.spec.pixel_range == "0-255":
@@ -167,7 +176,7 @@ class Preprocessor:
         checked = [check_frame(f, first_index + i) for i, f in enumerate(frames)]
         shapes = [self.input_hw((f.shape[0], f.shape[1])) for f in checked]
         input_hw = (max(h for h, _ in shapes), max(w for _, w in shapes))
-        tensor = reused_buffer(self._tensors, (batch_size or len(checked), 3, *input_hw), self.dtype)
+        tensor = reused_buffer(self._buffers()[0], (batch_size or len(checked), 3, *input_hw), self.dtype)
         boxes = []
         for i, frame in enumerate(checked):
             box = self.place((frame.shape[0], frame.shape[1]), input_hw)

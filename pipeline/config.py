@@ -628,6 +628,16 @@ class SchedulerConfig(_Strict):
     results_queue: int = Field(
         16, ge=1, le=1024, description="Analysed frames waiting for rules; when full, the detector waits."
     )
+    inference_workers: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="Detector calls running at once, each on its own thread (one model session): 1 runs "
+        "them on the scheduler thread. On a small CPU two single-threaded calls at once "
+        "(detector.intra_op_threads: 1) keep the cores busier than one call on two threads (see "
+        "benchmarks/README.md, Pipeline). A camera has at most one frame in the detector, so its frames "
+        "reach the rules in order.",
+    )
     event_queue: int = Field(
         64,
         ge=0,

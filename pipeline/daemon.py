@@ -229,6 +229,7 @@ class Daemon:
             consumer_alive=lambda: self._rules_thread.is_alive(),
             person_split=self.person_split,
             needs_fresh=lambda camera_id: self.reporter.needs_fresh(camera_id),
+            inference_workers=config.scheduler.inference_workers,
         )
         self.cameras = cameras
         self.zone_updates = ZoneUpdates(config.cameras, self.rules, self.verifier, self.metrics, self.static)

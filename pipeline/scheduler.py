@@ -143,8 +143,19 @@ class Scheduler:
         consumer_alive: Callable[[], bool],
         person_split: PersonSplit | None = None,
         needs_fresh: Callable[[str], bool] | None = None,
+        inference_workers: int = 1,
     ) -> None:
+        if inference_workers < 1:
+            raise ValueError(f"inference_workers must be at least 1, got {inference_workers}")
         self.cameras = cameras
+        # 1: batches run on this thread. More: that many ``inference-N`` threads run batches at once (one
+        # session, concurrent runs), this thread only takes frames and hands batches out; a camera has at
+        # most one batch in flight, so its frames still reach the rules in order.
+        self.inference_workers = inference_workers
+        self._work: queue.Queue[list[tuple[CameraSlot, Waiting]] | None] = queue.Queue()
+        self._in_flight = 0  # batches handed out and not finished (this thread's count)
+        self._finished: queue.SimpleQueue[int] = queue.SimpleQueue()  # workers report each batch done
+        self._failures_lock = threading.Lock()
         self.needs_fresh = needs_fresh or (lambda _camera_id: False)
         self.person_split = person_split
         self.detector = detector
@@ -164,20 +175,22 @@ class Scheduler:
     def run(self) -> None:
         next_stats = 0.0
         control = self.control
+        workers = self._start_workers()
         try:
             while not control.stopping.is_set():
                 self.heartbeat = now = time.monotonic()
-                self.frame_ready.clear()  # a frame arriving from here on wakes the wait below
+                self.frame_ready.clear()  # a frame or a finished batch from now on wakes the wait
+                self._collect_finished()
                 if now >= next_stats:
                     self.source_stats()
                     next_stats = now + SOURCE_STATS_EVERY_S
                 for cam in self.cameras:
                     self.intake(cam)
                     self.carry_forward(cam)
-                batch = self.next_batch()
+                batch = self.next_batch() if self._slot_free() else []
                 if batch:
-                    self.run_batch(batch)
-                elif all(cam.ended for cam in self.cameras):
+                    self.dispatch(batch)
+                elif all(cam.ended for cam in self.cameras) and not self._in_flight:
                     control.streams_ended.set()
                     control.stop_requested.set()
                     break
@@ -186,10 +199,64 @@ class Scheduler:
         except BaseException as exc:
             control.fail("scheduler", exc)
         finally:
+            self._stop_workers(workers)
             dropped = self.waiting_count()
             if dropped:
                 log.info("shutdown: %d frame(s) waiting for the detector were not analysed", dropped)
             self.put(END)
+
+    # ---- inference workers (inference_workers > 1) --------------------------------------------------------
+
+    def _start_workers(self) -> list[threading.Thread]:
+        if self.inference_workers == 1:
+            return []
+        workers = [
+            threading.Thread(target=self._work_loop, name=f"inference-{i}", daemon=True)
+            for i in range(self.inference_workers)
+        ]
+        for worker in workers:
+            worker.start()
+        return workers
+
+    def _stop_workers(self, workers: list[threading.Thread]) -> None:
+        """Let the batches in flight finish (their results go out before END), then end the workers."""
+        for _ in workers:
+            self._work.put(None)
+        for worker in workers:
+            worker.join()
+
+    def _slot_free(self) -> bool:
+        return self.inference_workers == 1 or self._in_flight < self.inference_workers
+
+    def _collect_finished(self) -> None:
+        while True:
+            try:
+                self._in_flight -= self._finished.get_nowait()
+            except queue.Empty:
+                return
+
+    def dispatch(self, batch: list[tuple[CameraSlot, Waiting]]) -> None:
+        """Run ``batch`` here, or hand it to a free inference worker."""
+        if self.inference_workers == 1:
+            self.run_batch(batch)
+            return
+        for cam, _ in batch:
+            cam.in_flight = True  # before it leaves: this camera's next frame waits for the result
+        self._in_flight += 1
+        self._work.put(batch)
+
+    def _work_loop(self) -> None:
+        while True:
+            batch = self._work.get()
+            if batch is None:
+                return
+            try:
+                self.run_batch(batch)
+            except BaseException as exc:  # the detector gave up (StageError): the daemon stops
+                self.control.fail("scheduler", exc)
+            finally:
+                self._finished.put(1)
+                self.frame_ready.set()  # a slot is free: wake the scheduler
 
     def intake(self, cam: CameraSlot) -> None:
         """Take what ``cam``'s source has ready, without blocking; a failing source is contained."""
@@ -256,7 +323,7 @@ class Scheduler:
         Only each camera's leading run of frames of that size counts, so a camera whose resolution changed
         never has a later frame analysed before an earlier one.
         """
-        heads = [cam for cam in self.cameras if cam.waiting]
+        heads = [cam for cam in self.cameras if cam.waiting and not cam.in_flight]
         if not heads:
             return []
         oldest = min(heads, key=lambda cam: cam.waiting[0].received)
@@ -278,6 +345,8 @@ class Scheduler:
         to the rules with the camera's last detections, without the model, unless the camera needs fresh
         ones (:meth:`pipeline.reporting.Reporter.needs_fresh`) or has none of this frame size yet."""
         while cam.waiting and cam.waiting[0].frame.zones_unchanged and cam.last is not None:
+            if cam.in_flight:  # its previous frame is still in the detector: the rules get that first
+                return
             detections, persons, hw = cam.last
             waiting = cam.waiting[0]
             if waiting.frame.hw != hw or self.needs_fresh(cam.id):
@@ -287,28 +356,35 @@ class Scheduler:
             self.put(Analysed(cam.id, waiting.frame, detections, waiting.received, persons, carried=True))
 
     def run_batch(self, batch: list[tuple[CameraSlot, Waiting]]) -> None:
-        images = [detector_frame(waiting.frame) for _, waiting in batch]
-        started = time.monotonic()
+        """Detect, then put each frame's result on the queue; the batch's cameras are in flight until
+        then."""
         for cam, _ in batch:
             cam.in_flight = True
+        try:
+            self._detect_and_put(batch)
+        finally:
+            for cam, _ in batch:
+                cam.in_flight = False
+
+    def _detect_and_put(self, batch: list[tuple[CameraSlot, Waiting]]) -> None:
+        images = [detector_frame(waiting.frame) for _, waiting in batch]
+        started = time.monotonic()
         try:
             results = self.detector.detect_batch(images)
             if len(results) != len(images):
                 raise StageError(f"detector returned {len(results)} results for {len(images)} frames")
             results = [to_full_frame(d, w.frame) for d, (_, w) in zip(results, batch, strict=True)]
         except Exception as exc:
-            self._detector_failures += 1
+            with self._failures_lock:
+                self._detector_failures += 1
+                failures = self._detector_failures
             self.metrics.stage_errors.labels("detector").inc()
             log.exception("detector failed on a batch of %d frame(s); the batch is skipped", len(images))
-            if self._detector_failures >= MAX_DETECTOR_FAILURES:
-                raise StageError(
-                    f"the detector failed {self._detector_failures} times in a row: {exc}"
-                ) from exc
+            if failures >= MAX_DETECTOR_FAILURES:
+                raise StageError(f"the detector failed {failures} times in a row: {exc}") from exc
             return
-        finally:
-            for cam, _ in batch:
-                cam.in_flight = False
-        self._detector_failures = 0
+        with self._failures_lock:
+            self._detector_failures = 0
         self.metrics.inference_seconds.observe(time.monotonic() - started)
         self.metrics.batch_frames.observe(len(images))
         for (cam, waiting), detections in zip(batch, results, strict=True):

@@ -36,6 +36,7 @@ class TrialSpec:
     zone_roi: bool = False  # streetwatch: cameras[].zone_roi (the model runs on the zone's crop)
     zone_gating: bool = False  # streetwatch: cameras[].zone_gating (unchanged zones reuse detections)
     drop_before_decode: bool = True  # streetwatch: scheduler.drop_before_decode (the daemon's default)
+    inference_workers: int = 1  # streetwatch: scheduler.inference_workers (detector calls at once)
 
     @property
     def mode(self) -> str:
@@ -120,7 +121,11 @@ def thread_group(name: str | None) -> str:
     for all main-stream readers), native threads (ONNX Runtime's pool, FFmpeg's) together."""
     if name is None:
         return "native (ONNX Runtime pool, codecs)"
-    for prefix, group in (("camera-", "camera threads"), ("main-", "main-stream threads")):
+    for prefix, group in (
+        ("camera-", "camera threads"),
+        ("main-", "main-stream threads"),
+        ("inference-", "inference workers"),
+    ):
         if name.startswith(prefix):
             return group
     return re.sub(r"\d+", "N", name)  # naive-N, Thread-N (...): one group per kind

@@ -90,7 +90,11 @@ def daemon_config(spec: TrialSpec, epoch: float) -> Any:
             "evidence": {"dir": str(work / "evidence")},
             "verification": {"enabled": False},
             "metrics": {"port": 0},
-            "scheduler": {"drain_timeout_s": 0, "drop_before_decode": spec.drop_before_decode},
+            "scheduler": {
+                "drain_timeout_s": 0,
+                "drop_before_decode": spec.drop_before_decode,
+                "inference_workers": spec.inference_workers,
+            },
         }
     )
 
