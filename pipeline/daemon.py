@@ -14,6 +14,10 @@ Threads (each named, so a stack dump reads like this list):
   batch is never held back to fill up (the frames that arrive during one inference make the next batch).
   The detector gets the copy the source scaled straight to the model's input size (``small``); boxes are
   scaled back to the full-resolution frame, which is kept for evidence;
+- ``inference-N`` when ``scheduler.inference_workers`` > 1: the scheduler hands batches to that many
+  threads, which call the one model session at once (on a small CPU, two single-threaded calls keep the
+  cores busier than one call on two threads); a camera with a frame in flight gets no other until its
+  result is on the results queue, so each camera's frames still reach the rules in order;
 - ``rules``: takes analysed frames from the bounded *results* queue in order, runs ``RuleEngine.update``,
   hands each incident event to ``events`` and lets the verifier look at the frame;
 - ``events`` (:mod:`pipeline.event_writer`): in the order the events happened, writes evidence for
