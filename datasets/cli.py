@@ -80,10 +80,10 @@ def export_reviewed_command(
     images: Annotated[
         str,
         typer.Option(
-            help="crop (close-ups) or frame (whole frames with nothing drawn on them, evidence kind 'frame': "
-            "the scale the daemon's model sees)."
+            help="frame (whole frames with nothing drawn on them, evidence kind 'frame': the scale the "
+            "daemon's model sees) or crop (close-ups: a model trained on them looks for large objects)."
         ),
-    ] = "crop",
+    ] = "frame",
     group_by: Annotated[str, typer.Option(help="Split unit: incident, camera or case.")] = "incident",
     split: Annotated[str, typer.Option("--split", help="train,val,test fractions.")] = "0.8,0.1,0.1",
     seed: Annotated[int, typer.Option(help="Changes which groups land in which split.")] = 0,

@@ -10,12 +10,13 @@ so it runs beside the store like ``streetwatch api migrate`` and needs no operat
 Which pixels: the daemon uploads per confirmation a ``confirmation`` image (the whole frame, but with
 the zone, boxes and a caption drawn on it), a ``crop`` (a close-up of the most confident box, clean
 pixels, persons blurred) and, with ``evidence.training_frame`` (default), a ``frame``: the same frame with
-nothing drawn on it, every zone of the camera sharp. ``--images frame`` exports those frames: the scale
+nothing drawn on it, every zone of the camera sharp. ``--images frame`` (the command's default) exports
+those frames: the scale
 and context the daemon's model sees, so a model trained on them finds the objects in the daemon's frames.
 In a confirmed case's frame, besides its own boxes, the other real objects in view are labelled (other
 cases' boxes at the same moment, as for negatives below, the doubtful ones left out). A case without such
 a frame (uploaded by an older daemon) is skipped: the annotated confirmation picture would teach the
-drawing. ``--images crop`` (default) exports the crops: their place in the frame is recomputed exactly as
+drawing. ``--images crop`` exports the crops: their place in the frame is recomputed exactly as
 the daemon cut them (checked against each crop's size), and every box of the report that shows in the
 crop is labelled; a crop shows the object larger than the daemon's frames do.
 

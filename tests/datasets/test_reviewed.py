@@ -245,9 +245,15 @@ def test_cli_exports_from_the_store_data_dir(
     monkeypatch.delenv("STREETWATCH_DATABASE_URL", raising=False)
     monkeypatch.setenv("STREETWATCH_DATA_DIR", str(reviewed.store.settings.data_dir))  # restored afterwards
     out = tmp_path / "ds"
-    result = CliRunner().invoke(app, ["dataset", "export-reviewed", str(out), "--split", "1,0,0", "--json"])
+    command = ["dataset", "export-reviewed", "--split", "1,0,0", "--json"]
+    result = CliRunner().invoke(app, [*command, str(out), "--images", "crop"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["images"]["train"] == len(reviewed.filed) + len(reviewed.rejected)
+    # by default the undrawn frames: a false positive's frame with nothing else labelled in it is dropped
+    frames = CliRunner().invoke(app, [*command, str(tmp_path / "frames")])
+    assert frames.exit_code == 0, frames.output
+    assert json.loads(frames.output)["images"]["train"] == len(reviewed.filed)
+    assert all("_frame_" in p.name for p in (tmp_path / "frames" / "images" / "train").iterdir())
     again = CliRunner().invoke(app, ["dataset", "export-reviewed", str(out)])
     assert again.exit_code == 2 and "exists and is not empty" in again.output
