@@ -70,6 +70,7 @@ import numpy.typing as npt
 
 from datasets.errors import ExportError
 from datasets.yolo import SPLITS, Labels, write_dataset_yaml, write_labels, xyxy_to_xywhn
+from detector.boxes import box_iou_batch
 from detector.yaml_lines import load_located_yaml
 from pipeline.evidence import CROP_MARGIN, CROP_MIN_PX
 
@@ -465,13 +466,7 @@ def _new_boxes(
     xyxy, classes = extra
     if not len(xyxy) or not len(known):
         return xyxy, classes
-    tl = np.maximum(xyxy[:, None, :2], known[None, :, :2])
-    br = np.minimum(xyxy[:, None, 2:], known[None, :, 2:])
-    inter = (br - tl).clip(0).prod(axis=2)
-    area_a = (xyxy[:, 2:] - xyxy[:, :2]).clip(0).prod(axis=1)
-    area_b = (known[:, 2:] - known[:, :2]).clip(0).prod(axis=1)
-    iou = inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
-    keep = iou.max(axis=1) <= max_iou
+    keep = box_iou_batch(xyxy, known).max(axis=1) <= max_iou
     return xyxy[keep], classes[keep]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import cv2
@@ -79,6 +79,15 @@ def check_frame(frame: object, index: int = 0) -> npt.NDArray[np.uint8]:
     return frame
 
 
+@dataclass
+class _Buffers:
+    """One thread's reused buffers, by shape: tensors, resized images, de-interleaved planes."""
+
+    tensors: dict[tuple[int, ...], npt.NDArray[Any]] = field(default_factory=dict)
+    images: dict[tuple[int, ...], npt.NDArray[Any]] = field(default_factory=dict)
+    planars: dict[tuple[int, ...], npt.NDArray[Any]] = field(default_factory=dict)
+
+
 class Preprocessor:
     """Fills a preallocated NCHW tensor from BGR frames according to a model card's input spec.
 
@@ -101,13 +110,11 @@ class Preprocessor:
         # the reused buffers belong to the calling thread: inference workers share one preprocessor
         self._local = threading.local()
 
-    def _buffers(self) -> tuple[dict[tuple[int, ...], npt.NDArray[Any]], ...]:
-        """This thread's buffer caches: tensors, resized images, planes."""
-        buffers: tuple[dict[tuple[int, ...], npt.NDArray[Any]], ...] | None = getattr(
-            self._local, "buffers", None
-        )
+    def _buffers(self) -> _Buffers:
+        """This thread's buffer caches."""
+        buffers: _Buffers | None = getattr(self._local, "buffers", None)
         if buffers is None:
-            buffers = self._local.buffers = ({}, {}, {})
+            buffers = self._local.buffers = _Buffers()
         return buffers
 
     def input_hw(self, frame_hw: tuple[int, int]) -> tuple[int, int]:
@@ -136,14 +143,14 @@ class Preprocessor:
         if box.resized_hw == box.frame_hw:
             return frame
         new_h, new_w = box.resized_hw
-        buffer = reused_buffer(self._buffers()[1], (new_h, new_w, 3), np.uint8)
+        buffer = reused_buffer(self._buffers().images, (new_h, new_w, 3), np.uint8)
         resized = cv2.resize(frame, (new_w, new_h), dst=buffer, interpolation=cv2.INTER_LINEAR)
         return cast(npt.NDArray[np.uint8], resized)  # ``buffer`` itself when OpenCV wrote in place
 
     def to_chw(self, image: npt.NDArray[np.uint8], box: Letterbox, out: npt.NDArray[np.floating]) -> None:
         """Write the resized HxWx3 ``image`` into ``out`` (3, H, W): the card's order, range and padding."""
         h, w = box.resized_hw
-        planar = reused_buffer(self._buffers()[2], (3, h, w), np.uint8)
+        planar = reused_buffer(self._buffers().planars, (3, h, w), np.uint8)
         cv2.split(image, [planar[c] for c in self._split_order])  # fills the planes in place
         region = out[:, box.pad_y : box.pad_y + h, box.pad_x : box.pad_x + w]
         if self.spec.pixel_range == "0-255":
@@ -176,7 +183,8 @@ class Preprocessor:
         checked = [check_frame(f, first_index + i) for i, f in enumerate(frames)]
         shapes = [self.input_hw((f.shape[0], f.shape[1])) for f in checked]
         input_hw = (max(h for h, _ in shapes), max(w for _, w in shapes))
-        tensor = reused_buffer(self._buffers()[0], (batch_size or len(checked), 3, *input_hw), self.dtype)
+        shape = (batch_size or len(checked), 3, *input_hw)
+        tensor = reused_buffer(self._buffers().tensors, shape, self.dtype)
         boxes = []
         for i, frame in enumerate(checked):
             box = self.place((frame.shape[0], frame.shape[1]), input_hw)

@@ -17,13 +17,12 @@ from api.case_actions import get_case_for
 from api.clips import CLIP_CONTENT_TYPE
 from api.console.acting import recode_choices
 from api.console.deps import Page, PageDep
+from api.console.pages_cases import BEFORE  # the case page's "before" gallery
 from api.console.rendering import render
 from api.console.security import CSRF_FIELD, check_csrf
 from api.errors import ApiError
 from api.models import ReviewLabel, Role
 from api.review_labels import LABEL_ROLES, add_label, delete_label
-
-BEFORE = {"first_seen", "confirmation", "sighting", "crop", "frame"}  # as the case page's "before" gallery
 
 router = APIRouter(prefix="/console/cases", include_in_schema=False)
 CaseId = Annotated[int, Path(ge=1, le=2**31 - 1)]

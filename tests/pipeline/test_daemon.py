@@ -150,6 +150,26 @@ class FakeDetector:
         ]
 
 
+class RecordingRules:
+    """Rules that find nothing and record the stream time of every frame per camera, as received."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, list[dt.datetime]] = {}
+
+    def update(self, camera_id: str, stream_time: Any, detections: Any, frame_hw: Any) -> list[Any]:
+        self.seen.setdefault(camera_id, []).append(stream_time)
+        return []
+
+    def present(self, *args: Any) -> bool:
+        return False
+
+    def expire(self, now: dt.datetime) -> list[Any]:
+        return []
+
+    def replace_zones(self, *args: Any) -> list[Any]:
+        return []
+
+
 def make_config(tmp_path: Path, cameras: list[dict[str, Any]], **sections: Any) -> DaemonConfig:
     key = tmp_path / "device.key"
     key.write_text("swd_test_secret\n", encoding="utf-8")
@@ -260,25 +280,10 @@ def test_batches_hold_frames_of_one_size_from_several_cameras(tmp_path: Path) ->
 
 def test_a_live_camera_that_is_behind_drops_its_oldest_frames_and_counts_them(tmp_path: Path) -> None:
     config = make_config(tmp_path, [camera("live", url="rtsp://127.0.0.1:1/x")])
-    seen: list[int] = []
+    rules = RecordingRules()
     source = LiveSource("live")
     detector = FakeDetector(delay_s=0.03)
-
-    class Rules:
-        def update(self, camera_id: str, stream_time: Any, detections: Any, frame_hw: Any) -> list[Any]:
-            seen.append(len(seen))
-            return []
-
-        def present(self, *args: Any) -> bool:
-            return False
-
-        def expire(self, now: dt.datetime) -> list[Any]:
-            return []
-
-        def replace_zones(self, *args: Any) -> list[Any]:
-            return []
-
-    daemon = Daemon(config, detector=detector, source_factory=lambda c: source, rules=Rules())
+    daemon = Daemon(config, detector=detector, source_factory=lambda c: source, rules=rules)
     seqs: list[int] = []
     original = daemon.scheduler.next_batch
 
@@ -295,7 +300,7 @@ def test_a_live_camera_that_is_behind_drops_its_oldest_frames_and_counts_them(tm
     behind = daemon.metrics.value("streetwatch_frames_skipped_total", {"camera": "live", "reason": "behind"})
     assert behind is not None and behind > len(seqs)  # a frame every 5 ms, one analysed every 30 ms
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)  # freshest first, never out of order
-    assert len(seen) == len(seqs)  # every analysed frame reached the rules, the last batch included
+    assert len(rules.seen["live"]) == len(seqs)  # every analysed frame reached the rules, the last batch too
 
 
 def test_sigterm_finishes_the_in_flight_batch_and_stops(tmp_path: Path) -> None:

@@ -4,14 +4,12 @@ daemon, and a preprocessor shared by the workers keeping each thread's buffers a
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +21,7 @@ from tests.pipeline.test_daemon import (
     CAR_BOX,
     FakeDetector,
     FileSource,
+    RecordingRules,
     camera,
     finish,
     make_config,
@@ -56,26 +55,6 @@ class OverlapDetector:
         ]
 
 
-class OrderRules:
-    """Records the stream time of every frame per camera as the rules receive it."""
-
-    def __init__(self) -> None:
-        self.seen: dict[str, list[dt.datetime]] = {}
-
-    def update(self, camera_id: str, stream_time: Any, detections: Any, frame_hw: Any) -> list[Any]:
-        self.seen.setdefault(camera_id, []).append(stream_time)
-        return []
-
-    def present(self, *args: Any) -> bool:
-        return False
-
-    def expire(self, now: dt.datetime) -> list[Any]:
-        return []
-
-    def replace_zones(self, *args: Any) -> list[Any]:
-        return []
-
-
 @pytest.mark.parametrize("workers", [1, 2, 3])
 def test_workers_run_calls_at_once_and_each_camera_stays_in_order(tmp_path: Path, workers: int) -> None:
     ids = [f"cam-{i}" for i in range(4)]
@@ -86,7 +65,7 @@ def test_workers_run_calls_at_once_and_each_camera_stays_in_order(tmp_path: Path
         scheduler={"drain_timeout_s": 0.5, "inference_workers": workers},
     )
     sources = {i: FileSource(i, 12) for i in ids}
-    detector, rules = OverlapDetector(), OrderRules()
+    detector, rules = OverlapDetector(), RecordingRules()
     daemon = Daemon(config, detector=detector, source_factory=lambda c: sources[c.id], rules=rules)
     started = time.monotonic()
     assert daemon.run() == 0
@@ -103,7 +82,7 @@ def test_one_camera_never_has_two_frames_in_the_detector(tmp_path: Path) -> None
     config = make_config(
         tmp_path, [camera("solo")], scheduler={"drain_timeout_s": 0.5, "inference_workers": 4}
     )
-    detector, rules = OverlapDetector(delay_s=0.01), OrderRules()
+    detector, rules = OverlapDetector(delay_s=0.01), RecordingRules()
     daemon = Daemon(config, detector=detector, source_factory=lambda c: FileSource("solo", 30), rules=rules)
     assert daemon.run() == 0
     assert detector.most_at_once == 1
