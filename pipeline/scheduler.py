@@ -156,6 +156,7 @@ class Scheduler:
         self._in_flight = 0  # batches handed out and not finished (this thread's count)
         self._finished: queue.SimpleQueue[int] = queue.SimpleQueue()  # workers report each batch done
         self._failures_lock = threading.Lock()
+        self._worker_failed = threading.Event()  # a worker's detector gave up: hand out no more batches
         self.needs_fresh = needs_fresh or (lambda _camera_id: False)
         self.person_split = person_split
         self.detector = detector
@@ -226,7 +227,9 @@ class Scheduler:
             worker.join()
 
     def _slot_free(self) -> bool:
-        return self.inference_workers == 1 or self._in_flight < self.inference_workers
+        if self.inference_workers == 1:
+            return True
+        return not self._worker_failed.is_set() and self._in_flight < self.inference_workers
 
     def _collect_finished(self) -> None:
         while True:
@@ -251,10 +254,14 @@ class Scheduler:
             if batch is None:
                 return
             try:
-                self.run_batch(batch)
+                self._detect_and_put(batch)  # dispatch marked the batch's cameras in flight
             except BaseException as exc:  # the detector gave up (StageError): the daemon stops
+                # before the cameras are free again, so no other worker gets another batch to fail on
+                self._worker_failed.set()
                 self.control.fail("scheduler", exc)
             finally:
+                for cam, _ in batch:
+                    cam.in_flight = False
                 self._finished.put(1)
                 self.frame_ready.set()  # a slot is free: wake the scheduler
 
