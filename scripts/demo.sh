@@ -70,6 +70,6 @@ PY
 STREETWATCH_PASSWORD="$PASSWORD" "$SW" scenes score runs/demo/clip/timeline.json --store-url "http://127.0.0.1:$PORT"
 
 echo "== done in $((SECONDS - START)) s. Clip: runs/demo/clip/demo.mp4 (timeline.json, daemon.yaml beside it);"
-echo "   evidence images (redacted: only the violation and its zone sharp): runs/demo/clip/edge/evidence/"
+echo "   evidence images (redacted: the violation and its zone sharp; the undrawn training frame, every zone): runs/demo/clip/edge/evidence/"
 echo "== operator console: http://127.0.0.1:$PORT/console  (user operator, password $PASSWORD)"
 echo "   API docs: http://127.0.0.1:$PORT/docs. The store keeps running; stop it with: kill \$(cat runs/demo/store.pid)"
