@@ -17,9 +17,11 @@ import threading
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
+from pydantic import ValidationError
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -34,7 +36,7 @@ from api.messages import msg
 from api.models import Camera, Case, Evidence, Role, Sighting, utcnow
 from api.settings import IMAGE_DECODES_MAX, IMAGE_MAX_PIXELS, Settings
 from api.storage import BlobRef, BlobStore, blobs_for, chunked
-from contract.reports import BEST_EVIDENCE_MARGIN, EvidenceKind
+from contract.reports import BEST_EVIDENCE_MARGIN, FRAME_BOXES, MAX_BOXES, EvidenceKind
 
 _FULL_VIEW_RANK = 2  # first_seen and better: whole frames, comparable by their scores
 
@@ -237,6 +239,54 @@ def _kind(kind: str) -> EvidenceKind:
         raise InvalidInput(f"unknown evidence kind '{kind[:40]}'; allowed: {allowed}", field="kind") from None
 
 
+_BOX_PROBLEMS_SHOWN = 3  # a list of 500 bad boxes names the first few, not all
+
+
+def frame_boxes(boxes: str | None, kind: EvidenceKind) -> list[dict[str, Any]] | None:
+    """The device's detections sent with a ``frame`` picture (form field ``boxes``, a JSON list of
+    contract.reports.Box) as stored on its evidence row; None without them. InvalidInput naming the field,
+    and the index of the first bad box, when they are not valid JSON, not valid boxes or not on a frame."""
+    if boxes is None:
+        return None
+    if kind is not EvidenceKind.FRAME:
+        raise InvalidInput(
+            f"boxes come only with a picture of kind '{EvidenceKind.FRAME.value}' (the device's detections "
+            f"in it), not with kind '{kind.value}'",
+            field="boxes",
+        )
+    try:
+        checked = FRAME_BOXES.validate_json(boxes)
+    except ValidationError as exc:
+        raise _invalid_boxes(exc) from None
+    return [box.model_dump(mode="json", exclude_none=True) for box in checked]
+
+
+def _invalid_boxes(exc: ValidationError) -> InvalidInput:
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0]
+    if first["type"] == "json_invalid":
+        reason = str(first["msg"]).removeprefix("Invalid JSON: ")
+        return InvalidInput(f"boxes is not valid JSON: {reason}", field="boxes")
+    if first["type"] == "too_long" and not first["loc"]:
+        return InvalidInput(f"boxes: more than {MAX_BOXES} boxes", field="boxes", max_boxes=MAX_BOXES)
+    if not first["loc"] or not isinstance(first["loc"][0], int):  # not a list at all
+        return InvalidInput(f"boxes must be a JSON list of boxes: {first['msg']}", field="boxes")
+    problems = [_box_problem(e["loc"], e["type"], e["msg"]) for e in errors[:_BOX_PROBLEMS_SHOWN]]
+    more = len(errors) - _BOX_PROBLEMS_SHOWN
+    if more > 0:
+        problems.append(f"and {more} more")
+    return InvalidInput(f"invalid boxes: {'; '.join(problems)}", field="boxes", index=first["loc"][0])
+
+
+def _box_problem(loc: tuple[int | str, ...], error_type: str, message: str) -> str:
+    """``boxes[0].confidence: ...`` for pydantic's ``(0, 'confidence')``; a missing coordinate (pydantic's
+    ``(0, 'xyxy', 3)``, "Field required") as what ``xyxy`` must be."""
+    if error_type == "missing" and len(loc) == 3 and loc[1] == "xyxy":
+        loc, message = loc[:2], "expected 4 coordinates x1, y1, x2, y2"
+    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+    return f"boxes{path}: {message}"
+
+
 def _case_for_upload(session: Session, case_id: int, actor: Actor) -> Case:
     """The case ``actor`` may add evidence to: a device, cases it reported or that are on its cameras;
     an operator, cases they may see and act on (viewers are read-only)."""
@@ -262,15 +312,18 @@ def add_evidence(
     kind: str,
     settings: Settings,
     score: float | None = None,
+    boxes: str | None = None,
     now: dt.datetime | None = None,
 ) -> tuple[Evidence, bool]:
     """Check, store and attach an image to a case; returns the evidence and whether it is new to the case.
+    ``boxes``: the device's detections in a ``frame`` picture, JSON as sent (:func:`frame_boxes`).
 
     The same bytes uploaded again to the same case (a device retrying) return the existing evidence.
     """
     now = now or utcnow()
     case = _case_for_upload(session, case_id, actor)  # who may, before what is wrong with the upload
     evidence_kind = _kind(kind)
+    detections = frame_boxes(boxes, evidence_kind)
     image = _checked(data, evidence_kind, actor, settings)
     sha256 = hashlib.sha256(data).hexdigest()
     blobs = blobs_for(settings, session)
@@ -287,6 +340,7 @@ def add_evidence(
                 width=image.width,
                 height=image.height,
                 score=score,
+                boxes=detections,
                 uploaded_by=actor.label,
                 created_at=now,
             )

@@ -424,6 +424,9 @@ class Evidence(Base):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     score: Mapped[float | None] = mapped_column(Float)  # view quality from the device (contract.reports)
+    # The device's detections in a ``frame`` picture (contract.reports.FRAME_BOXES, each a Box dumped as
+    # JSON without its None fields), read by datasets.reviewed; NULL for every other kind.
+    boxes: Mapped[list[Any] | None] = mapped_column(JSON)
     uploaded_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 

@@ -10,7 +10,15 @@ import datetime as dt
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+)
 
 from contract.fields import Confidence, IdempotencyKey
 
@@ -45,6 +53,13 @@ class Box(BaseModel):
     confidence: Confidence
     class_name: str = Field(max_length=64)
     track_id: int | None = None
+
+
+# What the edge box detected in a ``frame`` picture, sent with it (form field ``boxes``: a JSON list of
+# Box in that picture's pixels, every detection of the frame including static change's unknown_object):
+# a training set labels the rest of the frame from them, not only the case's own objects.
+FrameBoxes = Annotated[list[Box], Field(max_length=MAX_BOXES)]
+FRAME_BOXES: TypeAdapter[list[Box]] = TypeAdapter(FrameBoxes)
 
 
 class CaseReport(BaseModel):

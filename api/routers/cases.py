@@ -153,11 +153,18 @@ def upload_evidence_route(
         float | None,
         Form(ge=0, le=1, description="Devices: how well the image shows the violation (contract.reports)."),
     ] = None,
+    boxes: Annotated[
+        str | None,
+        Form(
+            description="Devices, kind frame only: a JSON list of the boxes detected in the picture "
+            "(contract.reports.Box, in its pixels)."
+        ),
+    ] = None,
 ) -> EvidencePublic:
     limit = max(settings.evidence_max_bytes, settings.clip_max_bytes)
     data = file.file.read(limit + 1)  # one byte more than allowed tells "too large"
     evidence, created = add_evidence(
-        session, case_id, actor, data=data, kind=kind, settings=settings, score=score
+        session, case_id, actor, data=data, kind=kind, settings=settings, score=score, boxes=boxes
     )
     session.commit()
     if not created:

@@ -22,7 +22,7 @@ from tests.api.conftest import Store
 SQUARE = [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.1, 0.9]]
 
 
-HEAD_REVISION = "0018_review_labels"  # the newest migration: update when one is added
+HEAD_REVISION = "0019_frame_boxes"  # the newest migration: update when one is added
 
 
 def zone_body(default_place: str, **overrides: Any) -> dict[str, Any]:
