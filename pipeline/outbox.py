@@ -45,14 +45,15 @@ from pipeline.errors import OutboxError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 ItemKind = Literal["report", "update", "action", "evidence"]
 ItemState = Literal["pending", "delivered", "failed"]
 ImageState = Literal["pending", "uploaded", "failed"]
 EVIDENCE_KINDS = frozenset(kind.value for kind in EvidenceKind)
 MAX_ERROR_CHARS = 1000
-# An image to queue: (kind, path) or (kind, path, score), the score as defined in contract.reports.
-QueuedImage = tuple[str, Path] | tuple[str, Path, float | None]
+# An image to queue: (kind, path), (kind, path, score) or (kind, path, score, boxes): the score as defined in
+# contract.reports, the boxes (a ``frame``'s detections, contract.reports.FrameBoxes) as their JSON text.
+QueuedImage = tuple[str, Path] | tuple[str, Path, float | None] | tuple[str, Path, float | None, str | None]
 
 _ITEMS = """
 CREATE TABLE IF NOT EXISTS {name} (
@@ -84,6 +85,7 @@ CREATE TABLE IF NOT EXISTS images (
     attempts   INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
     score      REAL,
+    boxes      TEXT,
     PRIMARY KEY (item_id, seq)
 );
 CREATE INDEX IF NOT EXISTS images_path ON images (path);
@@ -119,6 +121,9 @@ COMMIT; PRAGMA foreign_keys=ON;
 """
 )
 
+# Version 3 -> 4: images carry the boxes detected in them (a training frame's).
+_UPGRADE_3_TO_4 = "BEGIN IMMEDIATE; ALTER TABLE images ADD COLUMN boxes TEXT; PRAGMA user_version=4; COMMIT;"
+
 
 @dataclass(frozen=True, slots=True)
 class OutboxImage:
@@ -131,6 +136,7 @@ class OutboxImage:
     state: ImageState
     last_error: str | None
     score: float | None = None
+    boxes: str | None = None  # JSON list of contract.reports.Box: what was detected in a training frame
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +209,10 @@ class Outbox:
             if version == 2:
                 db.executescript(_UPGRADE_2_TO_3)
                 log.info("outbox %s: schema upgraded from version 2 to 3", self.path)
+                version = 3
+            if version == 3:
+                db.executescript(_UPGRADE_3_TO_4)
+                log.info("outbox %s: schema upgraded from version 3 to 4", self.path)
             db.executescript(_SCHEMA)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
@@ -288,7 +298,11 @@ class Outbox:
         images: Sequence[QueuedImage],
     ) -> bool:
         rows = [
-            (*self._image_row(seq, image[0], Path(image[1])), image[2] if len(image) > 2 else None)
+            (
+                *self._image_row(seq, image[0], Path(image[1])),
+                image[2] if len(image) > 2 else None,
+                image[3] if len(image) > 3 else None,
+            )
             for seq, image in enumerate(images)
         ]
         now = self._clock()
@@ -302,8 +316,8 @@ class Outbox:
                 return False
             item_id = cursor.lastrowid
             db.executemany(
-                "INSERT INTO images (item_id, seq, kind, path, sha256, state, last_error, score) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO images (item_id, seq, kind, path, sha256, state, last_error, score, boxes) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(item_id, *row) for row in rows],
             )
         self._work.set()
@@ -380,6 +394,7 @@ class Outbox:
                     state=image["state"],
                     last_error=image["last_error"],
                     score=image["score"],
+                    boxes=image["boxes"],
                 )
                 for image in images
             ),

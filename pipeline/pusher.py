@@ -480,6 +480,8 @@ class Pusher:
         form = {"kind": image.kind}
         if image.score is not None:
             form["score"] = f"{image.score:.4f}"
+        if image.boxes is not None:
+            form["boxes"] = image.boxes
         self._send(
             "POST",
             paths.case_evidence(case_id),

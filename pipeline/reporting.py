@@ -22,7 +22,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from contract.reports import CaseReport, IncidentUpdate
+import numpy as np
+
+from contract.device_config import UNKNOWN_OBJECT
+from contract.reports import FRAME_BOXES, CaseReport, IncidentUpdate
 from pipeline.case_reports import CaseReporter
 from pipeline.config import DaemonConfig
 from pipeline.errors import OutboxError
@@ -368,8 +371,27 @@ class Reporter:
             self.metrics.stage_errors.labels("evidence").inc()
             log.exception("evidence for incident %s (%s) failed", event.incident_id, event.kind)
             return []
-        # neither the close-up nor the undrawn training frame is ever the case's best view
-        return [(kind, path, None if kind in ("crop", "frame") else score) for kind, path in written]
+        # neither the close-up nor the undrawn training frame is ever the case's best view; the training
+        # frame carries everything detected in it, so a training set labels the whole frame
+        return [
+            (kind, path, None, self.frame_boxes(view.detections))
+            if kind == "frame"
+            else (kind, path, None if kind == "crop" else score)
+            for kind, path in written
+        ]
+
+    def frame_boxes(self, detections: Detections) -> str:
+        """The JSON (contract.reports.FrameBoxes) of a training frame's ``detections`` (in its pixels) of
+        the classes this box maps to a violation and its static changes, the most confident first: the
+        model's other classes (and people) are none of the store's business."""
+        wanted = {*self.config.detector.classes, UNKNOWN_OBJECT}
+        names = self.class_names
+        mask = np.array(
+            [0 <= c < len(names) and names[c] in wanted for c in detections.class_id.tolist()], bool
+        ).reshape(-1)
+        kept = detections[mask]
+        order = np.argsort(-kept.confidence, kind="stable")
+        return FRAME_BOXES.dump_json(self.case_reporter.boxes(kept[order]), exclude_none=True).decode()
 
     def save_unsaved(self) -> None:
         """Retry outbox writes that failed (a full disk that was cleared, a locked file)."""

@@ -261,6 +261,39 @@ def test_a_parked_car_in_a_file_becomes_one_report_with_evidence(tmp_path: Path)
     assert daemon.metrics.value("streetwatch_incident_events_total", {"kind": "confirmed"}) == 1
 
 
+@dataclass
+class CarAndPassersDetector(FakeDetector):
+    """The parked car, a bicycle passing outside the zone and a person: only the car's class is mapped."""
+
+    def detect_batch(self, frames: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]:
+        self.batches.append([f.shape[:2] for f in frames])
+        xyxy = np.array([CAR_BOX[0], [10.0, 150.0, 60.0, 200.0], [80.0, 100.0, 110.0, 190.0]], np.float32)
+        return [
+            Detections(xyxy.copy(), np.array([0.8, 0.9, 0.7], np.float32), np.array([2, 1, 0], np.int64))
+            for _ in frames
+        ]
+
+
+def test_the_training_frame_carries_the_boxes_of_the_mapped_classes_detected_in_it(tmp_path: Path) -> None:
+    """The undrawn frame goes with what was detected in it, so a training set labels the whole frame; only
+    classes this box maps to a violation (and static change) leave it: not the passers-by."""
+    config = make_config(tmp_path, [camera("cam-a", dwell_s=30)])
+    daemon = Daemon(
+        config, detector=CarAndPassersDetector(), source_factory=lambda c: FileSource("cam-a", 60)
+    )
+    assert daemon.run() == 0
+    (report,) = reports(tmp_path)
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    item = outbox.get(report["_key"])
+    outbox.close()
+    assert item is not None
+    carried = {image.kind: image.boxes for image in item.images}
+    assert carried["first_seen"] is None and carried["confirmation"] is None and carried["crop"] is None
+    assert json.loads(carried["frame"] or "null") == [
+        {"xyxy": [200.0, 20.0, 300.0, 80.0], "confidence": pytest.approx(0.8), "class_name": "car"}
+    ]
+
+
 def test_batches_hold_frames_of_one_size_from_several_cameras(tmp_path: Path) -> None:
     cameras = [camera("small-1"), camera("small-2"), camera("large", dwell_s=5)]
     config = make_config(tmp_path, cameras)

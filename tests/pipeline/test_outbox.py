@@ -292,11 +292,32 @@ def test_a_version_2_outbox_is_upgraded_keeping_its_items(tmp_path: Path) -> Non
             "PRAGMA foreign_keys=OFF; BEGIN;"
             + outbox_module._ITEMS.format(name="items_v2").replace(", 'evidence'", "")
             + "INSERT INTO items_v2 SELECT * FROM items; DROP TABLE items; "
-            "ALTER TABLE items_v2 RENAME TO items; PRAGMA user_version=2; COMMIT;"
+            "ALTER TABLE items_v2 RENAME TO items; ALTER TABLE images DROP COLUMN boxes; "
+            "PRAGMA user_version=2; COMMIT;"
         )
     upgraded = Outbox(path)
     item = upgraded.get("incident-0001")
     assert item is not None and [image.score for image in item.images] == [0.5]
     assert upgraded.put_evidence(incident_key="incident-0001", images=[("clip", make_jpeg(tmp_path, 2))])
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == outbox_module.SCHEMA_VERSION == 4
+
+
+def test_a_version_3_outbox_is_upgraded_and_images_carry_their_boxes(tmp_path: Path) -> None:
+    """Version 4 keeps with an image the boxes detected in it (a training frame's): a version 3 file keeps
+    its images, and a frame queued after the upgrade carries its boxes to the pusher."""
+    path = tmp_path / "outbox.sqlite"
+    outbox = Outbox(path)
+    outbox.put(make_report("incident-0001"), [("confirmation", make_jpeg(tmp_path, 1), 0.5)])
+    outbox.close()
+    with sqlite3.connect(path) as db:
+        db.executescript("ALTER TABLE images DROP COLUMN boxes; PRAGMA user_version=3;")
+    upgraded = Outbox(path)
+    old = upgraded.get("incident-0001")
+    assert old is not None and [(i.kind, i.score, i.boxes) for i in old.images] == [
+        ("confirmation", 0.5, None)
+    ]
+    boxes = '[{"xyxy":[1.0,2.0,30.0,40.0],"confidence":0.9,"class_name":"car"}]'
+    upgraded.put(make_report("incident-0002"), [("frame", make_jpeg(tmp_path, 2), None, boxes)])
+    item = upgraded.get("incident-0002")
+    assert item is not None and [(i.kind, i.boxes) for i in item.pending_images] == [("frame", boxes)]

@@ -485,3 +485,47 @@ def test_an_update_follows_its_report_within_the_first_delay_however_long_the_re
     assert lag_s < 1.0, lag_s
     update = outbox.get("incident-0001:s60")
     assert update is not None and update.state == "delivered" and update.attempts >= 10
+
+
+def test_a_training_frame_arrives_with_the_boxes_detected_in_it(store: LiveStore, tmp_path: Path) -> None:
+    """The undrawn frame's detections travel with it (form field ``boxes``) and are kept on its evidence
+    row, where a training set reads them; the other pictures carry none."""
+    from sqlalchemy import select
+
+    from api.models import Evidence
+
+    _, key_file = device(store, tmp_path)
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    boxes = (
+        '[{"xyxy":[10.0,20.0,110.0,90.0],"confidence":0.91,"class_name":"car"},'
+        '{"xyxy":[200.0,40.0,260.0,100.0],"confidence":0.6,"class_name":"unknown_object"}]'
+    )
+    outbox.put(
+        make_report("incident-a-0001"),
+        [("confirmation", make_jpeg(tmp_path, 1), 0.5), ("frame", make_jpeg(tmp_path, 2), None, boxes)],
+    )
+    pusher = Pusher(outbox, store_config(store, key_file), rng=random.Random(1))
+    pusher.start()
+    try:
+        assert pusher.drain(30)
+    finally:
+        pusher.stop()
+
+    item = outbox.get("incident-a-0001")
+    assert item is not None and item.case_id is not None
+    with store.sessions() as session:
+        rows = session.execute(
+            select(Evidence.kind, Evidence.boxes)
+            .where(Evidence.case_id == item.case_id)
+            .order_by(Evidence.id)
+        ).all()
+    assert [(kind, stored) for kind, stored in rows] == [
+        ("confirmation", None),
+        (
+            "frame",
+            [
+                {"xyxy": [10.0, 20.0, 110.0, 90.0], "confidence": 0.91, "class_name": "car"},
+                {"xyxy": [200.0, 40.0, 260.0, 100.0], "confidence": 0.6, "class_name": "unknown_object"},
+            ],
+        ),
+    ]
