@@ -15,7 +15,9 @@ The five steps, each timed:
    the daemon has no stall or garbage class) and static change on the pavement zone;
 3. operator: through the store's HTTP API, as the console would: cases of the round's clips that match an
    incident are confirmed (``file``), ``unknown_object`` cases re-coded to the incident's type first
-   (``recode``), cases that match none voided as ``false_positive``; missed incidents get a box drawn on a
+   (``recode``), cases that match none voided as ``false_positive``; where a confirmed case's box misses
+   its object (IoU <= 0.5: a static change boxes only what changed inside the zone) the object's box is
+   drawn on its undrawn frame (``redraw``); missed incidents get a box drawn on a
    case's evidence image (``POST /cases/{id}/labels``) for ``--draw-share`` of them when the store has
    that route;
 4. train: ``export-reviewed`` (``--images``: the undrawn frames by default), Ultralytics training from
@@ -56,6 +58,7 @@ import yaml
 from datasets.scenes import CLASS_ID, CLASSES, demo
 from datasets.scenes.score import CaseEvent, Incident, Timeline, case_events, load_timeline, score
 from datasets.scenes.video import CLASS_TO_VIOLATION, DemoScene, _zone_config, daemon_config, render_demo
+from detector.boxes import box_iou_batch
 
 log = logging.getLogger("bootstrap")
 
@@ -366,7 +369,8 @@ def review(api: Api, state: Round, clips: list[Clip], draw_share: float) -> None
                 code = api.code_of[incident.violation_type]
                 if not act(api, state, event.case_id, "recode", {"violation_code": code}):
                     continue
-            act(api, state, event.case_id, "file")
+            if act(api, state, event.case_id, "file"):
+                redraw(api, state, clip, event, incident)
         missed += [(clip, i) for i in clip.timeline.incidents if i not in found and i.zone != "far-pavement"]
     draw_missed(api, state, missed[: round(draw_share * len(missed))])
 
@@ -407,6 +411,28 @@ def draw_missed(api: Api, state: Round, missed: list[tuple[Clip, Incident]]) -> 
 
 
 OBJECT_CLASS = {"street_stall": "stall", "exposed_garbage": "garbage"}
+SAME_OBJECT_IOU = 0.5  # a reported box this close to the object needs no correction
+
+
+def redraw(api: Api, state: Round, clip: Clip, event: CaseEvent, incident: Incident) -> None:
+    """Where the case's box misses the object (a static change boxes only what changed inside the zone: a
+    stall's table, not its umbrella), the operator draws the object's box on the undrawn frame, as the
+    drawing page offers; the export takes it for the reported box (datasets.reviewed.corrected)."""
+    box = ground_truth_box(clip, incident, event.confirmed_s)
+    if box is None:
+        return
+    detail = api.get(f"/api/v1/cases/{event.case_id}")
+    frames = [e for e in detail.get("evidence", []) if e.get("kind") == "frame"]
+    reported = [b["xyxy"] for s in detail.get("sightings", []) for b in s.get("boxes") or []]
+    if not frames:
+        return
+    width, height = frames[0]["width"], frames[0]["height"]
+    truth_px = np.array([box[0] * width, box[1] * height, box[2] * width, box[3] * height])
+    if reported and box_iou_batch(np.array(reported, np.float64), truth_px).max() > SAME_OBJECT_IOU:
+        return
+    body = {"evidence_id": frames[0]["id"], "box": box, "event_code": api.code_of[incident.violation_type]}
+    if api.post(f"/api/v1/cases/{event.case_id}/labels", body).status_code < 400:
+        state.decisions["redraw"] = state.decisions.get("redraw", 0) + 1
 
 
 def ground_truth_box(clip: Clip, incident: Incident, t: float) -> list[float] | None:

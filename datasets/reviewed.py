@@ -60,7 +60,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,7 +70,7 @@ import numpy.typing as npt
 
 from datasets.errors import ExportError
 from datasets.yolo import SPLITS, Labels, write_dataset_yaml, write_labels, xyxy_to_xywhn
-from detector.boxes import box_iou_batch
+from detector.boxes import box_inside_batch, box_iou_batch
 from detector.yaml_lines import load_located_yaml
 from pipeline.evidence import CROP_MARGIN, CROP_MIN_PX
 
@@ -105,6 +105,10 @@ SAME_MOMENT = dt.timedelta(seconds=5)  # another incident on screen: its seen in
 GROUP_GAP = dt.timedelta(seconds=30)  # two incidents of one camera this close in time share a split group
 DRAWN_CLASS = "unknown_object"  # a drawn box maps from its code as a re-coded static-change box does
 SAME_OBJECT_IOU = 0.5  # a context or drawn box this close to one already labelled is the same object
+SAME_PLACE_IOU = 0.3  # a detected static change this close to a reviewed case's box is that object
+# A reported or detected box lying this much inside a box an operator drew on the case is that object,
+# corrected: static change boxes only what changed inside the zone (a stall's table, not its umbrella).
+CORRECTED_SHARE = 0.6
 
 
 class ImageSource(StrEnum):
@@ -369,12 +373,14 @@ class SceneBox:
     confirmed: bool
     start: dt.datetime
     end: dt.datetime
+    ended: bool = True  # False: the incident never ended (it may stand in view after ``end``)
+    voided: bool = False  # voided as a false positive: a hard negative where it was, never a label
 
 
 def scene_boxes(
     session: Session, cameras: Iterable[str], mapping: ClassMapping, types: dict[str, str]
 ) -> dict[str, list[SceneBox]]:
-    """Per camera, every box reported by a case that was not voided as a false positive."""
+    """Per camera, every box reported by a case (those voided as false positives marked ``voided``)."""
     from sqlalchemy import select
 
     from api.models import Case, Sighting
@@ -389,8 +395,7 @@ def scene_boxes(
         .where(Sighting.camera_code.in_(wanted))
     ).all()
     for sighting, status, void_reason, code in rows:
-        if status == "voided" and void_reason == NEGATIVE_VOID_REASON:
-            continue
+        voided = status == "voided" and void_reason == NEGATIVE_VOID_REASON
         start = sighting.first_seen_at or sighting.confirmed_at or sighting.received_at
         end = max(t for t in (start, sighting.confirmed_at, sighting.last_seen_at, sighting.ended_at) if t)
         for box in sighting.boxes or []:
@@ -412,6 +417,8 @@ def scene_boxes(
                     status in CONFIRMED_STATUSES,
                     start,
                     end,
+                    ended=sighting.ended_at is not None,
+                    voided=voided,
                 )
             )
     return scene
@@ -432,7 +439,9 @@ def negative_context(
     objects out instead (a confirmed case's frame keeps its own labels whatever else stands in it)."""
     moment = sighting.confirmed_at or sighting.received_at
     near = [
-        b for b in scene if b.case_id != case.id and b.start - SAME_MOMENT <= moment <= b.end + SAME_MOMENT
+        b
+        for b in scene
+        if b.case_id != case.id and not b.voided and b.start - SAME_MOMENT <= moment <= b.end + SAME_MOMENT
     ]
     if not near:
         return np.zeros((0, 4), np.float64), np.zeros((0,), np.int64), None
@@ -468,6 +477,113 @@ def _new_boxes(
         return xyxy, classes
     keep = box_iou_batch(xyxy, known).max(axis=1) <= max_iou
     return xyxy[keep], classes[keep]
+
+
+def detected_boxes(
+    evidence: Evidence,
+    moment: dt.datetime,
+    own: F64,
+    scene: list[SceneBox],
+    mapping: ClassMapping,
+    min_confidence: float,
+) -> tuple[F64, npt.NDArray[np.int64]]:
+    """What the daemon detected in a training frame (``evidence.boxes``, sent with it), as labels: a model
+    class that is a dataset class, at or above ``min_confidence``; a static change (``unknown_object``)
+    where a confirmed case of this camera had its box while that incident stood (the class its review
+    gave). Never where the case's ``own`` boxes or a box voided as a false positive at that moment are:
+    those stay hard negatives. Anything else (a doubtful object) is left out."""
+    detected = [box for box in evidence.boxes or [] if isinstance(box, dict) and "xyxy" in box]
+    if not detected:
+        return np.zeros((0, 4), np.float64), np.zeros((0,), np.int64)
+    xyxy = np.array([[float(v) for v in box["xyxy"]] for box in detected], np.float64).reshape(-1, 4)
+    standing = [
+        b for b in scene if b.start - SAME_MOMENT <= moment and (not b.ended or moment <= b.end + SAME_MOMENT)
+    ]
+    voided = np.array([b.xyxy for b in standing if b.voided], np.float64).reshape(-1, 4)
+    confirmed = [b for b in standing if b.confirmed and b.class_id is not None]
+    confirmed_xyxy = np.array([b.xyxy for b in confirmed], np.float64).reshape(-1, 4)
+    negative = np.concatenate([own.reshape(-1, 4), voided])
+    overlaps_negative = (
+        box_iou_batch(xyxy, negative).max(axis=1) > SAME_PLACE_IOU
+        if len(negative)
+        else np.zeros(len(xyxy), bool)
+    )
+    if confirmed:  # the same place: overlapping enough, or lying inside the reviewed (corrected) box
+        place = np.maximum(
+            box_iou_batch(xyxy, confirmed_xyxy) / SAME_PLACE_IOU,
+            box_inside_batch(xyxy, confirmed_xyxy) / CORRECTED_SHARE,
+        )
+    labels: list[list[float]] = []
+    classes: list[int] = []
+    matched: set[int] = set()
+    for index, box in enumerate(detected):
+        if overlaps_negative[index]:
+            continue
+        name = str(box.get("class_name"))
+        if name == DRAWN_CLASS:  # a static change: only where a reviewed case says what it is
+            if not confirmed or place[index].max() < 1.0:
+                continue
+            best = int(place[index].argmax())
+            if best not in matched:  # a standing object: its reviewed box, labelled once
+                matched.add(best)
+                labels.append(list(confirmed[best].xyxy))
+                classes.append(int(confirmed[best].class_id))  # type: ignore[arg-type]
+        elif float(box.get("confidence", 0.0)) >= min_confidence:
+            try:
+                class_id = mapping.class_id(name, "", "", "")
+            except ExportError:
+                continue  # no dataset class without a mapping entry: left out
+            if class_id is not None:
+                labels.append(xyxy[index].tolist())
+                classes.append(class_id)
+    return np.array(labels, np.float64).reshape(-1, 4), np.array(classes, np.int64)
+
+
+def corrected(own: tuple[F64, npt.NDArray[np.int64]], drawn: F64) -> tuple[F64, npt.NDArray[np.int64]]:
+    """``own`` without the boxes an operator redrew: each lying mostly inside a drawn box (the drawn box,
+    labelled besides, is the object; the reported one a part of it)."""
+    xyxy, classes = own
+    if not len(xyxy) or not len(drawn):
+        return own
+    redrawn = (box_inside_batch(xyxy, drawn) >= CORRECTED_SHARE) & (
+        box_iou_batch(xyxy, drawn) <= SAME_OBJECT_IOU
+    )
+    keep = ~redrawn.any(axis=1)
+    return xyxy[keep], classes[keep]
+
+
+def correct_scene(
+    scene: dict[str, list[SceneBox]], cases: Sequence[Case], drawn: dict[int, list[ReviewLabel]]
+) -> dict[str, list[SceneBox]]:
+    """``scene`` with each case's reported boxes that an operator redrew on one of its whole-frame pictures
+    (:func:`corrected`) replaced by the drawn box: where that object stood, for the other frames."""
+    redraws: dict[int, F64] = {}
+    for case in cases:
+        pixels = [
+            [label.x1 * e.width, label.y1 * e.height, label.x2 * e.width, label.y2 * e.height]
+            for e in case.evidence
+            if e.kind in ("frame", "confirmation")
+            for label in drawn.get(e.id, [])
+        ]
+        if pixels:
+            redraws[case.id] = np.array(pixels, np.float64)
+    if not redraws:
+        return scene
+    fixed: dict[str, list[SceneBox]] = {}
+    for camera, boxes in scene.items():
+        fixed[camera] = []
+        for box in boxes:
+            drawn_here = redraws.get(box.case_id)
+            if drawn_here is not None:
+                inside = box_inside_batch([box.xyxy], drawn_here)[0]
+                best = int(inside.argmax())
+                if inside[best] >= CORRECTED_SHARE and box_iou_batch([box.xyxy], drawn_here)[0, best] <= (
+                    SAME_OBJECT_IOU
+                ):
+                    x1, y1, x2, y2 = (float(v) for v in drawn_here[best])
+                    box = replace(box, xyxy=(x1, y1, x2, y2))
+            fixed[camera].append(box)
+    return fixed
 
 
 # --- boxes drawn by operators ---------------------------------------------------------------------------
@@ -601,11 +717,22 @@ def case_samples(
                 on_twin = context.drawn[twin.id]
                 drawn = _join(drawn, drawn_boxes(case, on_twin, size, mapping, context.types, report))
                 covered |= {label.id for label in on_twin}
+        detected = (np.zeros((0, 4), np.float64), np.zeros((0,), np.int64))
+        if source is ImageSource.FRAME:  # what the daemon detected in the frame, sent with it
+            detected = detected_boxes(
+                evidence,
+                sighting.confirmed_at or sighting.received_at,
+                xyxy,
+                context.scene.get(camera, []),
+                mapping,
+                context.min_confidence,
+            )
         if negative:
             others, other_classes, doubt = negative_context(
                 case, sighting, window, own, context.scene.get(camera, []), context.min_confidence
             )
             labelled = _join((others, other_classes), drawn)
+            labelled = _join(labelled, _new_boxes(detected, labelled[0]))
             if doubt is None and source is ImageSource.FRAME and not len(labelled[1]):
                 doubt = "no other object in the frame could be labelled (never an empty label over a frame)"
             if doubt is not None:
@@ -616,6 +743,7 @@ def case_samples(
                 continue
             xyxy, classes = labelled
         else:
+            xyxy, classes = corrected((xyxy, classes), drawn[0])
             xyxy, classes = _join((xyxy, classes), _new_boxes(drawn, xyxy))
             if source is ImageSource.FRAME:  # the other real objects in view, so they are not background
                 others, other_classes, _ = negative_context(
@@ -628,6 +756,7 @@ def case_samples(
                     skip_doubtful=True,
                 )
                 xyxy, classes = _join((xyxy, classes), _new_boxes((others, other_classes), xyxy))
+                xyxy, classes = _join((xyxy, classes), _new_boxes(detected, xyxy))
             if not len(classes):
                 report.skip(case.id, f"image {evidence.sha256[:12]}: no box of a dataset class in it")
                 continue
@@ -964,9 +1093,8 @@ def export_reviewed(
         for case in cases
         if (case.status == "voided" or source is ImageSource.FRAME) and case.camera_code is not None
     }
-    context = CaseContext(
-        types, drawn, scene_boxes(session, context_cameras, mapping, types), context_confidence
-    )
+    scene = correct_scene(scene_boxes(session, context_cameras, mapping, types), cases, drawn)
+    context = CaseContext(types, drawn, scene, context_confidence)
     report = ExportReport()
     samples: list[Sample] = []
     for case in cases:

@@ -38,3 +38,14 @@ def box_iou_pairs(a_xyxy: npt.ArrayLike, b_xyxy: npt.ArrayLike) -> F64:
     """(K,) IoU of row k of ``a_xyxy`` (K, 4) with row k of ``b_xyxy`` (K, 4): the diagonal of
     :func:`box_iou_batch` without the K x K matrix (the tracker's block-sparse candidate pairs)."""
     return _iou(_as_xyxy(a_xyxy), _as_xyxy(b_xyxy))
+
+
+def box_inside_batch(a_xyxy: npt.ArrayLike, b_xyxy: npt.ArrayLike) -> F64:
+    """(N, M) share of each box of ``a_xyxy``'s area that lies inside each box of ``b_xyxy`` (0 for an
+    empty box): 1 when a box is wholly enclosed by another, whatever their sizes (an IoU would be small)."""
+    a, b = _as_xyxy(a_xyxy)[:, None, :], _as_xyxy(b_xyxy)[None, :, :]
+    inter_wh = np.clip(np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2]), 0, None)
+    inter = inter_wh[..., 0] * inter_wh[..., 1]
+    area_a = np.broadcast_to((a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]), inter.shape)
+    share: F64 = np.divide(inter, area_a, out=np.zeros_like(inter), where=area_a > 0)
+    return share

@@ -4,9 +4,11 @@ own evidence code (annotated confirmation frame and crop), for the export tests.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -57,8 +59,10 @@ class ReviewedStore:
         evidence: tuple[str, ...] = ("confirmation", "crop", "frame"),
         minutes: int = 0,
         camera: str = "cam-1",
+        detected: list[dict[str, Any]] | None = None,
     ) -> int:
-        """One device report of ``detections`` in ``frame`` with the daemon's evidence images; the case id."""
+        """One device report of ``detections`` in ``frame`` with the daemon's evidence images; the case id.
+        ``detected``: the boxes sent with the ``frame`` picture (everything the daemon detected in it)."""
         boxes = [
             {"xyxy": [float(v) for v in xyxy], "confidence": float(c), "class_name": self.names[int(k)]}
             for xyxy, c, k in zip(detections.xyxy, detections.confidence, detections.class_id, strict=True)
@@ -91,7 +95,13 @@ class ReviewedStore:
             assert ok
             with self.sessions.begin() as session:
                 add_evidence(
-                    session, case_id, self.device, data=data.tobytes(), kind=kind, settings=self.settings
+                    session,
+                    case_id,
+                    self.device,
+                    data=data.tobytes(),
+                    kind=kind,
+                    settings=self.settings,
+                    boxes=json.dumps(detected) if kind == "frame" and detected is not None else None,
                 )
         return case_id
 

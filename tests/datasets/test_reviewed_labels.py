@@ -5,6 +5,9 @@
   dropped, and a doubtful object near it (a low-confidence box) drops the picture;
 - boxes operators drew on a case's image become labels of that image (class from the code, as a re-code),
   with a crop of their own where the case's crop does not show them; a code without one class is listed;
+- a frame also labels what the daemon detected in it (sent with it): confident boxes of dataset classes,
+  and static changes where a reviewed case's object stands; never where a false positive was voided;
+- a box an operator draws around a reported box corrects it, in its own frame and in later ones;
 - splits group connected incidents of one camera; the summary table counts per split and per camera.
 """
 
@@ -271,3 +274,89 @@ def test_frames_are_the_undrawn_pictures_with_every_real_object_in_view(
     assert of_case(images, old) == []
     (why,) = [s["reason"] for s in report.skipped if s["case"] == old]
     assert "no undrawn frame" in why
+
+
+GARBAGE = [300.0, 420.0, 380.0, 500.0]  # a pile on the pavement
+TABLE = [100.0, 360.0, 180.0, 420.0]  # what static change boxed of a stall: its table, inside the zone
+WHOLE_STALL = [80.0, 290.0, 200.0, 420.0]  # the stall with its umbrella, as the operator draws it
+
+
+def detected(xyxy: list[float], confidence: float, name: str) -> dict[str, Any]:
+    return {"xyxy": xyxy, "confidence": confidence, "class_name": name}
+
+
+def normalised(xyxy: list[float]) -> list[float]:
+    return [v / s for v, s in zip(xyxy, (768, 576, 768, 576), strict=True)]
+
+
+def test_a_frame_labels_what_the_daemon_detected_in_it_except_where_a_false_positive_was(
+    frame: np.ndarray[Any, np.dtype[np.uint8]], tmp_path: Path
+) -> None:
+    """No case names the parked car, but the daemon detected it in both frames: it is labelled (not taught
+    as background), also in a false positive's frame, which is kept for it; a doubtful car (low
+    confidence), a static change no reviewed case explains, and the voided box itself stay unlabelled."""
+    store = make_reviewed_store(tmp_path / "store", [*NAMES, "unknown_object"])
+    in_view = [
+        detected(CAR, 0.9, "car"),
+        detected(FAINT, 0.3, "car"),
+        detected([400.0, 200.0, 440.0, 260.0], 0.5, "unknown_object"),
+    ]
+    voided = store.report(
+        frame,
+        boxes(STALL, 0.6, 1),
+        place="p-b",
+        violation="street_stall",
+        detected=[*in_view, detected(STALL, 0.6, "umbrella")],
+    )
+    store.act(voided, "void", reason="false_positive")
+    pile = store.report(
+        frame,
+        boxes(GARBAGE, 0.7, 1),
+        place="p-a",
+        violation="exposed_garbage",
+        minutes=1,
+        detected=[*in_view, detected(STALL, 0.95, "car")],  # where the false positive was: not a car
+    )
+    store.act(pile, "file")
+
+    yaml_path, report = export(store, tmp_path / "frames", ImageSource.FRAME)
+    images = exported(yaml_path)
+    ((_, labels),) = of_case(images, pile)
+    got = sorted(
+        zip(labels.class_id.tolist(), xywhn_to_xyxy(labels.xywhn, 768, 576).round().tolist(), strict=True)
+    )
+    assert got == [(0, CAR), (2, GARBAGE)]
+    ((_, labels),) = of_case(images, voided)  # kept for the car; the voided box stays a hard negative
+    assert labels.class_id.tolist() == [0]
+    np.testing.assert_allclose(xywhn_to_xyxy(labels.xywhn, 768, 576)[0], CAR, atol=1)
+    assert report.negatives_dropped == 0
+
+
+def test_a_redrawn_static_change_box_labels_the_whole_object_in_its_frame_and_in_later_ones(
+    frame: np.ndarray[Any, np.dtype[np.uint8]], tmp_path: Path
+) -> None:
+    """Static change boxed a stall's table (what changed inside the zone); the operator who re-codes it draws
+    the whole stall on the frame. Its frame is labelled with the drawn box, not the table; a later case's
+    frame in which the daemon still detects the change there labels the stall with the drawn box too."""
+    store = make_reviewed_store(tmp_path / "store", [*NAMES, "unknown_object"])
+    stall = store.report(frame, boxes(TABLE, 0.6, 2), place="p-s", violation="street_stall")
+    store.act(stall, "file")
+    store.draw(stall, "frame", normalised(WHOLE_STALL), "0501")
+    pile = store.report(
+        frame,
+        boxes(GARBAGE, 0.7, 1),
+        place="p-a",
+        violation="exposed_garbage",
+        minutes=3,
+        detected=[detected([102.0, 358.0, 182.0, 421.0], 0.6, "unknown_object")],
+    )
+    store.act(pile, "file")
+
+    yaml_path, _ = export(store, tmp_path / "frames", ImageSource.FRAME)
+    images = exported(yaml_path)
+    for case_id, wanted in ((stall, [(1, WHOLE_STALL)]), (pile, [(1, WHOLE_STALL), (2, GARBAGE)])):
+        ((_, labels),) = of_case(images, case_id)
+        got = sorted(
+            zip(labels.class_id.tolist(), xywhn_to_xyxy(labels.xywhn, 768, 576).round().tolist(), strict=True)
+        )
+        assert got == wanted, case_id
