@@ -14,7 +14,10 @@ nothing drawn on it, every zone of the camera sharp. ``--images frame`` (the com
 those frames: the scale
 and context the daemon's model sees, so a model trained on them finds the objects in the daemon's frames.
 In a confirmed case's frame, besides its own boxes, the other real objects in view are labelled (other
-cases' boxes at the same moment, as for negatives below, the doubtful ones left out). A case without such
+cases' boxes at the same moment, as for negatives below, the doubtful ones left out), and so is what the
+daemon detected in the frame and sent with it (``evidence.boxes``): a box of a dataset class at or above
+``--context-confidence``, and a static change (``unknown_object``) lying where a reviewed case's object
+stands (that case's class and box); never where a box voided as a false positive was. A case without such
 a frame (uploaded by an older daemon) is skipped: the annotated confirmation picture would teach the
 drawing. ``--images crop`` exports the crops: their place in the frame is recomputed exactly as
 the daemon cut them (checked against each crop's size), and every box of the report that shows in the
@@ -40,11 +43,13 @@ doubtful one (a low-confidence box, or one of the voided class that nobody confi
 teach that the real objects standing in it are background) and drops it otherwise.
 
 Operators draw missed objects on a case's images (api.review_labels: a box normalised to the image and a
-violation code). Each drawn box becomes a box of that image, its class mapped from the code as a re-coded
-``unknown_object`` box is; a box drawn on a confirmation frame also labels the undrawn frame of the same
-moment (and the reverse) and the crop where it shows, and in
-``--images crop`` a drawn box outside the case's crop gets a crop of its own cut from the frame (the same
-window arithmetic as the daemon's). A code with no single class is skipped, listed with the mapping to add.
+violation code). A box drawn around a reported box (which lies mostly inside it) corrects it: the report's
+box is dropped there and in other frames where that object is labelled. Each drawn box becomes a box of
+that image, its class mapped from the code as a re-coded ``unknown_object`` box is; a box drawn on a
+confirmation frame also labels the undrawn frame of the same moment (and the reverse) and the crop where
+it shows, and in ``--images crop`` a drawn box outside the case's crop gets a crop of its own cut from the
+frame (the same window arithmetic as the daemon's). A code with no single class is skipped, listed with
+the mapping to add.
 
 Splits are a hash of the *group*: connected incidents on one camera. A case, the recurrences linked to it
 (same place, same violation) and every case of the same camera whose time on screen overlaps it (so whose
