@@ -43,7 +43,7 @@ doubtful one (a low-confidence box, or one of the voided class that nobody confi
 teach that the real objects standing in it are background) and drops it otherwise.
 
 Operators draw missed objects on a case's images (api.review_labels: a box normalised to the image and a
-violation code). A box drawn around a reported box (which lies mostly inside it) corrects it: the report's
+violation code). A box drawn over a reported box (at least half of it inside) corrects it: the report's
 box is dropped there and in other frames where that object is labelled. Each drawn box becomes a box of
 that image, its class mapped from the code as a re-coded ``unknown_object`` box is; a box drawn on a
 confirmation frame also labels the undrawn frame of the same moment (and the reverse) and the crop where
@@ -111,9 +111,10 @@ GROUP_GAP = dt.timedelta(seconds=30)  # two incidents of one camera this close i
 DRAWN_CLASS = "unknown_object"  # a drawn box maps from its code as a re-coded static-change box does
 SAME_OBJECT_IOU = 0.5  # a context or drawn box this close to one already labelled is the same object
 SAME_PLACE_IOU = 0.3  # a detected static change this close to a reviewed case's box is that object
-# A reported or detected box lying this much inside a box an operator drew on the case is that object,
-# corrected: static change boxes only what changed inside the zone (a stall's table, not its umbrella).
-CORRECTED_SHARE = 0.6
+# A reported or detected box with at least this share of its area inside a box an operator drew on the case
+# is that object, corrected: static change boxes what changed inside the zone (a stall's table and its
+# shadow, not its umbrella), so the drawn box may be narrower as well as taller.
+CORRECTED_SHARE = 0.5
 
 
 class ImageSource(StrEnum):
@@ -545,15 +546,12 @@ def detected_boxes(
 
 
 def corrected(own: tuple[F64, npt.NDArray[np.int64]], drawn: F64) -> tuple[F64, npt.NDArray[np.int64]]:
-    """``own`` without the boxes an operator redrew: each lying mostly inside a drawn box (the drawn box,
+    """``own`` without the boxes an operator redrew: each at least half inside a drawn box (the drawn box,
     labelled besides, is the object; the reported one a part of it)."""
     xyxy, classes = own
     if not len(xyxy) or not len(drawn):
         return own
-    redrawn = (box_inside_batch(xyxy, drawn) >= CORRECTED_SHARE) & (
-        box_iou_batch(xyxy, drawn) <= SAME_OBJECT_IOU
-    )
-    keep = ~redrawn.any(axis=1)
+    keep = ~(box_inside_batch(xyxy, drawn) >= CORRECTED_SHARE).any(axis=1)
     return xyxy[keep], classes[keep]
 
 
@@ -582,9 +580,7 @@ def correct_scene(
             if drawn_here is not None:
                 inside = box_inside_batch([box.xyxy], drawn_here)[0]
                 best = int(inside.argmax())
-                if inside[best] >= CORRECTED_SHARE and box_iou_batch([box.xyxy], drawn_here)[0, best] <= (
-                    SAME_OBJECT_IOU
-                ):
+                if inside[best] >= CORRECTED_SHARE:
                     x1, y1, x2, y2 = (float(v) for v in drawn_here[best])
                     box = replace(box, xyxy=(x1, y1, x2, y2))
             fixed[camera].append(box)
