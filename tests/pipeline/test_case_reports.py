@@ -169,7 +169,7 @@ def test_an_outbox_of_the_previous_version_is_upgraded_with_its_items(tmp_path: 
     old = Outbox(path)
     old.put(make_report("incident-0001"), [("confirmation", make_jpeg(tmp_path, 1))])
     old.close()
-    db = sqlite3.connect(path)  # back to version 1: the old CHECK constraint and no score column
+    db = sqlite3.connect(path)  # back to version 1: the old CHECK constraint, no score or boxes column
     db.executescript(
         "PRAGMA foreign_keys=OFF; BEGIN;"
         "CREATE TABLE items_v1 AS SELECT * FROM items; DROP TABLE items;"
@@ -179,7 +179,8 @@ def test_an_outbox_of_the_previous_version_is_upgraded_with_its_items(tmp_path: 
         "attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL, created_at REAL NOT NULL, "
         "updated_at REAL NOT NULL, last_error TEXT);"
         "INSERT INTO items SELECT * FROM items_v1; DROP TABLE items_v1;"
-        "ALTER TABLE images DROP COLUMN score; PRAGMA user_version=1; COMMIT;"
+        "ALTER TABLE images DROP COLUMN score; ALTER TABLE images DROP COLUMN boxes; "
+        "PRAGMA user_version=1; COMMIT;"
     )
     db.close()
 
