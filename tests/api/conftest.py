@@ -21,7 +21,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.app import create_app
 from api.db import make_engine, make_session_factory
 from api.migrate import upgrade
+from api.models import Role
 from api.settings import Settings
+from tests.api.builders import make_device_key, make_operator, make_world, post_report
 from tests.conftest import service_missing
 
 PG_ADMIN_URL = os.environ.get("STREETWATCH_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -118,3 +120,21 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 def client(store: Store) -> Iterator[TestClient]:
     with TestClient(create_app(store.settings, engine=store.engine)) as test_client:
         yield test_client
+
+
+@dataclass
+class Scene:
+    """A device's case and a shift leader who may act on it (the evidence tests)."""
+
+    device_key: str
+    leader: str
+    case_id: int
+
+
+@pytest.fixture
+def scene(client: TestClient, store: Store) -> Scene:
+    make_world(store.sessions)
+    device_key = make_device_key(store.sessions, "box-1")
+    leader = make_operator(store.sessions, Role.SHIFT_LEADER)
+    case_id = post_report(client, device_key, "incident-0001")["case_id"]
+    return Scene(device_key, leader, case_id)

@@ -6,10 +6,8 @@ from __future__ import annotations
 import hashlib
 import struct
 import zlib
-from dataclasses import dataclass
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
@@ -20,26 +18,9 @@ from tests.api.builders import (
     image_bytes,
     make_device_key,
     make_operator,
-    make_world,
     post_report,
 )
-from tests.api.conftest import Store
-
-
-@dataclass
-class Scene:
-    device_key: str
-    leader: str
-    case_id: int
-
-
-@pytest.fixture
-def scene(client: TestClient, store: Store) -> Scene:
-    make_world(store.sessions)
-    device_key = make_device_key(store.sessions, "box-1")
-    leader = make_operator(store.sessions, Role.SHIFT_LEADER)
-    case_id = post_report(client, device_key, "incident-0001")["case_id"]
-    return Scene(device_key, leader, case_id)
+from tests.api.conftest import Scene, Store
 
 
 def upload(

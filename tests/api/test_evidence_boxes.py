@@ -7,23 +7,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
 from alembic import command
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, inspect, select
 
 from api.migrate import alembic_config, upgrade
-from api.models import Evidence, Role
+from api.models import Evidence
 from tests.api.builders import (
     device_auth,
     image_bytes,
-    make_device_key,
-    make_operator,
-    make_world,
-    post_report,
 )
-from tests.api.conftest import Store
-from tests.api.test_evidence import Scene, stored_files
+from tests.api.conftest import Scene, Store
+from tests.api.test_evidence import stored_files
 
 BOXES: list[dict[str, Any]] = [
     {"xyxy": [10, 12.5, 40, 30], "confidence": 0.91, "class_name": "car", "track_id": 7},
@@ -33,15 +28,6 @@ STORED = [
     {"xyxy": [10.0, 12.5, 40.0, 30.0], "confidence": 0.91, "class_name": "car", "track_id": 7},
     {"xyxy": [0.0, 0.0, 8.0, 8.0], "confidence": 0.4, "class_name": "unknown_object"},
 ]
-
-
-@pytest.fixture
-def scene(client: TestClient, store: Store) -> Scene:
-    make_world(store.sessions)
-    device_key = make_device_key(store.sessions, "box-1")
-    leader = make_operator(store.sessions, Role.SHIFT_LEADER)
-    case_id = post_report(client, device_key, "incident-0001")["case_id"]
-    return Scene(device_key, leader, case_id)
 
 
 def upload(
