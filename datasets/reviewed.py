@@ -545,13 +545,20 @@ def detected_boxes(
     return np.array(labels, np.float64).reshape(-1, 4), np.array(classes, np.int64)
 
 
+def _redrawn_by(xyxy: F64, drawn: F64) -> npt.NDArray[np.intp]:
+    """Per box of ``xyxy``, the drawn box that redraws it (``CORRECTED_SHARE`` of it inside), or -1."""
+    if not len(xyxy) or not len(drawn):
+        return np.full(len(xyxy), -1, np.intp)
+    inside = box_inside_batch(xyxy, drawn)
+    best = inside.argmax(axis=1)
+    return np.where(inside[np.arange(len(xyxy)), best] >= CORRECTED_SHARE, best, -1)
+
+
 def corrected(own: tuple[F64, npt.NDArray[np.int64]], drawn: F64) -> tuple[F64, npt.NDArray[np.int64]]:
     """``own`` without the boxes an operator redrew: each at least half inside a drawn box (the drawn box,
     labelled besides, is the object; the reported one a part of it)."""
     xyxy, classes = own
-    if not len(xyxy) or not len(drawn):
-        return own
-    keep = ~(box_inside_batch(xyxy, drawn) >= CORRECTED_SHARE).any(axis=1)
+    keep = _redrawn_by(xyxy, drawn) < 0
     return xyxy[keep], classes[keep]
 
 
@@ -563,7 +570,7 @@ def correct_scene(
     redraws: dict[int, F64] = {}
     for case in cases:
         pixels = [
-            [label.x1 * e.width, label.y1 * e.height, label.x2 * e.width, label.y2 * e.height]
+            label_px(label, e.width, e.height)
             for e in case.evidence
             if e.kind in ("frame", "confirmation")
             for label in drawn.get(e.id, [])
@@ -578,9 +585,8 @@ def correct_scene(
         for box in boxes:
             drawn_here = redraws.get(box.case_id)
             if drawn_here is not None:
-                inside = box_inside_batch([box.xyxy], drawn_here)[0]
-                best = int(inside.argmax())
-                if inside[best] >= CORRECTED_SHARE:
+                best = int(_redrawn_by(np.array([box.xyxy], np.float64), drawn_here)[0])
+                if best >= 0:
                     x1, y1, x2, y2 = (float(v) for v in drawn_here[best])
                     box = replace(box, xyxy=(x1, y1, x2, y2))
             fixed[camera].append(box)
@@ -588,6 +594,11 @@ def correct_scene(
 
 
 # --- boxes drawn by operators ---------------------------------------------------------------------------
+
+
+def label_px(label: ReviewLabel, width: float, height: float) -> list[float]:
+    """A drawn label's box (stored normalised to its image) in pixels of a ``width`` x ``height`` image."""
+    return [label.x1 * width, label.y1 * height, label.x2 * width, label.y2 * height]
 
 
 def drawn_boxes(
@@ -612,7 +623,7 @@ def drawn_boxes(
             continue
         if class_id is None:
             continue
-        xyxy.append([label.x1 * width, label.y1 * height, label.x2 * width, label.y2 * height])
+        xyxy.append(label_px(label, width, height))
         classes.append(class_id)
     return np.array(xyxy, np.float64).reshape(-1, 4), np.array(classes, np.int64)
 
@@ -799,12 +810,7 @@ def _twin(image: Evidence | None, others: list[Evidence]) -> Evidence | None:
 def _visible_ids(labels: list[ReviewLabel], frame: Evidence, window: tuple[int, int, int, int]) -> list[bool]:
     if not labels:
         return []
-    xyxy = np.array(
-        [
-            [lb.x1 * frame.width, lb.y1 * frame.height, lb.x2 * frame.width, lb.y2 * frame.height]
-            for lb in labels
-        ]
-    )
+    xyxy = np.array([label_px(label, frame.width, frame.height) for label in labels])
     return [bool(v) for v in boxes_in_window(xyxy, window)[1]]
 
 
@@ -841,7 +847,7 @@ def _drawn_crops(
                 continue
             if not len(drawn_boxes(case, [label], size, mapping, context.types, ExportReport())[1]):
                 continue  # its code maps to no class (listed once already)
-            xyxy = [label.x1 * size[0], label.y1 * size[1], label.x2 * size[0], label.y2 * size[1]]
+            xyxy = label_px(label, *size)
             window = crop_window(xyxy, size)
             if window is None:
                 continue

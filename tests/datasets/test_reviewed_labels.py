@@ -285,6 +285,12 @@ def detected(xyxy: list[float], confidence: float, name: str) -> dict[str, Any]:
     return {"xyxy": xyxy, "confidence": confidence, "class_name": name}
 
 
+def classes_and_boxes(labels: Labels) -> list[tuple[int, list[float]]]:
+    """(class id, box in vtest pixels rounded) of each label, sorted."""
+    xyxy = xywhn_to_xyxy(labels.xywhn, 768, 576).round().tolist()
+    return sorted(zip(labels.class_id.tolist(), xyxy, strict=True))
+
+
 def normalised(xyxy: list[float]) -> list[float]:
     return [v / s for v, s in zip(xyxy, (768, 576, 768, 576), strict=True)]
 
@@ -322,10 +328,7 @@ def test_a_frame_labels_what_the_daemon_detected_in_it_except_where_a_false_posi
     yaml_path, report = export(store, tmp_path / "frames", ImageSource.FRAME)
     images = exported(yaml_path)
     ((_, labels),) = of_case(images, pile)
-    got = sorted(
-        zip(labels.class_id.tolist(), xywhn_to_xyxy(labels.xywhn, 768, 576).round().tolist(), strict=True)
-    )
-    assert got == [(0, CAR), (2, GARBAGE)]
+    assert classes_and_boxes(labels) == [(0, CAR), (2, GARBAGE)]
     ((_, labels),) = of_case(images, voided)  # kept for the car; the voided box stays a hard negative
     assert labels.class_id.tolist() == [0]
     np.testing.assert_allclose(xywhn_to_xyxy(labels.xywhn, 768, 576)[0], CAR, atol=1)
@@ -356,7 +359,4 @@ def test_a_redrawn_static_change_box_labels_the_whole_object_in_its_frame_and_in
     images = exported(yaml_path)
     for case_id, wanted in ((stall, [(1, WHOLE_STALL)]), (pile, [(1, WHOLE_STALL), (2, GARBAGE)])):
         ((_, labels),) = of_case(images, case_id)
-        got = sorted(
-            zip(labels.class_id.tolist(), xywhn_to_xyxy(labels.xywhn, 768, 576).round().tolist(), strict=True)
-        )
-        assert got == wanted, case_id
+        assert classes_and_boxes(labels) == wanted, case_id
