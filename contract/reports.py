@@ -56,8 +56,8 @@ class Box(BaseModel):
 
 
 # What the edge box detected in a ``frame`` picture, sent with it (form field ``boxes``: a JSON list of
-# Box in that picture's pixels, every detection of the frame including static change's unknown_object):
-# a training set labels the rest of the frame from them, not only the case's own objects.
+# Box in that picture's pixels: the detections of the classes it maps to a violation and static change's
+# unknown_object): a training set labels the rest of the frame from them, not only the case's own objects.
 FrameBoxes = Annotated[list[Box], Field(max_length=MAX_BOXES)]
 FRAME_BOXES: TypeAdapter[list[Box]] = TypeAdapter(FrameBoxes)
 
