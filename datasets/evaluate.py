@@ -80,6 +80,10 @@ class Evaluation:
                     "predictions": c.predictions,
                     "ap50": round(c.ap50, 5),
                     "ap50_95": round(c.ap50_95, 5),
+                    "working_f2": round(c.working_f, 5),
+                    "working_confidence": (
+                        None if c.working_confidence is None else round(c.working_confidence, 5)
+                    ),
                 }
                 for c in self.per_class
             ],

@@ -27,6 +27,9 @@ Bool = npt.NDArray[np.bool_]
 
 IOU_THRESHOLDS: F64 = np.linspace(0.5, 0.95, 10)
 RECALL_POINTS: F64 = np.linspace(0.0, 1.0, 101)
+#: A class's working point weighs recall twice as much as precision (F2): downstream, dwell and stationarity
+#: drop a false box that does not stay, while a box missed in a few frames can break an object's stay.
+WORKING_BETA = 2.0
 
 
 def match_predictions(
@@ -79,6 +82,10 @@ class ClassAP:
     labels: int
     predictions: int
     ap: F64
+    #: The confidence at which this class's F-beta (:data:`WORKING_BETA`) at IoU 0.5 peaks: the model's
+    #: working point for it (:func:`working_point`); None when no prediction of it is correct.
+    working_confidence: float | None = None
+    working_f: float = 0.0  # that peak's F-beta
 
     @property
     def ap50(self) -> float:
@@ -99,18 +106,42 @@ def ap_per_class(correct: Bool, confidence: F64, pred_class: I64, true_class: I6
     """
     order = np.argsort(-np.asarray(confidence), kind="stable")
     correct, pred_class = np.asarray(correct)[order], np.asarray(pred_class)[order]
+    scores = np.asarray(confidence, np.float64)[order]
     classes, counts = np.unique(np.asarray(true_class, np.int64), return_counts=True)
     results = []
     for class_id, n_labels in zip(classes.tolist(), counts.tolist(), strict=True):
         rows = pred_class == class_id
         ap = np.zeros(correct.shape[1], np.float64)
+        working: tuple[float | None, float] = (None, 0.0)
         if rows.any():
             tp = np.cumsum(correct[rows], axis=0, dtype=np.float64)  # (n, T)
             fp = np.cumsum(~correct[rows], axis=0, dtype=np.float64)
             recall, precision = tp / n_labels, tp / (tp + fp)
             ap = np.array([average_precision(recall[:, t], precision[:, t]) for t in range(correct.shape[1])])
-        results.append(ClassAP(int(class_id), int(n_labels), int(rows.sum()), ap))
+            working = working_point(recall[:, 0], precision[:, 0], scores[rows])
+        results.append(ClassAP(int(class_id), int(n_labels), int(rows.sum()), ap, *working))
     return results
+
+
+def working_point(
+    recall: F64, precision: F64, confidence: F64, beta: float = WORKING_BETA
+) -> tuple[float | None, float]:
+    """(confidence threshold, F-beta) where F-beta peaks along one class's predictions sorted by confidence.
+
+    Keeping predictions down to index k gives ``recall[k]``/``precision[k]``; the threshold is set halfway
+    between prediction k's confidence and the next one's (halfway to zero after the last), so that a model
+    whose scores drift a little on new frames keeps the same working point. Of equal peaks the first (the
+    highest threshold) wins: it reaches that score with fewer boxes. ``None`` when nothing is correct."""
+    b2 = beta * beta
+    denominator = b2 * precision + recall
+    f = np.divide(
+        (1 + b2) * precision * recall, denominator, out=np.zeros_like(recall), where=denominator > 0
+    )
+    if not len(f) or f.max() <= 0:
+        return None, 0.0
+    k = int(np.argmax(f))
+    below = float(confidence[k + 1]) if k + 1 < len(confidence) else 0.0
+    return (float(confidence[k]) + below) / 2, float(f[k])
 
 
 @dataclass

@@ -153,3 +153,42 @@ def test_agrees_with_ultralytics_on_random_detections() -> None:
 def _random_boxes(rng: np.random.Generator, n: int) -> np.ndarray:
     xy = rng.uniform(0, 200, (n, 2))
     return np.concatenate([xy, xy + rng.uniform(5, 60, (n, 2))], axis=1)
+
+
+def test_the_working_point_lies_between_the_last_kept_box_and_the_next() -> None:
+    """Three labels found at 0.9, 0.5 and 0.3, a false box at 0.2 below them: keeping down to 0.3 finds all
+    at full precision, so the threshold sits halfway to the false box."""
+    labels = np.array([_box(0, 0), _box(100, 0), _box(200, 0)])
+    acc = MatchAccumulator()
+    predictions = np.array([_box(0, 0), _box(100, 0), _box(200, 0), _box(300, 0)])
+    acc.add(predictions, np.array([0.9, 0.5, 0.3, 0.2]), np.zeros(4, np.int64), labels, np.zeros(3, np.int64))
+    [result] = acc.result()
+    assert result.working_confidence == pytest.approx(0.25)
+    assert result.working_f == pytest.approx(1.0)
+
+
+def test_the_working_point_weighs_recall_over_precision() -> None:
+    """Two of four labels above five false boxes, the other two below them: F1 peaks above the false boxes
+    (0.67 against 0.62 with all found), F2 goes down to find them all (0.80 against 0.56)."""
+    labels = np.array([_box(0, 0), _box(100, 0), _box(200, 0), _box(300, 0)])
+    false = [_box(400 + 50 * i, 0) for i in range(5)]
+    predictions = np.array([_box(0, 0), _box(100, 0), *false, _box(200, 0), _box(300, 0)])
+    scores = np.array([0.9, 0.8, 0.7, 0.65, 0.6, 0.55, 0.5, 0.4, 0.3])
+    acc = MatchAccumulator()
+    acc.add(predictions, scores, np.zeros(9, np.int64), labels, np.zeros(4, np.int64))
+    [result] = acc.result()
+    assert result.working_confidence == pytest.approx(0.15)  # halfway from 0.3 to nothing below
+    assert result.working_f == pytest.approx(5 * (4 / 9) / (4 * 4 / 9 + 1))
+
+
+def test_no_working_point_without_a_correct_box() -> None:
+    acc = MatchAccumulator()
+    acc.add(
+        np.array([_box(500, 500)]),
+        np.array([0.9]),
+        np.zeros(1, np.int64),
+        np.array([_box(0, 0)]),
+        np.zeros(1, np.int64),
+    )
+    [result] = acc.result()
+    assert result.working_confidence is None and result.working_f == 0.0
