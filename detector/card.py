@@ -12,7 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from detector.errors import ModelCardError
 from detector.yaml_lines import YamlSyntaxError, load_located_yaml
@@ -58,6 +58,12 @@ class Thresholds(_Strict):
         0.45, gt=0.0, le=1.0, description="NMS IoU above which the lower-scored box is dropped."
     )
     max_detections: int = Field(300, ge=1, description="Top-k cap per frame; street scenes are dense.")
+    classes: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] = Field(
+        default_factory=dict,
+        description="Class -> its working confidence, chosen on the training's validation split (where its "
+        "F2 peaks): a zone rule that sets no min_confidence keeps that class's detections from there on. "
+        "'confidence' above decides which boxes the detector returns at all (the lowest of the two).",
+    )
 
 
 class ModelCard(_Strict):
@@ -82,6 +88,16 @@ class ModelCard(_Strict):
         description="Class -> violation type the model was trained to report (e.g. stall: street_stall): "
         "a daemon that takes it from the store maps the classes its configuration does not.",
     )
+
+    @model_validator(mode="after")
+    def _known_threshold_classes(self) -> ModelCard:
+        unknown = sorted(set(self.thresholds.classes) - set(self.classes))
+        if unknown:
+            raise ValueError(
+                f"thresholds.classes names {', '.join(map(repr, unknown))}, not classes of the model "
+                f"({', '.join(self.classes[:12])})"
+            )
+        return self
 
 
 def sha256_of(path: Path) -> str:

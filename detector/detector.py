@@ -55,7 +55,9 @@ class Detector:
             settings=settings,
         )
         card = self.loaded.card
-        self.confidence = card.thresholds.confidence if confidence is None else confidence
+        # A class's working threshold below the card's confidence must still see its boxes.
+        lowest = min([card.thresholds.confidence, *card.thresholds.classes.values()])
+        self.confidence = lowest if confidence is None else confidence
         self.iou = card.thresholds.iou if iou is None else iou
         self.max_detections = card.thresholds.max_detections if max_detections is None else max_detections
         self.session = self.loaded.session

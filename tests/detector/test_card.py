@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from detector import Detector, Layout
 from detector.card import sha256_of
+from detector.errors import ModelCardError
 from detector.loader import load_model
 
 
@@ -47,3 +49,27 @@ def test_card_overrides_metadata(tmp_path: Path, yolov8_int8: Path) -> None:
     assert detector.card.name == "city-v8" and detector.card.version == "2"
     assert (detector.confidence, detector.max_detections) == (0.4, 50)
     assert detector.class_names[2] == "car"  # still from the ONNX metadata
+
+
+def test_class_working_points_lower_what_the_detector_returns(tmp_path: Path, yolov8_int8: Path) -> None:
+    """A class's working confidence below the card's confidence must still reach the rules."""
+    card = tmp_path / "v8.yaml"
+    card.write_text(
+        f"name: city-v8\npath: {yolov8_int8}\n"
+        "thresholds: {confidence: 0.4, classes: {car: 0.12, truck: 0.6}}\n",
+        encoding="utf-8",
+    )
+    detector = Detector(card, warmup=False)
+    assert detector.card.thresholds.classes == {"car": 0.12, "truck": 0.6}
+    assert detector.confidence == 0.12
+
+
+def test_working_points_of_unknown_classes_are_refused_with_the_card_line(
+    tmp_path: Path, yolov8_int8: Path
+) -> None:
+    card = tmp_path / "v8.yaml"
+    card.write_text(
+        f"name: city-v8\npath: {yolov8_int8}\nthresholds:\n  classes: {{stall: 0.2}}\n", encoding="utf-8"
+    )
+    with pytest.raises(ModelCardError, match="'stall', not classes of the model"):
+        Detector(card, warmup=False)
