@@ -189,6 +189,7 @@ def train_command(
                     "onnx": str(result.onnx) if result.onnx else None,
                     "card": str(result.card) if result.card else None,
                     "metrics": result.metrics,
+                    "working_points": result.working_points,
                     "command": result.command,
                 }
             )

@@ -1,19 +1,30 @@
 """``streetwatch train``: Ultralytics training on a YOLO dataset, offline, then the ONNX export and model
-card of ``streetwatch models export`` (train extra).
+card of ``streetwatch models export`` (train extra), with each class's working confidence chosen on the
+validation split (the card's ``thresholds.classes``).
 
 Ultralytics and PyTorch are imported lazily: the daemon and the API never need them.
 """
 
 from __future__ import annotations
 
+import logging
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import takewhile
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from datasets.errors import TrainError
-from datasets.yolo import read_dataset_yaml
+from datasets.yolo import read_dataset_yaml, split_images
 from detector.export import export_model, import_ultralytics
+
+log = logging.getLogger(__name__)
+
+#: A class needs this many labelled boxes in the validation split before its F2 peak is taken as its working
+#: confidence; with fewer the peak is noise, and rules keep their default for it.
+MIN_WORKING_LABELS = 5
 
 
 @dataclass(frozen=True)
@@ -23,6 +34,7 @@ class TrainResult:
     card: Path | None
     metrics: dict[str, float]
     command: str
+    working_points: dict[str, float] = field(default_factory=dict)  # written into the card
 
 
 def train(
@@ -85,7 +97,44 @@ def train(
     onnx, card = export_model(
         weights, out_dir=out_dir, imgsz=imgsz, name=export_name or name, overwrite=overwrite
     )
-    return TrainResult(weights, onnx, card, metrics, command)
+    points = choose_working_points(card, data) if card is not None else {}
+    return TrainResult(weights, onnx, card, metrics, command, points)
+
+
+def choose_working_points(card: Path, data: Path, *, split: str = "val") -> dict[str, float]:
+    """Each class's working confidence: where its F2 at IoU 0.5 peaks (datasets.metrics.working_point) on
+    ``split`` of ``data``, the exported
+    model run as the daemon runs it (``streetwatch evaluate``, the card's NMS), for classes with at least
+    :data:`MIN_WORKING_LABELS` boxes there. Written into the card's ``thresholds.classes`` (the rules of a
+    zone that set no ``min_confidence`` use it): a new model's scores are on a scale of their own, and a
+    fixed threshold made for another model drops what this one finds. No split, no points."""
+    from datasets.evaluate import evaluate
+    from detector.card import read_card_fields
+
+    spec = read_dataset_yaml(data)
+    if split not in spec.splits or not split_images(spec, split):
+        log.warning("%s has no %s images: the card keeps no per-class working confidence", data, split)
+        return {}
+    iou = float((read_card_fields(card).get("thresholds") or {}).get("iou", 0.45))
+    evaluation = evaluate(card, data, split=split, iou=iou)
+    points = {
+        evaluation.class_names[c.class_id]: round(c.working_confidence, 3)
+        for c in evaluation.per_class
+        if c.labels >= MIN_WORKING_LABELS and c.working_confidence is not None
+    }
+    if points:
+        write_working_points(card, points)
+    return points
+
+
+def write_working_points(card: Path, points: dict[str, float]) -> None:
+    """``thresholds.classes`` set in the card file; its header comments and other fields are kept."""
+    text = card.read_text(encoding="utf-8")
+    header = "".join(takewhile(lambda line: line.startswith("#"), text.splitlines(keepends=True)))
+    data = yaml.safe_load(text)
+    data.setdefault("thresholds", {})["classes"] = dict(points)
+    body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110, default_flow_style=None)
+    card.write_text(header + body, encoding="utf-8")
 
 
 def _is_number(value: Any) -> bool:

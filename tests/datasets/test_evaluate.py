@@ -93,3 +93,25 @@ def test_dataset_classes_unknown_to_the_model(tmp_path: Path) -> None:
     (tmp_path / "dataset.yaml").write_text("val: images/val\nnames: [car, stall]\n")
     with pytest.raises(DatasetError, match="1 dataset class\\(es\\) are not classes of the model: 'stall'"):
         evaluate(require(YOLOV8_INT8, "shared data"), tmp_path / "dataset.yaml")
+
+
+def test_training_writes_each_classs_working_confidence_into_the_card(dataset: Path, tmp_path: Path) -> None:
+    """After training, each class with enough validation boxes gets the confidence where its F2 peaks on the
+    validation split, as the daemon runs the model; the card keeps its header and loads with them."""
+    from datasets.train import MIN_WORKING_LABELS, choose_working_points
+    from detector import Detector
+
+    card = tmp_path / "city.yaml"
+    card.write_text(f"# written by a test\nname: city\npath: {YOLOV8_INT8}\n", encoding="utf-8")
+    points = choose_working_points(card, dataset)
+
+    evaluation = evaluate(card, dataset, split="val", iou=0.45)  # the card's default NMS, as the daemon
+    expected = {
+        evaluation.class_names[c.class_id]: round(c.working_confidence, 3)
+        for c in evaluation.per_class
+        if c.labels >= MIN_WORKING_LABELS and c.working_confidence is not None
+    }
+    assert {"car", "person"} <= set(points) and points == expected
+    assert all(0.0 < value < 1.0 for value in points.values())
+    assert card.read_text(encoding="utf-8").startswith("# written by a test\n")
+    assert Detector(card, warmup=False).card.thresholds.classes == points
