@@ -17,6 +17,7 @@ from contract.schedule import ScheduleWindow
 
 Anchor = Literal["bottom_center", "center"]
 DEFAULT_ANCHOR: Anchor = "bottom_center"
+#: A rule's min_confidence where neither the rule nor the model's card sets one.
 DEFAULT_MIN_CONFIDENCE = 0.3
 MAX_DWELL_S = 86_400
 #: The class (and default violation type) of what the static-change detector finds: appended after the
@@ -35,8 +36,12 @@ class ZoneRule(BaseModel):
         max_length=20,
         description="When the rule is enforced (the configuration's time zone); empty: always.",
     )
-    min_confidence: float = Field(
-        DEFAULT_MIN_CONFIDENCE, ge=0, le=1, description="Detections below this confidence are ignored."
+    min_confidence: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Detections below this confidence are ignored; null: the running model's working "
+        f"confidence for the class (its card's thresholds.classes), else {DEFAULT_MIN_CONFIDENCE}.",
     )
 
 

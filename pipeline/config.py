@@ -282,7 +282,13 @@ class RuleConfig(_Strict):
         ge=1, le=MAX_DWELL_S, description="Seconds an object must stay, stationary, to confirm."
     )
     schedule: str | None = Field(None, description="When the rule applies, e.g. 'mon-fri 07:00-08:30'.")
-    min_confidence: float = Field(DEFAULT_MIN_CONFIDENCE, ge=0, le=1)
+    min_confidence: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Detections below this confidence are ignored; unset: the model card's working "
+        f"confidence for the class (thresholds.classes), else {DEFAULT_MIN_CONFIDENCE}.",
+    )
 
     @field_validator("schedule")
     @classmethod

@@ -162,7 +162,7 @@ class Daemon:
         store_client: Any = None,
         static_factory: StaticChangeFactory | None = None,
     ) -> None:
-        from pipeline.incidents import RuleEngine
+        from pipeline.incidents import RuleEngine, working_points
         from pipeline.outbox import Outbox
         from pipeline.pusher import Pusher
         from pipeline.verification import Verifier
@@ -196,7 +196,10 @@ class Daemon:
         )
         # Sighting events only feed the store's "still there": emitted as often as they may be reported.
         self.rules: RulesLike = rules or RuleEngine(
-            config, self.class_names, sighting_every_s=config.incidents.sighting_report_s
+            config,
+            self.class_names,
+            sighting_every_s=config.incidents.sighting_report_s,
+            working_confidence=lambda: working_points(self.swapper.card),  # a model swapped in brings its own
         )
         self.metrics = DaemonMetrics(camera.id for camera in config.cameras)
         self.control = StageControl()
@@ -442,11 +445,18 @@ class Daemon:
             return str(card.name)[:100], str(card.version)[:50]
         return config.detector.model.stem[:100], ""
 
-    def _shadow_rules(self, class_names: list[str]) -> RulesLike:
-        """Rules of their own for a shadow model, with the zones each camera runs with now."""
-        from pipeline.incidents import RuleEngine
+    def _shadow_rules(self, detector: DetectorLike) -> RulesLike:
+        """Rules of their own for a shadow model (its classes and working points), with the zones each
+        camera runs with now."""
+        from pipeline.incidents import RuleEngine, working_points
 
-        rules = RuleEngine(self.config, class_names, sighting_every_s=self.config.incidents.sighting_report_s)
+        card = detector.card
+        rules = RuleEngine(
+            self.config,
+            list(detector.class_names),
+            sighting_every_s=self.config.incidents.sighting_report_s,
+            working_confidence=lambda: working_points(card),
+        )
         for camera in self.config.cameras:
             rules.replace_zones(camera.id, self.zone_updates.zones(camera.id))
         return rules

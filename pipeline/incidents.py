@@ -4,7 +4,8 @@ Per frame of one camera, :meth:`RuleEngine.update`:
 
 1. keeps the detections whose class maps to a violation type (``detector.classes``), pairs each with the zones
    its anchor lies in (:mod:`pipeline.zones`, a mask lookup), and keeps the pairs whose zone has a rule for
-   that type with at least the rule's ``min_confidence``;
+   that type with at least the rule's ``min_confidence`` (a rule that sets none: the model card's working
+   confidence for the class, ``thresholds.classes``, else the contract's default);
 2. matches the pairs with the camera's stationary tracks (:mod:`pipeline.tracker`, one block per
    zone x violation type); a track's *stay* starts when it was first seen at its anchor box, or when the
    rule's schedule last became active in the camera's time zone, whichever is later. A stay survives gaps
@@ -35,16 +36,18 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
 
-from contract.device_config import UNKNOWN_OBJECT
+from contract.device_config import DEFAULT_MIN_CONFIDENCE, UNKNOWN_OBJECT
 from contract.schedule import Schedule
+from detector.card import ModelCard
 from detector.detections import Detections
 from pipeline.config import CameraConfig, DaemonConfig, ZoneConfig, camera_gap_tolerance
 from pipeline.errors import RuleConfigError, StreamTimeError, UnknownCameraError
@@ -52,6 +55,8 @@ from pipeline.tracker import StationaryTracker, TrackerStep
 from pipeline.zones import CameraZones, ZoneMasks
 
 log = logging.getLogger(__name__)
+
+_NO_WORKING_POINTS: Mapping[str, float] = MappingProxyType({})
 
 EventKind = Literal["first_seen", "confirmed", "sighting", "ended"]
 
@@ -152,6 +157,12 @@ def box_coverage(
     return share
 
 
+def working_points(card: ModelCard | None) -> Mapping[str, float]:
+    """A model card's class -> working confidence (``thresholds.classes``); none for a detector without a
+    card."""
+    return card.thresholds.classes if card is not None else _NO_WORKING_POINTS
+
+
 def _utc(seconds: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(seconds, dt.UTC)
 
@@ -193,6 +204,7 @@ class _CameraRules:
         self.n_violations = n_viol
         self.has_rule = np.zeros((n_zones, n_viol), np.bool_)
         self.dwell_s = np.full((n_zones, n_viol), np.inf)
+        # NaN: the rule sets none, the class's working confidence applies (RuleEngine.class_confidence).
         self.min_confidence = np.ones((n_zones, n_viol), np.float32)
         self.schedules: list[tuple[int, int, Schedule, ZoneInfo]] = []
         for z, zone in enumerate(camera.zones):
@@ -203,7 +215,7 @@ class _CameraRules:
                 v = violations.index(v_name)
                 self.has_rule[z, v] = True
                 self.dwell_s[z, v] = rule.dwell_s
-                self.min_confidence[z, v] = rule.min_confidence
+                self.min_confidence[z, v] = np.nan if rule.min_confidence is None else rule.min_confidence
                 self.schedules.append((z, v, rule.parsed_schedule, zone_tz))
         # The violation index a static change in each zone reports as; -1: no static change there.
         self.static_violation = np.array(
@@ -245,6 +257,9 @@ class RuleEngine:
         class_names: the model's class names, index = class id.
         sighting_every_s: least stream time between two ``sighting`` events of one incident.
         max_tracks_per_camera: bound on each camera's tracker.
+        working_confidence: the running model's class -> working confidence (its card's
+            ``thresholds.classes``), asked on every frame so that a model swapped in brings its own; rules
+            without a ``min_confidence`` use it, classes it does not name the contract's default.
 
     Raises:
         RuleConfigError: a class in ``detector.classes`` is not one of ``class_names``.
@@ -259,9 +274,13 @@ class RuleEngine:
         *,
         sighting_every_s: float = 60.0,
         max_tracks_per_camera: int = 512,
+        working_confidence: Callable[[], Mapping[str, float]] | None = None,
     ) -> None:
         self.config = config
         self.class_names = list(class_names)
+        self._working_confidence = working_confidence or (lambda: _NO_WORKING_POINTS)
+        self._working_seen: Mapping[str, float] | None = None
+        self._class_confidence = np.full(len(self.class_names), DEFAULT_MIN_CONFIDENCE, np.float32)
         self.violations = sorted(config.reportable_types)
         # The static-change detector's class is appended after the model's (see contract UNKNOWN_OBJECT).
         self.unknown_class_id = (
@@ -298,6 +317,17 @@ class RuleEngine:
         self._gap_tolerance = {c.id: camera_gap_tolerance(c, incidents) for c in config.cameras}
 
     # ---- public API -------------------------------------------------------------------------------------
+
+    def class_confidence(self) -> npt.NDArray[np.float32]:
+        """(n_classes,) the confidence a detection of each class needs where its rule sets none."""
+        working = self._working_confidence()
+        if working is not self._working_seen:  # a card's mapping is one object: rebuilt only on a swap
+            table = np.full(len(self.class_names), DEFAULT_MIN_CONFIDENCE, np.float32)
+            for name, value in working.items():
+                if name in self.class_names:
+                    table[self.class_names.index(name)] = value
+            self._class_confidence, self._working_seen = table, working
+        return self._class_confidence
 
     def update(
         self, camera_id: str, stream_time: dt.datetime, detections: Detections, frame_hw: tuple[int, int]
@@ -489,11 +519,9 @@ class RuleEngine:
         v = violation[candidates]
         # Pairs count for tracking whenever the zone has a rule, active or not (presence for verification);
         # only active ones count towards incidents (see _classify).
-        ok = (
-            inside
-            & cam.has_rule[:, v].T
-            & (detections.confidence[candidates, None] >= cam.min_confidence[:, v].T)
-        )
+        ruled = cam.min_confidence[:, v].T  # (C, Z), NaN where the rule follows the class's working point
+        needed = np.where(np.isnan(ruled), self.class_confidence()[class_id[candidates], None], ruled)
+        ok = inside & cam.has_rule[:, v].T & (detections.confidence[candidates, None] >= needed)
         cand_row, zone = np.nonzero(ok)
         det = candidates[cand_row]
         block = zone.astype(np.int64) * cam.n_violations + v[cand_row]

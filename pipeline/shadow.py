@@ -86,7 +86,7 @@ class ShadowComparison:
         client: RequestLike,
         *,
         period_s: float,
-        make_rules: Callable[[list[str]], RulesLike],
+        make_rules: Callable[[DetectorLike], RulesLike],
         observe_seconds: Callable[[float], None] = lambda _s: None,
         live_version: Callable[[], int | None] = lambda: None,
     ) -> None:
@@ -110,7 +110,7 @@ class ShadowComparison:
                 self._shadow = None
                 return
             share = min(max(share, 0.0), MAX_SHADOW_SHARE)
-            rules = self.make_rules(list(detector.class_names))  # the shadow's classes may be new ones
+            rules = self.make_rules(detector)  # the shadow's classes and working points may be new ones
             self._shadow = ShadowModel(detector, version_id, share, rules)
             self._period = None
 

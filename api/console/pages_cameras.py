@@ -27,7 +27,7 @@ from api.models import Camera, Device, Place, Role
 from api.reference.cameras import ZoneBody, delete_zone, get_camera, put_zone
 from api.reference.common import CODE_PATTERN
 from api.zone_references import set_reference_from_snapshot
-from contract.device_config import DEFAULT_ANCHOR, DEFAULT_MIN_CONFIDENCE
+from contract.device_config import DEFAULT_ANCHOR
 from contract.schedule import ScheduleError, text_to_windows, windows_to_text
 
 router = APIRouter(prefix="/console/cameras", include_in_schema=False)
@@ -72,7 +72,8 @@ def _editor_zone(page: Page, zone: Any) -> dict[str, Any]:
             name: {
                 "dwell_s": rule["dwell_s"],
                 "schedule": windows_to_text(rule.get("schedule") or [], page.lang) or "",
-                "min_confidence": rule.get("min_confidence", DEFAULT_MIN_CONFIDENCE),
+                # null (or absent): the model's working confidence; the editor shows it empty
+                "min_confidence": rule.get("min_confidence"),
             }
             for name, rule in zone.rules.items()
         },
@@ -151,7 +152,7 @@ def _zone_body(data: Any, type_names: dict[str, str]) -> ZoneBody:
         rules[name] = {
             "dwell_s": (rule or {}).get("dwell_s"),
             "schedule": windows,
-            "min_confidence": (rule or {}).get("min_confidence", DEFAULT_MIN_CONFIDENCE),
+            "min_confidence": (rule or {}).get("min_confidence"),  # null: the model's working confidence
         }
     return ZoneBody.model_validate(
         {

@@ -62,8 +62,8 @@ Polygon = Annotated[
 ZoneRules = Annotated[
     dict[PipelineType, ZoneRule],
     Field(
-        description="Pipeline violation type -> {dwell_s, schedule, min_confidence}; types not listed are "
-        "not judged here."
+        description="Pipeline violation type -> {dwell_s, schedule, min_confidence}; min_confidence null or "
+        "absent: the running model's working confidence for the class. Types not listed are not judged here."
     ),
 ]
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 from typer.testing import CliRunner
 
 from api.db import make_engine
 from api.migrate import check_migrated, current_revision, head_revision, upgrade
-from api.models import Role
+from api.models import Role, Zone
 from api.settings import Settings
 from streetwatch.cli import app as cli_app
 from tests.api.builders import auth, image_bytes, make_device_key, make_operator, make_world
@@ -100,6 +100,33 @@ def test_zone_edits_by_role_bump_the_config_etag(client: TestClient, cameras: di
     assert client.delete("/api/v1/cameras/cam-a/zones/gate", headers=leader).status_code == 404
 
 
+def test_a_rule_without_min_confidence_is_stored_and_sent_as_null(
+    client: TestClient, cameras: dict[str, Any], store: Store
+) -> None:
+    """No min_confidence: null in the store and the device config (the daemon takes the model's working
+    confidence); a number is kept; a row stored with an explicit 0.3 (before null existed) keeps its 0.3."""
+    rules = {"illegal_parking": {"dwell_s": 60}, "street_stall": {"dwell_s": 300, "min_confidence": 0.45}}
+    saved = client.put(
+        "/api/v1/cameras/cam-a/zones/gate",
+        json=zone_body(cameras["place"], rules=rules),
+        headers=cameras["leader"],
+    )
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["rules"] == {
+        "illegal_parking": {"dwell_s": 60.0, "schedule": [], "min_confidence": None},
+        "street_stall": {"dwell_s": 300.0, "schedule": [], "min_confidence": 0.45},
+    }
+    [zone] = config(client, cameras["box-1"]).json()["cameras"][0]["zones"]
+    assert zone["rules"]["illegal_parking"]["min_confidence"] is None
+    assert zone["rules"]["street_stall"]["min_confidence"] == 0.45
+
+    with store.sessions.begin() as session:
+        row = session.scalars(select(Zone).where(Zone.code == "gate")).one()
+        row.rules = {"illegal_parking": {"dwell_s": 60, "schedule": [], "min_confidence": 0.3}}
+    [zone] = config(client, cameras["box-1"]).json()["cameras"][0]["zones"]
+    assert zone["rules"]["illegal_parking"]["min_confidence"] == 0.3
+
+
 def _fields(response: Any) -> str:
     """Every field the error names, as text: pydantic's ``loc`` lists or the store's ``field``."""
     body = response.json()
@@ -117,6 +144,10 @@ def _fields(response: Any) -> str:
         ({"place": "no-such-place"}, "zone.place"),
         ({"rules": {"flying_saucer": {"dwell_s": 10}}}, "zone.rules"),
         ({"rules": {"illegal_parking": {"dwell_s": 0}}}, "body.rules.illegal_parking.dwell_s"),
+        (
+            {"rules": {"illegal_parking": {"dwell_s": 9, "min_confidence": 1.5}}},
+            "body.rules.illegal_parking.min_confidence",
+        ),
         (
             {"rules": {"illegal_parking": {"dwell_s": 9, "schedule": [{"start": "25:00", "end": "08:00"}]}}},
             "body.rules.illegal_parking.schedule.0.start",

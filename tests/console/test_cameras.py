@@ -190,6 +190,37 @@ def test_editor_draws_edits_and_names_invalid_fields(
     assert zones_in_store(console, "cam-1") == {}
 
 
+def test_min_confidence_left_empty_is_the_models_and_a_typed_one_is_kept(
+    console: ConsoleWorld, frames: None, desktop: Any
+) -> None:
+    """An empty min. confidence is stored as null (the daemon takes the model's working confidence), shown
+    empty again, not as 0.3; a number typed in is stored as it is."""
+    page = desktop
+    login(page, console, "li")
+    page.goto(f"{console.url}/console/cameras/cam-1/zones")
+    page.fill("#zone-code", "kerb")
+    click_polygon(page, [[0.1, 0.5], [0.4, 0.5], [0.4, 0.9], [0.1, 0.9]])
+    page.select_option("#zone-place", VAN_PLACE)
+    page.check("#rule-illegal_parking")
+    confidence = page.locator("#confidence-illegal_parking")
+    assert confidence.input_value() == ""
+    assert confidence.get_attribute("placeholder") == "留空：使用模型的工作阈值"
+    page.click("#save-zone")
+    page.locator("#zone-message.ok").wait_for()
+    assert zones_in_store(console, "cam-1")["kerb"].rules["illegal_parking"]["min_confidence"] is None
+
+    page.reload()
+    page.select_option("#zone-select", "kerb")
+    assert page.is_checked("#rule-illegal_parking") and confidence.input_value() == ""
+    confidence.fill("0.4")
+    with page.expect_response(lambda r: "/zones/kerb" in r.url and r.request.method == "POST"):
+        page.click("#save-zone")
+    assert zones_in_store(console, "cam-1")["kerb"].rules["illegal_parking"]["min_confidence"] == 0.4
+    page.reload()
+    page.select_option("#zone-select", "kerb")
+    assert confidence.input_value() == "0.4"
+
+
 @pytest.fixture
 def daemon_on_cam1(
     console: ConsoleWorld, tmp_path: Path, yolox_card: Path, vtest_path: Path

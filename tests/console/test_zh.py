@@ -514,6 +514,8 @@ def test_the_zone_editor_writes_schedules_with_chinese_day_names(
     page.select_option("#zone-select", "z-gate")
     schedule = page.locator("#schedule-illegal_parking")
     assert schedule.input_value() == "周一-周五 07:00-09:00"
+    # a rule stored with an explicit 0.3 shows it (empty would mean the model's) and keeps it when saved
+    assert page.input_value("#confidence-illegal_parking") == "0.3"
     assert "机动车乱停放" in page.locator(".rule[data-type=illegal_parking] label.check").inner_text()
 
     schedule.fill("周一至周五 07:00-09:00，周六 9:00-12:00")
@@ -525,6 +527,7 @@ def test_the_zone_editor_writes_schedules_with_chinese_day_names(
             {"days": [1, 2, 3, 4, 5], "start": "07:00", "end": "09:00"},
             {"days": [6], "start": "09:00", "end": "12:00"},
         ]
+        assert zone.rules["illegal_parking"]["min_confidence"] == 0.3
 
     schedule.fill("工作日 07:00")
     page.click("#save-zone")

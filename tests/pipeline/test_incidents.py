@@ -17,6 +17,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from contract.device_config import DEFAULT_MIN_CONFIDENCE
 from contract.reports import CaseReport
 from contract.schedule import Schedule
 from detector.boxes import box_iou_pairs
@@ -215,6 +216,37 @@ def test_min_confidence_is_per_rule() -> None:
     frames = [(s, make_detections([PARKED, PASSER], [CAR, PERSON], 0.5)) for s in range(40)]
     confirmed = kinds(feed(engine, frames), "confirmed")
     assert [e.violation_type for e in confirmed] == ["loitering"]
+
+
+def test_a_rule_without_min_confidence_follows_the_running_models_working_point() -> None:
+    """A new model's scores are on their own scale: its card's working confidence per class applies where the
+    rule sets none; a rule's own number still wins; a model swapped in brings its own points."""
+    points: dict[str, float] = {"car": 0.15}
+    follows: dict[str, dict[str, Any]] = {"illegal_parking": {"dwell_s": 30}}
+    explicit: dict[str, dict[str, Any]] = {"illegal_parking": {"dwell_s": 30, "min_confidence": 0.3}}
+    cameras = [
+        camera("a", zones=[zone(place="pa", rules=follows)]),
+        camera("b", zones=[zone(place="pb", rules=explicit)]),
+        camera("c", zones=[zone(place="pc", rules=follows)]),
+    ]
+    engine = RuleEngine(make_config(cameras=cameras), CLASS_NAMES, working_confidence=lambda: points)
+    faint = [(s, make_detections([PARKED], CAR, 0.2)) for s in range(40)]
+    assert [e.place for e in kinds(feed(engine, faint, camera_id="a"), "confirmed")] == ["pa"]
+    assert kinds(feed(engine, faint, camera_id="b"), "confirmed") == []  # the rule's own 0.3
+
+    points = {"car": 0.5}  # another model swapped in, on a scale of its own
+    assert kinds(feed(engine, faint, camera_id="c"), "confirmed") == []
+    clear = [(s, make_detections([PARKED], CAR, 0.55)) for s in range(100, 140)]
+    assert [e.place for e in kinds(feed(engine, clear, camera_id="c"), "confirmed")] == ["pc"]
+
+
+def test_without_a_working_point_a_rule_without_min_confidence_keeps_the_contract_default() -> None:
+    rules: dict[str, dict[str, Any]] = {"illegal_parking": {"dwell_s": 30}}
+    engine = make_engine(cameras=[camera(zones=[zone(rules=rules)])])
+    below = [(s, make_detections([PARKED], CAR, DEFAULT_MIN_CONFIDENCE - 0.05)) for s in range(40)]
+    assert kinds(feed(engine, below), "confirmed") == []
+    at_default = [(s, make_detections([PARKED], CAR, DEFAULT_MIN_CONFIDENCE)) for s in range(100, 140)]
+    assert len(kinds(feed(engine, at_default), "confirmed")) == 1
 
 
 def test_a_detection_counts_only_in_zones_its_anchor_is_in() -> None:

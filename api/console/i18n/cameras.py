@@ -32,6 +32,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "zones.rules": ("违规类型与停留时间", "Violations and dwell times"),
     "zones.dwell": ("停留（秒）", "Dwell (s)"),
     "zones.min_confidence": ("最低置信度", "Min. confidence"),
+    "zones.min_confidence_model": ("留空：使用模型的工作阈值", "Empty: the model's working threshold"),
     "zones.anchor": ("判定点", "Anchor"),
     "zones.anchor_bottom": ("目标底部中点（车辆、摊位落地处）", "Bottom centre (where it stands)"),
     "zones.anchor_center": ("目标中心", "Centre"),

@@ -126,7 +126,8 @@
       rule.querySelector(".rule-on").checked = Boolean(spec);
       rule.querySelector(".rule-dwell").value = spec ? spec.dwell_s : 60;
       rule.querySelector(".rule-schedule").value = spec ? spec.schedule || "" : "";
-      rule.querySelector(".rule-confidence").value = spec ? spec.min_confidence : 0.3;
+      // empty: the running model's working confidence (the rule stores null)
+      rule.querySelector(".rule-confidence").value = spec && spec.min_confidence != null ? spec.min_confidence : "";
     }
     loadStatic(current);
     $("delete-zone").hidden = current.isNew;
@@ -169,6 +170,13 @@
     select.value = selected || "";
   }
 
+  // An empty field is null (the model's working confidence), never 0 or "". The browser refuses to submit
+  // a value it cannot read as a number (the form is validated before "submit" fires).
+  function confidenceOf(input) {
+    const text = input.value.trim();
+    return text === "" ? null : Number(text);
+  }
+
   function collect() {
     const rules = {};
     for (const rule of root.querySelectorAll(".rule")) {
@@ -176,7 +184,7 @@
       rules[rule.dataset.type] = {
         dwell_s: Number(rule.querySelector(".rule-dwell").value),
         schedule: rule.querySelector(".rule-schedule").value.trim(),
-        min_confidence: Number(rule.querySelector(".rule-confidence").value),
+        min_confidence: confidenceOf(rule.querySelector(".rule-confidence")),
       };
     }
     return {
