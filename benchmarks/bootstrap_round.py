@@ -507,6 +507,7 @@ def train(state: Round, data: Path, args: argparse.Namespace) -> tuple[Path, str
         extra=extra,
     )
     assert result.card is not None
+    print("working confidence per class (validation F2 peak):", result.working_points or "none")
     card = yaml.safe_load(result.card.read_text(encoding="utf-8"))
     card["violations"] = {**CLASS_TO_VIOLATION}
     card["version"] = "bootstrap-1"
@@ -721,6 +722,9 @@ def bootstrap_round(args: argparse.Namespace) -> dict[str, Any]:
                 "decisions": dict(state.decisions),
                 "steps": dict(state.steps),
                 "model": str(card),
+                "working_points": (yaml.safe_load(card.read_text(encoding="utf-8"))["thresholds"] or {}).get(
+                    "classes", {}
+                ),
                 "version_id": version_id,
                 "command": "python -m benchmarks.bootstrap_round " + " ".join(sys.argv[1:]),
             }
