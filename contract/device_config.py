@@ -24,6 +24,17 @@ MAX_DWELL_S = 86_400
 #: model's classes, class id = len(model class names).
 UNKNOWN_OBJECT = "unknown_object"
 
+#: A rule's least confidence, in the store's zones and the daemon's YAML alike.
+MinConfidence = Annotated[
+    float | None,
+    Field(
+        ge=0,
+        le=1,
+        description="Detections below this confidence are ignored; unset (null): the running model's "
+        f"working confidence for the class (its card's thresholds.classes), else {DEFAULT_MIN_CONFIDENCE}.",
+    ),
+]
+
 
 class ZoneRule(BaseModel):
     """How one violation type is judged in a zone."""
@@ -36,13 +47,7 @@ class ZoneRule(BaseModel):
         max_length=20,
         description="When the rule is enforced (the configuration's time zone); empty: always.",
     )
-    min_confidence: float | None = Field(
-        None,
-        ge=0,
-        le=1,
-        description="Detections below this confidence are ignored; null: the running model's working "
-        f"confidence for the class (its card's thresholds.classes), else {DEFAULT_MIN_CONFIDENCE}.",
-    )
+    min_confidence: MinConfidence = None
 
 
 class StaticChangeConfig(BaseModel):

@@ -21,10 +21,10 @@ from pydantic import (
 
 from contract.device_config import (
     DEFAULT_ANCHOR,
-    DEFAULT_MIN_CONFIDENCE,
     MAX_DWELL_S,
     UNKNOWN_OBJECT,
     Anchor,
+    MinConfidence,
     StaticChangeConfig,
 )
 from contract.fields import PIPELINE_TYPE_PATTERN, EventCode
@@ -282,13 +282,7 @@ class RuleConfig(_Strict):
         ge=1, le=MAX_DWELL_S, description="Seconds an object must stay, stationary, to confirm."
     )
     schedule: str | None = Field(None, description="When the rule applies, e.g. 'mon-fri 07:00-08:30'.")
-    min_confidence: float | None = Field(
-        None,
-        ge=0,
-        le=1,
-        description="Detections below this confidence are ignored; unset: the model card's working "
-        f"confidence for the class (thresholds.classes), else {DEFAULT_MIN_CONFIDENCE}.",
-    )
+    min_confidence: MinConfidence = None
 
     @field_validator("schedule")
     @classmethod
