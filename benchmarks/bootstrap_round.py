@@ -618,13 +618,18 @@ def table(result: dict[str, Any]) -> str:
 
 
 def garbage_photos(card: Path, folder: Path) -> str:
-    """What the new model finds on real garbage photos (no target: the round's scenes are drawn)."""
+    """What the new model finds on real garbage photos, each class at its working confidence (no target: the
+    round's scenes are drawn)."""
     from detector.detector import Detector
 
     photos = sorted(p for p in folder.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     if not photos:
         return f"garbage photos: none in {folder}"
+    from contract.device_config import DEFAULT_MIN_CONFIDENCE
+
     detector = Detector(card)
+    # each class at its working confidence, as a zone rule without min_confidence takes it
+    working = [detector.card.thresholds.classes.get(n, DEFAULT_MIN_CONFIDENCE) for n in detector.class_names]
     counts: dict[str, int] = {}
     with_garbage = 0
     for photo in photos:
@@ -632,7 +637,8 @@ def garbage_photos(card: Path, folder: Path) -> str:
         if image is None:
             continue
         found = detector.detect_batch([image.astype(np.uint8, copy=False)])[0]
-        names = {detector.class_names[int(c)] for c in found.class_id}
+        kept = found.confidence >= np.asarray(working, np.float32)[found.class_id]
+        names = {detector.class_names[int(c)] for c in found.class_id[kept]}
         with_garbage += "garbage" in names
         for name in names:
             counts[name] = counts.get(name, 0) + 1
