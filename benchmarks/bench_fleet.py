@@ -53,7 +53,7 @@ import psutil
 from sqlalchemy import create_engine, text
 
 from benchmarks.bench_api import free_port, percentile, scratch_database, wait_ready
-from benchmarks.common import cpu_model, write_json
+from benchmarks.common import cpu_model, pyplot, save_figure, write_json
 from benchmarks.fleet_box import KINDS, BoxSpec, Incident, Sample, SimBox
 
 REPO = Path(__file__).resolve().parents[1]
@@ -993,12 +993,8 @@ def format_table(document: dict[str, Any]) -> str:
 
 
 def plot(document: dict[str, Any], path: Path) -> Path | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return None
     protocol = "old" if document["model"]["old_protocol"] else "new"
     old = [s for s in document["steps"] if s.get("protocol", protocol) != protocol]
@@ -1031,10 +1027,7 @@ def plot(document: dict[str, Any], path: Path) -> Path | None:
     right.set(xlabel="cameras", ylabel="per second", title="throughput and errors")
     right.legend(loc="upper left", fontsize=8)
     figure.suptitle(f"bench_fleet {document['timestamp'][:16]} ({document['machine']['cpu_count']} vCPUs)")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save_figure(plt, figure, path)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import cpu_model, package_version, write_json
+from benchmarks.common import cpu_model, package_version, pyplot, save_figure, write_json
 from detector import Detector
 from detector.errors import DetectorError
 from detector.session import PROVIDERS_ENV, ProviderSpec, SessionSettings
@@ -238,12 +238,8 @@ def pipeline_on(
 
 
 def plot(document: dict[str, Any], path: Path) -> Path | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return None
     figure, ax = plt.subplots(figsize=(6.5, 4.2))
     for name, result in document["settings"].items():
@@ -258,10 +254,7 @@ def plot(document: dict[str, Any], path: Path) -> Path | None:
         title=f"bench_gpu {document['config']['model_name']} {document['timestamp'][:16]}",
     )
     ax.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save_figure(plt, figure, path)
 
 
 def format_table(document: dict[str, Any]) -> str:

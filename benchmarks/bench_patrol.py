@@ -42,7 +42,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from benchmarks.common import cpu_model, write_json
+from benchmarks.common import cpu_model, pyplot, save_figure, write_json
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("STREETWATCH_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -390,12 +390,8 @@ def format_table(document: dict[str, Any]) -> str:
 
 
 def plot(document: dict[str, Any], path: Path) -> Path | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return None
     steps = document["steps"]
     cameras = [s["cameras"] for s in steps]
@@ -413,10 +409,7 @@ def plot(document: dict[str, Any], path: Path) -> Path | None:
         f"({document['machine']['cpu_count']} vCPUs, load {document['machine']['loadavg_1m']:.1f})",
         fontsize=9,
     )
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save_figure(plt, figure, path)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -32,3 +32,24 @@ def write_json(out: Path, name: str, document: dict[str, Any], *, indent: int | 
     path = out / f"{name}_{stamp}.json"
     path.write_text(json.dumps(document, indent=indent), encoding="utf-8")
     return path
+
+
+def pyplot() -> Any | None:
+    """``matplotlib.pyplot`` on the file-only Agg backend (no display on a server); None when matplotlib is
+    not installed (the benchmarks then write their JSON without a picture)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
+def save_figure(plt: Any, figure: Any, path: Path) -> Path:
+    """Lay ``figure`` out, write it to ``path`` as a 100-dpi PNG and free it."""
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path

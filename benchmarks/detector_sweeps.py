@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from benchmarks.common import pyplot, save_figure
 from detector import Detector
 from detector.session import SessionSettings
 
@@ -367,12 +368,8 @@ def _card_like(base: Detector, onnx: Path, size: tuple[int, int]) -> Path:
 
 def plot(document: dict[str, Any], path: Path) -> Path | None:
     """Batch size vs fps (and CPU ms per frame); threads x spinning CPU per inference, when measured."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return None
     sweeps = document.get("sweeps", {})
     panels = [k for k in ("batch", "pattern", "variants") if k in sweeps]
@@ -432,10 +429,7 @@ def plot(document: dict[str, Any], path: Path) -> Path | None:
         f"bench_detector {config['model_name']} {document['timestamp'][:16]} "
         f"({machine['cpu_count']} CPUs, load {machine['loadavg_1m']:.1f})"
     )
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save_figure(plt, figure, path)
 
 
 def format_sweeps(found: dict[str, Any]) -> str:

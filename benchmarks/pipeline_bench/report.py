@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import pyplot, save_figure
 from benchmarks.pipeline_bench.verdict import (
     TARGET_CAMERA_RATIO,
     TARGET_CAMERAS,
@@ -193,12 +194,8 @@ def _target_lines(document: dict[str, Any]) -> list[str]:
 def plot(document: dict[str, Any], path: Path) -> Path | None:
     """Cameras vs share of due frames analysed (worst camera) and p99 lag, one line per system and mode;
     the no-backlog bounds dashed. None when matplotlib is not installed."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return None
     series: dict[str, list[dict[str, Any]]] = {}
     for trial in document["trials"]:
@@ -225,7 +222,4 @@ def plot(document: dict[str, Any], path: Path) -> Path | None:
     machine = document["machine"]
     figure.suptitle(f"bench_pipeline {document['timestamp'][:16]} ({machine['cpu_count']} CPUs, "
                     f"load {machine['loadavg'][0]:.1f} -> {machine['loadavg_end'][0]:.1f})")  # fmt: skip
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save_figure(plt, figure, path)
