@@ -185,7 +185,7 @@ class Daemon:
         if staged is not None:
             identity = staged.identity
             log.info("the staged model %s runs (classes %s)", identity.label, ", ".join(staged.classes))
-        self.swapper = SwappableDetector(detector, identity)
+        self.swapper = SwappableDetector(detector, identity, person_split=self.person_split)
         self.detector: DetectorLike = self.swapper
         self.case_reporter = CaseReporter(
             config,

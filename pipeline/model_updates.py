@@ -52,6 +52,7 @@ from pipeline.zone_sync import RequestLike
 
 if TYPE_CHECKING:
     from detector.session import SessionSettings
+    from pipeline.redaction import PersonSplit
 
 log = logging.getLogger(__name__)
 
@@ -140,10 +141,15 @@ class ModelIdentity:
 class SwappableDetector:
     """A :class:`pipeline.protocols.DetectorLike` whose model can be replaced while frames flow."""
 
-    def __init__(self, detector: DetectorLike, identity: ModelIdentity) -> None:
+    def __init__(
+        self, detector: DetectorLike, identity: ModelIdentity, *, person_split: PersonSplit | None = None
+    ) -> None:
         self._current = detector
         self._identity = identity
-        self._pending: tuple[DetectorLike, ModelIdentity] | None = None
+        # Where the detector runs lower for redaction, the split keeps the rules at the live model's own
+        # threshold: a model swapped in brings its own (its card's confidence and per-class working points).
+        self._person_split = person_split
+        self._pending: tuple[DetectorLike, ModelIdentity, float | None] | None = None
         self._lock = threading.Lock()
         self.swaps = 0
 
@@ -180,16 +186,20 @@ class SwappableDetector:
                 f"{self._identity.label} has {self._current.class_names}: a different class list needs a "
                 "restart of the daemon"
             )
-        if hasattr(self._current, "confidence") and hasattr(detector, "confidence"):
-            detector.confidence = self._current.confidence  # e.g. lowered for redaction (PersonSplit)
+        working: float | None = None
+        if self._person_split is not None and hasattr(detector, "confidence"):
+            working = float(detector.confidence)  # what the rules see of it: its own thresholds
+            detector.confidence = min(working, self._person_split.person_confidence)  # redaction's people
         with self._lock:
-            self._pending = (detector, identity)
+            self._pending = (detector, identity, working)
 
     def detect_batch(self, frames: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]:
         with self._lock:
             pending, self._pending = self._pending, None
         if pending is not None:  # between two batches: this one runs wholly on the new model
-            self._current, self._identity = pending
+            self._current, self._identity, working = pending
+            if working is not None and self._person_split is not None:
+                self._person_split.working_confidence = working
             self.swaps += 1
             log.info("model swapped: %s is live", self._identity.label)
         return self._current.detect_batch(frames)

@@ -29,6 +29,7 @@ from api.models import Camera, ModelComparison, ModelVersion, Role
 from pipeline.cli import check_config
 from pipeline.config import CameraConfig
 from pipeline.daemon import Daemon
+from pipeline.incidents import RuleEngine
 from pipeline.protocols import SourceLike
 from tests.conftest import REPO
 from tests.pipeline.live_store import LiveStore
@@ -115,7 +116,11 @@ def test_hot_swap_and_rollback_under_flowing_frames_lose_no_frame(
 ) -> None:
     card = yolox_card_fields(yolox_card)
     v1 = publish(store, resaved(yolox_nano, "registry v1"), {**card, "version": "r1"})
-    v2 = publish(store, resaved(yolox_nano, "registry v2"), {**card, "version": "r2"})
+    # v2 was trained with working points: the rules follow them while it is live
+    thresholds = {**card.get("thresholds", {}), "classes": {"car": 0.2}}
+    v2 = publish(
+        store, resaved(yolox_nano, "registry v2"), {**card, "version": "r2", "thresholds": thresholds}
+    )
     cameras = camera_config(5, 20, store.world.place_key)
     cameras[0]["url"] = str(vtest_path)
     path = write_config(
@@ -143,6 +148,11 @@ def test_hot_swap_and_rollback_under_flowing_frames_lose_no_frame(
                 lambda v=version_id: daemon.swapper.identity.version_id == v, 90, f"version {version_id}"
             )
             seen.append((version_id, analysed(daemon)))
+            wait_for(
+                lambda v=version_id: working_point(daemon, "car") == pytest.approx(0.2 if v == v2 else 0.3),
+                30,
+                f"the working point of version {version_id}",
+            )
         assert daemon.model_updater.health().state == "running"
     finally:
         runner.join(300)
@@ -160,6 +170,12 @@ def test_hot_swap_and_rollback_under_flowing_frames_lose_no_frame(
     assert case.model_name == "yolox-nano-coco"
     assert case.model_version is not None and case.model_version.split("#")[-1] in {str(v1), str(v2)}
     assert (tmp_path / "models" / f"{_sha(store, v1)}.onnx").is_file()
+
+
+def working_point(daemon: Daemon, name: str) -> float:
+    """The confidence the daemon's rules ask of ``name`` where a rule sets none."""
+    rules: RuleEngine = daemon.rules  # type: ignore[assignment]
+    return float(rules.class_confidence()[daemon.class_names.index(name)])
 
 
 def _sha(store: LiveStore, version_id: int) -> str:

@@ -16,6 +16,7 @@ import pytest
 from contract.device_config import DeviceModel
 from detector.detections import Detections
 from pipeline.model_updates import ModelIdentity, ModelUpdateError, SwappableDetector, download
+from pipeline.redaction import PersonSplit
 
 DATA = bytes(range(256)) * 40  # 10 240 bytes
 
@@ -93,6 +94,32 @@ def test_the_swap_happens_between_batches_and_refuses_other_classes() -> None:
     assert swapper.identity.report_version == "2 #9"
     with pytest.raises(ModelUpdateError, match="a different class list needs a restart"):
         swapper.offer(Fixed(["car", "stall"], 0.3), ModelIdentity("city", "3", 10))
+
+
+class Thresholded(Fixed):
+    """A stand-in with a decode threshold, as :class:`detector.Detector` has."""
+
+    def __init__(self, classes: list[str], confidence: float) -> None:
+        super().__init__(classes, confidence)
+        self.confidence = confidence
+
+
+def test_a_swapped_in_model_brings_its_own_threshold_and_redaction_still_sees_faint_people() -> None:
+    """The old model ran at 0.1 for redaction with the rules kept at its 0.25; the new one's own threshold
+    (its lowest working point, 0.15) is what the rules see of it, and it too runs at 0.1 for the people."""
+    split = PersonSplit(["person", "car"], working_confidence=0.25, person_confidence=0.1)
+    old = Thresholded(["person", "car"], 0.1)
+    swapper = SwappableDetector(old, ModelIdentity("yaml", "1", None), person_split=split)
+    new = Thresholded(["person", "car"], 0.15)
+    swapper.offer(new, ModelIdentity("city", "2", 9))
+    assert split.working_confidence == 0.25, "not before the swap"
+    swapper.detect_batch([np.zeros((4, 4, 3), np.uint8)])
+    assert (new.confidence, split.working_confidence) == (0.1, 0.15)
+
+    alone = SwappableDetector(Thresholded(["car"], 0.25), ModelIdentity("yaml", "1", None))
+    own = Thresholded(["car"], 0.4)
+    alone.offer(own, ModelIdentity("city", "3", 10))
+    assert own.confidence == 0.4, "no redaction split: the new model keeps its own threshold"
 
 
 def test_a_live_model_with_other_classes_is_staged_and_the_daemon_asked_to_restart(tmp_path: Path) -> None:
