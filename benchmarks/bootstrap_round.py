@@ -483,7 +483,7 @@ def export_reviewed(state: Round, images: str = "crop") -> Path:
     return path
 
 
-def train(state: Round, data: Path, args: argparse.Namespace) -> tuple[Path, str]:
+def train(state: Round, data: Path, args: argparse.Namespace) -> tuple[Path, str, dict[str, float]]:
     """From scratch (the starting model's weights are not in the repository), time-boxed; the card gets the
     class -> violation map the daemon needs to take it without configuration."""
     from datasets.train import train as run_training
@@ -512,7 +512,7 @@ def train(state: Round, data: Path, args: argparse.Namespace) -> tuple[Path, str
     card["violations"] = {**CLASS_TO_VIOLATION}
     card["version"] = "bootstrap-1"
     result.card.write_text(yaml.safe_dump(card, sort_keys=False, width=110), encoding="utf-8")
-    return result.card, result.command
+    return result.card, result.command, result.working_points
 
 
 def ground_truth_frames(state: Round, clips: list[Clip], every_s: float) -> Path:
@@ -625,11 +625,11 @@ def garbage_photos(card: Path, folder: Path) -> str:
     photos = sorted(p for p in folder.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     if not photos:
         return f"garbage photos: none in {folder}"
-    from contract.device_config import DEFAULT_MIN_CONFIDENCE
+    from pipeline.incidents import class_confidence_table
 
     detector = Detector(card)
     # each class at its working confidence, as a zone rule without min_confidence takes it
-    working = [detector.card.thresholds.classes.get(n, DEFAULT_MIN_CONFIDENCE) for n in detector.class_names]
+    working = class_confidence_table(detector.class_names, detector.card.thresholds.classes)
     counts: dict[str, int] = {}
     with_garbage = 0
     for photo in photos:
@@ -637,7 +637,7 @@ def garbage_photos(card: Path, folder: Path) -> str:
         if image is None:
             continue
         found = detector.detect_batch([image.astype(np.uint8, copy=False)])[0]
-        kept = found.confidence >= np.asarray(working, np.float32)[found.class_id]
+        kept = found.confidence >= working[found.class_id]
         names = {detector.class_names[int(c)] for c in found.class_id[kept]}
         with_garbage += "garbage" in names
         for name in names:
@@ -704,7 +704,7 @@ def bootstrap_round(args: argparse.Namespace) -> dict[str, Any]:
                 review(api, state, own, args.draw_share)
             with step(state, "train"):
                 data = export_reviewed(state, args.images)
-                card, command = train(state, data, args)
+                card, command, working_points = train(state, data, args)
                 before_ap = ap50(START_CARD, truth_data, set(START_CLASSES))
                 after_ap = ap50(card, truth_data, set(CLASS_TO_VIOLATION))
                 version_id = publish_and_promote(api, state, card, command, after_ap)
@@ -728,9 +728,7 @@ def bootstrap_round(args: argparse.Namespace) -> dict[str, Any]:
                 "decisions": dict(state.decisions),
                 "steps": dict(state.steps),
                 "model": str(card),
-                "working_points": (yaml.safe_load(card.read_text(encoding="utf-8"))["thresholds"] or {}).get(
-                    "classes", {}
-                ),
+                "working_points": working_points,
                 "version_id": version_id,
                 "command": "python -m benchmarks.bootstrap_round " + " ".join(sys.argv[1:]),
             }

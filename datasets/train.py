@@ -109,13 +109,13 @@ def choose_working_points(card: Path, data: Path, *, split: str = "val") -> dict
     zone that set no ``min_confidence`` use it): a new model's scores are on a scale of their own, and a
     fixed threshold made for another model drops what this one finds. No split, no points."""
     from datasets.evaluate import evaluate
-    from detector.card import read_card_fields
+    from detector.card import Thresholds, read_card_fields
 
     spec = read_dataset_yaml(data)
     if split not in spec.splits or not split_images(spec, split):
         log.warning("%s has no %s images: the card keeps no per-class working confidence", data, split)
         return {}
-    iou = float((read_card_fields(card).get("thresholds") or {}).get("iou", 0.45))
+    iou = Thresholds.model_validate(read_card_fields(card).get("thresholds") or {}).iou  # the daemon's NMS
     evaluation = evaluate(card, data, split=split, iou=iou)
     points = {
         evaluation.class_names[c.class_id]: round(c.working_confidence, 3)

@@ -163,6 +163,18 @@ def working_points(card: ModelCard | None) -> Mapping[str, float]:
     return card.thresholds.classes if card is not None else _NO_WORKING_POINTS
 
 
+def class_confidence_table(
+    class_names: Sequence[str], working: Mapping[str, float]
+) -> npt.NDArray[np.float32]:
+    """(n_classes,) the confidence a detection of each class needs where its rule sets none: its working
+    confidence, else the contract's default."""
+    table = np.full(len(class_names), DEFAULT_MIN_CONFIDENCE, np.float32)
+    for index, name in enumerate(class_names):
+        if name in working:
+            table[index] = working[name]
+    return table
+
+
 def _utc(seconds: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(seconds, dt.UTC)
 
@@ -322,11 +334,8 @@ class RuleEngine:
         """(n_classes,) the confidence a detection of each class needs where its rule sets none."""
         working = self._working_confidence()
         if working is not self._working_seen:  # a card's mapping is one object: rebuilt only on a swap
-            table = np.full(len(self.class_names), DEFAULT_MIN_CONFIDENCE, np.float32)
-            for name, value in working.items():
-                if name in self.class_names:
-                    table[self.class_names.index(name)] = value
-            self._class_confidence, self._working_seen = table, working
+            self._class_confidence = class_confidence_table(self.class_names, working)
+            self._working_seen = working
         return self._class_confidence
 
     def update(
