@@ -173,9 +173,12 @@ class Reporter:
             log.exception("rules failed on camera %s at %s; frame skipped", item.camera_id, frame.stream_time)
             return
         self.metrics.rules_seconds.observe(time.monotonic() - started)
+        # the pictures, and the training frame's boxes, show what the rules saw: never a false alarm an
+        # operator voided (a training set would label it again)
+        seen = item if detections is item.detections else dataclasses.replace(item, detections=detections)
         for event in events:
             try:
-                self.on_event(event, item)
+                self.on_event(event, seen)
             except Exception:
                 self.metrics.stage_errors.labels("events").inc()
                 log.exception("incident event %s %s could not be handled", event.kind, event.incident_id)

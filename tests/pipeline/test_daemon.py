@@ -21,6 +21,7 @@ import numpy.typing as npt
 import pytest
 
 import pipeline.daemon as daemon_module
+from contract.device_config import Suppression
 from detector.detections import Detections
 from pipeline.config import CameraConfig, DaemonConfig
 from pipeline.daemon import Daemon
@@ -292,6 +293,33 @@ def test_the_training_frame_carries_the_boxes_of_the_mapped_classes_detected_in_
     assert json.loads(carried["frame"] or "null") == [
         {"xyxy": [200.0, 20.0, 300.0, 80.0], "confidence": pytest.approx(0.8), "class_name": "car"}
     ]
+
+
+def test_a_remembered_false_alarm_is_not_in_the_training_frames_boxes(tmp_path: Path) -> None:
+    """A sign read as a car, voided earlier as a false positive (the store's suppression), stands beside the
+    parked car: the car's case goes out, and its training frame does not label the sign as a car again."""
+    sign = [170.0, 30.0, 190.0, 100.0]  # bottom centre (180, 100): in the kerb zone
+    detector = FakeDetector(boxes=np.array([CAR_BOX[0], sign], np.float32))
+    config = make_config(tmp_path, [camera("cam-a", dwell_s=30)])
+    daemon = Daemon(config, detector=detector, source_factory=lambda c: FileSource("cam-a", 60))
+    voided = Suppression(
+        id=1,
+        camera="cam-a",
+        zone="kerb",
+        violation_type="illegal_parking",
+        class_name="car",
+        box=(sign[0] / 320, sign[1] / 240, sign[2] / 320, sign[3] / 240),
+        expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=1),
+    )
+    daemon.suppressions.replace([voided])
+    assert daemon.run() == 0
+    (report,) = reports(tmp_path)  # the sign opened no case
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    item = outbox.get(report["_key"])
+    outbox.close()
+    assert item is not None
+    frame_boxes = next(image.boxes for image in item.images if image.kind == "frame")
+    assert [box["xyxy"] for box in json.loads(frame_boxes or "null")] == [[200.0, 20.0, 300.0, 80.0]]
 
 
 def test_batches_hold_frames_of_one_size_from_several_cameras(tmp_path: Path) -> None:
