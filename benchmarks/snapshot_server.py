@@ -4,8 +4,9 @@ snapshot URLs of IP cameras and video platforms (patrol mode's benchmark and tes
 * Pictures: a list of JPEGs; camera requests cycle through them (``pictures_for`` picks per camera and
   request number: a test serves composite frames, the benchmark one real frame).
 * Unreachable cameras: a camera id in ``hang`` is answered after ``hang_s`` (or never, within a visit).
-* Concurrency: the server counts requests in progress per ``Host`` header (``peak_per_host``) and in all, so a
-  test can check the patrol's per-host cap (``127.0.0.1`` and ``localhost`` are two hosts on one server).
+* Concurrency: the server counts requests in progress (until their answer is ready) per ``Host`` header
+  (``peak_per_host``) and in all, so a test can check the patrol's per-host cap (``127.0.0.1`` and
+  ``localhost`` are two hosts on one server).
 
 Run as a script (the benchmark does, so that serving costs no memory in the measured process)::
 
@@ -104,12 +105,25 @@ class SnapshotServer:
                     server._running += 1
                     server.peak_per_host[host] = max(server.peak_per_host[host], server.in_progress[host])
                     server.peak = max(server.peak, server._running)
+                done = False
+
+                def finished() -> None:
+                    # before the answer goes out: a client that has read it may send its next request
+                    # before this thread runs again, and that request must not count twice
+                    nonlocal done
+                    if not done:
+                        done = True
+                        with server._lock:
+                            server.in_progress[host] -= 1
+                            server._running -= 1
+
                 try:
                     if camera in server.hang:
                         time.sleep(server.hang_s)
                     elif server.delay_s:
                         time.sleep(server.delay_s)
                     body = server.pick(camera, number)
+                    finished()
                     if body is None:
                         self.send_error(404, "no such camera")
                         return
@@ -121,9 +135,7 @@ class SnapshotServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
                 finally:
-                    with server._lock:
-                        server.in_progress[host] -= 1
-                        server._running -= 1
+                    finished()
 
         return Handler
 
