@@ -74,6 +74,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--engine-cache", type=Path, help="TensorRT engine cache folder (default: a scratch one).")
     p.add_argument("--decode-frames", type=int, default=300, help="1080p frames decoded per decoder.")
     p.add_argument("--pipeline-budget-s", type=float, help="Also run bench_pipeline on the best GPU setting.")
+    p.add_argument(
+        "--pipeline-max-cameras", type=int, default=256, help="Largest K the pipeline run tries (a GPU box)."
+    )
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="JSON and PNG folder.")
     p.add_argument("--dry-run", action="store_true", help="Tiny durations; GPU settings report why not.")
     p.add_argument("--quiet", action="store_true")
@@ -210,19 +213,14 @@ def decode_1080p(video: Path, frames: int, scratch: Path, height: int = 1080) ->
 
 
 def pipeline_on(
-    providers: tuple[ProviderSpec, ...], budget_s: float, out: Path, dry_run: bool
+    providers: tuple[ProviderSpec, ...], args: argparse.Namespace, dry_run: bool
 ) -> dict[str, Any]:
-    """``bench_pipeline`` with every trial process's session on ``providers`` (through the environment)."""
+    """``bench_pipeline`` with every trial process's session on ``providers`` (through the environment),
+    on the same model and clip as the raw measurement."""
     value = json.dumps([{"name": p.name, "options": dict(p.options)} for p in providers])
-    command = [
-        sys.executable,
-        "-m",
-        "benchmarks.bench_pipeline",
-        "--budget-s",
-        f"{budget_s:g}",
-        "--out",
-        str(out),
-    ]
+    command = [sys.executable, "-m", "benchmarks.bench_pipeline", "--model", str(args.model)]
+    command += ["--video", str(args.video), "--max-cameras", str(args.pipeline_max_cameras)]
+    command += ["--budget-s", f"{args.pipeline_budget_s or 300:g}", "--out", str(args.out)]
     if dry_run:
         return {"ran": False, "reason": "dry run", "command": command, "env": {PROVIDERS_ENV: value}}
     done = subprocess.run(
@@ -298,13 +296,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         gpu = [n for n in ("tensorrt-fp16", "tensorrt-fp32", "cuda") if settings.get(n, {}).get("available")]
         best = max(gpu, key=lambda n: max(r["fps"] for r in settings[n]["rows"])) if gpu else None
         if args.pipeline_budget_s and best:
-            pipeline = pipeline_on(chosen[best], args.pipeline_budget_s, args.out, args.dry_run)
+            pipeline = pipeline_on(chosen[best], args, args.dry_run)
         elif args.pipeline_budget_s or args.dry_run:
             pipeline = {
                 "ran": False,
                 "reason": "dry run" if args.dry_run else "no GPU setting could start",
                 **(
-                    {"command": pipeline_on(chosen.get("cuda", ()), 300, args.out, True)["command"]}
+                    {"command": pipeline_on(chosen.get("cuda", ()), args, True)["command"]}
                     if args.dry_run
                     else {}
                 ),

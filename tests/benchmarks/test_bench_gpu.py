@@ -27,9 +27,11 @@ def test_dry_run_on_cpu_measures_cpu_and_explains_every_gpu_setting(vtest_path: 
     assert written["best_gpu_setting"] is None
     assert written["decode"]["cpu"]["frames"] == 10 and written["decode"]["cpu"]["fps"] > 0
     assert "available" in written["decode"]["nvdec"]
-    assert (
-        written["pipeline"]["ran"] is False and "benchmarks.bench_pipeline" in written["pipeline"]["command"]
-    )
+    command = written["pipeline"]["command"]
+    assert written["pipeline"]["ran"] is False and "benchmarks.bench_pipeline" in command
+    # the pipeline runs the model and clip the raw figures were measured on
+    assert command[command.index("--model") + 1] == str(bench_gpu.DEFAULT_MODEL)
+    assert command[command.index("--video") + 1] == str(vtest_path)
     assert Path(document["png_path"]).stat().st_size > 1000
 
 
