@@ -504,6 +504,7 @@ def train(state: Round, data: Path, args: argparse.Namespace) -> tuple[Path, str
         out_dir=state.out / "models",
         export_name="streetwatch-city",
         overwrite=True,
+        hue_shift=args.hue_shift,
         extra=extra,
     )
     assert result.card is not None
@@ -669,6 +670,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "A time box makes the model depend on how busy the box is (391 and 496 epochs in the same 0.6 h).",
     )
     parser.add_argument("--epochs", type=int, default=500, help="Training epochs (with --train-hours 0).")
+    parser.add_argument(
+        "--hue-shift",
+        type=float,
+        default=0.5,
+        help="Training's largest hue rotation (share of the colour circle). 0.5, every colour: one round's "
+        "two dozen stalls are too few looks for the model to learn shape rather than colour against wall.",
+    )
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument(

@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from datasets.errors import DatasetError
+from datasets.train import DEFAULT_HUE_SHIFT
 from detector.errors import DetectorError
 from detector.yaml_lines import YamlSyntaxError
 
@@ -158,6 +159,15 @@ def train_command(
     project: Annotated[Path, typer.Option(help="Ultralytics run folder.")] = Path("runs/train"),
     name: Annotated[str, typer.Option(help="Run name, also the exported model's name.")] = "streetwatch",
     seed: Annotated[int, typer.Option()] = 0,
+    hue_shift: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.5,
+            help="Largest random hue rotation (share of the colour circle); 0.5 for a first model "
+            "from few looks.",
+        ),
+    ] = DEFAULT_HUE_SHIFT,
     workers: Annotated[int, typer.Option(min=0, help="Data loader processes.")] = 2,
     export: Annotated[bool, typer.Option(help="Export best.pt to ONNX with a model card.")] = True,
     out: Annotated[Path, typer.Option(help="Folder for the ONNX file and card.")] = Path("models"),
@@ -177,6 +187,7 @@ def train_command(
             project=project,
             name=name,
             seed=seed,
+            hue_shift=hue_shift,
             workers=workers,
             export=export,
             out_dir=out,

@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import yaml
 
 from datasets.errors import ExportError
 from datasets.reviewed import (
@@ -217,8 +218,12 @@ def test_round_trip_reviewed_cases_train_one_epoch(reviewed: Reviewed, tmp_path:
         project=tmp_path / "runs",
         name="roundtrip",
         out_dir=tmp_path / "models",
+        hue_shift=0.5,
     )
     assert result.weights.is_file() and result.onnx is not None and result.card is not None
+    # the hue rotation reached Ultralytics and the recorded command reproduces it
+    trained_with = yaml.safe_load((tmp_path / "runs" / "roundtrip" / "args.yaml").read_text(encoding="utf-8"))
+    assert trained_with["hsv_h"] == 0.5 and "--hue-shift 0.5" in result.command
     assert "metrics/mAP50(B)" in result.metrics
     # what Ultralytics read: every exported training image, the hard negatives as images without boxes
     from ultralytics.data.utils import load_dataset_cache_file
@@ -233,6 +238,19 @@ def test_round_trip_reviewed_cases_train_one_epoch(reviewed: Reviewed, tmp_path:
     assert detector.card.input.size_hw == (64, 64)
     frame = cv2.imread(str(split_images(read_dataset_yaml(yaml_path), "val")[0]))
     assert detector(frame).xyxy.shape[1] == 4
+
+
+@pytest.mark.parametrize("hue_shift", [-0.1, 0.6])
+def test_a_hue_shift_outside_the_colour_circle_is_refused_before_training(
+    reviewed: Reviewed, tmp_path: Path, hue_shift: float
+) -> None:
+    from datasets.errors import TrainError
+    from datasets.train import train
+
+    yaml_path, _ = _export(reviewed, tmp_path / "ds", group_by=GroupBy.CASE, fractions=(0.5, 0.5, 0.0))
+    with pytest.raises(TrainError, match=rf"hue_shift must be between 0 and 0.5 .*got {hue_shift}"):
+        train("yolov8n.yaml", yaml_path, hue_shift=hue_shift, project=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_cli_exports_from_the_store_data_dir(
