@@ -105,25 +105,19 @@ class SnapshotServer:
                     server._running += 1
                     server.peak_per_host[host] = max(server.peak_per_host[host], server.in_progress[host])
                     server.peak = max(server.peak, server._running)
-                done = False
-
-                def finished() -> None:
-                    # before the answer goes out: a client that has read it may send its next request
-                    # before this thread runs again, and that request must not count twice
-                    nonlocal done
-                    if not done:
-                        done = True
-                        with server._lock:
-                            server.in_progress[host] -= 1
-                            server._running -= 1
-
+                # the request stops counting before its answer goes out: a client that has read the
+                # answer may send its next request before this thread runs again
                 try:
                     if camera in server.hang:
                         time.sleep(server.hang_s)
                     elif server.delay_s:
                         time.sleep(server.delay_s)
                     body = server.pick(camera, number)
-                    finished()
+                finally:
+                    with server._lock:
+                        server.in_progress[host] -= 1
+                        server._running -= 1
+                try:
                     if body is None:
                         self.send_error(404, "no such camera")
                         return
@@ -134,8 +128,6 @@ class SnapshotServer:
                     self.wfile.write(body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
-                finally:
-                    finished()
 
         return Handler
 
