@@ -58,6 +58,7 @@ import yaml
 from datasets.scenes import CLASS_ID, CLASSES, demo
 from datasets.scenes.score import CaseEvent, Incident, Timeline, case_events, load_timeline, score
 from datasets.scenes.video import CLASS_TO_VIOLATION, DemoScene, _zone_config, daemon_config, render_demo
+from datasets.train import DEFAULT_HUE_SHIFT
 from detector.boxes import box_iou_batch
 
 log = logging.getLogger("bootstrap")
@@ -673,9 +674,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--hue-shift",
         type=float,
-        default=0.5,
-        help="Training's largest hue rotation (share of the colour circle). 0.5, every colour: one round's "
-        "two dozen stalls are too few looks for the model to learn shape rather than colour against wall.",
+        default=DEFAULT_HUE_SHIFT,
+        help="Training's largest hue rotation (share of the colour circle; streetwatch train --hue-shift). "
+        "0.5 (every colour) found the demo's stall but lost garbage: benchmarks/README.md, Bootstrap round.",
     )
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--batch", type=int, default=16)

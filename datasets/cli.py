@@ -164,8 +164,8 @@ def train_command(
         typer.Option(
             min=0.0,
             max=0.5,
-            help="Largest random hue rotation (share of the colour circle); 0.5 for a first model "
-            "from few looks.",
+            help="Largest random hue rotation (share of the colour circle; Ultralytics' hsv_h). 0.5: "
+            "every colour, for objects whose colour does not make them what they are.",
         ),
     ] = DEFAULT_HUE_SHIFT,
     workers: Annotated[int, typer.Option(min=0, help="Data loader processes.")] = 2,

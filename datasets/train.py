@@ -61,9 +61,9 @@ def train(
     best weights to ``out_dir/<export_name>.onnx`` with a card unless ``export`` is False.
 
     ``hue_shift`` is the largest random hue rotation of a training image, as a share of the colour circle
-    (Ultralytics' ``hsv_h``): 0.5 shows every object in every colour. A city's first model learns from a
-    few dozen stalls, so without it a stall is "an orange canopy on a green wall" and one in front of an
-    orange wall is missed."""
+    (Ultralytics' ``hsv_h``): 0.5 shows every object in every colour. In the bootstrap round it made the
+    first model find a stall whose colour matched the wall behind it, and cost garbage recall
+    (benchmarks/README.md, Bootstrap round), so the default stays Ultralytics' own."""
     read_dataset_yaml(data)  # a malformed dataset fails here, with a line number, not deep in Ultralytics
     if epochs < 1 or imgsz < 32 or batch < 1:
         raise TrainError(
