@@ -55,10 +55,10 @@ import httpx
 import numpy as np
 import yaml
 
+from datasets.augmentation import DEFAULT_HUE_SHIFT
 from datasets.scenes import CLASS_ID, CLASSES, demo
 from datasets.scenes.score import CaseEvent, Incident, Timeline, case_events, load_timeline, score
 from datasets.scenes.video import CLASS_TO_VIOLATION, DemoScene, _zone_config, daemon_config, render_demo
-from datasets.train import DEFAULT_HUE_SHIFT
 from detector.boxes import box_iou_batch
 
 log = logging.getLogger("bootstrap")

@@ -15,8 +15,8 @@ from typing import Annotated
 
 import typer
 
+from datasets.augmentation import DEFAULT_HUE_SHIFT, MAX_HUE_SHIFT
 from datasets.errors import DatasetError
-from datasets.train import DEFAULT_HUE_SHIFT
 from detector.errors import DetectorError
 from detector.yaml_lines import YamlSyntaxError
 
@@ -163,7 +163,7 @@ def train_command(
         float,
         typer.Option(
             min=0.0,
-            max=0.5,
+            max=MAX_HUE_SHIFT,
             help="Largest random hue rotation (share of the colour circle; Ultralytics' hsv_h). 0.5: "
             "every colour, for objects whose colour does not make them what they are.",
         ),

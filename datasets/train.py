@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from datasets.augmentation import DEFAULT_HUE_SHIFT, MAX_HUE_SHIFT
 from datasets.errors import TrainError
 from datasets.yolo import read_dataset_yaml, split_images
 from detector.export import export_model, import_ultralytics
@@ -25,7 +26,6 @@ log = logging.getLogger(__name__)
 #: A class needs this many labelled boxes in the validation split before its F2 peak is taken as its working
 #: confidence; with fewer the peak is noise, and rules keep their default for it.
 MIN_WORKING_LABELS = 5
-DEFAULT_HUE_SHIFT = 0.015  # Ultralytics' own hsv_h: colours stay nearly as drawn
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,10 @@ def train(
         raise TrainError(
             f"epochs, imgsz and batch must be >= 1, >= 32 and >= 1; got {epochs}, {imgsz}, {batch}"
         )
-    if not 0.0 <= hue_shift <= 0.5:
-        raise TrainError(f"hue_shift must be between 0 and 0.5 (share of the colour circle); got {hue_shift}")
+    if not 0.0 <= hue_shift <= MAX_HUE_SHIFT:
+        raise TrainError(
+            f"hue_shift must be between 0 and {MAX_HUE_SHIFT} (share of the colour circle); got {hue_shift}"
+        )
     if model.endswith(".pt") and not Path(model).is_file():
         raise TrainError(f"{model}: weights file not found (offline: Ultralytics cannot download it)")
     ultralytics = import_ultralytics()
