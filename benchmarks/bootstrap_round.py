@@ -451,9 +451,9 @@ def ground_truth_box(clip: Clip, incident: Incident, t: float) -> list[float] | 
 # --- training, evaluation, publishing -------------------------------------------------------------------
 
 
-def export_reviewed(state: Round, images: str = "crop") -> Path:
-    """``streetwatch dataset export-reviewed`` (``images``: crop or frame; split by incident) from the
-    store's data dir."""
+def export_reviewed(state: Round, images: str = "crop", val_share: float = 0.1) -> Path:
+    """``streetwatch dataset export-reviewed`` (``images``: crop or frame; split by incident, ``val_share``
+    of the incidents held out for validation) from the store's data dir."""
     from api.db import make_engine, make_session_factory
     from api.settings import Settings
     from datasets.reviewed import ImageSource
@@ -469,7 +469,7 @@ def export_reviewed(state: Round, images: str = "crop") -> Path:
                 settings.evidence_dir,
                 state.out / "reviewed",
                 source=ImageSource(images),
-                fractions=(0.9, 0.1, 0.0),
+                fractions=(1.0 - val_share, val_share, 0.0),
             )
     finally:
         engine.dispose()
@@ -662,6 +662,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--clips", type=int, default=12, help="Generated clips the operator reviews.")
     parser.add_argument("--unseen", type=int, default=4, help="Generated clips for the evaluation.")
     parser.add_argument("--clip-s", type=float, default=240.0, help="Length of each generated clip.")
+    parser.add_argument(
+        "--unseen-s",
+        type=float,
+        default=None,
+        help="Length of each unseen clip (default: --clip-s). Round clips of 120 s keep the stall, the bags, "
+        "the first car and the furniture; 240 s also the truck.",
+    )
     parser.add_argument("--demo-s", type=float, default=240.0, help="Length of the demo clip.")
     parser.add_argument(
         "--train-hours",
@@ -684,6 +691,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--images", choices=("crop", "frame"), default="frame", help="export-reviewed --images."
     )
     parser.add_argument(
+        "--val-share",
+        type=float,
+        default=0.1,
+        help="Share of the reviewed incidents held out to validate: it picks the weights and each class's "
+        "working confidence (F2 peak), so a dozen frames make those points move.",
+    )
+    parser.add_argument(
         "--draw-share",
         type=float,
         default=1.0,
@@ -697,16 +711,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def bootstrap_round(args: argparse.Namespace) -> dict[str, Any]:
     if args.out.exists() and any(args.out.iterdir()):
         raise SystemExit(f"error: {args.out}: not empty (the round needs a new folder)")
-    if args.clips < 1 or args.unseen < 1 or args.clip_s < 80 or args.demo_s < 80:
-        raise SystemExit("error: --clips and --unseen must be >= 1, --clip-s and --demo-s >= 80 seconds")
+    unseen_s = args.clip_s if args.unseen_s is None else args.unseen_s
+    if args.clips < 1 or args.unseen < 1 or min(args.clip_s, unseen_s, args.demo_s) < 80:
+        raise SystemExit(
+            "error: --clips and --unseen must be >= 1, --clip-s, --unseen-s and --demo-s >= 80 seconds"
+        )
+    if not 0.0 < args.val_share < 1.0:
+        raise SystemExit(f"error: --val-share {args.val_share}: must be between 0 and 1")
     args.out.mkdir(parents=True, exist_ok=True)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     with case_store(args.out.resolve()) as state:
         with step(state, "render"):
             own = [render(state, f"r{i}", i, TRAIN_SEED + i, args.clip_s) for i in range(args.clips)]
-            unseen = [
-                render(state, f"u{i}", 1000 + i, UNSEEN_SEED + i, args.clip_s) for i in range(args.unseen)
-            ]
+            unseen = [render(state, f"u{i}", 1000 + i, UNSEEN_SEED + i, unseen_s) for i in range(args.unseen)]
             demo_clip = render(state, "demo", 9999, DEMO_SEED, args.demo_s, look=0)
             truth_data = ground_truth_frames(state, unseen, args.truth_every_s)
         with step(state, "before"):
@@ -718,7 +735,7 @@ def bootstrap_round(args: argparse.Namespace) -> dict[str, Any]:
             with step(state, "operator"):
                 review(api, state, own, args.draw_share)
             with step(state, "train"):
-                data = export_reviewed(state, args.images)
+                data = export_reviewed(state, args.images, args.val_share)
                 card, command, working_points = train(state, data, args)
                 before_ap = ap50(START_CARD, truth_data, set(START_CLASSES))
                 after_ap = ap50(card, truth_data, set(CLASS_TO_VIOLATION))
