@@ -148,17 +148,48 @@ def incidents() -> tuple[Incident, ...]:
     )
 
 
+Spot = tuple[float, float]  # a place on the ground: X and Z in metres
+DEMO_STALL_AT: Spot = (KERB + 3.2, 16.0)
+DEMO_GARBAGE_AT: Spot = (KERB + 2.2, 9.0)
+# Where another look may set its stall and bags: on the pavement zone, whole in the frame (a stall nearer
+# than 11 m reaches past the right edge), not hidden by each other (the bags nearer than the stall) nor
+# by the truck parked at 31 m.
+STALL_X, STALL_Z = (KERB + 2.4, KERB + 4.0), (11.0, 26.0)
+GARBAGE_X, GARBAGE_Z = (KERB + 1.2, KERB + 4.0), (7.0, 22.5)
+BAGS_BEFORE_STALL_M = 3.5
+
+
 def scripted_actors(look: int = 0) -> list[Actor]:
     """The incidents' actors (their timing matches :func:`incidents`) and the fixed distractors.
 
     The stall's and the bags' looks (seeds 201 and 302) were picked among a few generator seeds as ones
     the bundled demo model detects well (README: the demo model); their places and times are the script's.
-    ``look`` other than 0 gives every scripted actor other looks (the same script: places and times), for
-    clips that are not the demo (benchmarks/bootstrap_round.py).
+    ``look`` other than 0 gives every scripted actor other looks and the stall and the bags other places on
+    the pavement (the same script: zones and times), for clips that are not the demo
+    (benchmarks/bootstrap_round.py): a model trained on clips with the stall always on one spot learns the
+    spot (it boxed the empty pavement there before the stall came).
     """
     if look:
-        return [replace(actor, seed=actor.seed + 1000 * look) for actor in scripted_actors()]
-    stall_at, garbage_at = (KERB + 3.2, 16.0), (KERB + 2.2, 9.0)
+        stall_at, garbage_at = placements(np.random.default_rng([look, 17]))
+        return [replace(actor, seed=actor.seed + 1000 * look) for actor in _script(stall_at, garbage_at)]
+    return _script(DEMO_STALL_AT, DEMO_GARBAGE_AT)
+
+
+def placements(rng: np.random.Generator) -> tuple[Spot, Spot]:
+    """A stall's and a pile of bags' places on the pavement zone, the bags nearer the camera."""
+    stall_at = (float(rng.uniform(*STALL_X)), float(rng.uniform(*STALL_Z)))
+    far = min(GARBAGE_Z[1], stall_at[1] - BAGS_BEFORE_STALL_M)
+    return stall_at, (float(rng.uniform(*GARBAGE_X)), float(rng.uniform(GARBAGE_Z[0], far)))
+
+
+def _script(stall_at: Spot, garbage_at: Spot) -> list[Actor]:
+    """The script with the stall and the bags at these places; their keeper, dumper and sweeper come to
+    them (between them and the shop fronts)."""
+    (stall_x, stall_z), (bags_x, bags_z) = stall_at, garbage_at
+    keeper_x, helper_x = (
+        min(stall_x + 0.8, STREET.right_wall - 0.5),
+        min(bags_x + 0.6, STREET.right_wall - 0.5),
+    )
     return [
         _drive_in_park_leave("car", 101, 21.0, 150.0, 12.0),
         _drive_in_park_leave("truck", 102, 97.0, 205.0, 31.0),
@@ -167,8 +198,8 @@ def scripted_actors(look: int = 0) -> list[Actor]:
         _walk(
             105,
             (30.0, KERB + 5.0, 45.0),
-            (39.0, KERB + 4.0, 17.5),
-            (168.0, KERB + 4.0, 17.5),
+            (39.0, keeper_x, stall_z + 1.5),
+            (168.0, keeper_x, stall_z + 1.5),
             (180.0, KERB + 5.0, 45.0),
         ),
         Actor("garbage", 302, ((62.0, *garbage_at), (200.0, *garbage_at)), style="bags"),
@@ -176,15 +207,15 @@ def scripted_actors(look: int = 0) -> list[Actor]:
         _walk(
             107,
             (52.0, KERB + 4.5, -2.0),
-            (61.0, KERB + 2.8, 8.0),
-            (63.0, KERB + 2.8, 8.0),
+            (61.0, helper_x, bags_z - 1.0),
+            (63.0, helper_x, bags_z - 1.0),
             (75.0, KERB + 5.0, 40.0),
         ),
         _walk(
             108,
             (188.0, KERB + 4.0, 40.0),
-            (198.0, KERB + 2.8, 10.0),
-            (201.0, KERB + 2.8, 10.0),
+            (198.0, helper_x, bags_z + 1.0),
+            (201.0, helper_x, bags_z + 1.0),
             (213.0, KERB + 4.0, 40.0),
         ),
         Actor(
