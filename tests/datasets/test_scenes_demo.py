@@ -151,3 +151,34 @@ def test_the_same_seed_renders_the_same_frames() -> None:
     first, second = DemoScene(7).frame(33.3), DemoScene(7).frame(33.3)
     assert np.array_equal(first[0], second[0]) and first[1] == second[1]
     assert not np.array_equal(first[0], DemoScene(8).frame(33.3)[0])
+
+
+OTHER_LOOKS = [1000, 1001, 1018, 2000, 2003]
+
+
+@pytest.mark.parametrize("look", OTHER_LOOKS)
+def test_another_look_keeps_the_script_with_the_stall_and_bags_elsewhere_on_the_pavement(look: int) -> None:
+    scene = DemoScene(look, look=look)
+    for incident in demo.incidents():  # every incident still one actor, standing in its zone for its time
+        assert len([actor for actor in scene.actors if causes(actor, incident)]) == 1, (look, incident)
+    stall, bags = (next(a for a in scene.actors if a.kind == kind) for kind in ("stall", "garbage"))
+    polygon = ZONES["pavement"].polygon(demo.CAMERA)
+    _, labels = scene.frame(100.0)  # both in place
+    for kind in ("stall", "garbage"):
+        (box,) = [label.xyxy for label in labels if label.name == kind]
+        x0, y0, x1, y1 = box
+        # whole in the frame
+        assert x0 > 0 and y0 > 0 and x1 < demo.WIDTH and y1 < demo.HEIGHT, (look, kind, box)
+        assert anchor_in_polygon(box, polygon), (look, kind, box)
+    stall_at, bags_at = stall.at(100.0), bags.at(100.0)
+    assert stall_at is not None and bags_at is not None
+    assert bags_at.z <= stall_at.z - demo.BAGS_BEFORE_STALL_M  # nearer the camera: never behind the stall
+
+
+def test_the_looks_spread_the_stall_over_the_pavement_and_the_demo_keeps_its_spot() -> None:
+    spots = [demo.placements(np.random.default_rng([look, 17]))[0] for look in range(1000, 1048)]
+    zs = np.array([z for _, z in spots])
+    # a round's 48 clips put the stall all along its range, not on one spot a model could learn
+    assert zs.min() < demo.STALL_Z[0] + 3 and zs.max() > demo.STALL_Z[1] - 3 and zs.std() > 3
+    stall = next(a for a in demo.scripted_actors() if a.kind == "stall").at(100.0)
+    assert stall is not None and (stall.x, stall.z) == demo.DEMO_STALL_AT
