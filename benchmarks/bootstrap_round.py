@@ -2,13 +2,14 @@
 garbage model with no human in the loop but a simulated operator who answers from the clips' ground truth.
 
     PYTHONPATH=. .venv/bin/python -m benchmarks.bootstrap_round --out runs/bootstrap \\
-        --clips 24 --unseen 4 --clip-s 240 --demo-s 240 --epochs 500 --imgsz 320 --batch 16 --images frame
+        --clips 48 --unseen 4 --clip-s 120 --unseen-s 240 --demo-s 240 --epochs 500 --imgsz 320 \\
+        --batch 16 --images frame --val-share 0.2
 
 The five steps, each timed:
 
 1. render: ``--clips`` generated street clips for the round and ``--unseen`` more for the evaluation
-   (demo.scripted_actors with other looks and other streets and traffic; seeds 1000+ and 2000+, disjoint
-   from the demo's 7 and from the scene generator's test split), and the demo clip (seed 7);
+   (demo.scripted_actors with other looks and spots, and other streets and traffic; seeds 1000+ and
+   2000+, disjoint from the demo's 7 and from the scene generator's test split), and the demo clip (seed 7);
 2. before: the real daemon (in-process, as ``streetwatch run`` builds it) against a real store
    (``streetwatch api serve`` on SQLite, set up with the CLI as scripts/demo.sh does) on every clip, with the
    starting model (default: the demo ONNX with only its vehicle classes mapped in ``detector.classes``:
@@ -477,7 +478,10 @@ def export_reviewed(state: Round, images: str = "crop", val_share: float = 0.1) 
 
     print(report.table(default_mapping().classes))
     spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-    for split in ("val", "test"):  # a tiny round may hold no incident out: train's images stand in
+    # a tiny round may hold no incident out, or every one: the other split's images stand in
+    if not any((path.parent / spec["train"]).glob("*.jpg")):
+        spec["train"] = spec["val"]
+    for split in ("val", "test"):
         if not any((path.parent / spec[split]).glob("*.jpg")):
             spec[split] = spec["train"]
     path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
@@ -659,15 +663,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", type=Path, required=True, help="New folder for everything the round writes.")
-    parser.add_argument("--clips", type=int, default=12, help="Generated clips the operator reviews.")
+    parser.add_argument("--clips", type=int, default=48, help="Generated clips the operator reviews.")
     parser.add_argument("--unseen", type=int, default=4, help="Generated clips for the evaluation.")
-    parser.add_argument("--clip-s", type=float, default=240.0, help="Length of each generated clip.")
+    parser.add_argument("--clip-s", type=float, default=120.0, help="Length of each round's clip.")
     parser.add_argument(
         "--unseen-s",
         type=float,
-        default=None,
-        help="Length of each unseen clip (default: --clip-s). Round clips of 120 s keep the stall, the bags, "
-        "the first car and the furniture; 240 s also the truck.",
+        default=240.0,
+        help="Length of each unseen clip. Clips of 120 s keep the stall, the bags, the first car and the "
+        "furniture; 240 s also the truck.",
     )
     parser.add_argument("--demo-s", type=float, default=240.0, help="Length of the demo clip.")
     parser.add_argument(
@@ -693,7 +697,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--val-share",
         type=float,
-        default=0.1,
+        default=0.2,
         help="Share of the reviewed incidents held out to validate: it picks the weights and each class's "
         "working confidence (F2 peak), so a dozen frames make those points move.",
     )
@@ -711,8 +715,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def bootstrap_round(args: argparse.Namespace) -> dict[str, Any]:
     if args.out.exists() and any(args.out.iterdir()):
         raise SystemExit(f"error: {args.out}: not empty (the round needs a new folder)")
-    unseen_s = args.clip_s if args.unseen_s is None else args.unseen_s
-    if args.clips < 1 or args.unseen < 1 or min(args.clip_s, unseen_s, args.demo_s) < 80:
+    if args.clips < 1 or args.unseen < 1 or min(args.clip_s, args.unseen_s, args.demo_s) < 80:
         raise SystemExit(
             "error: --clips and --unseen must be >= 1, --clip-s, --unseen-s and --demo-s >= 80 seconds"
         )
@@ -723,7 +726,9 @@ def bootstrap_round(args: argparse.Namespace) -> dict[str, Any]:
     with case_store(args.out.resolve()) as state:
         with step(state, "render"):
             own = [render(state, f"r{i}", i, TRAIN_SEED + i, args.clip_s) for i in range(args.clips)]
-            unseen = [render(state, f"u{i}", 1000 + i, UNSEEN_SEED + i, unseen_s) for i in range(args.unseen)]
+            unseen = [
+                render(state, f"u{i}", 1000 + i, UNSEEN_SEED + i, args.unseen_s) for i in range(args.unseen)
+            ]
             demo_clip = render(state, "demo", 9999, DEMO_SEED, args.demo_s, look=0)
             truth_data = ground_truth_frames(state, unseen, args.truth_every_s)
         with step(state, "before"):

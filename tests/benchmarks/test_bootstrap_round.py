@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from benchmarks import bootstrap_round
 from datasets.scenes import demo
@@ -28,7 +29,10 @@ def test_a_tiny_round_consumes_decisions_publishes_and_promotes_a_model_and_prin
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "round"
-    tiny = "--clips 2 --unseen 1 --clip-s 80 --demo-s 80 --train-hours 0 --epochs 1 --imgsz 64 --batch 8"
+    tiny = (
+        "--clips 2 --unseen 1 --clip-s 80 --unseen-s 90 --demo-s 80 --val-share 0.5 --train-hours 0 "
+        "--epochs 1 --imgsz 64 --batch 8"
+    )
     args = bootstrap_round.parse_args(["--out", str(out), *tiny.split(), "--truth-every-s", "20"])
     result = bootstrap_round.bootstrap_round(args)
     printed = capsys.readouterr().out
@@ -46,10 +50,26 @@ def test_a_tiny_round_consumes_decisions_publishes_and_promotes_a_model_and_prin
     assert set(result["steps"]) == {"render", "before", "operator", "train", "after"}
     assert "garbage photos" in result["garbage_photos"]
     assert json.loads((out / "result.json").read_text())["version_id"] == result["version_id"]
+    # the unseen clip has its own length; the validation split its own share of the reviewed incidents
+    assert json.loads((out / "clips" / "u0" / "timeline.json").read_text())["duration_s"] == 90.0
+    assert json.loads((out / "clips" / "r0" / "timeline.json").read_text())["duration_s"] == 80.0
+    reviewed = yaml.safe_load((out / "reviewed" / "dataset.yaml").read_text(encoding="utf-8"))
+    assert reviewed["split_fractions"] == [0.5, 0.5, 0.0]
     # the starting model has no stall or garbage class: no such case before the round
     for phase in ("unseen_before", "demo_before"):
         for kind in ("stall", "garbage"):
             assert result[phase][kind][0] == 0, result
+
+
+@pytest.mark.parametrize("share", ["0", "1", "1.5"])
+def test_a_validation_share_outside_zero_to_one_is_refused_before_anything_is_written(
+    tmp_path: Path, share: str
+) -> None:
+    out = tmp_path / "round"
+    args = bootstrap_round.parse_args(["--out", str(out), "--val-share", share])
+    with pytest.raises(SystemExit, match="--val-share"):
+        bootstrap_round.bootstrap_round(args)
+    assert not out.exists()
 
 
 def clip(tmp_path: Path) -> bootstrap_round.Clip:
