@@ -452,7 +452,7 @@ def ground_truth_box(clip: Clip, incident: Incident, t: float) -> list[float] | 
 # --- training, evaluation, publishing -------------------------------------------------------------------
 
 
-def export_reviewed(state: Round, images: str = "crop", val_share: float = 0.1) -> Path:
+def export_reviewed(state: Round, images: str, val_share: float) -> Path:
     """``streetwatch dataset export-reviewed`` (``images``: crop or frame; split by incident, ``val_share``
     of the incidents held out for validation) from the store's data dir."""
     from api.db import make_engine, make_session_factory
