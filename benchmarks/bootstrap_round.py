@@ -86,6 +86,7 @@ class Clip:
     folder: Path
     timeline: Timeline
     duration_s: float
+    piles: int = 1  # piles of rubbish (demo.scripted_actors): more in the round's clips than the unseen ones
 
 
 @dataclass
@@ -212,16 +213,29 @@ class Api:
 
 
 def render(
-    state: Round, name: str, index: int, seed: int, duration_s: float, *, look: int | None = None
+    state: Round,
+    name: str,
+    index: int,
+    seed: int,
+    duration_s: float,
+    *,
+    look: int | None = None,
+    piles: int = 1,
 ) -> Clip:
     """One clip: the demo's script with this seed's street and traffic and (unless ``look`` is given, 0 for
-    the demo's) this seed's looks of the scripted actors."""
+    the demo's) this seed's looks of the scripted actors, with ``piles`` of rubbish."""
     look = seed if look is None else look
     folder = state.out / "clips" / name
     files = render_demo(
-        folder, seed, model=START_CARD, store_url=state.store_url, duration_s=duration_s, look=look
+        folder,
+        seed,
+        model=START_CARD,
+        store_url=state.store_url,
+        duration_s=duration_s,
+        look=look,
+        piles=piles,
     )
-    return Clip(name, index, seed, look, folder, load_timeline(files.timeline), duration_s)
+    return Clip(name, index, seed, look, folder, load_timeline(files.timeline), duration_s, piles)
 
 
 def place_key(phase: str, clip: Clip, zone: int) -> str:
@@ -381,15 +395,16 @@ def draw_missed(api: Api, state: Round, missed: list[tuple[Clip, Incident]]) -> 
     """A box drawn on every case picture of the same clip that shows the missed object (the picture's time
     within the incident), as an operator who reviews each of those cases draws what the detector missed
     (``POST /api/v1/cases/{id}/labels``): a picture showing it without a box would teach that it is
-    background. Each box counts as a decision; skipped where the store lacks the route."""
+    background. Every object of the incident on the picture gets its box (several piles of one dumping).
+    Each box counts as a decision; skipped where the store lacks the route."""
     for clip, incident in missed:
         rows = api.cases(camera_code("before", clip))
         for event in case_events(rows, api.type_of, clip.timeline.start_time):
             shown = event.confirmed_s  # the undrawn frame and the confirmation picture: the confirming frame
             if not incident.start_s <= shown <= incident.end_s:
                 continue
-            box = ground_truth_box(clip, incident, shown)
-            if box is None:
+            boxes = ground_truth_boxes(clip, incident, shown)
+            if not boxes:
                 continue
             detail = api.get(f"/api/v1/cases/{event.case_id}")
             # the undrawn frame, as the console offers it first (an older store: the confirmation picture)
@@ -399,17 +414,20 @@ def draw_missed(api: Api, state: Round, missed: list[tuple[Clip, Incident]]) -> 
             )
             if not pictures:
                 continue
-            body = {
-                "evidence_id": pictures[0]["id"],
-                "box": box,
-                "event_code": api.code_of[incident.violation_type],
-            }
-            response = api.post(f"/api/v1/cases/{event.case_id}/labels", body)
-            if response.status_code in (404, 405) and "labels" not in response.text:
-                log.warning("the store has no labels route yet: %d missed object(s) not drawn", len(missed))
-                return
-            if response.status_code < 400:
-                state.decisions["label"] = state.decisions.get("label", 0) + 1
+            for box in boxes:
+                body = {
+                    "evidence_id": pictures[0]["id"],
+                    "box": box,
+                    "event_code": api.code_of[incident.violation_type],
+                }
+                response = api.post(f"/api/v1/cases/{event.case_id}/labels", body)
+                if response.status_code in (404, 405) and "labels" not in response.text:
+                    log.warning(
+                        "the store has no labels route yet: %d missed object(s) not drawn", len(missed)
+                    )
+                    return
+                if response.status_code < 400:
+                    state.decisions["label"] = state.decisions.get("label", 0) + 1
 
 
 OBJECT_CLASS = {"street_stall": "stall", "exposed_garbage": "garbage"}
@@ -419,9 +437,10 @@ SAME_OBJECT_IOU = 0.5  # a reported box this close to the object needs no correc
 def redraw(api: Api, state: Round, clip: Clip, event: CaseEvent, incident: Incident) -> None:
     """Where the case's box misses the object (a static change boxes only what changed inside the zone: a
     stall's table, not its umbrella), the operator draws the object's box on the undrawn frame, as the
-    drawing page offers; the export takes it for the reported box (datasets.reviewed.corrected)."""
-    box = ground_truth_box(clip, incident, event.confirmed_s)
-    if box is None:
+    drawing page offers; the export takes it for the reported box (datasets.reviewed.corrected). Every
+    object of the incident the reported boxes miss is drawn (several piles of one dumping)."""
+    boxes = ground_truth_boxes(clip, incident, event.confirmed_s)
+    if not boxes:
         return
     detail = api.get(f"/api/v1/cases/{event.case_id}")
     frames = [e for e in detail.get("evidence", []) if e.get("kind") == "frame"]
@@ -429,24 +448,28 @@ def redraw(api: Api, state: Round, clip: Clip, event: CaseEvent, incident: Incid
     if not frames:
         return
     width, height = frames[0]["width"], frames[0]["height"]
-    truth_px = np.array([box[0] * width, box[1] * height, box[2] * width, box[3] * height])
-    if reported and box_iou_batch(np.array(reported, np.float64), truth_px).max() > SAME_OBJECT_IOU:
-        return
-    body = {"evidence_id": frames[0]["id"], "box": box, "event_code": api.code_of[incident.violation_type]}
-    if api.post(f"/api/v1/cases/{event.case_id}/labels", body).status_code < 400:
-        state.decisions["redraw"] = state.decisions.get("redraw", 0) + 1
+    for box in boxes:
+        truth_px = np.array([box[0] * width, box[1] * height, box[2] * width, box[3] * height])
+        if reported and box_iou_batch(np.array(reported, np.float64), truth_px).max() > SAME_OBJECT_IOU:
+            continue
+        code = api.code_of[incident.violation_type]
+        body = {"evidence_id": frames[0]["id"], "box": box, "event_code": code}
+        if api.post(f"/api/v1/cases/{event.case_id}/labels", body).status_code < 400:
+            state.decisions["redraw"] = state.decisions.get("redraw", 0) + 1
 
 
-def ground_truth_box(clip: Clip, incident: Incident, t: float) -> list[float] | None:
-    """The incident's object at ``t``, normalised [x1, y1, x2, y2] (the zone's largest labelled object of
-    its class)."""
-    _, labels = DemoScene(clip.seed, clip.duration_s, look=clip.look).frame(t)
+def ground_truth_boxes(clip: Clip, incident: Incident, t: float) -> list[list[float]]:
+    """The incident's objects at ``t`` (the labelled objects of its class: one stall, one or more piles),
+    largest first, each normalised [x1, y1, x2, y2]."""
+    _, labels = DemoScene(clip.seed, clip.duration_s, look=clip.look, piles=clip.piles).frame(t)
     wanted = OBJECT_CLASS.get(incident.violation_type)
-    boxes = [label.xyxy for label in labels if label.name == wanted]
-    if not boxes:
-        return None
-    x0, y0, x1, y1 = max(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
-    return [x0 / demo.WIDTH, y0 / demo.HEIGHT, x1 / demo.WIDTH, y1 / demo.HEIGHT]
+    boxes = sorted(
+        (label.xyxy for label in labels if label.name == wanted),
+        key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]),
+    )
+    return [
+        [x0 / demo.WIDTH, y0 / demo.HEIGHT, x1 / demo.WIDTH, y1 / demo.HEIGHT] for x0, y0, x1, y1 in boxes
+    ]
 
 
 # --- training, evaluation, publishing -------------------------------------------------------------------
@@ -675,6 +698,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--demo-s", type=float, default=240.0, help="Length of the demo clip.")
     parser.add_argument(
+        "--piles",
+        type=int,
+        default=3,
+        help="Piles of rubbish dumped together in each round's clip (bags, a heap, litter; as many as fit on "
+        "the pavement): one incident, more examples of it. The unseen and demo clips keep one pile of bags.",
+    )
+    parser.add_argument(
         "--train-hours",
         type=float,
         default=0.0,
@@ -719,13 +749,18 @@ def bootstrap_round(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(
             "error: --clips and --unseen must be >= 1, --clip-s, --unseen-s and --demo-s >= 80 seconds"
         )
+    if args.piles < 1:
+        raise SystemExit(f"error: --piles {args.piles}: must be at least 1")
     if not 0.0 < args.val_share < 1.0:
         raise SystemExit(f"error: --val-share {args.val_share}: must be between 0 and 1")
     args.out.mkdir(parents=True, exist_ok=True)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     with case_store(args.out.resolve()) as state:
         with step(state, "render"):
-            own = [render(state, f"r{i}", i, TRAIN_SEED + i, args.clip_s) for i in range(args.clips)]
+            own = [
+                render(state, f"r{i}", i, TRAIN_SEED + i, args.clip_s, piles=args.piles)
+                for i in range(args.clips)
+            ]
             unseen = [
                 render(state, f"u{i}", 1000 + i, UNSEEN_SEED + i, args.unseen_s) for i in range(args.unseen)
             ]

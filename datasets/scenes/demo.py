@@ -157,9 +157,14 @@ DEMO_GARBAGE_AT: Spot = (KERB + 2.2, 9.0)
 STALL_X, STALL_Z = (KERB + 2.4, KERB + 4.0), (11.0, 26.0)
 GARBAGE_X, GARBAGE_Z = (KERB + 1.2, KERB + 4.0), (7.0, 22.5)
 BAGS_BEFORE_STALL_M = 3.5
+# More piles (a round's clips): each on its own spot, this far from the others on the ground (a pile of
+# bags spreads up to ~1.5 m), dumped a few seconds apart after the first; their kinds as the generator's.
+PILES_APART_M = 2.0
+PILE_EVERY_S = 2.0
+PILE_KINDS, PILE_KIND_SHARE = ("bags", "pile", "litter"), (0.4, 0.4, 0.2)
 
 
-def scripted_actors(look: int = 0) -> list[Actor]:
+def scripted_actors(look: int = 0, piles: int = 1) -> list[Actor]:
     """The incidents' actors (their timing matches :func:`incidents`) and the fixed distractors.
 
     The stall's and the bags' looks (seeds 201 and 302) were picked among a few generator seeds as ones
@@ -167,11 +172,19 @@ def scripted_actors(look: int = 0) -> list[Actor]:
     ``look`` other than 0 gives every scripted actor other looks and the stall and the bags other places on
     the pavement (the same script: zones and times), for clips that are not the demo
     (benchmarks/bootstrap_round.py): a model trained on clips with the stall always on one spot learns the
-    spot (it boxed the empty pavement there before the stall came).
+    spot (it boxed the empty pavement there before the stall came). ``piles`` above 1 (another look only)
+    dumps more piles of rubbish on the pavement with the first, as far as they fit (:func:`more_piles`):
+    still one incident (rubbish on the pavement), more examples of it for a round's training set.
     """
+    if piles < 1 or (piles > 1 and not look):
+        raise ValueError(f"piles={piles}: at least 1, and more than 1 only with another look than the demo's")
     if look:
-        stall_at, garbage_at = placements(np.random.default_rng([look, 17]))
-        return [replace(actor, seed=actor.seed + 1000 * look) for actor in _script(stall_at, garbage_at)]
+        rng = np.random.default_rng([look, 17])
+        stall_at, garbage_at = placements(rng)
+        extra = more_piles(rng, stall_at, garbage_at, piles - 1)
+        return [
+            replace(actor, seed=actor.seed + 1000 * look) for actor in _script(stall_at, garbage_at, extra)
+        ]
     return _script(DEMO_STALL_AT, DEMO_GARBAGE_AT)
 
 
@@ -182,9 +195,25 @@ def placements(rng: np.random.Generator) -> tuple[Spot, Spot]:
     return stall_at, (float(rng.uniform(*GARBAGE_X)), float(rng.uniform(GARBAGE_Z[0], far)))
 
 
-def _script(stall_at: Spot, garbage_at: Spot) -> list[Actor]:
-    """The script with the stall and the bags at these places; their keeper, dumper and sweeper come to
-    them (between them and the shop fronts)."""
+def more_piles(rng: np.random.Generator, stall_at: Spot, first: Spot, count: int) -> list[tuple[Spot, str]]:
+    """Up to ``count`` more piles' places and kinds: on the bags' part of the pavement zone, in front of the
+    stall as the first pile, ``PILES_APART_M`` from every other pile (fewer where they do not fit)."""
+    far = min(GARBAGE_Z[1], stall_at[1] - BAGS_BEFORE_STALL_M)
+    taken: list[Spot] = [first]
+    found: list[tuple[Spot, str]] = []
+    for _ in range(40 * count):
+        if len(found) == count:
+            break
+        spot = (float(rng.uniform(*GARBAGE_X)), float(rng.uniform(GARBAGE_Z[0], far)))
+        if all(math.dist(spot, other) >= PILES_APART_M for other in taken):
+            taken.append(spot)
+            found.append((spot, str(rng.choice(PILE_KINDS, p=PILE_KIND_SHARE))))
+    return found
+
+
+def _script(stall_at: Spot, garbage_at: Spot, more: list[tuple[Spot, str]] | None = None) -> list[Actor]:
+    """The script with the stall and the bags at these places (and ``more`` piles, dumped after the bags);
+    their keeper, dumper and sweeper come to them (between them and the shop fronts)."""
     (stall_x, stall_z), (bags_x, bags_z) = stall_at, garbage_at
     keeper_x, helper_x = (
         min(stall_x + 0.8, STREET.right_wall - 0.5),
@@ -203,6 +232,10 @@ def _script(stall_at: Spot, garbage_at: Spot) -> list[Actor]:
             (180.0, KERB + 5.0, 45.0),
         ),
         Actor("garbage", 302, ((62.0, *garbage_at), (200.0, *garbage_at)), style="bags"),
+        *(
+            Actor("garbage", 310 + k, ((62.0 + PILE_EVERY_S * (k + 1), *at), (200.0, *at)), style=kind)
+            for k, (at, kind) in enumerate(more or [])
+        ),
         Actor("dumped_furniture", 401, ((75.0, *FURNITURE_AT), (DURATION_S, *FURNITURE_AT)), heading=0.0),
         _walk(
             107,

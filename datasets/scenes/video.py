@@ -46,12 +46,15 @@ class DemoFiles:
 class DemoScene:
     """The demo's street and actors for one seed; :meth:`frame` draws any moment of it."""
 
-    def __init__(self, seed: int, duration_s: float = demo.DURATION_S, *, look: int = 0) -> None:
-        """``look`` other than 0: the scripted actors look different (demo.scripted_actors)."""
+    def __init__(
+        self, seed: int, duration_s: float = demo.DURATION_S, *, look: int = 0, piles: int = 1
+    ) -> None:
+        """``look`` other than 0: the scripted actors look different; ``piles``: of rubbish, with another
+        look (demo.scripted_actors)."""
         rng = np.random.default_rng(seed)
         self.seed, self.duration_s = seed, duration_s
         self.background = render_street(rng, demo.STREET, demo.CAMERA)
-        self.actors: list[Actor] = demo.scripted_actors(look) + demo.traffic(rng)
+        self.actors: list[Actor] = demo.scripted_actors(look, piles) + demo.traffic(rng)
         # Sensor noise: a bank of seeded noise frames, cycled (cheap, and the same on every machine).
         noise = rng.normal(0, 2.0, (NOISE_FRAMES, demo.HEIGHT, demo.WIDTH, 3))
         self.noise = np.round(noise).astype(np.int16)
@@ -171,11 +174,13 @@ def render_demo(
     duration_s: float = demo.DURATION_S,
     device: str = DEMO_DEVICE,
     look: int = 0,
+    piles: int = 1,
 ) -> DemoFiles:
     """Write ``demo.mp4``, ``timeline.json``, ``daemon.yaml`` and ``store.yaml`` into ``out``; ``look`` other
-    than 0 draws the scripted actors with other looks (not the demo: see demo.scripted_actors)."""
+    than 0 draws the scripted actors with other looks, with ``piles`` of rubbish (not the demo: see
+    demo.scripted_actors)."""
     out.mkdir(parents=True, exist_ok=True)
-    scene = DemoScene(seed, duration_s, look=look)
+    scene = DemoScene(seed, duration_s, look=look, piles=piles)
     files = DemoFiles(out / "demo.mp4", out / "timeline.json", out / "daemon.yaml", out / "store.yaml")
     write_video(scene, files.video)
     files.timeline.write_text(json.dumps(timeline(scene, files.video), indent=2) + "\n", encoding="utf-8")

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from benchmarks import bootstrap_round
 from datasets.scenes import demo
 from datasets.scenes.score import CaseEvent, Incident
+from detector.boxes import box_iou_batch
 
 
 @pytest.mark.e2e
@@ -31,7 +34,7 @@ def test_a_tiny_round_consumes_decisions_publishes_and_promotes_a_model_and_prin
     out = tmp_path / "round"
     tiny = (
         "--clips 2 --unseen 1 --clip-s 80 --unseen-s 90 --demo-s 80 --val-share 0.5 --train-hours 0 "
-        "--epochs 1 --imgsz 64 --batch 8"
+        "--epochs 1 --imgsz 64 --batch 8 --piles 2"
     )
     args = bootstrap_round.parse_args(["--out", str(out), *tiny.split(), "--truth-every-s", "20"])
     result = bootstrap_round.bootstrap_round(args)
@@ -103,11 +106,29 @@ def test_a_missed_object_is_drawn_where_the_scene_drew_it(tmp_path: Path) -> Non
     """The box the operator draws is the ground truth's, normalised, and lies on the pavement zone."""
     the_clip = clip(tmp_path)
     stall = next(i for i in the_clip.timeline.incidents if i.violation_type == "street_stall")
-    box = bootstrap_round.ground_truth_box(the_clip, stall, 100.0)
-    assert box is not None and all(0 <= v <= 1 for v in box) and box[0] < box[2] and box[1] < box[3]
+    (box,) = bootstrap_round.ground_truth_boxes(the_clip, stall, 100.0)
+    assert all(0 <= v <= 1 for v in box) and box[0] < box[2] and box[1] < box[3]
     pavement = next(z for z in demo.ZONES if z.id == "pavement").polygon(demo.CAMERA)
     centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
     xs, ys = [p[0] for p in pavement], [p[1] for p in pavement]
     assert min(xs) <= centre[0] <= max(xs) and min(ys) <= centre[1] <= max(ys)
     garbage = next(i for i in the_clip.timeline.incidents if i.violation_type == "exposed_garbage")
-    assert bootstrap_round.ground_truth_box(the_clip, garbage, 30.0) is None  # not dumped yet
+    assert bootstrap_round.ground_truth_boxes(the_clip, garbage, 30.0) == []  # not dumped yet
+
+
+def test_every_pile_of_a_dumping_is_drawn_each_with_its_own_box(tmp_path: Path) -> None:
+    """A round's clip with several piles: the operator boxes each one it sees, not one box over them all."""
+    the_clip = replace(clip(tmp_path), piles=3)
+    garbage = next(i for i in the_clip.timeline.incidents if i.violation_type == "exposed_garbage")
+    boxes = bootstrap_round.ground_truth_boxes(the_clip, garbage, 100.0)
+    assert len(boxes) >= 2
+    pavement = next(z for z in demo.ZONES if z.id == "pavement").polygon(demo.CAMERA)
+    xs, ys = [p[0] for p in pavement], [p[1] for p in pavement]
+    for x0, _y0, x1, y1 in boxes:
+        assert min(xs) <= (x0 + x1) / 2 <= max(xs) and min(ys) <= y1 <= max(ys) + 0.05
+    # the piles are apart: no two boxes the same object
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert box_iou_batch(np.array([a]), np.array(b)).max() < 0.3
+    areas = [(x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in boxes]
+    assert areas == sorted(areas, reverse=True)  # largest first

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -182,3 +183,48 @@ def test_the_looks_spread_the_stall_over_the_pavement_and_the_demo_keeps_its_spo
     assert zs.min() < demo.STALL_Z[0] + 3 and zs.max() > demo.STALL_Z[1] - 3 and zs.std() > 3
     stall = next(a for a in demo.scripted_actors() if a.kind == "stall").at(100.0)
     assert stall is not None and (stall.x, stall.z) == demo.DEMO_STALL_AT
+
+
+@pytest.mark.parametrize("look", OTHER_LOOKS)
+def test_more_piles_are_dumped_with_the_first_apart_on_the_pavement_before_the_stall(look: int) -> None:
+    """A round's clip with several piles: each stands, unmoved, in the pavement zone from shortly after the
+    bags' dumping to the incident's end, apart from the others and in front of the stall; one garbage
+    incident still, and the rest of the script unchanged."""
+    scene = DemoScene(look, look=look, piles=3)
+    (garbage,) = [i for i in demo.incidents() if i.violation_type == "exposed_garbage"]
+    piles = [a for a in scene.actors if a.kind == "garbage"]
+    assert 2 <= len(piles) <= 3
+    stall = next(a for a in scene.actors if a.kind == "stall").at(100.0)
+    assert stall is not None
+    spots = []
+    for pile in piles:
+        shown = [t for t in np.arange(0.0, demo.DURATION_S, 1.0) if pile.at(float(t)) is not None]
+        assert garbage.start_s <= shown[0] <= garbage.start_s + 10 and shown[-1] <= garbage.end_s, look
+        late = replace(garbage, start_s=shown[0])
+        assert causes(pile, late), (look, pile)
+        thing = pile.at(100.0)
+        assert thing is not None and thing.z <= stall.z - demo.BAGS_BEFORE_STALL_M
+        spots.append((thing.x, thing.z))
+    assert all(
+        np.hypot(a[0] - b[0], a[1] - b[1]) >= demo.PILES_APART_M
+        for i, a in enumerate(spots)
+        for b in spots[i + 1 :]
+    )
+    single = DemoScene(look, look=look)  # the rest as with one pile: the same actors, the first pile too
+    assert [a for a in scene.actors if a.kind != "garbage"] == [
+        a for a in single.actors if a.kind != "garbage"
+    ]
+    assert piles[0] == next(a for a in single.actors if a.kind == "garbage")
+
+
+def test_the_piles_vary_in_kind_over_a_rounds_looks_and_the_demo_keeps_one_pile_of_bags() -> None:
+    kinds = {
+        a.style
+        for look in range(1000, 1048)
+        for a in demo.scripted_actors(look, piles=3)
+        if a.kind == "garbage"
+    }
+    assert kinds == {"bags", "pile", "litter"}
+    assert [a.style for a in demo.scripted_actors() if a.kind == "garbage"] == ["bags"]
+    with pytest.raises(ValueError, match="piles"):
+        demo.scripted_actors(0, piles=2)
