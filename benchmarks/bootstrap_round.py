@@ -3,13 +3,14 @@ garbage model with no human in the loop but a simulated operator who answers fro
 
     PYTHONPATH=. .venv/bin/python -m benchmarks.bootstrap_round --out runs/bootstrap \\
         --clips 48 --unseen 4 --clip-s 120 --unseen-s 240 --demo-s 240 --epochs 500 --imgsz 320 \\
-        --batch 16 --images frame --val-share 0.2
+        --batch 16 --images frame --val-share 0.2 --piles 3
 
 The five steps, each timed:
 
 1. render: ``--clips`` generated street clips for the round and ``--unseen`` more for the evaluation
    (demo.scripted_actors with other looks and spots, and other streets and traffic; seeds 1000+ and
-   2000+, disjoint from the demo's 7 and from the scene generator's test split), and the demo clip (seed 7);
+   2000+, disjoint from the demo's 7 and from the scene generator's test split; ``--piles`` of rubbish in
+   each round's clip, one in the unseen ones), and the demo clip (seed 7);
 2. before: the real daemon (in-process, as ``streetwatch run`` builds it) against a real store
    (``streetwatch api serve`` on SQLite, set up with the CLI as scripts/demo.sh does) on every clip, with the
    starting model (default: the demo ONNX with only its vehicle classes mapped in ``detector.classes``:
