@@ -22,6 +22,7 @@ import numpy as np
 from datasets.scenes.actors import Actor
 from datasets.scenes.camera import Camera
 from datasets.scenes.street import Street
+from datasets.scenes.street_objects import GARBAGE_KIND_SHARE, GARBAGE_KINDS
 
 WIDTH, HEIGHT, FPS = 640, 360, 10
 DURATION_S = 240.0
@@ -158,10 +159,10 @@ STALL_X, STALL_Z = (KERB + 2.4, KERB + 4.0), (11.0, 26.0)
 GARBAGE_X, GARBAGE_Z = (KERB + 1.2, KERB + 4.0), (7.0, 22.5)
 BAGS_BEFORE_STALL_M = 3.5
 # More piles (a round's clips): each on its own spot, this far from the others on the ground (a pile of
-# bags spreads up to ~1.5 m), dumped a few seconds apart after the first; their kinds as the generator's.
+# bags spreads up to ~1.5 m), dumped a few seconds apart after the first; their kinds drawn as the
+# generator draws them (street_objects.GARBAGE_KINDS).
 PILES_APART_M = 2.0
 PILE_EVERY_S = 2.0
-PILE_KINDS, PILE_KIND_SHARE = ("bags", "pile", "litter"), (0.4, 0.4, 0.2)
 
 
 def scripted_actors(look: int = 0, piles: int = 1) -> list[Actor]:
@@ -207,7 +208,7 @@ def more_piles(rng: np.random.Generator, stall_at: Spot, first: Spot, count: int
         spot = (float(rng.uniform(*GARBAGE_X)), float(rng.uniform(GARBAGE_Z[0], far)))
         if all(math.dist(spot, other) >= PILES_APART_M for other in taken):
             taken.append(spot)
-            found.append((spot, str(rng.choice(PILE_KINDS, p=PILE_KIND_SHARE))))
+            found.append((spot, str(rng.choice(GARBAGE_KINDS, p=GARBAGE_KIND_SHARE))))
     return found
 
 

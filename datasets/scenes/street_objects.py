@@ -294,11 +294,12 @@ def _litter(
 
 
 GARBAGE_KINDS = ("bags", "pile", "litter")
+GARBAGE_KIND_SHARE = (0.4, 0.4, 0.2)  # how often each kind is drawn when none is asked for
 
 
 def garbage(rng: np.random.Generator, ppm: float, view: View, kind: str = "") -> Drawn:
     """Bags, a pile of bags and boxes, or litter scattered over the ground (``kind``: random when empty)."""
-    kind = kind or str(rng.choice(GARBAGE_KINDS, p=[0.4, 0.4, 0.2]))
+    kind = kind or str(rng.choice(GARBAGE_KINDS, p=GARBAGE_KIND_SHARE))
     if kind == "litter":
         spread_x = float(rng.uniform(0.5, 1.2)) * ppm
         spread_y = spread_x * max(view.squash, 0.2) * float(rng.uniform(0.6, 1.2))
