@@ -661,21 +661,23 @@ def garbage_photos(card: Path, folder: Path) -> str:
     # each class at its working confidence, as a zone rule without min_confidence takes it
     working = class_confidence_table(detector.class_names, detector.card.thresholds.classes)
     counts: dict[str, int] = {}
-    with_garbage = 0
+    garbage_boxes: list[int] = []  # per photo: many small boxes are noise, one or two on a pile a finding
     for photo in photos:
         image = cv2.imread(str(photo))
         if image is None:
             continue
         found = detector.detect_batch([image.astype(np.uint8, copy=False)])[0]
         kept = found.confidence >= working[found.class_id]
-        names = {detector.class_names[int(c)] for c in found.class_id[kept]}
-        with_garbage += "garbage" in names
-        for name in names:
+        names = [detector.class_names[int(c)] for c in found.class_id[kept]]
+        garbage_boxes.append(names.count("garbage"))
+        for name in set(names):
             counts[name] = counts.get(name, 0) + 1
     shown = ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])) or "nothing"
+    with_garbage = [n for n in garbage_boxes if n]
+    spread = f" ({min(with_garbage)}-{max(with_garbage)} boxes each)" if with_garbage else ""
     return (
-        f"garbage photos ({folder.name}): {with_garbage}/{len(photos)} with a garbage box; "
-        f"photos with each class: {shown}"
+        f"garbage photos ({folder.name}): {len(with_garbage)}/{len(photos)} with a garbage box{spread}; "
+        f"photos with each class: {shown}; look at the boxes before reading this as garbage found"
     )
 
 
