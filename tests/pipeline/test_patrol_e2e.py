@@ -32,6 +32,12 @@ pytestmark = pytest.mark.e2e
 
 EVERY_S = 2.0
 DWELL_S = 6.0
+EVIDENCE_KINDS = {
+    "confirmation",
+    "crop",
+    "first_seen",
+    "frame",
+}  # a confirmed case's pictures, sightings aside
 
 
 def reported_health(store: LiveStore, camera: str) -> dict[str, Any] | None:
@@ -72,6 +78,10 @@ def test_a_patrol_camera_makes_a_case_across_visits_while_a_dead_one_is_marked(
         daemon.start()
         try:
             wait_for(lambda: store.case_count() == 1, 60, "the patrol camera's case")
+            # its pictures follow the report through the outbox: stopping first would leave one there
+            wait_for(
+                lambda: {kind for kind, _ in store.evidence(1)} >= EVIDENCE_KINDS, 30, "the case's pictures"
+            )
             wait_for(lambda: daemon.health().body["cameras"]["dead"]["state"] == "failed", 30, "dead marked")
             visits = server.requests["gate"]
             health = daemon.health()
@@ -87,7 +97,7 @@ def test_a_patrol_camera_makes_a_case_across_visits_while_a_dead_one_is_marked(
     assert dt.timedelta(seconds=DWELL_S) <= stood <= dt.timedelta(seconds=DWELL_S + EVERY_S + 1), stood
     assert aware(case.first_seen_at) - started <= dt.timedelta(seconds=EVERY_S + 2)
     kinds = sorted(kind for kind, _ in store.evidence(case.id) if kind != "sighting")
-    assert kinds == ["confirmation", "crop", "first_seen", "frame"]
+    assert kinds == sorted(EVIDENCE_KINDS)
     assert visits >= 4  # visited in turn, one picture each time
     assert health.status == "degraded"
     dead = health.body["cameras"]["dead"]
