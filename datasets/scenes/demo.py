@@ -192,20 +192,24 @@ def scripted_actors(look: int = 0, piles: int = 1) -> list[Actor]:
 def placements(rng: np.random.Generator) -> tuple[Spot, Spot]:
     """A stall's and a pile of bags' places on the pavement zone, the bags nearer the camera."""
     stall_at = (float(rng.uniform(*STALL_X)), float(rng.uniform(*STALL_Z)))
+    return stall_at, _pile_spot(rng, stall_at)
+
+
+def _pile_spot(rng: np.random.Generator, stall_at: Spot) -> Spot:
+    """A place for a pile of rubbish on the bags' part of the pavement zone, in front of the stall."""
     far = min(GARBAGE_Z[1], stall_at[1] - BAGS_BEFORE_STALL_M)
-    return stall_at, (float(rng.uniform(*GARBAGE_X)), float(rng.uniform(GARBAGE_Z[0], far)))
+    return float(rng.uniform(*GARBAGE_X)), float(rng.uniform(GARBAGE_Z[0], far))
 
 
 def more_piles(rng: np.random.Generator, stall_at: Spot, first: Spot, count: int) -> list[tuple[Spot, str]]:
     """Up to ``count`` more piles' places and kinds: on the bags' part of the pavement zone, in front of the
     stall as the first pile, ``PILES_APART_M`` from every other pile (fewer where they do not fit)."""
-    far = min(GARBAGE_Z[1], stall_at[1] - BAGS_BEFORE_STALL_M)
     taken: list[Spot] = [first]
     found: list[tuple[Spot, str]] = []
     for _ in range(40 * count):
         if len(found) == count:
             break
-        spot = (float(rng.uniform(*GARBAGE_X)), float(rng.uniform(GARBAGE_Z[0], far)))
+        spot = _pile_spot(rng, stall_at)
         if all(math.dist(spot, other) >= PILES_APART_M for other in taken):
             taken.append(spot)
             found.append((spot, str(rng.choice(GARBAGE_KINDS, p=GARBAGE_KIND_SHARE))))
