@@ -32,12 +32,8 @@ pytestmark = pytest.mark.e2e
 
 EVERY_S = 2.0
 DWELL_S = 6.0
-EVIDENCE_KINDS = {
-    "confirmation",
-    "crop",
-    "first_seen",
-    "frame",
-}  # a confirmed case's pictures, sightings aside
+# a confirmed case's pictures, sightings aside
+EVIDENCE_KINDS = {"confirmation", "crop", "first_seen", "frame"}
 
 
 def reported_health(store: LiveStore, camera: str) -> dict[str, Any] | None:
