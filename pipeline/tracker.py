@@ -56,8 +56,13 @@ log = logging.getLogger(__name__)
 #: Analysed frames over which a track's seen ratio is measured (one bit each in a uint64).
 SEEN_WINDOW = 64
 
+#: Slack on stream-time comparisons: times are sums of float frame intervals, and a gap of exactly
+#: ``gap_tolerance_s`` must not be lost to one ulp of rounding.
+_TIME_SLACK_S = 1e-6
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 
 def same_block_pairs(
@@ -234,10 +239,15 @@ class StationaryTracker:
         tracks.block = mapped
         self.tracks = tracks.select(mapped >= 0)
 
+    def _within_gap(self, now_s: float) -> BoolArray:
+        """(T,) whether each track was last seen at most ``gap_tolerance_s`` (plus rounding slack) ago."""
+        within: BoolArray = now_s - self.tracks.last_seen <= self.gap_tolerance_s + _TIME_SLACK_S
+        return within
+
     def evict(self, now_s: float) -> None:
         """Drop the tracks whose gap since their last sighting exceeds ``gap_tolerance_s`` (TTL)."""
         if len(self.tracks):
-            self.tracks = self.tracks.select(now_s - self.tracks.last_seen <= self.gap_tolerance_s)
+            self.tracks = self.tracks.select(self._within_gap(now_s))
 
     def seen_ratio(self) -> FloatArray:
         """(T,) share of the recent analysed frames (at most :data:`SEEN_WINDOW`) in which each was seen."""
@@ -258,7 +268,7 @@ class StationaryTracker:
             stayed = tracks.last_seen - tracks.steady_since >= min_stay_s
         found = (
             (tracks.block == block)
-            & (now_s - tracks.last_seen <= self.gap_tolerance_s)
+            & self._within_gap(now_s)
             & stayed
             & (self.seen_ratio() >= self.min_seen_ratio)
         )

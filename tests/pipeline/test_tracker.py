@@ -118,6 +118,15 @@ def test_gap_tolerance_on_stream_time(gap: float, same: bool) -> None:
     assert later.started.tolist() == [0.0 if same else gap]
 
 
+def test_a_gap_of_exactly_the_tolerance_survives_float_rounding() -> None:
+    """30.59 + 20.0 - 30.59 is 20.000000000000004 in floats: the track must still continue."""
+    t = tracker()
+    first = step(t, 30.59, BOX).track_id[0]
+    later = step(t, 30.59 + GAP, BOX)
+    assert later.track_id[0] == first
+    assert later.started[0] == 30.59
+
+
 @settings(max_examples=50, deadline=None)
 @given(gaps=st.lists(st.floats(0.1, GAP), min_size=1, max_size=30))
 def test_sightings_closer_than_the_tolerance_keep_the_start(gaps: list[float]) -> None:
