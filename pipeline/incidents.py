@@ -310,6 +310,7 @@ class RuleEngine:
         self.quiet_period_s = incidents.quiet_period_s
         self.gap_tolerance_s = incidents.gap_tolerance_s
         self.sighting_every_s = sighting_every_s
+        self.min_seen_ratio = incidents.min_seen_ratio
         self.cameras = {
             camera.id: _CameraRules(
                 camera,
