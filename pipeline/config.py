@@ -580,7 +580,7 @@ class IncidentConfig(_Strict):
         gt=0,
         le=1,
         description="A staying object is seen in at least this share of its recent analysed frames; "
-        "passers-by crossing the same spot now and then are not. Below it, a stay starts over.",
+        "passers-by crossing the same spot now and then are not.",
     )
     first_seen_after_s: float = Field(
         5.0, ge=0, description="Stay before the first-sight event and picture (capped at the rule's dwell)."

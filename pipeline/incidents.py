@@ -11,8 +11,7 @@ Per frame of one camera, :meth:`RuleEngine.update`:
    rule's schedule last became active in the camera's time zone, whichever is later. A stay survives gaps
    between sightings up to ``incidents.gap_tolerance_s`` (stream time; a patrol camera's own, longer than a
    turn: :func:`pipeline.config.camera_gap_tolerance`) and counts only while the track is
-   seen in at least ``incidents.min_seen_ratio`` of the camera's recent analysed frames (below it, the stay
-   starts over when the track is steady again);
+   seen in at least ``incidents.min_seen_ratio`` of the camera's recent analysed frames;
 3. updates the incidents of the places those zones belong to.
 
 Incident lifecycle (stream time throughout, never frame counts):

@@ -28,9 +28,7 @@ dwell time? General trackers answer a different one (where did each object go) a
   from a spot that pedestrians cross every few seconds (on ``vtest.avi`` such a chain of passers-by kept one
   anchor alive for 30 s). Each track therefore keeps one bit per analysed frame of the camera (the last
   :data:`SEEN_WINDOW`), and the rules count a stay only while it was seen in at least
-  ``incidents.min_seen_ratio`` of them: the van is seen in ~100 % of frames, the chain in ~10-20 %. A stay
-  that drops below the ratio starts over when the track is steady again (``steady_since``): a weak detection
-  that comes and goes for a minute (a stall's foot taken for rubbish now and then) has not stayed a minute.
+  ``incidents.min_seen_ratio`` of them: the van is seen in ~100 % of frames, the chain in ~10-20 %.
 
 Matching is a distance matrix filled by block, in block-sparse form: the (detection, zone) pairs of a frame
 are listed against the live tracks of the *same* block only (``same_block_pairs``: sum of P_b x T_b IoUs

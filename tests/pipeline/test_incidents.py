@@ -185,42 +185,6 @@ def test_sporadic_sightings_at_one_spot_are_not_a_stay() -> None:
     assert kinds(feed(make_engine(), frames), "confirmed") == []
 
 
-def flickering_then_steady(steady_from: int, until: int) -> list[tuple[float, Detections]]:
-    """PARKED seen in every frame for 11 s, in one frame of three up to ``steady_from`` (seen ratio below
-    the default 0.6), then in every frame up to ``until``."""
-    seen = [s for s in range(until) if s <= 10 or s >= steady_from or s % 3 == 0]
-    return [(s, make_detections([PARKED]) if s in seen else NOTHING) for s in range(until)]
-
-
-def test_a_box_that_flickered_counts_its_stay_from_when_it_became_steady() -> None:
-    """A weak detection that comes and goes (a stall's foot taken for rubbish now and then) must not carry
-    the time since it first appeared into the dwell once it is seen steadily: its stay starts over then."""
-    frames = flickering_then_steady(steady_from=41, until=120)
-    events = feed(make_engine(), frames)
-    confirmed = kinds(events, "confirmed")
-    assert len(confirmed) == 1
-    # Its seen ratio is back at 0.6 from second 49 on (30 of 50 frames): the stay runs from there.
-    assert confirmed[0].first_seen_at == at(49)
-    assert offset_s(confirmed[0].at) == 49 + DWELL
-
-
-def test_a_case_is_first_seen_when_the_object_that_confirms_it_arrived() -> None:
-    """A box opens the place's incident and then flickers (its incident ends, unconfirmed); a car parks
-    elsewhere in the zone and stays: the case is the car's, first seen when it arrived, even though the
-    flickering box is steady again by then and was first seen long before."""
-    other: Box = (200.0, 500.0, 500.0, 700.0)
-    flicker = flickering_then_steady(steady_from=41, until=100)
-    frames = [
-        (s, make_detections([*boxes.xyxy.tolist(), *([other] if s >= 45 else [])])) for s, boxes in flicker
-    ]
-    events = feed(make_engine(), frames)
-    assert [e.kind for e in events][:4] == ["first_seen", "ended", "first_seen", "confirmed"]
-    confirmed = events[3]
-    assert events[0].first_seen_at == T0 and events[2].incident_id == confirmed.incident_id
-    assert confirmed.first_seen_at == at(45) and offset_s(confirmed.at) == 45 + DWELL
-    assert confirmed.boxes.xyxy.tolist() == [list(other)]
-
-
 def test_a_change_of_resolution_keeps_the_dwell() -> None:
     engine = make_engine()
     events = feed(engine, parked(range(0, 15)))

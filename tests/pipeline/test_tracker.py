@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -192,36 +190,8 @@ def test_staying_in_block() -> None:
     assert not t.staying_in_block(3, now_s=9 + GAP + 1, min_stay_s=5)
 
 
-def test_a_track_is_steady_from_its_first_sighting_until_its_seen_ratio_drops() -> None:
-    t = tracker(min_seen_ratio=0.6)
-    for s in range(5):
-        assert step(t, s, BOX).steady_since.tolist() == [0.0]
-    for s in range(5, 12):  # unseen for 7 of 12 frames: 5 of 12 seen when it is back
-        step(t, s, BOX[:0])
-    back = step(t, 12, BOX)
-    assert back.started.tolist() == [0.0] and math.isnan(back.steady_since[0])
-    assert back.seen_ratio[0] == pytest.approx(6 / 13)
-    assert not t.staying_in_block(0, now_s=12, min_stay_s=0)
-    s = 12
-    while not step(t, s := s + 1, BOX).seen_ratio[0] >= 0.6:
-        pass
-    assert step(t, s + 1, BOX).steady_since.tolist() == [float(s)]  # the stay starts over there
-    assert t.staying_in_block(0, now_s=s + 1, min_stay_s=1)
-    assert not t.staying_in_block(0, now_s=s + 1, min_stay_s=2)
-
-
-def test_without_a_min_seen_ratio_a_track_stays_steady() -> None:
-    t = tracker()
-    step(t, 0, BOX)
-    for s in range(1, 10):
-        step(t, s, BOX[:0])
-    assert step(t, 10, BOX).steady_since.tolist() == [0.0]
-
-
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="stationary_iou"):
         tracker(stationary_iou=0)
     with pytest.raises(ValueError, match="max_tracks"):
         tracker(max_tracks=0)
-    with pytest.raises(ValueError, match="min_seen_ratio"):
-        tracker(min_seen_ratio=1.5)
