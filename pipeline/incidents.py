@@ -319,7 +319,6 @@ class RuleEngine:
                     stationary_iou=incidents.stationary_iou,
                     gap_tolerance_s=camera_gap_tolerance(camera, incidents),
                     max_tracks=max_tracks_per_camera,
-                    min_seen_ratio=incidents.min_seen_ratio,
                 ),
                 incidents.first_seen_after_s,
             )
@@ -408,7 +407,9 @@ class RuleEngine:
         if not cam.has_rule[z, v]:
             return False
         stay = float(cam.first_seen_after_s[z, v]) if min_stay_s is None else min_stay_s
-        return cam.tracker.staying_in_block(z * cam.n_violations + v, now_s=cam.last_s, min_stay_s=stay)
+        return cam.tracker.staying_in_block(
+            z * cam.n_violations + v, now_s=cam.last_s, min_stay_s=stay, min_seen_ratio=self.min_seen_ratio
+        )
 
     @property
     def open_incidents(self) -> int:
@@ -581,12 +582,10 @@ class RuleEngine:
     ) -> _Seen:
         zone = (step.block // cam.n_violations).astype(np.intp)
         violation = (step.block % cam.n_violations).astype(np.intp)
-        # A stay runs from when the track became steady (seen in min_seen_ratio of its recent frames, unbroken
-        # since) or its rule's schedule became active, whichever is later; NaN steady_since: not steady now.
-        steady = ~np.isnan(step.steady_since)
-        counts = active[zone, violation] & steady
-        start = np.fmax(step.steady_since, cam.active_since[zone, violation])  # NaN (inactive) -> steady
+        counts = active[zone, violation]
+        start = np.fmax(step.started, cam.active_since[zone, violation])  # NaN (inactive) -> started
         stay_s = np.where(counts, now_s - start, -np.inf)
+        steady = step.seen_ratio >= self.min_seen_ratio
         return _Seen(
             masks=masks,
             detections=detections,

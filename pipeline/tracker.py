@@ -96,9 +96,6 @@ class TrackerStep:
         track_id: (S,) ids, unique per tracker, never reused.
         block: (S,) the block (zone x violation type) of each track.
         started: (S,) stream seconds when each track was first seen at its anchor.
-        steady_since: (S,) stream seconds since when each track has been seen steadily (its seen ratio at
-            least the tracker's ``min_seen_ratio`` every time it was seen since), NaN while it is not: the
-            start of its stay.
         seen_ratio: (S,) share of the camera's last analysed frames (up to :data:`SEEN_WINDOW`, since the
             track started) in which the track was seen.
         row: (S,) index of the input row that represents the track in this frame: the most confident of the
@@ -108,19 +105,13 @@ class TrackerStep:
     track_id: IntArray
     block: IntArray
     started: FloatArray
-    steady_since: FloatArray
     seen_ratio: FloatArray
     row: npt.NDArray[np.intp]
 
     @classmethod
     def empty(cls) -> TrackerStep:
         return cls(
-            np.zeros(0, np.int64),
-            np.zeros(0, np.int64),
-            np.zeros(0),
-            np.zeros(0),
-            np.zeros(0),
-            np.zeros(0, np.intp),
+            np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(0, np.intp)
         )
 
     def __len__(self) -> int:
@@ -135,7 +126,6 @@ class _Tracks:
     block: IntArray
     track_id: IntArray
     started: FloatArray  # stream seconds of the first sighting
-    steady_since: FloatArray  # stream seconds since when it has been seen steadily; NaN while not
     last_seen: FloatArray
     first_frame: IntArray  # the camera's frame number at the first sighting
     seen_bits: npt.NDArray[np.uint64]  # bit k: seen k analysed frames ago
@@ -146,7 +136,6 @@ class _Tracks:
             np.zeros((0, 4)),
             np.zeros(0, np.int64),
             np.zeros(0, np.int64),
-            np.zeros(0),
             np.zeros(0),
             np.zeros(0),
             np.zeros(0, np.int64),
@@ -162,7 +151,6 @@ class _Tracks:
             self.block[keep],
             self.track_id[keep],
             self.started[keep],
-            self.steady_since[keep],
             self.last_seen[keep],
             self.first_frame[keep],
             self.seen_bits[keep],
@@ -174,7 +162,6 @@ class _Tracks:
             np.concatenate([self.block, other.block]),
             np.concatenate([self.track_id, other.track_id]),
             np.concatenate([self.started, other.started]),
-            np.concatenate([self.steady_since, other.steady_since]),
             np.concatenate([self.last_seen, other.last_seen]),
             np.concatenate([self.first_frame, other.first_frame]),
             np.concatenate([self.seen_bits, other.seen_bits]),
@@ -193,29 +180,16 @@ class StationaryTracker:
         gap_tolerance_s: a track unseen for longer than this (stream time between sightings) is dropped, and
             its dwell with it; shorter gaps (missed detections, occlusion, flicker) keep it.
         max_tracks: bound on live tracks; beyond it the least recently seen are dropped.
-        min_seen_ratio: a track seen with a lower seen ratio is not steady: its stay (``steady_since``)
-            starts over the next time it is seen steadily, so an object that flickers in and out of the
-            detections does not carry the time since it was first seen into a dwell.
     """
 
-    def __init__(
-        self,
-        *,
-        stationary_iou: float,
-        gap_tolerance_s: float,
-        max_tracks: int = 512,
-        min_seen_ratio: float = 0.0,
-    ) -> None:
+    def __init__(self, *, stationary_iou: float, gap_tolerance_s: float, max_tracks: int = 512) -> None:
         if not 0 < stationary_iou <= 1:
             raise ValueError(f"stationary_iou must be in (0, 1], got {stationary_iou}")
-        if not 0 <= min_seen_ratio <= 1:
-            raise ValueError(f"min_seen_ratio must be in [0, 1], got {min_seen_ratio}")
         if max_tracks < 1:
             raise ValueError(f"max_tracks must be at least 1, got {max_tracks}")
         self.stationary_iou = stationary_iou
         self.gap_tolerance_s = gap_tolerance_s
         self.max_tracks = max_tracks
-        self.min_seen_ratio = min_seen_ratio
         self._next_id = 1
         self.frame = 0
         self.tracks = _Tracks.empty()
@@ -259,16 +233,14 @@ class StationaryTracker:
         ratio: FloatArray = popcount64(tracks.seen_bits & window) / np.maximum(alive, 1).astype(np.float64)
         return ratio
 
-    def staying_in_block(self, block: int, *, now_s: float, min_stay_s: float) -> bool:
-        """Whether a live track of ``block`` has stayed, seen steadily, ``min_stay_s`` by ``now_s``."""
+    def staying_in_block(self, block: int, *, now_s: float, min_stay_s: float, min_seen_ratio: float) -> bool:
+        """Whether a live track of ``block`` has stayed ``min_stay_s`` by ``now_s`` and is seen steadily."""
         tracks = self.tracks
-        with np.errstate(invalid="ignore"):  # NaN steady_since: not staying
-            stayed = tracks.last_seen - tracks.steady_since >= min_stay_s
         found = (
             (tracks.block == block)
             & self._within_gap(now_s)
-            & stayed
-            & (self.seen_ratio() >= self.min_seen_ratio)
+            & (tracks.last_seen - tracks.started >= min_stay_s)
+            & (self.seen_ratio() >= min_seen_ratio)
         )
         return bool(found.any())
 
@@ -338,7 +310,6 @@ class StationaryTracker:
             block=block[rows],
             track_id=np.arange(self._next_id, self._next_id + n, dtype=np.int64),
             started=np.full(n, now_s),
-            steady_since=np.full(n, now_s),
             last_seen=np.full(n, now_s),
             first_frame=np.full(n, self.frame, np.int64),
             seen_bits=np.zeros(n, np.uint64),
@@ -357,16 +328,11 @@ class StationaryTracker:
         tracks = self.tracks
         tracks.last_seen[slots] = now_s
         tracks.seen_bits[slots] |= np.uint64(1)
-        ratio = self.seen_ratio()[slots]
-        steady = ratio >= self.min_seen_ratio
-        since = tracks.steady_since[slots]
-        tracks.steady_since[slots] = np.where(steady, np.where(np.isnan(since), now_s, since), np.nan)
         return TrackerStep(
             track_id=tracks.track_id[slots].copy(),
             block=tracks.block[slots].copy(),
             started=tracks.started[slots].copy(),
-            steady_since=tracks.steady_since[slots].copy(),
-            seen_ratio=ratio,
+            seen_ratio=self.seen_ratio()[slots],
             row=order[first],
         )
 

@@ -25,7 +25,6 @@ def tracker(**kwargs: float) -> StationaryTracker:
         stationary_iou=options["stationary_iou"],
         gap_tolerance_s=options["gap_tolerance_s"],
         max_tracks=int(options.get("max_tracks", 512)),
-        min_seen_ratio=options.get("min_seen_ratio", 0.0),
     )
 
 
@@ -181,13 +180,13 @@ def test_the_newest_tracks_survive_the_bound() -> None:
 
 
 def test_staying_in_block() -> None:
-    t = tracker(min_seen_ratio=0.6)
+    t = tracker()
     for s in range(10):
         step(t, s, BOX, block=3)
-    assert t.staying_in_block(3, now_s=9, min_stay_s=5)
-    assert not t.staying_in_block(3, now_s=9, min_stay_s=15)
-    assert not t.staying_in_block(2, now_s=9, min_stay_s=0)
-    assert not t.staying_in_block(3, now_s=9 + GAP + 1, min_stay_s=5)
+    assert t.staying_in_block(3, now_s=9, min_stay_s=5, min_seen_ratio=0.6)
+    assert not t.staying_in_block(3, now_s=9, min_stay_s=15, min_seen_ratio=0.6)
+    assert not t.staying_in_block(2, now_s=9, min_stay_s=0, min_seen_ratio=0.6)
+    assert not t.staying_in_block(3, now_s=9 + GAP + 1, min_stay_s=5, min_seen_ratio=0.6)
 
 
 def test_bad_arguments() -> None:
