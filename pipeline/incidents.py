@@ -51,7 +51,7 @@ from detector.card import ModelCard
 from detector.detections import Detections
 from pipeline.config import CameraConfig, DaemonConfig, ZoneConfig, camera_gap_tolerance
 from pipeline.errors import RuleConfigError, StreamTimeError, UnknownCameraError
-from pipeline.tracker import StationaryTracker, TrackerStep
+from pipeline.tracker import StationaryTracker, TrackerStep, within_gap
 from pipeline.zones import CameraZones, ZoneMasks
 
 log = logging.getLogger(__name__)
@@ -373,7 +373,7 @@ class RuleEngine:
         for key, incident in list(self._open.items()):
             gap = self._gap_tolerance.get(incident.camera_id, self.gap_tolerance_s)
             limit = max(self.quiet_period_s, gap) if incident.confirmed_s is not None else gap
-            if now_s - incident.last_seen_s > limit:
+            if not within_gap(now_s - incident.last_seen_s, limit):
                 del self._open[key]
                 events.append(self._event("ended", incident, now_s, Detections.empty()))
                 log.info(

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 import numpy.typing as npt
@@ -54,13 +55,23 @@ log = logging.getLogger(__name__)
 #: Analysed frames over which a track's seen ratio is measured (one bit each in a uint64).
 SEEN_WINDOW = 64
 
-#: Slack on stream-time comparisons: times are sums of float frame intervals, and a gap of exactly
-#: ``gap_tolerance_s`` must not be lost to one ulp of rounding.
+#: Slack on stream-time gaps: stream times are float epoch seconds, and a gap of exactly a tolerance
+#: must not be lost to their rounding (a few ulps: ~0.25 us each at today's epoch seconds).
 _TIME_SLACK_S = 1e-6
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
+
+
+@overload
+def within_gap(elapsed_s: float, tolerance_s: float) -> bool: ...
+@overload
+def within_gap(elapsed_s: FloatArray, tolerance_s: float) -> BoolArray: ...
+def within_gap(elapsed_s: float | FloatArray, tolerance_s: float) -> bool | BoolArray:
+    """Whether a gap of ``elapsed_s`` since the last sighting is at most ``tolerance_s`` (plus rounding
+    slack): the one test for a track staying alive and for an incident not ending, so the two agree."""
+    return elapsed_s <= tolerance_s + _TIME_SLACK_S
 
 
 def same_block_pairs(
@@ -211,15 +222,10 @@ class StationaryTracker:
         tracks.block = mapped
         self.tracks = tracks.select(mapped >= 0)
 
-    def _within_gap(self, now_s: float) -> BoolArray:
-        """(T,) whether each track was last seen at most ``gap_tolerance_s`` (plus rounding slack) ago."""
-        within: BoolArray = now_s - self.tracks.last_seen <= self.gap_tolerance_s + _TIME_SLACK_S
-        return within
-
     def evict(self, now_s: float) -> None:
         """Drop the tracks whose gap since their last sighting exceeds ``gap_tolerance_s`` (TTL)."""
         if len(self.tracks):
-            self.tracks = self.tracks.select(self._within_gap(now_s))
+            self.tracks = self.tracks.select(within_gap(now_s - self.tracks.last_seen, self.gap_tolerance_s))
 
     def seen_ratio(self) -> FloatArray:
         """(T,) share of the recent analysed frames (at most :data:`SEEN_WINDOW`) in which each was seen."""
@@ -238,7 +244,7 @@ class StationaryTracker:
         tracks = self.tracks
         found = (
             (tracks.block == block)
-            & self._within_gap(now_s)
+            & within_gap(now_s - tracks.last_seen, self.gap_tolerance_s)
             & (tracks.last_seen - tracks.started >= min_stay_s)
             & (self.seen_ratio() >= min_seen_ratio)
         )

@@ -130,6 +130,15 @@ def test_an_unconfirmed_incident_ends_when_its_object_leaves() -> None:
     assert offset_s(events[1].at) == 9 + GAP + 1
 
 
+def test_a_gap_of_exactly_the_tolerance_keeps_incident_and_track_together() -> None:
+    """A car seen again exactly gap_tolerance_s after its last sighting keeps its track; its incident must
+    not end there either (at(19.99 + 7.7) - at(19.99) is 7.700000047683716 in epoch-second floats)."""
+    gap = 7.7
+    frames = [*parked([*range(10, 20), 19.99]), (19.99 + gap, make_detections([PARKED]))]
+    events = feed(make_engine(gap_tolerance_s=gap), frames)
+    assert [e.kind for e in events] == ["first_seen"]
+
+
 def test_a_car_driving_past_raises_nothing() -> None:
     frames = [(s, make_detections([(100.0 + 40 * s, 500.0, 300.0 + 40 * s, 620.0)])) for s in range(40)]
     assert feed(make_engine(), frames) == []
