@@ -23,9 +23,9 @@ The five steps, each timed:
    case's evidence image (``POST /cases/{id}/labels``) for ``--draw-share`` of them when the store has
    that route;
 4. train: ``export-reviewed`` (``--images``: the undrawn frames by default), Ultralytics training from
-   scratch for ``--epochs`` (or time-boxed by ``--train-hours``; offline), ``streetwatch evaluate``
-   (AP50) of both models on ground-truth frames of the unseen clips, ``models publish`` with the card's
-   class -> violation map, assigned as shadow, then promoted;
+   scratch for ``--epochs`` (or time-boxed by ``--train-hours``; offline; on every core),
+   ``streetwatch evaluate`` (AP50) of both models on ground-truth frames of the unseen clips, ``models
+   publish`` with the card's class -> violation map, assigned as shadow, then promoted;
 5. after: the same daemon configuration on the unseen clips and the demo clip: the store's new live model
    has another class list, so the daemon stages it and restarts onto it (pipeline.model_updates).
 
@@ -538,6 +538,7 @@ def train(state: Round, data: Path, args: argparse.Namespace) -> tuple[Path, str
     )
     assert result.card is not None
     print("working confidence per class (validation F2 peak):", result.working_points or "none")
+    print(f"trained on {result.threads} torch threads: {result.command}")
     card = yaml.safe_load(result.card.read_text(encoding="utf-8"))
     card["violations"] = {**CLASS_TO_VIOLATION}
     card["version"] = "bootstrap-1"

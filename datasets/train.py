@@ -8,7 +8,10 @@ Ultralytics and PyTorch are imported lazily: the daemon and the API never need t
 from __future__ import annotations
 
 import logging
+import os
 import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import takewhile
 from pathlib import Path
@@ -36,6 +39,7 @@ class TrainResult:
     metrics: dict[str, float]
     command: str
     working_points: dict[str, float] = field(default_factory=dict)  # written into the card
+    threads: int | None = None  # torch threads the training ran on (read when it started)
 
 
 def train(
@@ -55,6 +59,7 @@ def train(
     export_name: str | None = None,
     overwrite: bool = False,
     hue_shift: float = DEFAULT_HUE_SHIFT,
+    threads: int | None = None,
     extra: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train ``model`` (an architecture ``.yaml`` or ``.pt`` weights to start from) on ``data``; export the
@@ -63,12 +68,19 @@ def train(
     ``hue_shift`` is the largest random hue rotation of a training image, as a share of the colour circle
     (Ultralytics' ``hsv_h``): 0.5 shows every object in every colour. In the bootstrap round it made the
     first model find a stall whose colour matched the wall behind it, and cost garbage recall
-    (benchmarks/README.md, Bootstrap round), so the default stays Ultralytics' own."""
+    (benchmarks/README.md, Bootstrap round), so the default stays Ultralytics' own.
+
+    ``threads`` is the number of torch threads a CPU training runs on; default every core. Ultralytics
+    itself takes one less than the cores (``NUM_THREADS``), which on a 2-vCPU box leaves half of it idle:
+    two threads trained the bootstrap round's set 1.54x faster than one (benchmarks/README.md)."""
+    threads = threads if threads is not None else os.cpu_count() or 1
     read_dataset_yaml(data)  # a malformed dataset fails here, with a line number, not deep in Ultralytics
     if epochs < 1 or imgsz < 32 or batch < 1:
         raise TrainError(
             f"epochs, imgsz and batch must be >= 1, >= 32 and >= 1; got {epochs}, {imgsz}, {batch}"
         )
+    if threads < 1:
+        raise TrainError(f"threads must be >= 1; got {threads}")
     if not 0.0 <= hue_shift <= MAX_HUE_SHIFT:
         raise TrainError(
             f"hue_shift must be between 0 and {MAX_HUE_SHIFT} (share of the colour circle); got {hue_shift}"
@@ -93,9 +105,12 @@ def train(
         "hsv_h": hue_shift,
         **(extra or {}),
     }
+    started_on: list[int] = []
     try:
         yolo = ultralytics.YOLO(model, task="detect")
-        yolo.train(**arguments)
+        yolo.add_callback("on_train_start", lambda _trainer: started_on.append(_torch_threads()))
+        with _cpu_training_threads(threads):
+            yolo.train(**arguments)
     except Exception as exc:  # Ultralytics raises anything from FileNotFoundError to RuntimeError
         raise TrainError(
             f"Ultralytics training of {model} on {data} failed: {type(exc).__name__}: {exc}"
@@ -103,14 +118,41 @@ def train(
     trainer = yolo.trainer
     weights = Path(trainer.best if Path(trainer.best).is_file() else trainer.last)
     metrics = {k: float(v) for k, v in (getattr(trainer, "metrics", None) or {}).items() if _is_number(v)}
-    command = train_command_line(model, data, epochs, imgsz, batch, device, project, name, seed, hue_shift)
+    command = train_command_line(
+        model, data, epochs, imgsz, batch, device, project, name, seed, hue_shift, threads
+    )
+    used = started_on[0] if started_on else None
     if not export:
-        return TrainResult(weights, None, None, metrics, command)
+        return TrainResult(weights, None, None, metrics, command, threads=used)
     onnx, card = export_model(
         weights, out_dir=out_dir, imgsz=imgsz, name=export_name or name, overwrite=overwrite
     )
     points = choose_working_points(card, data) if card is not None else {}
-    return TrainResult(weights, onnx, card, metrics, command, points)
+    return TrainResult(weights, onnx, card, metrics, command, points, used)
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
+
+
+@contextmanager
+def _cpu_training_threads(threads: int) -> Iterator[None]:
+    """Ultralytics sets torch's threads to its module constant ``NUM_THREADS`` when it selects the CPU
+    (``select_device``), whatever OMP_NUM_THREADS says; the constant is replaced for the training and
+    both are put back after it, so the process goes on with the threads it had."""
+    from ultralytics.utils import torch_utils
+
+    before, before_torch = getattr(torch_utils, "NUM_THREADS"), _torch_threads()  # noqa: B009 (not re-exported)
+    setattr(torch_utils, "NUM_THREADS", threads)  # noqa: B010
+    try:
+        yield
+    finally:
+        import torch
+
+        setattr(torch_utils, "NUM_THREADS", before)  # noqa: B010
+        torch.set_num_threads(before_torch)
 
 
 def choose_working_points(card: Path, data: Path, *, split: str = "val") -> dict[str, float]:
@@ -168,9 +210,13 @@ def train_command_line(
     name: str,
     seed: int,
     hue_shift: float = DEFAULT_HUE_SHIFT,
+    threads: int | None = None,
 ) -> str:
-    """The ``streetwatch train`` command that reproduces a run."""
+    """The ``streetwatch train`` command that reproduces a run (the thread count changes the weights a
+    little: floating-point sums are split differently)."""
     words = ["streetwatch", "train", model, str(data), "--epochs", str(epochs), "--imgsz", str(imgsz)]
     words += ["--batch", str(batch), "--device", device, "--project", str(project), "--name", name]
     words += ["--seed", str(seed), "--hue-shift", f"{hue_shift:g}"]
+    if threads is not None:
+        words += ["--threads", str(threads)]
     return shlex.join(words)

@@ -208,6 +208,9 @@ def test_round_trip_reviewed_cases_train_one_epoch(reviewed: Reviewed, tmp_path:
     yaml_path, report = _export(reviewed, tmp_path / "ds", group_by=GroupBy.CASE, fractions=(0.5, 0.5, 0.0))
     images: dict[str, int] = report["images"]  # type: ignore[assignment]
     assert images["train"] > 0 and images["val"] > 0
+    import torch
+
+    threads_before = torch.get_num_threads()
     result = train(
         "yolov8n.yaml",
         yaml_path,
@@ -219,8 +222,12 @@ def test_round_trip_reviewed_cases_train_one_epoch(reviewed: Reviewed, tmp_path:
         name="roundtrip",
         out_dir=tmp_path / "models",
         hue_shift=0.5,
+        threads=threads_before + 1,
     )
     assert result.weights.is_file() and result.onnx is not None and result.card is not None
+    # the training ran on the threads asked for (Ultralytics would take cores - 1), the process keeps its own
+    assert result.threads == threads_before + 1 and f"--threads {threads_before + 1}" in result.command
+    assert torch.get_num_threads() == threads_before
     # the hue rotation reached Ultralytics and the recorded command reproduces it
     trained_with = yaml.safe_load((tmp_path / "runs" / "roundtrip" / "args.yaml").read_text(encoding="utf-8"))
     assert trained_with["hsv_h"] == 0.5 and "--hue-shift 0.5" in result.command
@@ -250,6 +257,16 @@ def test_a_hue_shift_outside_the_colour_circle_is_refused_before_training(
     yaml_path, _ = _export(reviewed, tmp_path / "ds", group_by=GroupBy.CASE, fractions=(0.5, 0.5, 0.0))
     with pytest.raises(TrainError, match=rf"hue_shift must be between 0 and 0.5 .*got {hue_shift}"):
         train("yolov8n.yaml", yaml_path, hue_shift=hue_shift, project=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_zero_training_threads_are_refused_before_training(reviewed: Reviewed, tmp_path: Path) -> None:
+    from datasets.errors import TrainError
+    from datasets.train import train
+
+    yaml_path, _ = _export(reviewed, tmp_path / "ds", group_by=GroupBy.CASE, fractions=(0.5, 0.5, 0.0))
+    with pytest.raises(TrainError, match=r"threads must be >= 1; got 0"):
+        train("yolov8n.yaml", yaml_path, threads=0, project=tmp_path / "runs")
     assert not (tmp_path / "runs").exists()
 
 
