@@ -15,6 +15,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import yaml
@@ -51,6 +52,14 @@ def test_a_tiny_round_consumes_decisions_publishes_and_promotes_a_model_and_prin
         assert any(line.startswith(kind) for line in printed.splitlines()), printed
     assert "operator decisions consumed:" in printed
     assert set(result["steps"]) == {"render", "before", "operator", "train", "after"}
+    # AP50 also on the unseen frames redacted as training frames are: the same frames, other pixels
+    assert set(result["ap50_after_redacted"]) == set(result["ap50_after"]) and "AP50 redacted" in printed
+    sharp, redacted = (
+        sorted((out / "truth" / "images").rglob("*.jpg")),
+        sorted((out / "truth-redacted" / "images").rglob("*.jpg")),
+    )
+    assert [p.name for p in sharp] == [p.name for p in redacted] and sharp
+    assert sharp[0].read_bytes() != redacted[0].read_bytes()
     assert "garbage photos" in result["garbage_photos"]
     assert json.loads((out / "result.json").read_text())["version_id"] == result["version_id"]
     # the unseen clip has its own length; the validation split its own share of the reviewed incidents
@@ -83,6 +92,30 @@ def clip(tmp_path: Path) -> bootstrap_round.Clip:
         Incident(i.violation_type, i.zone, i.start_s, i.end_s, i.what) for i in demo.incidents()
     )
     return bootstrap_round.Clip("r0", 0, 1000, 1000, tmp_path, Timeline(START_TIME, incidents), 240.0)
+
+
+def test_a_truth_frame_redacted_as_a_training_frame_is_blurred_outside_the_zones_only() -> None:
+    from datasets.scenes.video import DemoScene
+
+    image, found = DemoScene(bootstrap_round.UNSEEN_SEED, 120.0).frame(60.0)
+    image = np.asarray(image)
+    redacted = bootstrap_round.as_training_frame(image, [])
+    zones = np.zeros(image.shape[:2], np.uint8)
+    for zone in demo.ZONES:
+        polygon = np.array(zone.polygon(demo.CAMERA), np.float32) * (demo.WIDTH, demo.HEIGHT)
+        cv2.fillPoly(zones, [np.round(polygon).astype(np.int32)], 1)
+    inside, outside = zones.astype(bool), ~cv2.dilate(zones, np.ones((9, 9), np.uint8)).astype(bool)
+    assert inside.any() and outside.any()
+    assert np.array_equal(redacted[inside], image[inside])  # the zones stay sharp
+    # and outside them the street is blurred: far less detail than in the sharp frame
+    detail = [
+        float(cv2.Laplacian(cv2.cvtColor(p, cv2.COLOR_BGR2GRAY), cv2.CV_64F)[outside].var())
+        for p in (image, redacted)
+    ]
+    assert detail[1] < 0.1 * detail[0]
+    # people are pixelated as the daemon does it
+    person = next(label.xyxy for label in found if label.name == "person")
+    assert not np.array_equal(bootstrap_round.as_training_frame(image, [person]), redacted)
 
 
 @pytest.mark.parametrize(
