@@ -32,8 +32,9 @@ from pipeline.errors import OutboxError
 from pipeline.event_writer import EventWriter
 from pipeline.evidence import DEFAULT_STAMP_TIMEZONE, evidence_score
 from pipeline.metrics import DaemonMetrics
+from pipeline.model_input import detector_frame
 from pipeline.protocols import DetectorLike, EventLike, RulesLike
-from pipeline.scheduler import detector_frame, to_full_frame
+from pipeline.scheduler import to_full_frame
 from pipeline.snapshots import Snapshots
 from pipeline.stages import END, QUEUE_POLL_S, Analysed, StageControl
 from pipeline.substream import full_view, scaled_event

@@ -18,6 +18,7 @@ from detector.detections import Detections
 from pipeline.config import CameraConfig, ZoneConfig
 from pipeline.errors import StageError
 from pipeline.metrics import DaemonMetrics
+from pipeline.model_input import detector_frame
 from pipeline.protocols import DetectorLike, FrameLike, SourceLike
 from pipeline.redaction import PersonSplit
 from pipeline.stages import END, QUEUE_POLL_S, Analysed, StageControl
@@ -94,11 +95,6 @@ def camera_source(
         camera, input_hw=input_hw, queue_size=queue_size, on_frame=wake, busy=busy, zones=zones
     )
     return source
-
-
-def detector_frame(frame: FrameLike) -> npt.NDArray[np.uint8]:
-    """What the detector sees: the source's downscaled copy when it made one, else the full frame."""
-    return frame.small if frame.small is not None else frame.image
 
 
 def to_full_frame(detections: Detections, frame: FrameLike) -> Detections:

@@ -15,8 +15,9 @@ from pydantic import ValidationError
 
 from detector.detections import Detections
 from pipeline.config import CameraConfig, DaemonConfig, ZoneConfig
+from pipeline.model_input import detector_frame
 from pipeline.roi import crop_to_fit, pixel_box, zone_roi
-from pipeline.scheduler import detector_frame, to_full_frame
+from pipeline.scheduler import to_full_frame
 from pipeline.sources import CameraSource, iter_samples
 
 VAN_ZONE = [[0.82, 0.05], [1.0, 0.05], [1.0, 0.2], [0.82, 0.2]]
