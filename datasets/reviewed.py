@@ -77,6 +77,7 @@ from datasets.errors import ExportError
 from datasets.yolo import SPLITS, Labels, write_dataset_yaml, write_labels, xyxy_to_xywhn
 from detector.boxes import box_inside_batch, box_iou_batch
 from detector.yaml_lines import load_located_yaml
+from pipeline.config import RedactionConfig
 from pipeline.evidence import CROP_MARGIN, CROP_MIN_PX
 
 if TYPE_CHECKING:
@@ -992,8 +993,11 @@ def write_dataset(
     fractions: tuple[float, float, float],
     seed: int,
     report: ExportReport,
+    blurred_outside_zones: float | None = None,
 ) -> Path:
-    """Copy the images and write labels and ``dataset.yaml``; returns the YAML path."""
+    """Copy the images and write labels and ``dataset.yaml``; returns the YAML path.
+    ``blurred_outside_zones``: the images are whole frames redacted outside their camera's zones with this
+    blur (a share of the shorter side), recorded for ``streetwatch train`` to put in the model's card."""
     for split in SPLITS:
         (out_dir / "images" / split).mkdir(parents=True, exist_ok=True)
         (out_dir / "labels" / split).mkdir(parents=True, exist_ok=True)
@@ -1020,6 +1024,7 @@ def write_dataset(
             "source": "streetwatch dataset export-reviewed",
             "split_fractions": list(fractions),
             "split_seed": seed,
+            **({"blurred_outside_zones": blurred_outside_zones} if blurred_outside_zones else {}),
         },
     )
     (out_dir / "export-report.json").write_text(json.dumps(report.to_json(), indent=2), encoding="utf-8")
@@ -1141,7 +1146,10 @@ def export_reviewed(
                 else ""
             )
         )
-    return write_dataset(samples, out_dir, mapping.classes, fractions, seed, report), report
+    # undrawn frames are sharp only inside their camera's zones under the default redaction
+    # (outside_violation); a model learns that, so its card will ask the daemon for the same blur
+    blur = RedactionConfig().outside_blur if source is ImageSource.FRAME else None
+    return write_dataset(samples, out_dir, mapping.classes, fractions, seed, report, blur), report
 
 
 def _check_fractions(fractions: tuple[float, float, float]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import takewhile
@@ -127,8 +127,23 @@ def train(
     onnx, card = export_model(
         weights, out_dir=out_dir, imgsz=imgsz, name=export_name or name, overwrite=overwrite
     )
+    if card is not None:
+        copy_input_blur(data, card)
     points = choose_working_points(card, data) if card is not None else {}
     return TrainResult(weights, onnx, card, metrics, command, points, used)
+
+
+def copy_input_blur(data: Path, card: Path) -> float | None:
+    """The dataset's ``blurred_outside_zones`` (``export-reviewed --images frame``: frames redacted outside
+    their camera's zones) into the card's ``input.blur_outside_zones``, so that the daemon shows the model
+    frames blurred as it learnt from them (pipeline.model_input). Returns it; None when the dataset has
+    none."""
+    spec = yaml.safe_load(data.read_text(encoding="utf-8")) or {}
+    blur = spec.get("blurred_outside_zones")
+    if blur is None:
+        return None
+    _update_card(card, lambda fields: fields.setdefault("input", {}).update(blur_outside_zones=float(blur)))
+    return float(blur)
 
 
 def _torch_threads() -> int:
@@ -183,10 +198,15 @@ def choose_working_points(card: Path, data: Path, *, split: str = "val") -> dict
 
 def write_working_points(card: Path, points: dict[str, float]) -> None:
     """``thresholds.classes`` set in the card file; its header comments and other fields are kept."""
+    _update_card(card, lambda fields: fields.setdefault("thresholds", {}).update(classes=dict(points)))
+
+
+def _update_card(card: Path, change: Callable[[dict[str, Any]], object]) -> None:
+    """The card file with ``change`` applied to its fields; its header comments and other fields kept."""
     text = card.read_text(encoding="utf-8")
     header = "".join(takewhile(lambda line: line.startswith("#"), text.splitlines(keepends=True)))
     data = yaml.safe_load(text)
-    data.setdefault("thresholds", {})["classes"] = dict(points)
+    change(data)
     body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110, default_flow_style=None)
     card.write_text(header + body, encoding="utf-8")
 

@@ -50,6 +50,15 @@ class InputSpec(_Strict):
         "center", description="Where the resized image sits: Ultralytics centres it, YOLOX pads bottom/right."
     )
     pad_value: int = Field(114, ge=0, le=255)
+    blur_outside_zones: float | None = Field(
+        None,
+        gt=0,
+        le=0.25,
+        description="The model learnt from pictures blurred outside the camera's zones (training frames "
+        "redacted by evidence.redaction outside_violation) with this Gaussian sigma, as a share of the "
+        "frame's shorter side: the daemon blurs each frame the same way outside the camera's zones before "
+        "the model sees it. None: frames as they are.",
+    )
 
 
 class Thresholds(_Strict):

@@ -372,6 +372,7 @@ class Daemon:
                 factory(camera),
                 every_frame=hands_over_every_frame(camera),
                 capacity=batch if hands_over_every_frame(camera) else per_camera,
+                zones=self._zones_of(camera),
             )
         return list(slots.values())
 

@@ -32,7 +32,7 @@ from pipeline.errors import OutboxError
 from pipeline.event_writer import EventWriter
 from pipeline.evidence import DEFAULT_STAMP_TIMEZONE, evidence_score
 from pipeline.metrics import DaemonMetrics
-from pipeline.model_input import detector_frame
+from pipeline.model_input import model_input
 from pipeline.protocols import DetectorLike, EventLike, RulesLike
 from pipeline.scheduler import to_full_frame
 from pipeline.snapshots import Snapshots
@@ -200,8 +200,10 @@ class Reporter:
             return
         frame = item.frame
 
-        def run(detector: DetectorLike) -> Detections:
-            return to_full_frame(detector.detect_batch([detector_frame(frame)])[0], frame)
+        zones = self.zones.zones(item.camera_id)
+
+        def run(detector: DetectorLike) -> Detections:  # shown the frame as its own card asks
+            return to_full_frame(detector.detect_batch([model_input(detector, frame, zones)])[0], frame)
 
         try:
             self.shadow.observe(item.camera_id, frame.stream_time, frame.image, events, run)

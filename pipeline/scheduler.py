@@ -18,7 +18,7 @@ from detector.detections import Detections
 from pipeline.config import CameraConfig, ZoneConfig
 from pipeline.errors import StageError
 from pipeline.metrics import DaemonMetrics
-from pipeline.model_input import detector_frame
+from pipeline.model_input import detector_frame, model_input
 from pipeline.protocols import DetectorLike, FrameLike, SourceLike
 from pipeline.redaction import PersonSplit
 from pipeline.stages import END, QUEUE_POLL_S, Analysed, StageControl
@@ -40,7 +40,15 @@ class Waiting:
 class CameraSlot:
     """The scheduler's view of one camera: its source and the frames waiting for the detector."""
 
-    def __init__(self, config: CameraConfig, source: SourceLike, *, every_frame: bool, capacity: int) -> None:
+    def __init__(
+        self,
+        config: CameraConfig,
+        source: SourceLike,
+        *,
+        every_frame: bool,
+        capacity: int,
+        zones: Callable[[], Sequence[ZoneConfig]] | None = None,
+    ) -> None:
         self.id = config.id
         self.config = config
         self.source = source
@@ -52,6 +60,7 @@ class CameraSlot:
         self.unchanged = 0  # the source's skipped_unchanged count already added to the metrics
         self.busy_skips = 0  # the source's skipped_busy count already added to the metrics
         self.in_flight = False  # a frame of this camera is in the detector call now
+        self.zones = zones  # the zones it runs with now (a model shown frames blurred outside them)
         # zone gating: the last detections the model made on this camera (full-frame pixels), with the
         # people for redaction and the frame size they belong to
         self.last: tuple[Detections, npt.NDArray[np.float32] | None, tuple[int, int]] | None = None
@@ -370,7 +379,12 @@ class Scheduler:
                 cam.in_flight = False
 
     def _detect_and_put(self, batch: list[tuple[CameraSlot, Waiting]]) -> None:
-        images = [detector_frame(waiting.frame) for _, waiting in batch]
+        # a model swapped in takes over at the start of this call: until then the current card says how
+        # frames are shown to it (one batch at most sees the other model's input)
+        images = [
+            model_input(self.detector, waiting.frame, cam.zones() if cam.zones is not None else ())
+            for cam, waiting in batch
+        ]
         started = time.monotonic()
         try:
             results = self.detector.detect_batch(images)

@@ -155,6 +155,29 @@ def test_export_frames_labels_every_reported_box(reviewed: Reviewed, tmp_path: P
     )
 
 
+def test_frames_say_they_are_blurred_outside_the_zones_and_training_puts_that_in_the_card(
+    reviewed: Reviewed, tmp_path: Path
+) -> None:
+    from datasets.train import copy_input_blur
+
+    demo_card = Path(__file__).resolve().parents[2] / "models" / "streetwatch-demo-n.yaml"
+
+    frames, _ = _export(reviewed, tmp_path / "frames", source=ImageSource.FRAME)
+    crops, _ = _export(reviewed, tmp_path / "crops", source=ImageSource.CROP)
+    # undrawn frames are redacted by the default policy; crops are cut around the kept-sharp boxes
+    assert yaml.safe_load(frames.read_text(encoding="utf-8"))["blurred_outside_zones"] == 0.04
+    assert "blurred_outside_zones" not in yaml.safe_load(crops.read_text(encoding="utf-8"))
+    card = tmp_path / "city.yaml"
+    card.write_text(
+        "# how it was trained\n" + "name:" + demo_card.read_text(encoding="utf-8").split("\nname:", 1)[1]
+    )
+    (tmp_path / "streetwatch-demo-n.onnx").symlink_to(demo_card.with_suffix(".onnx"))
+    assert copy_input_blur(crops, card) is None and Detector(card).card.input.blur_outside_zones is None
+    assert copy_input_blur(frames, card) == 0.04
+    assert Detector(card).card.input.blur_outside_zones == 0.04  # the daemon blurs its frames the same way
+    assert card.read_text(encoding="utf-8").startswith("# how it was trained\n")
+
+
 def test_splits_are_stable_hashes_of_the_group() -> None:
     fractions = (0.8, 0.1, 0.1)
     splits = [split_of(f"incident:{i}", fractions) for i in range(2000)]
