@@ -67,6 +67,17 @@ def test_a_tiny_round_consumes_decisions_publishes_and_promotes_a_model_and_prin
     assert json.loads((out / "clips" / "r0" / "timeline.json").read_text())["duration_s"] == 80.0
     reviewed = yaml.safe_load((out / "reviewed" / "dataset.yaml").read_text(encoding="utf-8"))
     assert reviewed["split_fractions"] == [0.5, 0.5, 0.0]
+    # step 5 again on the finished round with its card (benchmarks/round_after.py): the same clips, scored
+    # against the same incidents, and the round's folder left as it was
+    from benchmarks import round_after
+
+    before = sorted(p.name for p in (out / "clips" / "u0").iterdir())
+    again = round_after.after_again(out, Path(result["model"]), tmp_path / "again")
+    for kind in ("stall", "garbage", "parking"):
+        for where, phase in (("unseen", "unseen_after"), ("demo", "demo_after")):
+            assert sum(again[where][kind][:2]) == sum(result[phase][kind][:2])  # true + missed = incidents
+    assert sorted(p.name for p in (out / "clips" / "u0").iterdir()) == before
+    assert json.loads((tmp_path / "again" / "result.json").read_text())["card"] == result["model"]
     # the starting model has no stall or garbage class: no such case before the round
     for phase in ("unseen_before", "demo_before"):
         for kind in ("stall", "garbage"):
