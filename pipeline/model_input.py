@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -69,9 +68,7 @@ def blurred_outside_zones(
     keep = _kept(polygons, (image_h, image_w), (width, height), (x0, y0, x1, y1))
     # the training frame's sigma in full-frame pixels, as a share of the shorter side of ``image``
     sigma_share = share * min(height, width) * scale / max(1, min(image_h, image_w))
-    blurred = redaction.strong_blur(image, sigma_share)
-    cv2.copyTo(np.ascontiguousarray(image), keep, blurred)
-    return blurred
+    return redaction.blurred_outside(image, keep, sigma_share)
 
 
 @lru_cache(maxsize=256)

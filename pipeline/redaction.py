@@ -89,10 +89,7 @@ def redact(
     ``persons_xyxy`` are pixelated in either mode."""
     if policy.mode == "outside_violation":
         keep = kept_mask(frame_bgr.shape[:2], grow(violation.xyxy, policy.margin), polygon_px, *also_keep_px)
-        image = strong_blur(frame_bgr, policy.outside_blur)  # a new array
-        # the kept region sharp again: OpenCV's masked copy is ~25x faster than np.copyto(where=) on a
-        # 1080p frame (0.7 vs 19 ms), and a burst of confirmations redacts one picture after another
-        cv2.copyTo(np.ascontiguousarray(frame_bgr), keep.view(np.uint8), image)
+        image = blurred_outside(frame_bgr, keep.view(np.uint8), policy.outside_blur)
     else:
         image = frame_bgr.copy()
     pixelate(image, grow(persons_xyxy, policy.person_margin))
@@ -114,6 +111,15 @@ def kept_mask(shape_hw: tuple[int, ...], keep_xyxy: Boxes, *polygons_px: Any) ->
     for x1, y1, x2, y2 in clip_boxes(keep_xyxy, width, height):
         mask[y1:y2, x1:x2] = 1
     return mask.astype(bool)
+
+
+def blurred_outside(image: Image, keep: npt.NDArray[np.uint8], sigma_share: float) -> Image:
+    """A copy of ``image`` blurred by :func:`strong_blur` except where ``keep`` (uint8, 1 = sharp) is set."""
+    blurred = strong_blur(image, sigma_share)  # a new array
+    # the kept region sharp again: OpenCV's masked copy is ~25x faster than np.copyto(where=) on a
+    # 1080p frame (0.7 vs 19 ms), and a burst of confirmations redacts one picture after another
+    cv2.copyTo(np.ascontiguousarray(image), keep, blurred)
+    return blurred
 
 
 def strong_blur(image: Image, sigma_share: float) -> Image:
