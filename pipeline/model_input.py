@@ -13,7 +13,7 @@ blur hides nothing the rules use; evidence keeps the frame as it was.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -40,14 +40,16 @@ def blur_share(detector: Any) -> float | None:
     return None if card is None else card.input.blur_outside_zones
 
 
-def model_input(detector: Any, frame: FrameLike, zones: Sequence[ZoneConfig]) -> Image:
-    """The picture ``detector`` runs on for ``frame`` of a camera with ``zones``."""
+def model_input(detector: Any, frame: FrameLike, zones: Callable[[], Sequence[ZoneConfig]] | None) -> Image:
+    """The picture ``detector`` runs on for ``frame`` of a camera whose current zones ``zones()`` gives
+    (None: a camera without them); looked up only for a model that asks for the blur."""
     image = detector_frame(frame)
     share = blur_share(detector)
-    if share is None or not zones:
+    current = zones() if share is not None and zones is not None else ()
+    if share is None or not current:
         return image
     box = frame.small_box if frame.small is not None else None
-    return blurred_outside_zones(image, frame.hw, box, zones, share)
+    return blurred_outside_zones(image, frame.hw, box, current, share)
 
 
 def blurred_outside_zones(

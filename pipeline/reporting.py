@@ -27,7 +27,7 @@ import numpy as np
 from contract.device_config import UNKNOWN_OBJECT
 from contract.reports import FRAME_BOXES, CaseReport, IncidentUpdate
 from pipeline.case_reports import CaseReporter
-from pipeline.config import DaemonConfig
+from pipeline.config import DaemonConfig, ZoneConfig
 from pipeline.errors import OutboxError
 from pipeline.event_writer import EventWriter
 from pipeline.evidence import DEFAULT_STAMP_TIMEZONE, evidence_score
@@ -200,7 +200,8 @@ class Reporter:
             return
         frame = item.frame
 
-        zones = self.zones.zones(item.camera_id)
+        def zones() -> tuple[ZoneConfig, ...]:
+            return self.zones.zones(item.camera_id)
 
         def run(detector: DetectorLike) -> Detections:  # shown the frame as its own card asks
             return to_full_frame(detector.detect_batch([model_input(detector, frame, zones)])[0], frame)

@@ -381,10 +381,7 @@ class Scheduler:
     def _detect_and_put(self, batch: list[tuple[CameraSlot, Waiting]]) -> None:
         # a model swapped in takes over at the start of this call: until then the current card says how
         # frames are shown to it (one batch at most sees the other model's input)
-        images = [
-            model_input(self.detector, waiting.frame, cam.zones() if cam.zones is not None else ())
-            for cam, waiting in batch
-        ]
+        images = [model_input(self.detector, waiting.frame, cam.zones) for cam, waiting in batch]
         started = time.monotonic()
         try:
             results = self.detector.detect_batch(images)

@@ -84,8 +84,13 @@ def test_a_model_without_the_card_field_sees_the_frame_as_it_is(
 ) -> None:
     assert card.input.blur_outside_zones is None
     frame = Frame(street)
-    assert model_input(SimpleNamespace(card=card), frame, [zone(PAVEMENT)]) is street
-    assert model_input(object(), frame, [zone(PAVEMENT)]) is street  # a detector without a card
+    assert model_input(SimpleNamespace(card=card), frame, lambda: [zone(PAVEMENT)]) is street
+    assert model_input(object(), frame, lambda: [zone(PAVEMENT)]) is street  # a detector without a card
+
+    def not_looked_up() -> list[ZoneConfig]:
+        raise AssertionError("a model shown frames as they are needs no zones (the scheduler's hot path)")
+
+    assert model_input(SimpleNamespace(card=card), frame, not_looked_up) is street
 
 
 def test_the_model_sees_the_whole_frame_exactly_as_a_training_frame_is_redacted(
@@ -93,7 +98,7 @@ def test_the_model_sees_the_whole_frame_exactly_as_a_training_frame_is_redacted(
 ) -> None:
     height, width = street.shape[:2]
     polygon_px = np.array(PAVEMENT) * (width, height)
-    shown = model_input(blurring(card), Frame(street), [zone(PAVEMENT)])
+    shown = model_input(blurring(card), Frame(street), lambda: [zone(PAVEMENT)])
     # the default policy's training frame (evidence kind 'frame'): the zones sharp, the rest blurred
     trained_on = redaction.redact(
         street,
@@ -115,13 +120,13 @@ def test_a_downscaled_copy_is_blurred_as_the_full_frame_would_be_and_then_scaled
 ) -> None:
     height, width = street.shape[:2]
     small = cv2.resize(street, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
-    shown = model_input(blurring(card), Frame(street, small), [zone(PAVEMENT)])
+    shown = model_input(blurring(card), Frame(street, small), lambda: [zone(PAVEMENT)])
     assert shown.shape == small.shape
     inside, outside = zone_mask(small.shape[:2], np.array(PAVEMENT) * (width // 2, height // 2))
     assert np.array_equal(shown[inside], small[inside])
     # the same blur relative to the picture: the full frame blurred then scaled looks the same outside
     full = cv2.resize(
-        model_input(blurring(card), Frame(street), [zone(PAVEMENT)]),
+        model_input(blurring(card), Frame(street), lambda: [zone(PAVEMENT)]),
         (width // 2, height // 2),
         interpolation=cv2.INTER_AREA,
     )
@@ -135,7 +140,7 @@ def test_with_zone_roi_the_crop_keeps_its_zone_sharp_where_it_lies_in_the_crop(
     box = pixel_box((0.0, 0.4, 0.8, 1.0), width, height)
     x0, y0, x1, y1 = box
     small = np.ascontiguousarray(street[y0:y1, x0:x1])  # the crop at scale 1
-    shown = model_input(blurring(card), Frame(street, small, box), [zone(PAVEMENT)])
+    shown = model_input(blurring(card), Frame(street, small, box), lambda: [zone(PAVEMENT)])
     polygon_px = np.array(PAVEMENT) * (width, height) - (x0, y0)
     inside, outside = zone_mask(small.shape[:2], polygon_px)
     assert inside.any() and outside.any()
@@ -144,7 +149,7 @@ def test_with_zone_roi_the_crop_keeps_its_zone_sharp_where_it_lies_in_the_crop(
 
 
 def test_a_camera_without_zones_is_shown_as_it_is(street: npt.NDArray[np.uint8], card: ModelCard) -> None:
-    assert model_input(blurring(card), Frame(street), []) is street
+    assert model_input(blurring(card), Frame(street), lambda: []) is street
 
 
 @dataclass
@@ -175,7 +180,7 @@ def test_the_daemon_shows_its_model_the_frames_its_card_asks_for_and_leaves_the_
     detector = SeeingDetector(boxes=parked, card=blurring(card, share).card if share else card)  # type: ignore[arg-type]
     assert Daemon(config, detector=detector, source_factory=lambda c: source).run() == 0
     assert len(detector.shown) == 6
-    expected = model_input(blurring(card, share), Frame(street), kerb) if share else street
+    expected = model_input(blurring(card, share), Frame(street), lambda: kerb) if share else street
     assert all(np.array_equal(shown, expected) for shown in detector.shown)
     assert share is None or not np.array_equal(expected, street)  # blurred outside the kerb zone
     # the frame the rules, evidence and redaction work from is untouched, and the case still comes
