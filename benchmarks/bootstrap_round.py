@@ -74,6 +74,7 @@ VEHICLES = ("car", "truck", "bus", "motorcycle")
 START_CLASSES = {name: "illegal_parking" for name in VEHICLES}  # no stall, no garbage
 KINDS = {"stall": "street_stall", "garbage": "exposed_garbage", "parking": "illegal_parking"}
 TRAIN_SEED, UNSEEN_SEED, DEMO_SEED = 1000, 2000, 7
+UNSEEN_INDEX, DEMO_INDEX = 1000, 9999  # clips' place keys: the round's own clips count from 0
 TOLERANCE_S = 10.0
 RESTART_PICKUP_S = 180.0
 
@@ -807,9 +808,10 @@ def bootstrap_round(args: argparse.Namespace) -> dict[str, Any]:
                 for i in range(args.clips)
             ]
             unseen = [
-                render(state, f"u{i}", 1000 + i, UNSEEN_SEED + i, args.unseen_s) for i in range(args.unseen)
+                render(state, f"u{i}", UNSEEN_INDEX + i, UNSEEN_SEED + i, args.unseen_s)
+                for i in range(args.unseen)
             ]
-            demo_clip = render(state, "demo", 9999, DEMO_SEED, args.demo_s, look=0)
+            demo_clip = render(state, "demo", DEMO_INDEX, DEMO_SEED, args.demo_s, look=0)
             truth_data, truth_redacted = ground_truth_frames(state, unseen, args.truth_every_s)
         with step(state, "before"):
             register(state, "before", [*own, *unseen, demo_clip])

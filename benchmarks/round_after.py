@@ -41,13 +41,13 @@ def round_clips(round_dir: Path) -> tuple[list[br.Clip], br.Clip]:
     unseen = [
         clip(
             folder,
-            1000 + int(folder.name[1:]),
+            br.UNSEEN_INDEX + int(folder.name[1:]),
             br.UNSEEN_SEED + int(folder.name[1:]),
             br.UNSEEN_SEED + int(folder.name[1:]),
         )
         for folder in folders
     ]
-    return unseen, clip(round_dir / "clips" / "demo", 9999, br.DEMO_SEED, 0)
+    return unseen, clip(round_dir / "clips" / "demo", br.DEMO_INDEX, br.DEMO_SEED, 0)
 
 
 def here(clip: br.Clip, out: Path) -> br.Clip:
