@@ -2,7 +2,7 @@
 garbage model with no human in the loop but a simulated operator who answers from the clips' ground truth.
 
     PYTHONPATH=. .venv/bin/python -m benchmarks.bootstrap_round --out runs/bootstrap \\
-        --clips 48 --unseen 4 --clip-s 120 --unseen-s 240 --demo-s 240 --epochs 500 --imgsz 320 \\
+        --clips 64 --unseen 8 --clip-s 120 --unseen-s 240 --demo-s 240 --epochs 500 --imgsz 320 \\
         --batch 16 --images frame --val-share 0.2 --piles 3
 
 The five steps, each timed:
@@ -732,8 +732,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", type=Path, required=True, help="New folder for everything the round writes.")
-    parser.add_argument("--clips", type=int, default=48, help="Generated clips the operator reviews.")
-    parser.add_argument("--unseen", type=int, default=4, help="Generated clips for the evaluation.")
+    parser.add_argument("--clips", type=int, default=64, help="Generated clips the operator reviews.")
+    parser.add_argument("--unseen", type=int, default=8, help="Generated clips for the evaluation.")
     parser.add_argument("--clip-s", type=float, default=120.0, help="Length of each round's clip.")
     parser.add_argument(
         "--unseen-s",
