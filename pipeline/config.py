@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 from urllib.parse import urlsplit
@@ -149,6 +151,11 @@ class DetectorConfig(_Strict):
             providers=tuple(ProviderSpec(p.name, dict(p.options)) for p in listed),
             fallback=self.provider_fallback,
         )
+
+    @property
+    def cpu_only(self) -> bool:
+        """Whether the session runs on ONNX Runtime's CPU provider alone."""
+        return runs_on_cpu_only([p.name for p in self.providers] or [self.provider])
 
     @property
     def violation_of(self) -> dict[str, str]:
@@ -608,6 +615,48 @@ class VerificationConfig(_Strict):
     poll_interval_s: float = Field(60.0, gt=0)
 
 
+# auto inference workers stop here: measured on 2 vCPUs only; more single-threaded calls at once than this
+# would multiply the detector's memory on a big box for a gain no one has measured
+MAX_AUTO_INFERENCE_WORKERS = 4
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on (its affinity, e.g. a container's cpuset), else the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def runs_on_cpu_only(provider_names: list[str]) -> bool:
+    """Whether a session with these providers (short or ONNX Runtime names) runs on the CPU provider alone;
+    the process's provider override (``STREETWATCH_ORT_PROVIDERS``) wins over them, as in the session."""
+    from detector.session import CPU, PROVIDER_NAMES, providers_from_env
+
+    overridden = providers_from_env()
+    names = [p.name for p in overridden] if overridden is not None else provider_names
+    return all(PROVIDER_NAMES.get(name, name) == CPU for name in names)
+
+
+def inference_shape(
+    workers: int | Literal["auto"], threads: int | None, *, cpu_only: bool
+) -> tuple[int, int | None]:
+    """Detector calls at once and each call's intra-op threads (None: ONNX Runtime's one per core) for
+    ``scheduler.inference_workers`` and ``detector.intra_op_threads`` as configured: ``auto`` is one call
+    per core on the CPU provider (fewer when each asks for more threads), one call on an accelerator; with
+    several calls and no thread count, each gets its share of the cores."""
+    cores = usable_cores()
+    if workers != "auto":
+        count = workers
+    elif cpu_only:
+        count = max(1, min(MAX_AUTO_INFERENCE_WORKERS, cores // (threads or 1)))
+    else:
+        count = 1
+    if threads is None and count > 1:
+        threads = max(1, cores // count)
+    return count, threads
+
+
 class SchedulerConfig(_Strict):
     """How frames wait for the detector (see pipeline.daemon: queues and drop policy)."""
 
@@ -628,15 +677,15 @@ class SchedulerConfig(_Strict):
     results_queue: int = Field(
         16, ge=1, le=1024, description="Analysed frames waiting for rules; when full, the detector waits."
     )
-    inference_workers: int = Field(
-        1,
-        ge=1,
-        le=16,
+    inference_workers: Annotated[int, Field(ge=1, le=16)] | Literal["auto"] = Field(
+        "auto",
         description="Detector calls running at once, each on its own thread (one model session): 1 runs "
-        "them on the scheduler thread. On a small CPU two single-threaded calls at once "
-        "(detector.intra_op_threads: 1) keep the cores busier than one call on two threads (see "
-        "benchmarks/README.md, Pipeline). A camera has at most one frame in the detector, so its frames "
-        "reach the rules in order.",
+        "them on the scheduler thread. auto: on the CPU provider one call per core (at most "
+        f"{MAX_AUTO_INFERENCE_WORKERS}; fewer when detector.intra_op_threads asks for more threads each), "
+        "elsewhere 1. With more than one and detector.intra_op_threads unset, each call gets cores / "
+        "workers intra-op threads. On the 2-vCPU box two single-threaded calls at once ran 1.4x the "
+        "frames of one call on two threads (benchmarks/README.md, Pipeline). A camera has at most one "
+        "frame in the detector, so its frames reach the rules in order.",
     )
     event_queue: int = Field(
         64,
@@ -747,6 +796,26 @@ class DaemonConfig(_Strict):
                     "outside_violation, or zone_gating: false)"
                 )
         return self
+
+    @property
+    def inference_workers(self) -> int:
+        """``scheduler.inference_workers`` with ``auto`` resolved for this machine (see its description)."""
+        workers, _ = inference_shape(
+            self.scheduler.inference_workers,
+            self.detector.intra_op_threads or self.detector.threads,
+            cpu_only=self.detector.cpu_only,
+        )
+        return workers
+
+    def session_settings(self) -> SessionSettings:
+        """The detector's session settings; with several inference workers and no intra-op thread count
+        configured, each call gets its share of the cores instead of ONNX Runtime's one thread per core
+        (workers x cores threads would fight over the cores)."""
+        settings = self.detector.session_settings()
+        _, threads = inference_shape(
+            self.scheduler.inference_workers, settings.intra_op_threads, cpu_only=self.detector.cpu_only
+        )
+        return dataclasses.replace(settings, intra_op_threads=threads)
 
     @property
     def reportable_types(self) -> frozenset[str]:

@@ -77,7 +77,7 @@ from contract.device_config import UNKNOWN_OBJECT
 from pipeline.camera_health import CameraHealthReporter
 from pipeline.case_reports import CaseReporter
 from pipeline.clips import ClipRecorder
-from pipeline.config import CameraConfig, DaemonConfig, ZoneConfig
+from pipeline.config import CameraConfig, DaemonConfig, ZoneConfig, usable_cores
 from pipeline.errors import OutboxError
 from pipeline.metrics import DaemonMetrics, HealthStatus, MetricsServer, health_record
 from pipeline.model_updates import (
@@ -236,7 +236,15 @@ class Daemon:
             consumer_alive=lambda: self._rules_thread.is_alive(),
             person_split=self.person_split,
             needs_fresh=lambda camera_id: self.reporter.needs_fresh(camera_id),
-            inference_workers=config.scheduler.inference_workers,
+            inference_workers=config.inference_workers,
+        )
+        log.info(
+            "detector: %d call(s) at once (scheduler.inference_workers: %s on %d usable cores), "
+            "intra-op threads %s each",
+            config.inference_workers,
+            config.scheduler.inference_workers,
+            usable_cores(),
+            config.session_settings().intra_op_threads or "default",
         )
         self.cameras = cameras
         self.zone_updates = ZoneUpdates(config.cameras, self.rules, self.verifier, self.metrics, self.static)
@@ -307,7 +315,7 @@ class Daemon:
             config.store.outbox.parent / "models",
             self.swapper,
             self.control.stopping,
-            loader=functools.partial(load_detector, settings=config.detector.session_settings()),
+            loader=functools.partial(load_detector, settings=config.session_settings()),
             on_shadow=self.shadow.set_shadow,
             on_new_classes=self._restart_for,
             mapped_classes=frozenset(config.detector.classes),
@@ -414,7 +422,7 @@ class Daemon:
             confidence=d.confidence,
             iou=d.iou,
             max_detections=d.max_detections,
-            settings=d.session_settings(),
+            settings=config.session_settings(),
         )
 
     @staticmethod

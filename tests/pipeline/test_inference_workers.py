@@ -126,3 +126,92 @@ def test_a_shared_preprocessor_gives_each_thread_its_own_buffers(yolox_card: Pat
         expected = alone[i % len(frames)]
         np.testing.assert_allclose(found.xyxy, expected.xyxy, atol=1e-3)
         np.testing.assert_array_equal(found.class_id, expected.class_id)
+
+
+def pin_cores(monkeypatch: pytest.MonkeyPatch, cores: int) -> None:
+    """This process may run on ``cores`` CPUs (as a container's cpuset would say)."""
+    monkeypatch.setattr("pipeline.config.os.sched_getaffinity", lambda _pid: set(range(cores)))
+
+
+@pytest.mark.parametrize(
+    ("cores", "detector", "workers", "threads"),
+    [
+        (2, {}, 2, 1),  # the 2-vCPU box: two single-threaded calls (1.4x one call on two threads)
+        (1, {}, 1, None),  # one core: one call, ONNX Runtime's own thread count (one)
+        (16, {}, 4, 4),  # a big box: at most 4 calls, the cores shared between them
+        (4, {"intra_op_threads": 2}, 2, 2),  # a thread count asked for: as many calls as the cores hold
+        (8, {"provider": "cuda"}, 1, None),  # an accelerator: one call, as measured on the GPU box
+        (8, {"providers": [{"name": "tensorrt"}, {"name": "cpu"}]}, 1, None),
+        (2, {"providers": [{"name": "CPUExecutionProvider"}]}, 2, 1),
+    ],
+)
+def test_auto_inference_workers_follow_the_cores_and_the_provider(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cores: int,
+    detector: dict[str, object],
+    workers: int,
+    threads: int | None,
+) -> None:
+    pin_cores(monkeypatch, cores)
+    monkeypatch.delenv("STREETWATCH_ORT_PROVIDERS", raising=False)
+    section = {"model": str(tmp_path / "m.onnx"), "classes": {"car": "illegal_parking"}, **detector}
+    config = make_config(tmp_path, [camera("cam-a")], detector=section)
+    assert config.scheduler.inference_workers == "auto"
+    assert config.inference_workers == workers
+    assert config.session_settings().intra_op_threads == threads
+
+
+def test_configured_workers_share_the_cores_unless_threads_are_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pin_cores(monkeypatch, 8)
+    shared = make_config(
+        tmp_path, [camera("cam-a")], scheduler={"drain_timeout_s": 0.5, "inference_workers": 2}
+    )
+    assert (shared.inference_workers, shared.session_settings().intra_op_threads) == (2, 4)
+    given = make_config(
+        tmp_path,
+        [camera("cam-a")],
+        detector={"model": str(tmp_path / "m.onnx"), "classes": {"car": "illegal_parking"}, "threads": 3},
+        scheduler={"drain_timeout_s": 0.5, "inference_workers": 2},
+    )
+    assert (given.inference_workers, given.session_settings().intra_op_threads) == (2, 3)
+    one = make_config(tmp_path, [camera("cam-a")], scheduler={"drain_timeout_s": 0.5, "inference_workers": 1})
+    assert (one.inference_workers, one.session_settings().intra_op_threads) == (1, None)
+
+
+def test_the_process_provider_override_counts_as_an_accelerator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pin_cores(monkeypatch, 8)
+    monkeypatch.setenv("STREETWATCH_ORT_PROVIDERS", '[{"name": "cuda", "options": {"device_id": 0}}]')
+    config = make_config(tmp_path, [camera("cam-a")])
+    assert config.inference_workers == 1
+
+
+def test_an_inference_workers_value_that_is_neither_a_count_nor_auto_is_refused(tmp_path: Path) -> None:
+    for bad in (0, 17, "many"):
+        with pytest.raises(ValueError, match="inference_workers"):
+            make_config(tmp_path, [camera("cam-a")], scheduler={"inference_workers": bad})
+
+
+def test_the_daemon_runs_and_logs_the_auto_choice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    pin_cores(monkeypatch, 2)
+    ids = ["cam-a", "cam-b", "cam-c"]
+    config = make_config(
+        tmp_path,
+        [camera(i) for i in ids],
+        detector={"model": str(tmp_path / "m.onnx"), "classes": {"car": "illegal_parking"}, "batch_size": 1},
+    )
+    detector, rules = OverlapDetector(delay_s=0.02), RecordingRules()
+    sources = {i: FileSource(i, 10) for i in ids}
+    with caplog.at_level("INFO", logger="pipeline.daemon"):
+        daemon = Daemon(config, detector=detector, source_factory=lambda c: sources[c.id], rules=rules)
+        assert daemon.run() == 0
+    assert "detector: 2 call(s) at once (scheduler.inference_workers: auto on 2 usable cores)" in caplog.text
+    assert "intra-op threads 1 each" in caplog.text
+    assert detector.most_at_once == 2
+    assert all(rules.seen[i] == sorted(rules.seen[i]) and len(rules.seen[i]) == 10 for i in ids)
