@@ -60,6 +60,7 @@ from benchmarks.pipeline_bench.process import run_trial_process, trial_main
 from benchmarks.pipeline_bench.report import append_csv, format_table, plot
 from benchmarks.pipeline_bench.search import KSearch
 from benchmarks.pipeline_bench.verdict import Criteria, judge, targets
+from pipeline.config import inference_shape, runs_on_cpu_only
 
 DEFAULT_VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 DEFAULT_CACHE = Path(__file__).resolve().parent / ".cache"
@@ -136,8 +137,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--inference-workers",
         type=int,
-        default=1,
-        help="The plain daemon's scheduler.inference_workers (its default: 1).",
+        help="The plain daemon's scheduler.inference_workers (default: the daemon's auto, one "
+        "single-threaded detector call per core on the CPU).",
     )
     p.add_argument(
         "--batch-size", type=int, default=1, help="The daemon's detector.batch_size (its default: 1)."
@@ -233,6 +234,7 @@ class Run:
     ) -> dict[str, Any]:
         a = self.args
         lean = self.lean if system == "lean" else None
+        threads, workers = system_inference(a, lean=lean is not None)
         facts = lean.facts if lean is not None else self.facts
         substream = lean.substream if lean is not None else self.substream
         return {
@@ -249,10 +251,8 @@ class Run:
             "window_s": a.window_s,
             "tail_s": self.criteria.max_lag_s + 1.0,
             "realtime": realtime,
-            "threads": 1 if lean is not None and "workers" in a.lean_options else a.threads,
-            "inference_workers": (
-                (2 if "workers" in a.lean_options else 1) if lean is not None else a.inference_workers
-            ),
+            "threads": threads,
+            "inference_workers": workers,
             "batch_size": a.batch_size,
             "dwell_s": a.dwell_s,
             "scripted_event": not a.no_scripted_event,
@@ -287,6 +287,36 @@ class Run:
     def trial_cost_s(self) -> float:
         a = self.args
         return float(a.warmup_s + a.window_s + self.criteria.max_lag_s + 1.0 + 8.0)
+
+
+def system_inference(args: argparse.Namespace, *, lean: bool) -> tuple[int | None, int]:
+    """A system's ONNX Runtime intra-op threads and inference workers (detector calls at once): the plain
+    daemon's are resolved as the daemon resolves its configuration (``auto`` unless given)."""
+    if lean:
+        return (1, 2) if "workers" in args.lean_options else (args.threads, 1)
+    workers, threads = inference_shape(
+        args.inference_workers or "auto", args.threads, cpu_only=runs_on_cpu_only(["cpu"])
+    )
+    return threads, workers
+
+
+def raw_fps(args: argparse.Namespace, model: str, frame: Frame, *, lean: bool = False) -> dict[str, Any]:
+    """Raw ``session.run`` throughput of ``model`` in the shape the system runs it (threads, workers)."""
+    threads, workers = system_inference(args, lean=lean)
+    return measure_raw(
+        model, frame, threads=threads, batch=args.batch_size, seconds=args.raw_seconds, callers=workers
+    )
+
+
+def one_call_raw(
+    args: argparse.Namespace, model: str, frame: Frame, raw: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Raw throughput as one call at a time on ONNX Runtime's own threads (its default shape), measured
+    right after ``raw`` when the daemon's shape differs: the ratio is what the inference workers buy."""
+    if raw["callers"] == 1:
+        return None
+    one = measure_raw(model, frame, threads=None, batch=args.batch_size, seconds=args.raw_seconds)
+    return {k: v for k, v in one.items() if k != "samples_ms"}
 
 
 def short(summary: dict[str, Any]) -> str:
@@ -337,7 +367,7 @@ def saturate(run: Run, frame: Frame, first_failure: int | None) -> dict[str, Any
     a = run.args
     if a.saturate_cameras == 0:
         return {"skipped": "--saturate-cameras 0"}
-    before = measure_raw(run.facts.model, frame, threads=a.threads, batch=a.batch_size, seconds=a.raw_seconds)
+    before = raw_fps(a, run.facts.model, frame)
     run.say(f"raw ONNX Runtime before the inference-bound trials: {before['fps']:.2f} fps")
     k = saturation_cameras(a, before["fps"], first_failure)
     results: dict[str, Any] = {
@@ -353,7 +383,7 @@ def saturate(run: Run, frame: Frame, first_failure: int | None) -> dict[str, Any
         )
         results[mode] = summary["analysed_fps"]
         results[f"{mode}_cpu_ms_per_frame"] = cpu_ms_per_frame(summary)
-    after = measure_raw(run.facts.model, frame, threads=a.threads, batch=a.batch_size, seconds=a.raw_seconds)
+    after = raw_fps(a, run.facts.model, frame)
     run.say(f"raw ONNX Runtime after the inference-bound trials: {after['fps']:.2f} fps")
     results["raw_after"] = after["fps"]
     results["raw_after_samples_ms"] = after.pop("samples_ms")
@@ -455,9 +485,7 @@ def prepare_lean(
     substream = (
         prepare_substream(args, args.lean_substream_height, say) if "substream" in args.lean_options else None
     )
-    raw = measure_raw(
-        lean_facts.model, frame, threads=args.threads, batch=args.batch_size, seconds=args.raw_seconds
-    )
+    raw = raw_fps(args, lean_facts.model, frame, lean=True)
     ceiling = ceilings(raw, measure_sample_cpu(substream or clip, lean_facts.input_hw), args.target_fps)
     say(
         f"lean ({lean_facts.name}, input {lean_facts.input_hw}, "
@@ -485,10 +513,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
     frame = first_frame(clip)
     machine = machine_info()
-    raw = measure_raw(
-        facts.model, frame, threads=args.threads, batch=args.batch_size, seconds=args.raw_seconds
+    raw = raw_fps(args, facts.model, frame)
+    say(
+        f"raw ONNX Runtime: {raw['fps']:.2f} fps ({raw['callers']} call(s) at once, batch {raw['batch']}, "
+        f"p50 {raw['p50_ms']:.1f} ms)"
     )
-    say(f"raw ONNX Runtime: {raw['fps']:.2f} fps (batch {raw['batch']}, p50 {raw['p50_ms']:.1f} ms)")
+    one_call = one_call_raw(args, facts.model, frame, raw)
+    if one_call is not None:
+        say(
+            f"raw ONNX Runtime as one call on ONNX Runtime's own threads: {one_call['fps']:.2f} fps "
+            f"(the daemon's shape runs {raw['fps'] / one_call['fps']:.2f}x that)"
+        )
     ceiling = ceilings(raw, measure_sample_cpu(clip, facts.input_hw), args.target_fps)
     say(
         f"ceiling: {raw['cpu_ms_per_frame']:.0f} CPU ms per inference + "
@@ -514,6 +549,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "clip": str(clip),
         },
         "raw": raw,
+        "raw_one_call": one_call,
         "ceiling": ceiling,
         "lean": lean_document(lean),
         "search": searched,

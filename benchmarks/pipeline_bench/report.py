@@ -120,7 +120,12 @@ def format_table(document: dict[str, Any]) -> str:
             f"{s['rss_per_camera_mb']:>8.1f}{_fmt(s['frame_to_case']['p50_ms'], 0):>10}"
             f"{_fmt(s['frame_to_case']['p99_ms'], 0):>10}"
         )
-    lines.append(f"raw ONNX Runtime: {document['raw']['fps']:.2f} fps (batch {document['raw']['batch']})")
+    raw, one_call = document["raw"], document.get("raw_one_call")
+    lines.append(
+        f"raw ONNX Runtime: {raw['fps']:.2f} fps "
+        f"({raw.get('callers', 1)} call(s) at once, batch {raw['batch']})"
+        + (f"; one call on ONNX Runtime's own threads: {one_call['fps']:.2f} fps" if one_call else "")
+    )
     for system, found in document["search"].items():
         bound = "" if found["exact"] else f" (search stopped; first failure {found['first_failure']})"
         lines.append(f"cameras per box, {system}: {found['cameras']}{bound}")

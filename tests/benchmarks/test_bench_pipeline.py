@@ -16,6 +16,7 @@ from benchmarks import bench_pipeline
 from benchmarks.pipeline_bench.clip import ClipSpec, prepare_clip
 from benchmarks.pipeline_bench.search import KSearch
 from benchmarks.pipeline_bench.verdict import Criteria, judge, targets
+from pipeline.config import inference_shape
 
 HAS_NAIVE = all(importlib.util.find_spec(m) is not None for m in ("ultralytics", "supervision", "psutil"))
 
@@ -54,10 +55,18 @@ def test_smoke_run_writes_every_sample_to_json_and_csv(
         assert 0 < lag["p50_ms"] <= lag["p90_ms"] <= lag["p99_ms"]
     streetwatch = summaries[0]
     threads = streetwatch["thread_cores"]  # where the daemon's CPU went, per group of threads
-    assert threads["scheduler"] > 0 and threads["camera threads"] > 0
+    workers, _ = inference_shape("auto", 1, cpu_only=True)  # the plain daemon's, as the daemon resolves it
+    detecting = "inference workers" if workers > 1 else "scheduler"  # the thread(s) that call the model
+    assert threads[detecting] > 0 and threads["camera threads"] > 0
     assert sum(threads.values()) == pytest.approx(streetwatch["cpu_cores"], rel=0.25)
     assert summaries[2]["thread_cores"]["naive-N"] > 0
     assert streetwatch["cases"] == 1 and streetwatch["frame_to_case"]["p50_ms"] > 0  # the scripted car
+    # raw ONNX Runtime is measured in the shape the plain daemon runs: its auto workers, one thread each
+    assert written["raw"]["callers"] == workers and written["raw"]["fps"] > 0
+    one_call = written["raw_one_call"]  # beside it, ORT's own shape for the ratio (none when the same)
+    assert (one_call is None) == (workers == 1)
+    assert one_call is None or (one_call["callers"] == 1 and one_call["fps"] > 0)
+    assert written["lean"]["raw"]["callers"] == 2  # the lean system's two workers
     assert streetwatch["daemon_stage_means"]["inference"] > 0  # the daemon's own metrics, per stage
     assert streetwatch["daemon_skipped"] == {"unchanged": 0.0, "behind": 0.0, "carried": 0.0}
     lean_spec = written["trials"][1]["document"]["spec"]  # the daemon with the lean options on
