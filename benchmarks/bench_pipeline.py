@@ -133,7 +133,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"Inference-bound trials, a comma-separated subset of {SATURATE_MODES}.",
     )
     p.add_argument("--raw-seconds", type=float, default=10.0, help="Raw ONNX Runtime measurement, each.")
-    p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (default: its own choice).")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="ONNX Runtime intra-op threads (default: the daemon's, cores / inference workers).",
+    )
     p.add_argument(
         "--inference-workers",
         type=int,
