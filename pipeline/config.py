@@ -797,25 +797,25 @@ class DaemonConfig(_Strict):
                 )
         return self
 
-    @property
-    def inference_workers(self) -> int:
-        """``scheduler.inference_workers`` with ``auto`` resolved for this machine (see its description)."""
-        workers, _ = inference_shape(
+    def _inference_shape(self) -> tuple[int, int | None]:
+        """Detector calls at once and each call's intra-op threads, ``auto`` resolved for this machine."""
+        return inference_shape(
             self.scheduler.inference_workers,
             self.detector.intra_op_threads or self.detector.threads,
             cpu_only=self.detector.cpu_only,
         )
-        return workers
+
+    @property
+    def inference_workers(self) -> int:
+        """``scheduler.inference_workers`` with ``auto`` resolved for this machine (see its description)."""
+        return self._inference_shape()[0]
 
     def session_settings(self) -> SessionSettings:
         """The detector's session settings; with several inference workers and no intra-op thread count
         configured, each call gets its share of the cores instead of ONNX Runtime's one thread per core
         (workers x cores threads would fight over the cores)."""
-        settings = self.detector.session_settings()
-        _, threads = inference_shape(
-            self.scheduler.inference_workers, settings.intra_op_threads, cpu_only=self.detector.cpu_only
-        )
-        return dataclasses.replace(settings, intra_op_threads=threads)
+        _, threads = self._inference_shape()
+        return dataclasses.replace(self.detector.session_settings(), intra_op_threads=threads)
 
     @property
     def reportable_types(self) -> frozenset[str]:
