@@ -112,8 +112,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--warmup-s",
         type=float,
         default=15.0,
-        help="Per trial, before the window (the daemon's sources probe each stream's GOP at start by "
-        "decoding every frame of its first 2 s: a burst of K x 50 frames to absorb).",
+        help="Per trial, before the window (start-up: K streams opened, each camera's GOP probed, and the "
+        "backlog of the first samples worked off).",
     )
     p.add_argument("--window-s", type=float, default=20.0, help="Per trial, the measurement window.")
     p.add_argument("--min-rate", type=float, default=0.95, help="No backlog: share of due frames analysed.")

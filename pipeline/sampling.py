@@ -10,6 +10,13 @@
 * :class:`SceneChangeGate` skips a sample whose downscaled grayscale picture hardly differs from the last
   *analysed* one, but never for longer than ``max_skip_s`` of stream time.
 
+Learning the GOP costs no decoding: while probing, the first keyframe is decoded on its own (it is the
+first sample) and the packets after it are only held (:attr:`PacketAction.HOLD`). When the next keyframe
+comes within ``max_interval_s`` they are dropped undecoded; when the GOP proves longer, the held packets
+are decoded in sequence from their keyframe (:attr:`PacketAction.DECODE_HELD`) and sampling falls back to
+``fallback_fps`` without losing that first GOP. A camera with a 2 s GOP thus decodes one frame at start,
+not fifty; the source holds at most ``max_interval_s`` of compressed packets, once per connection.
+
 Keyframes-only decoding: non-key packets are not given to the decoder at all (cheaper than decoding them
 with ``skip_frame="NONKEY"``), and each keyframe is decoded on its own and drained at once
 (:attr:`PacketAction.DECODE_ALONE`): with B-frames or frame threading a decoder otherwise holds a keyframe
@@ -47,6 +54,10 @@ class PacketAction(enum.Enum):
     # Resuming at a keyframe after skipped packets: drop the frames the decoder still holds (they are from
     # before the skip), then decode in sequence.
     DECODE_AFRESH = "decode_afresh"
+    HOLD = "hold"  # probing the GOP: kept undecoded, dropped if the next keyframe comes in time
+    # The GOP proved too long while probing: decode the held packets in sequence from their keyframe
+    # (afresh), then this packet.
+    DECODE_HELD = "decode_held"
 
 
 Phase = Literal["probing", "keyframes", "fallback", "fps", "intra"]
@@ -112,6 +123,11 @@ class FrameSelector:
         self._last_key_s = None  # the new decoder's timestamps may start afresh
         self._need_key = True
 
+    @property
+    def holding(self) -> bool:
+        """Probing after a keyframe: the source keeps this GOP's packets, the keyframe's included."""
+        return self.phase == "probing" and self._last_key_s is not None and not self._need_key
+
     def on_packet(self, time_s: float, keyframe: bool, *, behind: bool = False) -> PacketAction:
         """What to do with a packet of the sampled stream."""
         resuming = self._need_key
@@ -130,13 +146,11 @@ class FrameSelector:
             self._need_key = True
             return PacketAction.SKIP
         last_key, limit = self._last_key_s, self.max_interval_s
-        if (
-            self.phase == "probing"
-            and last_key is not None
-            and limit is not None
-            and time_s - last_key > limit
-        ):
-            self._enter_fallback()  # no second keyframe in time: the GOP is too long
+        if self.phase == "probing" and last_key is not None and limit is not None:
+            if time_s - last_key <= limit:
+                return PacketAction.HOLD
+            self._enter_fallback(sampled_s=last_key)  # no second keyframe in time: the GOP is too long
+            return PacketAction.DECODE_HELD
         return PacketAction.DECODE
 
     def _on_keyframe(self, time_s: float) -> PacketAction:
@@ -144,17 +158,25 @@ class FrameSelector:
             return PacketAction.DECODE
         previous, self._last_key_s = self._last_key_s, time_s
         if previous is None:  # the first keyframe of this decoder
-            return PacketAction.DECODE_ALONE if self.phase == "keyframes" else PacketAction.DECODE
+            alone = self.phase in ("keyframes", "probing")  # probing: the first sample, at once
+            return PacketAction.DECODE_ALONE if alone else PacketAction.DECODE
         if 0 <= time_s - previous <= self.max_interval_s + TIME_EPSILON_S:
             self.phase = "keyframes"
             return PacketAction.DECODE_ALONE
+        if self.phase == "probing":  # keyframes too far apart: decode the held GOP, then on from here
+            self._enter_fallback(sampled_s=previous)
+            return PacketAction.DECODE_HELD
         if self.phase != "fallback":
             self._enter_fallback()  # keyframes too far apart: decode everything from this keyframe on
         return PacketAction.DECODE
 
-    def _enter_fallback(self) -> None:
+    def _enter_fallback(self, sampled_s: float | None = None) -> None:
+        """Sample at the fallback rate from now on; ``sampled_s``: a keyframe already taken as a sample
+        (decoded again with the held packets, it is not taken twice)."""
         self.phase = "fallback"
         self._rate.reset()
+        if sampled_s is not None:
+            self._rate.take(sampled_s)
 
     def take(self, time_s: float, keyframe: bool) -> bool:
         """Whether a decoded frame (at media time ``time_s``) is a sample."""

@@ -627,6 +627,7 @@ class CameraSource:
             frame_s=float(1 / rate) if rate else 0.04,
         )
         catch_up = self.live and container.format.name != "hls"  # HLS arrives in segment-long bursts
+        held: list[Packet[VideoStream]] = []  # probing the GOP: its packets, undecoded (pipeline.sampling)
         for packet in container.demux(stream):
             if self._stop.is_set():
                 return _Outcome.STOPPED
@@ -641,7 +642,16 @@ class CameraSource:
                 self._count("catch_ups")
             self._behind = behind
             action = self._selector.on_packet(t, packet.is_keyframe, behind=behind)
-            if action is PacketAction.SKIP:
+            if action is PacketAction.DECODE_HELD:  # the GOP proved too long: decode what was held first
+                started = time.perf_counter()
+                for frame in self._decode_held(ctx, held):
+                    self._consider(frame, media.frame(frame), started)
+                action = PacketAction.DECODE
+            if self._selector.holding:
+                held.append(packet)
+            elif held:
+                held.clear()
+            if action is PacketAction.SKIP or action is PacketAction.HOLD:
                 continue
             if action is PacketAction.DECODE_ALONE and self._busy is not None and self._overloaded():
                 self._counts["skipped_busy"] += 1  # overloaded: drop before decoding, not after
@@ -694,6 +704,14 @@ class CameraSource:
             frames = []
         if action is PacketAction.DECODE_ALONE:
             ctx.flush_buffers()  # reopen the drained decoder for the next keyframe
+        return frames
+
+    def _decode_held(self, ctx: VideoCodecContext, held: Sequence[Packet[VideoStream]]) -> list[VideoFrame]:
+        """The packets held while probing, decoded in sequence from their keyframe (afresh)."""
+        frames: list[VideoFrame] = []
+        for index, packet in enumerate(held):
+            action = PacketAction.DECODE_AFRESH if index == 0 else PacketAction.DECODE
+            frames += self._decode(ctx, packet, action)
         return frames
 
     def _consider(self, frame: VideoFrame, t: float, started: float) -> None:

@@ -84,6 +84,44 @@ def test_full_picture_is_converted_only_when_looked_at_and_matches_the_decoder(
         assert float(np.mean(np.abs(image.astype(np.int16) - expected[index].astype(np.int16)))) < 1.0
 
 
+class CountingSource(CameraSource):
+    """A camera source that counts the packets it gives the decoder."""
+
+    decoded_packets = 0
+
+    def _decode(self, ctx: Any, packet: Any, action: Any) -> list[Any]:
+        if packet is not None:
+            self.decoded_packets += 1
+        return super()._decode(ctx, packet, action)
+
+
+def test_a_short_gop_is_learnt_without_decoding_the_frames_between_its_keyframes(
+    gop_clip: Path, started: Callable[[CameraSource], CameraSource]
+) -> None:
+    """The start-up GOP probe holds the packets after the first keyframe and drops them when the next
+    keyframe comes in time: 10 keyframes in 50 frames, 10 packets decoded, 10 samples."""
+    source = CountingSource(camera(gop_clip, sample={"mode": "keyframes"}))
+    frames = list(iter_samples(started(source), timeout=30))
+    assert [f.keyframe for f in frames] == [True] * 10
+    assert source.decoded_packets == 10 and source.health.frames_in == 50
+    assert source.health.sampling == "keyframes" and source.health.decode_errors == 0
+
+
+def test_a_long_gop_probe_decodes_what_it_held_and_samples_like_fps_mode(
+    gop_clip: Path, started: Callable[[CameraSource], CameraSource]
+) -> None:
+    """Keyframes 0.4 s apart against a 0.2 s limit: the probe's held packets are decoded in sequence, and the
+    samples (times and pictures) are exactly those of fps mode at the fallback rate."""
+    fallback = {"mode": "keyframes", "max_interval_s": 0.2, "fallback_fps": 5}
+    probed = list(iter_samples(started(CameraSource(camera(gop_clip, sample=fallback))), timeout=30))
+    plain = list(iter_samples(started(CameraSource(camera(gop_clip, sample={"mode": "fps", "fps": 5}))), 30))
+    assert len(probed) == len(plain) == 20  # 50 frames at 12.5 fps, one per 0.2 s
+    assert [f.stream_time - probed[0].stream_time for f in probed] == [
+        f.stream_time - plain[0].stream_time for f in plain
+    ]
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(probed, plain, strict=True))
+
+
 def test_overloaded_live_camera_skips_keyframes_before_decoding(
     gop_clip: Path, started: Callable[[CameraSource], CameraSource]
 ) -> None:
@@ -96,7 +134,7 @@ def test_overloaded_live_camera_skips_keyframes_before_decoding(
     assert first is not None
     deadline = time.monotonic() + 3.0
     while source.health.sampling != "keyframes" and time.monotonic() < deadline:
-        source.next_frame(0.5)  # the GOP probe decodes everything from the first keyframe to the second
+        source.next_frame(0.5)  # the GOP probe: the first keyframe, then the second decides
     assert source.health.sampling == "keyframes"
     waiting["busy"] = True
     sampled = source.health.sampled

@@ -43,6 +43,8 @@ SKIP = PacketAction.SKIP
 DECODE = PacketAction.DECODE
 ALONE = PacketAction.DECODE_ALONE
 AFRESH = PacketAction.DECODE_AFRESH
+HOLD = PacketAction.HOLD
+HELD = PacketAction.DECODE_HELD
 
 
 def camera(url: Path | str, **fields: Any) -> CameraConfig:
@@ -87,15 +89,18 @@ def test_car_detection_at_one_fps_samples_on_stream_time(car_video: Path) -> Non
 
 
 def test_vtest_keyframes_fall_back_to_fps_when_the_gop_is_too_long(vtest_path: Path) -> None:
-    """vtest.avi has a keyframe every 25 s: after max_interval_s without a second one, sample fallback_fps."""
+    """vtest.avi has a keyframe every 25 s: after max_interval_s without a second one, sample fallback_fps,
+    from the start: the packets held while probing are decoded then, so the first 10 s are not skipped."""
     frames = all_samples(
         camera(vtest_path, sample={"mode": "keyframes", "max_interval_s": 10, "fallback_fps": 1})
     )
     times = offsets(frames)
-    assert times[0] == 0.0
-    assert times[1] == pytest.approx(10.1)  # the first frame past 10 s without a keyframe
-    assert np.allclose(np.diff(times[1:]), 1.0)
-    assert len(times) == 71  # 0, then 10.1 .. 79.1
+    assert times == pytest.approx([float(k) for k in range(80)])  # 0 .. 79 s of 79.5 s
+    assert frames[0].keyframe and not frames[1].keyframe
+    expected = read_frames(vtest_path, [10, 90, 100, 250])  # 10 fps: inside the held GOP, past it, the next
+    for index, frame in zip([10, 90, 100, 250], [frames[1], frames[9], frames[10], frames[25]], strict=True):
+        difference = np.abs(frame.image.astype(np.int16) - expected[index].astype(np.int16))
+        assert float(np.mean(difference)) < 1.0  # decoded in sequence from the held keyframe
 
 
 def test_vtest_fps_sampling_and_time_of_a_file_without_start_time(vtest_path: Path) -> None:
@@ -225,11 +230,11 @@ def gop(start: float, seconds: float, fps: float = 10) -> list[tuple[float, bool
 def test_short_gop_switches_to_keyframes_only_at_the_second_keyframe() -> None:
     selector = FrameSelector(KeyframeSampling(mode="keyframes", max_interval_s=10))
     assert feed(selector, [(0.0, False)]) == [SKIP]  # decoding starts at a keyframe
-    first = feed(selector, gop(0.1, 2))
-    assert first == [AFRESH] + [DECODE] * 19 and selector.phase == "probing"
-    assert selector.take(0.1, True) and not selector.take(0.2, False)
-    second = feed(selector, gop(2.1, 2))
-    assert second == [ALONE] + [SKIP] * 19 and selector.phase == "keyframes"
+    first = feed(selector, gop(0.1, 2))  # the first keyframe is a sample; the rest of its GOP is held
+    assert first == [ALONE] + [HOLD] * 19 and selector.phase == "probing" and selector.holding
+    assert selector.take(0.1, True)
+    second = feed(selector, gop(2.1, 2))  # the GOP is short: what was held is dropped undecoded
+    assert second == [ALONE] + [SKIP] * 19 and selector.phase == "keyframes" and not selector.holding
     selector.restart()  # a reconnect: wait for a keyframe, which decodes alone at once
     assert feed(selector, [(50.0, False), (50.1, True), (50.2, False)]) == [SKIP, ALONE, SKIP]
 
@@ -237,12 +242,27 @@ def test_short_gop_switches_to_keyframes_only_at_the_second_keyframe() -> None:
 def test_long_gop_falls_back_to_fps_at_max_interval() -> None:
     selector = FrameSelector(KeyframeSampling(mode="keyframes", max_interval_s=10, fallback_fps=1))
     actions = feed(selector, gop(0.0, 25))
-    assert set(actions[1:]) == {DECODE}
-    assert selector.phase == "fallback"
+    # Held until the GOP outgrows max_interval_s, then the held packets are decoded and so is the rest.
+    assert actions == [ALONE] + [HOLD] * 100 + [HELD] + [DECODE] * 148
+    assert selector.phase == "fallback" and not selector.holding
     taken = [t for t, _ in gop(0.0, 25) if selector.take(t, False)]
-    assert taken == pytest.approx([float(k) for k in range(25)])
+    assert taken == pytest.approx([float(k) for k in range(1, 25)])  # 0.0: the keyframe, taken when probing
     feed(selector, gop(25.0, 5) + gop(30.0, 5))  # the GOP shrinks to 5 s: keyframes only again
     assert selector.phase == "keyframes"
+
+
+def test_probing_keyframes_too_far_apart_decode_the_held_gop_then_go_on() -> None:
+    selector = FrameSelector(KeyframeSampling(mode="keyframes", max_interval_s=1, fallback_fps=1))
+    assert feed(selector, [(0.0, True), (0.5, False)]) == [ALONE, HOLD]
+    assert feed(selector, [(3.0, True)]) == [HELD] and selector.phase == "fallback"  # a gap in the stream
+    assert not selector.take(0.0, True) and selector.take(1.0, False)  # the probe's keyframe: not twice
+
+
+def test_probing_behind_drops_the_held_gop_and_waits_for_a_keyframe() -> None:
+    selector = FrameSelector(KeyframeSampling(mode="keyframes", max_interval_s=10))
+    assert feed(selector, [(0.0, True), (0.1, False)]) == [ALONE, HOLD]
+    assert feed(selector, [(0.2, False)], behind=True) == [SKIP] and not selector.holding
+    assert feed(selector, [(0.3, False), (2.0, True)]) == [SKIP, ALONE] and selector.phase == "keyframes"
 
 
 def test_intra_only_streams_are_sampled_before_decoding() -> None:
