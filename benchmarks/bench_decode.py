@@ -12,6 +12,10 @@ is the figure. Variants, interleaved ``--repeats`` times so that load drift hits
 - ``substream``: the current source with ``detect_url`` at 640x360 and ``url`` the 1080p main stream,
   only demuxed (its keyframe decoded on demand: timed separately, ``main keyframe decode``).
 
+Start-up, baseline and lean (``run_startup``): the K cameras opened at once, process CPU per camera until
+every source knows its GOP and has handed over its first sample (the baseline decodes the whole first GOP
+to learn it; the current source holds those packets undecoded).
+
     .venv/bin/python -m benchmarks.bench_decode --cameras 4 --repeats 3
 """
 
@@ -46,32 +50,63 @@ ZONES = [
 
 
 def baseline_module(ref: str) -> ModuleType:
-    """``pipeline/sources.py`` at git ``ref``, imported under another name beside the current one."""
+    """``pipeline/sources.py`` at git ``ref``, with the ``pipeline/sampling.py`` of that ref (how a source
+    samples and probes its GOP), imported under other names beside the current ones."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-decode-"))
+    sampling = _load(folder, "baseline_sampling", _source_at(ref, "pipeline/sampling.py"))
+    text = _source_at(ref, "pipeline/sources.py").replace(
+        "from pipeline.sampling import", f"from {sampling.__name__} import"
+    )
+    return _load(folder, "baseline_sources", text)
+
+
+def _source_at(ref: str, path: str) -> str:
     try:
-        text = subprocess.run(
-            ["git", "show", f"{ref}:pipeline/sources.py"],
-            cwd=REPO,
-            check=True,
-            capture_output=True,
-            text=True,
+        return subprocess.run(
+            ["git", "show", f"{ref}:{path}"], cwd=REPO, check=True, capture_output=True, text=True
         ).stdout
     except subprocess.CalledProcessError as exc:
         problem = exc.stderr.strip()
-        raise SystemExit(f"--baseline-ref {ref}: cannot read pipeline/sources.py there: {problem}") from exc
-    path = Path(tempfile.mkdtemp(prefix="bench-decode-")) / "baseline_sources.py"
+        raise SystemExit(f"--baseline-ref {ref}: cannot read {path} there: {problem}") from exc
+
+
+def _load(folder: Path, name: str, text: str) -> ModuleType:
+    path = folder / f"{name}.py"
     path.write_text(text, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location("baseline_sources", path)
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules["baseline_sources"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
 
+def run_startup(source_class: Any, cameras: list[Any], input_hw: tuple[int, int]) -> dict[str, float]:
+    """K cameras opened at once: process CPU ms per camera from the start until every source knows its
+    GOP (sampling ``keyframes``) and has handed over its first sample: the start-up cost of a box."""
+    started_cpu, started_wall = time.process_time(), time.perf_counter()
+    sources = [source_class(camera, input_hw=input_hw, queue_size=4) for camera in cameras]
+    for source in sources:
+        source.start()
+    first = [False] * len(sources)
+    try:
+        while not (all(first) and all(source.health.sampling == "keyframes" for source in sources)):
+            for index, source in enumerate(sources):
+                if source.next_frame(0.005) is not None:
+                    first[index] = True
+                elif source.ended:
+                    raise SystemExit("a source ended before it learnt its GOP: is the clip's GOP 2 s?")
+        cpu, wall = time.process_time() - started_cpu, time.perf_counter() - started_wall
+    finally:
+        for source in sources:
+            source.stop(2.0)
+    return {"cpu_ms_per_camera": 1000 * cpu / len(sources), "wall_s": wall}
+
+
 def run_variant(source_class: Any, cameras: list[Any], input_hw: tuple[int, int]) -> dict[str, float]:
     """Every sample of every camera; process CPU ms and wall s per sample in the steady state: counted
-    from when every source has finished its GOP probe (the first 2 s of each stream are decoded whole to
-    learn the GOP, alike in every variant) to the end of the files."""
+    from when every source has finished its GOP probe (:func:`run_startup` measures that part) to the end
+    of the files."""
     sources = [source_class(camera, input_hw=input_hw, queue_size=4) for camera in cameras]
     for source in sources:
         source.start()
@@ -174,10 +209,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "substream": (CameraSource, cams(url=str(main_clip), detect_url=str(sub_clip))),
     }
     results: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
+    startups: dict[str, list[dict[str, float]]] = {name: [] for name in ("baseline", "lean")}
     load = os.getloadavg()
     for _ in range(args.repeats):
         for name, (source_class, configs) in variants.items():
             results[name].append(run_variant(source_class, configs, (640, 640)))
+        for name in startups:
+            source_class, configs = variants[name]
+            startups[name].append(run_startup(source_class, configs, (640, 640)))
     decode_ms = main_keyframe_decode_ms(main_clip, sub_clip, args.main_height)
     summary: dict[str, dict[str, Any]] = {
         name: {
@@ -199,8 +238,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"({ms / base:.2f}x baseline, {row['samples']} samples)"
         )
     print(f"main keyframe decode on demand ({args.main_height}p): {decode_ms:.1f} CPU ms")
+    startup_ms = {
+        name: statistics.median(r["cpu_ms_per_camera"] for r in runs) for name, runs in startups.items()
+    }
+    startup = {name: {"cpu_ms_per_camera": startup_ms[name], "runs": runs} for name, runs in startups.items()}
+    base_startup = startup_ms["baseline"]
+    for name, ms in startup_ms.items():
+        print(
+            f"start-up {name:10s} {ms:7.1f} CPU ms per camera until it knows its GOP and has its first "
+            f"sample ({ms / base_startup:.2f}x baseline)"
+        )
     document = {
         "summary": summary,
+        "startup": startup,
         "main_keyframe_decode_ms": decode_ms,
         "load_average": load,
         "load_average_end": os.getloadavg(),

@@ -24,6 +24,8 @@ def test_decode_benchmark_compares_three_sources_in_one_run(vtest_path: Path, tm
     for row in document["summary"].values():
         assert row["samples"] >= 2 and row["cpu_ms_per_sample"] > 0
     assert document["main_keyframe_decode_ms"] > 0
+    assert document["startup"].keys() == {"baseline", "lean"}
+    assert all(row["cpu_ms_per_camera"] > 0 for row in document["startup"].values())
 
 
 def test_decode_benchmark_refuses_a_substream_larger_than_the_main_stream() -> None:
