@@ -147,6 +147,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--batch-size", type=int, default=1, help="The daemon's detector.batch_size (its default: 1)."
     )
+    p.add_argument(
+        "--event-cpu-share",
+        type=float,
+        help="The daemon's scheduler.event_cpu_share (default: the daemon's; 1 = the event writer never "
+        "yields to detection).",
+    )
     p.add_argument("--dwell-s", type=float, default=10.0, help="The zone rule's dwell (frame-to-case).")
     p.add_argument("--no-scripted-event", action="store_true", help="Do not add the scripted parked car.")
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="Clip and model cache folder.")
@@ -165,6 +171,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.saturate_modes = _subset(p, "--saturate-modes", args.saturate_modes, SATURATE_MODES)
     args.lean_options = _subset(p, "--lean-options", args.lean_options, LEAN_OPTIONS)
     _check_positive(p, args)
+    if args.event_cpu_share is not None and not 0 < args.event_cpu_share <= 1:
+        p.error("--event-cpu-share must be in (0, 1]")
     if not 0 < args.min_rate <= 1:
         p.error("--min-rate must be in (0, 1]")
     args.max_lag_s = args.max_lag_s or 1.0 / args.target_fps
@@ -258,6 +266,7 @@ class Run:
             "threads": threads,
             "inference_workers": workers,
             "batch_size": a.batch_size,
+            "event_cpu_share": a.event_cpu_share,
             "dwell_s": a.dwell_s,
             "scripted_event": not a.no_scripted_event,
             "keyframes": abs(a.gop_s * a.target_fps - 1.0) < 1e-6,

@@ -696,6 +696,15 @@ class SchedulerConfig(_Strict):
         "rules wait. Each holds its frame (memory). 0: written on the rules thread, each before the next "
         "frame.",
     )
+    event_cpu_share: float = Field(
+        0.25,
+        gt=0,
+        le=1,
+        description="While frames wait for the detector, the incident events' thread uses at most this share "
+        "of one core: after each event it pauses in proportion to the CPU the event took, so a burst of "
+        "confirmations is written from what detection leaves instead of costing every camera a keyframe "
+        "(never while the event queue is half full or the daemon stops). 1: never pauses.",
+    )
     drain_timeout_s: float = Field(
         30.0, ge=0, description="On shutdown, how long to keep delivering the outbox before exiting."
     )

@@ -309,6 +309,8 @@ class Daemon:
             clips=self._clip_recorder(config, cameras),
             shadow=self.shadow,
             event_queue=config.scheduler.event_queue,
+            detection_behind=self.scheduler.behind,
+            event_cpu_share=config.scheduler.event_cpu_share,
         )
         self.model_updater = ModelUpdater(
             self.pusher.client,

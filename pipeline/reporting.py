@@ -87,6 +87,8 @@ class Reporter:
         clips: ClipRecorder | None = None,
         shadow: ShadowComparison | None = None,
         event_queue: int = 0,
+        detection_behind: Callable[[], bool] | None = None,
+        event_cpu_share: float = 1.0,
     ) -> None:
         self.shadow = shadow  # a shadow model's run beside the live one (pipeline.shadow)
         self.config = config
@@ -115,7 +117,12 @@ class Reporter:
         # burst of confirmations never holds the rules; 0: the writer is never started and writes here,
         # each before the next frame
         self.writer = EventWriter(
-            event_queue, control, on_idle=self._writer_idle, on_error=self._event_failed
+            event_queue,
+            control,
+            on_idle=self._writer_idle,
+            on_error=self._event_failed,
+            behind=detection_behind,
+            cpu_share=event_cpu_share,
         )
 
     def _stamp_timezone(self, camera_id: str) -> str:

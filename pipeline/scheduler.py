@@ -178,6 +178,11 @@ class Scheduler:
     def waiting_count(self) -> int:
         return sum(len(cam.waiting) for cam in self.cameras)
 
+    def behind(self) -> bool:
+        """More frames wait for the detector than its calls take at once (read from other threads: a
+        deque's length is safe to read)."""
+        return self.waiting_count() > self.inference_workers
+
     def run(self) -> None:
         next_stats = 0.0
         control = self.control

@@ -94,6 +94,7 @@ def daemon_config(spec: TrialSpec, epoch: float) -> Any:
                 "drain_timeout_s": 0,
                 "drop_before_decode": spec.drop_before_decode,
                 "inference_workers": spec.inference_workers,
+                **({} if spec.event_cpu_share is None else {"event_cpu_share": spec.event_cpu_share}),
             },
         }
     )

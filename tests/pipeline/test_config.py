@@ -223,6 +223,13 @@ INVALID = [
     ),
     ("store url without scheme", ("http://127.0.0.1:8000", "127.0.0.1:8000"), "", "7: store.url", ""),
     (
+        "event writer share of a core above one",
+        None,
+        "scheduler:\n  event_cpu_share: 1.5\n",
+        "23: scheduler.event_cpu_share",
+        "less than or equal to 1",
+    ),
+    (
         "camera id with a space",
         ("id: cam-gate", "id: cam gate"),
         "",

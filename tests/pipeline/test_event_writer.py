@@ -153,3 +153,59 @@ def test_a_burst_of_slow_evidence_no_longer_holds_the_rules_and_no_case_is_lost(
         assert set(evidence_threads) == {"rules"}
         assert analysed_while_writing == []  # the rules waited for every picture
     assert daemon.metrics.value("streetwatch_incident_events_total", {"kind": "confirmed"}) == 8
+
+
+def burn(cpu_s: float) -> None:
+    """A job that spends ``cpu_s`` of CPU on its own thread (as rendering evidence does)."""
+    end = time.thread_time() + cpu_s
+    while time.thread_time() < end:
+        pass
+
+
+def yielding_writer(capacity: int, behind: dict[str, bool]) -> EventWriter:
+    return EventWriter(
+        capacity,
+        StageControl(),
+        on_idle=lambda: None,
+        on_error=lambda: None,
+        behind=lambda: behind["now"],
+        cpu_share=0.25,
+    )
+
+
+def test_while_detection_is_behind_the_writer_uses_at_most_its_share_of_a_core() -> None:
+    behind = {"now": True}
+    events = yielding_writer(64, behind)
+    events.start()
+    started = time.monotonic()
+    for _ in range(5):
+        events.submit(functools.partial(burn, 0.04))
+    while events.queued:
+        time.sleep(0.01)
+    time.sleep(0.4)  # the last job (40 ms) and its pause (120 ms) are over
+    # 5 x 40 ms of CPU at a quarter of a core: 5 x 120 ms of pauses
+    assert events.paused_s >= 0.55 and time.monotonic() - started >= 0.8
+    behind["now"] = False  # detection caught up: flat out, no pause
+    paused = events.paused_s
+    for _ in range(5):
+        events.submit(functools.partial(burn, 0.04))
+    events.finish(drain=True)
+    assert events.paused_s == paused
+
+
+def test_the_pause_never_makes_the_rules_wait_nor_slows_a_stop() -> None:
+    """From half a full queue on, and once finish() is called, the writer runs flat out."""
+    events = yielding_writer(4, {"now": True})
+    events.start()
+    started = time.monotonic()
+    for _ in range(12):  # three times the capacity, submitted at once: the queue stays at least half full
+        events.submit(functools.partial(burn, 0.02))
+    events.finish(drain=True)
+    # 12 jobs x 20 ms; with a pause after every job it would take 12 x 80 ms = 0.96 s
+    assert time.monotonic() - started < 0.6
+    assert not events.running
+
+
+def test_cpu_share_outside_0_to_1_is_refused() -> None:
+    with pytest.raises(ValueError, match="cpu_share"):
+        EventWriter(4, StageControl(), on_idle=lambda: None, on_error=lambda: None, cpu_share=0.0)
