@@ -153,6 +153,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="The daemon's scheduler.event_cpu_share (default: the daemon's; 1 = the event writer never "
         "yields to detection).",
     )
+    p.add_argument(
+        "--event-queue",
+        type=int,
+        help="The daemon's scheduler.event_queue (default: the daemon's): events waiting for their thread.",
+    )
     p.add_argument("--dwell-s", type=float, default=10.0, help="The zone rule's dwell (frame-to-case).")
     p.add_argument("--no-scripted-event", action="store_true", help="Do not add the scripted parked car.")
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="Clip and model cache folder.")
@@ -203,6 +208,7 @@ def _check_positive(p: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         "window_s",
         "max_cameras",
         "batch_size",
+        "event_queue",
         "dwell_s",
         "raw_seconds",
         "budget_s",
@@ -267,6 +273,7 @@ class Run:
             "inference_workers": workers,
             "batch_size": a.batch_size,
             "event_cpu_share": a.event_cpu_share,
+            "event_queue": a.event_queue,
             "dwell_s": a.dwell_s,
             "scripted_event": not a.no_scripted_event,
             "keyframes": abs(a.gop_s * a.target_fps - 1.0) < 1e-6,

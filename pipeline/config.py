@@ -688,13 +688,14 @@ class SchedulerConfig(_Strict):
         "frame in the detector, so its frames reach the rules in order.",
     )
     event_queue: int = Field(
-        64,
+        128,
         ge=0,
         le=4096,
         description="Incident events (evidence pictures, outbox writes) waiting for their own thread, in "
         "order, so that many confirmations at once never hold the rules and detection; when full, the "
-        "rules wait. Each holds its frame (memory). 0: written on the rules thread, each before the next "
-        "frame.",
+        "rules wait. Each holds its frame: about 4 MB for a 1080p camera, 1 MB for one that detects on a "
+        "640x360 substream (128 queued: up to 0.5 GB / 130 MB, only during a burst). 0: written on the "
+        "rules thread, each before the next frame.",
     )
     event_cpu_share: float = Field(
         0.25,
@@ -703,7 +704,7 @@ class SchedulerConfig(_Strict):
         description="While frames wait for the detector, the incident events' thread uses at most this share "
         "of one core: after each event it pauses in proportion to the CPU the event took, so a burst of "
         "confirmations is written from what detection leaves instead of costing every camera a keyframe "
-        "(never while the event queue is half full or the daemon stops). 1: never pauses.",
+        "(never while the event queue is three quarters full or the daemon stops). 1: never pauses.",
     )
     drain_timeout_s: float = Field(
         30.0, ge=0, description="On shutdown, how long to keep delivering the outbox before exiting."

@@ -13,8 +13,8 @@ While detection is behind (``behind()``: frames wait for the detector), the writ
 each job it pauses so that it uses at most ``cpu_share`` of one core (a job that took 40 ms of CPU is
 followed by 120 ms of pause at 0.25). A burst of confirmations is then written over a few seconds from the
 CPU detection leaves, instead of taking the box for a second or two while every camera's next keyframe
-waits. The pause never makes the rules wait: from half a full queue on, and when the daemon stops, the
-writer runs flat out.
+waits. The pause never makes the rules wait: from three quarters of a full queue on, and when the daemon
+stops, the writer runs flat out.
 """
 
 from __future__ import annotations
@@ -146,11 +146,11 @@ class EventWriter:
 
     def _yield_to_detection(self, spent_s: float) -> None:
         """Pause so that the job's ``spent_s`` of CPU is at most ``cpu_share`` of one core, while detection
-        is behind and the queue is less than half full."""
+        is behind and the queue is less than three quarters full."""
         behind = self.behind
         if behind is None or self.cpu_share >= 1 or spent_s <= 0 or self._finishing.is_set():
             return
-        if self._jobs.qsize() * 2 >= self.capacity or not behind():
+        if self._jobs.qsize() * 4 >= self.capacity * 3 or not behind():
             return
         pause = min(spent_s * (1 / self.cpu_share - 1), MAX_PAUSE_S)
         started = time.monotonic()

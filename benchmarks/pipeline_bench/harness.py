@@ -38,6 +38,7 @@ class TrialSpec:
     drop_before_decode: bool = True  # streetwatch: scheduler.drop_before_decode (the daemon's default)
     inference_workers: int = 1  # streetwatch: scheduler.inference_workers (detector calls at once)
     event_cpu_share: float | None = None  # streetwatch: scheduler.event_cpu_share (None: the daemon's)
+    event_queue: int | None = None  # streetwatch: scheduler.event_queue (None: the daemon's)
 
     @property
     def mode(self) -> str:

@@ -95,6 +95,7 @@ def daemon_config(spec: TrialSpec, epoch: float) -> Any:
                 "drop_before_decode": spec.drop_before_decode,
                 "inference_workers": spec.inference_workers,
                 **({} if spec.event_cpu_share is None else {"event_cpu_share": spec.event_cpu_share}),
+                **({} if spec.event_queue is None else {"event_queue": spec.event_queue}),
             },
         }
     )

@@ -197,6 +197,8 @@ def test_judge_counts_due_frames_per_camera_and_bounds_the_lag(
         (["--saturate-cameras", "-1"], "--saturate-cameras must not be negative"),
         (["--lean-options", "substream,int4"], "--lean-options"),
         (["--saturate-modes", "realtime,eager"], "--saturate-modes"),
+        (["--event-cpu-share", "0"], "--event-cpu-share must be in (0, 1]"),
+        (["--event-queue", "0"], "--event-queue must be positive"),
     ],
 )
 def test_bad_arguments_exit_with_a_message(

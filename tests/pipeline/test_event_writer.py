@@ -194,11 +194,11 @@ def test_while_detection_is_behind_the_writer_uses_at_most_its_share_of_a_core()
 
 
 def test_the_pause_never_makes_the_rules_wait_nor_slows_a_stop() -> None:
-    """From half a full queue on, and once finish() is called, the writer runs flat out."""
+    """From three quarters of a full queue on, and once finish() is called, the writer runs flat out."""
     events = yielding_writer(4, {"now": True})
     events.start()
     started = time.monotonic()
-    for _ in range(12):  # three times the capacity, submitted at once: the queue stays at least half full
+    for _ in range(12):  # three times the capacity at once: the queue stays three quarters full
         events.submit(functools.partial(burn, 0.02))
     events.finish(drain=True)
     # 12 jobs x 20 ms; with a pause after every job it would take 12 x 80 ms = 0.96 s
