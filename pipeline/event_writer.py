@@ -42,7 +42,7 @@ class EventWriter:
     ``on_idle`` runs on the writer's thread after each job and while no job comes (evidence clips and the
     outbox retries that must stay on the thread that writes); ``on_error`` is told of a failed job (the next
     ones still run). ``behind`` and ``cpu_share``: the pause after a job while detection is behind (see the
-    module docstring; None or a share of 1: never)."""
+    module docstring; None or a share of 1: never); ``on_pause`` is told each pause's seconds."""
 
     def __init__(
         self,
@@ -53,6 +53,7 @@ class EventWriter:
         on_error: Callable[[], None],
         behind: Callable[[], bool] | None = None,
         cpu_share: float = 1.0,
+        on_pause: Callable[[float], None] | None = None,
     ) -> None:
         if not 0 < cpu_share <= 1:
             raise ValueError(f"the event writer's cpu_share must be in (0, 1], not {cpu_share}")
@@ -62,7 +63,8 @@ class EventWriter:
         self.on_error = on_error
         self.behind = behind
         self.cpu_share = cpu_share
-        self.paused_s = 0.0  # time spent yielding to detection (the daemon's metrics read it)
+        self.on_pause = on_pause  # told the seconds of each pause (the daemon's metrics)
+        self.paused_s = 0.0  # time spent yielding to detection
         self._finishing = threading.Event()
         self._jobs: queue.Queue[object] = queue.Queue(maxsize=max(capacity, 1))
         self._thread: threading.Thread | None = None
@@ -155,7 +157,10 @@ class EventWriter:
         pause = min(spent_s * (1 / self.cpu_share - 1), MAX_PAUSE_S)
         started = time.monotonic()
         self._finishing.wait(pause)
-        self.paused_s += time.monotonic() - started
+        paused = time.monotonic() - started
+        self.paused_s += paused
+        if self.on_pause is not None:
+            self.on_pause(paused)
 
     def _idle(self) -> None:
         try:

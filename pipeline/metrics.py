@@ -16,6 +16,7 @@ Metric families (all prefixed ``streetwatch_``):
   ``frame_wait_seconds`` (from sampling to the detector), ``shadow_inference_seconds`` (a shadow model's
   call on its share of frames, :mod:`pipeline.shadow`)
 - ``queue_depth{queue}``, ``outbox_items{state}``, ``incident_events_total{kind}``,
+  ``events_paused_seconds_total`` (the events' thread leaving the CPU to detection that is behind),
   ``frame_to_outbox_seconds`` (sampling of the confirming frame to its report in the outbox),
   ``stage_errors_total{stage}``, ``detections_suppressed_total{camera,zone,violation}`` (false-alarm memory)
 
@@ -269,6 +270,12 @@ class DaemonMetrics:
         )
         self.incident_events = Counter(
             "streetwatch_incident_events", "Incident events from the rules.", ["kind"], registry=r
+        )
+        self.events_paused_seconds = Counter(
+            "streetwatch_events_paused_seconds",
+            "Time the incident events' thread paused to leave the CPU to detection that was behind "
+            "(scheduler.event_cpu_share).",
+            registry=r,
         )
         self.detections_suppressed = Counter(
             "streetwatch_detections_suppressed",

@@ -123,6 +123,7 @@ class Reporter:
             on_error=self._event_failed,
             behind=detection_behind,
             cpu_share=event_cpu_share,
+            on_pause=metrics.events_paused_seconds.inc,
         )
 
     def _stamp_timezone(self, camera_id: str) -> str:

@@ -209,3 +209,29 @@ def test_the_pause_never_makes_the_rules_wait_nor_slows_a_stop() -> None:
 def test_cpu_share_outside_0_to_1_is_refused() -> None:
     with pytest.raises(ValueError, match="cpu_share"):
         EventWriter(4, StageControl(), on_idle=lambda: None, on_error=lambda: None, cpu_share=0.0)
+
+
+def test_the_daemon_writes_a_burst_of_cases_from_what_a_busy_detector_leaves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eight cameras confirm at once while frames queue for a slow detector: the events' thread pauses
+    (counted in streetwatch_events_paused_seconds_total) and every case still reaches the outbox."""
+    cameras = [f"cam-{i}" for i in range(8)]
+    config = make_config(
+        tmp_path,
+        [camera(c, dwell_s=5) for c in cameras],
+        scheduler={"drain_timeout_s": 0.5, "event_cpu_share": 0.25},
+    )
+    sources = {c: FileSource(c, 40) for c in cameras}
+    original_evidence = Reporter.evidence
+
+    def costly_evidence(self: Reporter, event: Any, item: Any, score: float | None = None) -> Any:
+        burn(0.03)  # the CPU a 1080p picture costs
+        return original_evidence(self, event, item, score)
+
+    monkeypatch.setattr(Reporter, "evidence", costly_evidence)
+    detector = FakeDetector(delay_s=0.02)  # frames of eight files wait for it: detection is behind
+    daemon = Daemon(config, detector=detector, source_factory=lambda c: sources[c.id])
+    assert daemon.run() == 0
+    assert sorted(r["camera"] for r in reports(tmp_path)) == cameras
+    assert daemon.metrics.value("streetwatch_events_paused_seconds_total") > 0.1
