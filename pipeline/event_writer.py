@@ -64,7 +64,6 @@ class EventWriter:
         self.behind = behind
         self.cpu_share = cpu_share
         self.on_pause = on_pause  # told the seconds of each pause (the daemon's metrics)
-        self.paused_s = 0.0  # time spent yielding to detection
         self._finishing = threading.Event()
         self._jobs: queue.Queue[object] = queue.Queue(maxsize=max(capacity, 1))
         self._thread: threading.Thread | None = None
@@ -157,10 +156,8 @@ class EventWriter:
         pause = min(spent_s * (1 / self.cpu_share - 1), MAX_PAUSE_S)
         started = time.monotonic()
         self._finishing.wait(pause)
-        paused = time.monotonic() - started
-        self.paused_s += paused
         if self.on_pause is not None:
-            self.on_pause(paused)
+            self.on_pause(time.monotonic() - started)
 
     def _idle(self) -> None:
         try:
