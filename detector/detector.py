@@ -94,13 +94,21 @@ class Detector:
         """Detect objects in one HxWx3 uint8 BGR frame."""
         return self.detect_batch([frame])[0]
 
-    def detect_batch(self, frames: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]:
-        """Detect objects in several frames, in one ONNX Runtime call per model batch."""
+    def detect_batch(
+        self, frames: Sequence[npt.NDArray[np.uint8]], max_scale: Sequence[float | None] | None = None
+    ) -> list[Detections]:
+        """Detect objects in several frames, in one ONNX Runtime call per model batch.
+
+        ``max_scale``: per frame, the most it may be enlarged to fit the model's input (1.0: never, so a
+        model of dynamic input size runs a small frame at its own size); None: frames fill the input."""
         step = self.fixed_batch or max(len(frames), 1)
         results: list[Detections] = []
         for start in range(0, len(frames), step):
             chunk = frames[start : start + step]
-            tensor, boxes = self.preprocessor(chunk, batch_size=self.fixed_batch, first_index=start)
+            caps = None if max_scale is None else max_scale[start : start + step]
+            tensor, boxes = self.preprocessor(
+                chunk, batch_size=self.fixed_batch, first_index=start, max_scale=caps
+            )
             output = self.session.run([self.output_name], {self.input_name: tensor})[0]
             input_hw = (tensor.shape[2], tensor.shape[3])
             results.extend(self._postprocess(output[i], boxes[i], input_hw) for i in range(len(chunk)))

@@ -117,20 +117,26 @@ class Preprocessor:
             buffers = self._local.buffers = _Buffers()
         return buffers
 
-    def input_hw(self, frame_hw: tuple[int, int]) -> tuple[int, int]:
-        """Input size for a frame: the card's size, or the smallest stride-multiple rectangle if dynamic."""
+    def input_hw(self, frame_hw: tuple[int, int], max_scale: float | None = None) -> tuple[int, int]:
+        """Input size for a frame: the card's size, or the smallest stride-multiple rectangle if dynamic.
+
+        ``max_scale``: the frame is enlarged by at most this factor (1.0: never; a dynamic model then runs
+        a small frame at its own size, rounded up to the stride); None: it fills the card's size."""
         target_h, target_w = self.spec.size_hw
         if not self.spec.dynamic:
             return target_h, target_w
-        r = min(target_h / frame_hw[0], target_w / frame_hw[1])
+        r = _scale(target_h / frame_hw[0], target_w / frame_hw[1], max_scale)
         new_h, new_w = max(round(frame_hw[0] * r), 1), max(round(frame_hw[1] * r), 1)
         s = self.spec.stride
         return new_h + (target_h - new_h) % s, new_w + (target_w - new_w) % s
 
-    def place(self, frame_hw: tuple[int, int], input_hw: tuple[int, int]) -> Letterbox:
-        """Where a frame of ``frame_hw`` sits inside an input of ``input_hw``."""
+    def place(
+        self, frame_hw: tuple[int, int], input_hw: tuple[int, int], max_scale: float | None = None
+    ) -> Letterbox:
+        """Where a frame of ``frame_hw`` sits inside an input of ``input_hw`` (enlarged at most
+        ``max_scale`` times; None: as much as fits)."""
         in_h, in_w = input_hw
-        r = min(in_h / frame_hw[0], in_w / frame_hw[1])
+        r = _scale(in_h / frame_hw[0], in_w / frame_hw[1], max_scale)
         new_h, new_w = max(round(frame_hw[0] * r), 1), max(round(frame_hw[1] * r), 1)
         if self.spec.letterbox == "center":
             pad_x, pad_y = round((in_w - new_w) / 2 - 0.1), round((in_h - new_h) / 2 - 0.1)
@@ -173,21 +179,35 @@ class Preprocessor:
         return canvas, box
 
     def __call__(
-        self, frames: Sequence[npt.NDArray[np.uint8]], batch_size: int | None = None, first_index: int = 0
+        self,
+        frames: Sequence[npt.NDArray[np.uint8]],
+        batch_size: int | None = None,
+        first_index: int = 0,
+        max_scale: Sequence[float | None] | None = None,
     ) -> tuple[npt.NDArray[np.floating], list[Letterbox]]:
         """Tensor (batch_size or len(frames), 3, H, W) and one :class:`Letterbox` per frame.
 
         Rows past ``len(frames)`` (padding up to a fixed model batch) are left as they are.
         ``first_index`` numbers the frames in error messages when a caller splits a longer batch.
+        ``max_scale``: per frame, the most it may be enlarged (see :meth:`input_hw`); None: fill.
         """
         checked = [check_frame(f, first_index + i) for i, f in enumerate(frames)]
-        shapes = [self.input_hw((f.shape[0], f.shape[1])) for f in checked]
+        caps = list(max_scale) if max_scale is not None else [None] * len(checked)
+        if len(caps) != len(checked):
+            raise ValueError(f"{len(caps)} max_scale values for {len(checked)} frames")
+        shapes = [self.input_hw((f.shape[0], f.shape[1]), cap) for f, cap in zip(checked, caps, strict=True)]
         input_hw = (max(h for h, _ in shapes), max(w for _, w in shapes))
         shape = (batch_size or len(checked), 3, *input_hw)
         tensor = reused_buffer(self._buffers().tensors, shape, self.dtype)
         boxes = []
         for i, frame in enumerate(checked):
-            box = self.place((frame.shape[0], frame.shape[1]), input_hw)
+            box = self.place((frame.shape[0], frame.shape[1]), input_hw, caps[i])
             self.to_chw(self.resize(frame, box), box, tensor[i])
             boxes.append(box)
         return tensor, boxes
+
+
+def _scale(scale_h: float, scale_w: float, max_scale: float | None) -> float:
+    """The letterbox factor: the largest that fits both sides, capped at ``max_scale`` when given."""
+    fit = min(scale_h, scale_w)
+    return fit if max_scale is None else min(fit, max_scale)

@@ -438,6 +438,15 @@ class CameraConfig(_Strict):
         "larger and what lies outside the crop is not detected (refused with redaction mode persons_only, "
         "which would leave people outside the crop unblurred).",
     )
+    zone_roi_scale: Literal["auto", "native", "fill"] = Field(
+        "auto",
+        description="Zone-ROI: how large the crop reaches the model. native: at the stream's own pixels, "
+        "never enlarged (objects the size they are without zone_roi); a model of dynamic input size then "
+        "runs at the crop's size rounded up to its stride, so inference costs in proportion to the crop's "
+        "area. fill: enlarged to fill the model's input (small, far objects appear larger; inference costs "
+        "what the whole input costs). auto: fill on a fixed-size model (its input costs the same either "
+        "way), native on a dynamic one.",
+    )
     zone_gating: bool = Field(
         False,
         description="Per-zone change gating: a sample in which no zone region changed (change_threshold of "

@@ -193,7 +193,9 @@ class SwappableDetector:
         with self._lock:
             self._pending = (detector, identity, working)
 
-    def detect_batch(self, frames: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]:
+    def detect_batch(
+        self, frames: Sequence[npt.NDArray[np.uint8]], max_scale: Sequence[float | None] | None = None
+    ) -> list[Detections]:
         with self._lock:
             pending, self._pending = self._pending, None
         if pending is not None:  # between two batches: this one runs wholly on the new model
@@ -202,7 +204,9 @@ class SwappableDetector:
                 self._person_split.working_confidence = working
             self.swaps += 1
             log.info("model swapped: %s is live", self._identity.label)
-        return self._current.detect_batch(frames)
+        if max_scale is None:  # stand-in detectors of the tests take frames only
+            return self._current.detect_batch(frames)
+        return self._current.detect_batch(frames, max_scale=max_scale)
 
 
 def download(client: RequestLike, model: DeviceModel, folder: Path, *, chunk: int = CHUNK_BYTES) -> Path:

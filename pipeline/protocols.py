@@ -104,7 +104,11 @@ class DetectorLike(Protocol):
     def preprocessor(self) -> Preprocessor | None:
         """Letterboxing (the model input size per frame size); None: frames go in as they are."""
 
-    def detect_batch(self, frames: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]: ...
+    def detect_batch(
+        self, frames: Sequence[npt.NDArray[np.uint8]], max_scale: Sequence[float | None] | None = None
+    ) -> list[Detections]:
+        """Detections per frame; ``max_scale`` (given only for zone-ROI crops shown at their own pixels,
+        :func:`pipeline.roi.crop_max_scale`): per frame, the most the detector may enlarge it."""
 
 
 class EventLike(Protocol):

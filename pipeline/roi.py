@@ -5,6 +5,9 @@ side, or None when it would cover most of the frame anyway (nothing to gain). :f
 from a decoded picture and scales it to fit the model's input (aspect kept, never enlarged beyond the
 stream's own pixels), converting only the crop's pixels. The sample then carries ``small_box``, the crop in
 the picture's pixels, and :func:`pipeline.scheduler.to_full_frame` maps boxes back by it.
+:func:`crop_max_scale` says how large the detector may then make the crop (``zone_roi_scale``): at the
+stream's own pixels a model of dynamic input size runs at the crop's size, and its cost falls with the
+crop's area (a 160x96 input costs a tenth of a 384x640 one on the benchmark box).
 
 What lies outside the crop is not detected: a car parked there, a person walking there. Zone rules only
 judge objects anchored inside their zones, and the default redaction (``outside_violation``) blurs
@@ -21,7 +24,8 @@ import numpy as np
 import numpy.typing as npt
 from av.video.frame import VideoFrame
 
-from pipeline.config import ZoneConfig
+from pipeline.config import CameraConfig, ZoneConfig
+from pipeline.protocols import FrameLike
 
 ROI_MARGIN = 0.05  # of the frame's width / height, on each side of the zones' bounding box
 ROI_MAX_AREA = 0.8  # a crop covering more of the frame than this is not worth it: the whole frame
@@ -40,6 +44,19 @@ def zone_roi(zones: Sequence[ZoneConfig], margin: float = ROI_MARGIN) -> Rect | 
     if (x1 - x0) * (y1 - y0) > ROI_MAX_AREA or x1 <= x0 or y1 <= y0:
         return None
     return x0, y0, x1, y1
+
+
+def crop_max_scale(camera: CameraConfig, frame: FrameLike, detector: object) -> float | None:
+    """The most ``detector`` may enlarge ``frame``'s model copy: 1.0 for a zone-ROI crop shown at its own
+    pixels (``zone_roi_scale`` native, or auto on a model of dynamic input size), None (fill the input)
+    otherwise: a whole frame, ``fill``, or auto on a fixed-size model, whose input costs the same anyway."""
+    if frame.small is None or frame.small_box is None or camera.zone_roi_scale == "fill":
+        return None
+    if camera.zone_roi_scale == "native":
+        return 1.0
+    preprocessor = getattr(detector, "preprocessor", None)
+    dynamic = preprocessor is not None and bool(preprocessor.spec.dynamic)
+    return 1.0 if dynamic else None
 
 
 def pixel_box(rect: Rect, width: int, height: int) -> tuple[int, int, int, int]:

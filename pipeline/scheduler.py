@@ -21,6 +21,7 @@ from pipeline.metrics import DaemonMetrics
 from pipeline.model_input import detector_frame, model_input
 from pipeline.protocols import DetectorLike, FrameLike, SourceLike
 from pipeline.redaction import PersonSplit
+from pipeline.roi import crop_max_scale
 from pipeline.stages import END, QUEUE_POLL_S, Analysed, StageControl
 
 log = logging.getLogger(__name__)
@@ -387,9 +388,13 @@ class Scheduler:
         # a model swapped in takes over at the start of this call: until then the current card says how
         # frames are shown to it (one batch at most sees the other model's input)
         images = [model_input(self.detector, waiting.frame, cam.zones) for cam, waiting in batch]
+        caps = [crop_max_scale(cam.config, waiting.frame, self.detector) for cam, waiting in batch]
         started = time.monotonic()
         try:
-            results = self.detector.detect_batch(images)
+            if any(cap is not None for cap in caps):
+                results = self.detector.detect_batch(images, max_scale=caps)
+            else:
+                results = self.detector.detect_batch(images)
             if len(results) != len(images):
                 raise StageError(f"detector returned {len(results)} results for {len(images)} frames")
             results = [to_full_frame(d, w.frame) for d, (_, w) in zip(results, batch, strict=True)]

@@ -115,10 +115,12 @@ class TimedDetector:
     def class_names(self) -> list[str]:
         return list(self.inner.class_names)
 
-    def detect_batch(self, frames: Sequence[Frame]) -> list[Any]:
+    def detect_batch(
+        self, frames: Sequence[Frame], max_scale: Sequence[float | None] | None = None
+    ) -> list[Any]:
         started = time.time()
         t = time.perf_counter()
-        results: list[Any] = self.inner.detect_batch(frames)
+        results: list[Any] = self.inner.detect_batch(frames, max_scale=max_scale)
         self.recorder.batches.append((started, time.perf_counter() - t, len(frames)))
         return results
 

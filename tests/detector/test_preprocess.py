@@ -65,6 +65,35 @@ def test_dynamic_input_uses_smallest_stride_rectangle() -> None:
     assert tensor.shape == (1, 3, 384, 640)  # 360 rounded up to a multiple of 32
 
 
+def test_a_frame_not_to_be_enlarged_runs_at_its_own_size_on_a_dynamic_model() -> None:
+    pre = Preprocessor(spec(dynamic=True))
+    crop = np.zeros((144, 178, 3), np.uint8)  # vtest's van zone cropped at the stream's pixels
+    filled, (box,) = pre([crop])
+    assert filled.shape == (1, 3, 544, 640) and box.resized_hw == (518, 640)  # enlarged 3.6x
+    native, (box,) = pre([crop], max_scale=[1.0])
+    assert native.shape == (1, 3, 160, 192)  # its own size rounded up to the stride: ~11x fewer pixels
+    assert box.resized_hw == (144, 178) and (box.pad_x, box.pad_y) == (7, 8)
+    frame_xyxy = np.array([[20.0, 30.0, 120.0, 100.0]], np.float32)
+    np.testing.assert_allclose(
+        box.boxes_to_frame(frame_xyxy + np.float32([7, 8, 7, 8])), frame_xyxy, atol=1e-3
+    )
+    big, (box,) = pre([np.zeros((1080, 1920, 3), np.uint8)], max_scale=[1.0])
+    assert big.shape == (1, 3, 384, 640) and box.resized_hw == (360, 640)  # a larger one still shrinks
+
+
+def test_a_fixed_model_pads_a_frame_not_to_be_enlarged() -> None:
+    pre = Preprocessor(spec())
+    tensor, (box,) = pre([np.full((144, 178, 3), 50, np.uint8)], max_scale=[1.0])
+    assert tensor.shape == (1, 3, 640, 640) and box.resized_hw == (144, 178)
+    assert tensor[0, 0, box.pad_y + 10, box.pad_x + 10] == pytest.approx(50 / 255)
+    assert tensor[0, 0, 0, 0] == pytest.approx(114 / 255)  # the rest is padding
+
+
+def test_one_max_scale_per_frame() -> None:
+    with pytest.raises(ValueError, match="1 max_scale values for 2 frames"):
+        Preprocessor(spec())([np.zeros((8, 8, 3), np.uint8)] * 2, max_scale=[1.0])
+
+
 def test_input_buffer_is_reused_between_calls() -> None:
     pre = Preprocessor(spec())
     first, _ = pre([np.zeros((576, 768, 3), np.uint8)])

@@ -13,10 +13,12 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from detector.card import InputSpec
 from detector.detections import Detections
+from detector.preprocess import Preprocessor
 from pipeline.config import CameraConfig, DaemonConfig, ZoneConfig
 from pipeline.model_input import detector_frame
-from pipeline.roi import crop_to_fit, pixel_box, zone_roi
+from pipeline.roi import crop_max_scale, crop_to_fit, pixel_box, zone_roi
 from pipeline.scheduler import to_full_frame
 from pipeline.sources import CameraSource, iter_samples
 
@@ -100,6 +102,72 @@ def test_the_van_is_found_in_the_crop_where_it_is_in_the_whole_frame(
     assert found >= 4
 
 
+def test_the_van_is_found_in_the_crop_shown_at_its_own_pixels(vtest_path: Path, yolox_card: Path) -> None:
+    """zone_roi_scale native: the crop is not enlarged (what a model of dynamic input size then runs on,
+    at a fraction of the cost); the fixed-size YOLOX pads it instead, and still finds the parked van where
+    the whole frame shows it."""
+    from detector import Detector
+
+    detector = Detector(yolox_card)
+    source = CameraSource(camera(vtest_path, zone_roi=True, zone_roi_scale="native"), input_hw=(416, 416))
+    whole = CameraSource(camera(vtest_path), input_hw=(416, 416))
+    source.start()
+    whole.start()
+    try:
+        roi = list(iter_samples(source, timeout=30))[:6]
+        plain = list(iter_samples(whole, timeout=30))[:6]
+    finally:
+        source.stop()
+        whole.stop()
+    car_ids = [detector.class_names.index(name) for name in ("car", "truck", "bus")]
+    found = 0
+    for a, b in zip(plain, roi, strict=True):
+        cap = crop_max_scale(source.config, b, detector)
+        assert cap == 1.0
+        da = to_full_frame(detector.detect_batch([detector_frame(a)])[0], a)
+        db = to_full_frame(detector.detect_batch([detector_frame(b)], max_scale=[cap])[0], b)
+        van_a = vehicles_in(da, car_ids, (590, 0, 768, 144))
+        van_b = vehicles_in(db, car_ids, (590, 0, 768, 144))
+        if len(van_a):
+            found += 1
+            best = max(iou(box, other) for box in van_a for other in van_b) if len(van_b) else 0.0
+            assert best > 0.6, (van_a, van_b)
+    assert found >= 4
+
+
+class Sample:
+    """A sample as the scheduler sees it: a zone-ROI crop (``small_box``) or a whole frame."""
+
+    def __init__(self, small_box: tuple[int, int, int, int] | None) -> None:
+        self.small = np.zeros((144, 178, 3), np.uint8)
+        self.small_box = small_box
+
+
+class WithInput:
+    def __init__(self, dynamic: bool | None) -> None:
+        self.preprocessor = (
+            None if dynamic is None else Preprocessor(InputSpec(size_hw=(384, 640), dynamic=dynamic))
+        )
+
+
+@pytest.mark.parametrize(
+    ("scale", "dynamic", "expected"),
+    [
+        ("auto", True, 1.0),  # a dynamic model runs the crop at its own size: cheaper
+        ("auto", False, None),  # a fixed one fills its input: the same cost, objects larger
+        ("auto", None, None),  # a stand-in without letterboxing
+        ("native", False, 1.0),
+        ("fill", True, None),
+    ],
+)
+def test_how_large_a_crop_may_be_made(
+    tmp_path: Path, scale: str, dynamic: bool | None, expected: float | None
+) -> None:
+    config = camera(tmp_path / "v.mp4", zone_roi=True, zone_roi_scale=scale)
+    assert crop_max_scale(config, Sample((590, 0, 768, 144)), WithInput(dynamic)) == expected  # type: ignore[arg-type]
+    assert crop_max_scale(config, Sample(None), WithInput(dynamic)) is None  # type: ignore[arg-type]
+
+
 def vehicles_in(d: Detections, ids: list[int], box: tuple[int, int, int, int]) -> np.ndarray:
     x0, y0, x1, y1 = box
     keep = np.isin(d.class_id, ids)
@@ -129,3 +197,40 @@ def test_zone_roi_is_refused_where_only_detected_people_are_blurred(tmp_path: Pa
         DaemonConfig.model_validate(document)
     document["cameras"][0]["redaction"] = None
     assert DaemonConfig.model_validate(document).cameras[0].zone_roi
+
+
+def test_the_daemon_lets_a_dynamic_model_run_zone_crops_at_their_own_size(tmp_path: Path) -> None:
+    """The scheduler hands the cap to the detector for crops only: whole frames still fill the input."""
+    from pipeline.daemon import Daemon
+    from tests.pipeline.test_daemon import FakeDetector, FileSource, make_config
+    from tests.pipeline.test_daemon import camera as daemon_camera
+
+    class DynamicDetector(FakeDetector):
+        def __init__(self) -> None:
+            super().__init__()
+            self.preprocessor = Preprocessor(InputSpec(size_hw=(384, 640), dynamic=True))  # type: ignore[assignment]
+            self.caps: list[list[float | None] | None] = []
+            self.inputs: list[tuple[int, ...]] = []
+
+        def detect_batch(  # type: ignore[override]
+            self, frames: Any, max_scale: list[float | None] | None = None
+        ) -> list[Detections]:
+            self.caps.append(None if max_scale is None else list(max_scale))
+            caps = list(max_scale) if max_scale is not None else [None] * len(frames)
+            for frame, cap in zip(frames, caps, strict=True):  # the input the real preprocessing makes
+                self.inputs.append(self.preprocessor([frame], max_scale=[cap])[0].shape)
+            return super().detect_batch(frames)
+
+    config = make_config(
+        tmp_path,
+        [daemon_camera("crop", zone_roi=True), daemon_camera("whole")],
+        detector={"model": str(tmp_path / "m.onnx"), "classes": {"car": "illegal_parking"}, "batch_size": 1},
+    )
+    crop, whole = FileSource("crop", 3, hw=(360, 640)), FileSource("whole", 3, hw=(360, 640))
+    for frame in crop.frames:
+        frame.small, frame.small_box = frame.image[0:144, 460:638].copy(), (460, 0, 638, 144)
+    sources = {"crop": crop, "whole": whole}
+    detector = DynamicDetector()
+    assert Daemon(config, detector=detector, source_factory=lambda c: sources[c.id]).run() == 0
+    assert sorted(map(str, detector.caps)) == ["None"] * 3 + ["[1.0]"] * 3
+    assert sorted(detector.inputs) == [(1, 3, 160, 192)] * 3 + [(1, 3, 384, 640)] * 3
