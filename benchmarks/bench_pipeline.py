@@ -54,7 +54,7 @@ from typing import Any
 
 from benchmarks.common import cpu_model, package_version, write_json
 from benchmarks.pipeline_bench.ceiling import ceilings, measure_raw, measure_sample_cpu
-from benchmarks.pipeline_bench.clip import ClipSpec, Frame, first_frame, prepare_clip
+from benchmarks.pipeline_bench.clip import ClipSpec, Frame, first_frame, prepare_clip, zone_crop
 from benchmarks.pipeline_bench.model import ModelFacts, default_model, model_facts
 from benchmarks.pipeline_bench.process import run_trial_process, trial_main
 from benchmarks.pipeline_bench.report import append_csv, format_table, plot
@@ -320,11 +320,19 @@ def system_inference(args: argparse.Namespace, *, lean: bool) -> tuple[int | Non
     return threads, workers
 
 
-def raw_fps(args: argparse.Namespace, model: str, frame: Frame, *, lean: bool = False) -> dict[str, Any]:
+def raw_fps(
+    args: argparse.Namespace, model: str, frame: Frame, *, lean: bool = False, max_scale: float | None = None
+) -> dict[str, Any]:
     """Raw ``session.run`` throughput of ``model`` in the shape the system runs it (threads, workers)."""
     threads, workers = system_inference(args, lean=lean)
     return measure_raw(
-        model, frame, threads=threads, batch=args.batch_size, seconds=args.raw_seconds, callers=workers
+        model,
+        frame,
+        threads=threads,
+        batch=args.batch_size,
+        seconds=args.raw_seconds,
+        callers=workers,
+        max_scale=max_scale,
     )
 
 
@@ -428,7 +436,7 @@ def cpu_ms_per_frame(summary: dict[str, Any]) -> float | None:
     return 1e3 * summary["cpu_cores"] / fps if fps else None
 
 
-def first_starts(args: argparse.Namespace, raw_fps: float, lean_raw_fps: float | None) -> dict[str, int]:
+def first_starts(args: argparse.Namespace, raw_fps: float, lean_fps: float | None) -> dict[str, int]:
     if args.start_cameras:
         return dict.fromkeys(SYSTEMS, args.start_cameras)
 
@@ -437,7 +445,7 @@ def first_starts(args: argparse.Namespace, raw_fps: float, lean_raw_fps: float |
 
     return {
         "streetwatch": half_of_inference(raw_fps),
-        "lean": half_of_inference(lean_raw_fps or raw_fps),
+        "lean": half_of_inference(lean_fps or raw_fps),
         "naive": 1,
     }
 
@@ -505,10 +513,15 @@ def prepare_lean(
     substream = (
         prepare_substream(args, args.lean_substream_height, say) if "substream" in args.lean_options else None
     )
-    raw = raw_fps(args, lean_facts.model, frame, lean=True)
+    if "roi" in args.lean_options and lean_facts.dynamic:  # the daemon runs the zone's crop at its own size
+        raw = raw_fps(
+            args, lean_facts.model, zone_crop(first_frame(substream or clip)), lean=True, max_scale=1.0
+        )
+    else:
+        raw = raw_fps(args, lean_facts.model, frame, lean=True)
     ceiling = ceilings(raw, measure_sample_cpu(substream or clip, lean_facts.input_hw), args.target_fps)
     say(
-        f"lean ({lean_facts.name}, input {lean_facts.input_hw}, "
+        f"lean ({lean_facts.name}, input {tuple(raw['input_hw'])}, "
         f"{','.join(args.lean_options) or 'no options'}): raw {raw['fps']:.2f} fps; ceiling "
         f"{raw['cpu_ms_per_frame']:.0f} CPU ms per inference + "
         f"{ceiling['cpu_ms_per_sample']:.0f} per sample decoded -> {ceiling['cameras_max']:.1f} cameras "
@@ -554,8 +567,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     substream = prepare_substream(args, args.substream_height, say) if args.substream_height else None
     lean = prepare_lean(args, facts, clip, frame, say) if "lean" in systems else None
     run = Run(args, facts, clip, Criteria(args.min_rate, args.max_lag_s), substream, say, lean)
-    lean_raw_fps = lean.raw["fps"] if lean is not None else None
-    searched = search(run, systems, first_starts(args, raw["fps"], lean_raw_fps)) if systems else {}
+    # the lean search starts from its ceiling (decoding included): a crop-sized inference alone would
+    # suggest far more cameras than the box can decode
+    lean_fps = lean.ceiling["analysed_fps_max"] if lean is not None else None
+    searched = search(run, systems, first_starts(args, raw["fps"], lean_fps)) if systems else {}
     failure = searched.get("streetwatch", {}).get("first_failure")
     saturation = saturate(run, frame, failure) if "streetwatch" in systems else {}
     document = {

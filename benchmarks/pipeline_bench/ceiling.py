@@ -17,20 +17,30 @@ from benchmarks.pipeline_bench.verdict import percentiles_ms
 
 
 def measure_raw(
-    model: str, frame: Frame, *, threads: int | None, batch: int, seconds: float, callers: int = 1
+    model: str,
+    frame: Frame,
+    *,
+    threads: int | None,
+    batch: int,
+    seconds: float,
+    callers: int = 1,
+    max_scale: float | None = None,
 ) -> dict[str, Any]:
     """``session.run`` on a tensor prepared once from ``frame`` (batch ``batch``), for ``seconds``, with the
     session settings the daemon builds from its default detector configuration (spinning off: its CPU per
     inference is what the daemon pays), from ``callers`` threads at once as the daemon's
     ``scheduler.inference_workers`` call it (two single-threaded calls at once run 1.4x the frames of one
-    call on two threads on the 2-vCPU box: raw is measured in the shape the daemon runs)."""
+    call on two threads on the 2-vCPU box: raw is measured in the shape the daemon runs). ``max_scale``:
+    as the daemon passes it for a zone-ROI crop (a model of dynamic input size runs it at its own size)."""
     from detector import Detector
     from pipeline.config import DetectorConfig
 
     defaults = DetectorConfig(model=Path(model), classes={"any": "any"}, intra_op_threads=threads)
     detector = Detector(model, settings=defaults.session_settings())
     size = detector.fixed_batch or batch
-    tensor, _ = detector.preprocessor([frame] * size, batch_size=detector.fixed_batch)
+    tensor, _ = detector.preprocessor(
+        [frame] * size, batch_size=detector.fixed_batch, max_scale=[max_scale] * size
+    )
     feeds = {detector.input_name: tensor.copy()}  # the preprocessor reuses its buffer
     outputs = [detector.output_name]
     for _ in range(2):
@@ -42,6 +52,7 @@ def measure_raw(
     gc.collect()
     stats = percentiles_ms(samples)
     stats["batch"] = size
+    stats["input_hw"] = [int(tensor.shape[2]), int(tensor.shape[3])]
     stats["callers"] = callers
     stats["fps"] = 1e3 * size * len(samples) / wall_ms
     stats["cpu_ms_per_frame"] = cpu_ms / (size * len(samples))  # all of ORT's threads, spinning included

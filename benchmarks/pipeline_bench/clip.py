@@ -114,3 +114,17 @@ def first_frame(clip: Path) -> Frame:
         for frame in container.decode(video=0):
             return np.ascontiguousarray(frame.to_ndarray(format="bgr24"), dtype=np.uint8)
     raise ValueError(f"{clip}: no video frame")
+
+
+def zone_crop(frame: Frame) -> Frame:
+    """The zone-ROI crop the daemon cuts from ``frame`` for the benchmark's zone (:data:`ZONE`, plus the
+    ROI margin), at the frame's own pixels."""
+    from types import SimpleNamespace
+
+    from pipeline.roi import pixel_box, zone_roi
+
+    rect = zone_roi([SimpleNamespace(polygon=ZONE)])  # type: ignore[list-item]  # only the polygon is read
+    if rect is None:
+        return frame
+    x0, y0, x1, y1 = pixel_box(rect, frame.shape[1], frame.shape[0])
+    return np.ascontiguousarray(frame[y0:y1, x0:x1])

@@ -10,17 +10,26 @@ from pathlib import Path
 DEFAULT_ARCH = "yolo11n.yaml"  # exported once to <cache>/models/yolo11n-640.onnx (random weights)
 
 
-def default_model(cache: Path, size_hw: tuple[int, int] = (640, 640)) -> Path:
+def default_model(cache: Path, size_hw: tuple[int, int] = (640, 640), *, dynamic: bool = False) -> Path:
     """The yolo11n-size model at ``size_hw`` (random weights), exported once with Ultralytics into the cache:
-    ``yolo11n-640`` (square) or e.g. ``yolo11n-384x640`` (a 16:9 camera's picture without padding rows)."""
+    ``yolo11n-640`` (square) or e.g. ``yolo11n-384x640`` (a 16:9 camera's picture without padding rows);
+    ``dynamic``: dynamic height and width up to ``size_hw`` (``yolo11n-384x640-dyn``: zone-ROI crops run at
+    their own size)."""
     from detector.export import export_model
 
     height, width = size_hw
     size = str(width) if height == width else f"{height}x{width}"
-    card = cache / "models" / f"yolo11n-{size}.yaml"
+    card = cache / "models" / f"yolo11n-{size}{'-dyn' if dynamic else ''}.yaml"
     if not card.exists():
         imgsz = width if height == width else (height, width)
-        export_model(Path(DEFAULT_ARCH), out_dir=card.parent, imgsz=imgsz, name=card.stem, overwrite=True)
+        export_model(
+            Path(DEFAULT_ARCH),
+            out_dir=card.parent,
+            imgsz=imgsz,
+            name=card.stem,
+            overwrite=True,
+            dynamic=dynamic,
+        )
     return card
 
 
@@ -32,7 +41,7 @@ class ModelFacts:
     onnx: str
     name: str
     layout: str
-    input_hw: tuple[int, int]
+    input_hw: tuple[int, int]  # the largest input when ``dynamic``
     fixed_batch: int | None
     confidence: float
     iou: float
@@ -40,6 +49,7 @@ class ModelFacts:
     violation_class: str  # the class mapped to illegal_parking (and used for the scripted car)
     violation_class_id: int
     ultralytics: bool  # whether Ultralytics can run it (the naive loop)
+    dynamic: bool = False  # dynamic input height and width (zone-ROI crops run at their own size)
 
 
 def model_facts(model: Path) -> ModelFacts:
@@ -62,6 +72,7 @@ def model_facts(model: Path) -> ModelFacts:
         violation_class=names[class_id],
         violation_class_id=class_id,
         ultralytics=bool(detector.loaded.info.is_ultralytics),
+        dynamic=bool(card.input.dynamic),
     )
     del detector
     gc.collect()
