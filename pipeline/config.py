@@ -697,14 +697,20 @@ class SchedulerConfig(_Strict):
         "frame in the detector, so its frames reach the rules in order.",
     )
     event_queue: int = Field(
-        128,
+        1024,
         ge=0,
         le=4096,
         description="Incident events (evidence pictures, outbox writes) waiting for their own thread, in "
-        "order, so that many confirmations at once never hold the rules and detection; when full, the "
-        "rules wait. Each holds its frame: about 4 MB for a 1080p camera, 1 MB for one that detects on a "
-        "640x360 substream (128 queued: up to 0.5 GB / 130 MB, only during a burst). 0: written on the "
-        "rules thread, each before the next frame.",
+        "order, so that many confirmations at once never hold the rules and detection; when this many are "
+        "queued, or their frames reach event_queue_mb, the rules wait. 0: written on the rules thread, "
+        "each before the next frame.",
+    )
+    event_queue_mb: float = Field(
+        384.0,
+        gt=0,
+        description="The most memory the queued incident events' frames may hold, in MB: about 4 MB each "
+        "for a 1080p camera (some 100 events), 0.5 MB for one that detects on a 640x360 substream and "
+        "keeps its main stream's compressed keyframe (some 750). Only a burst of confirmations fills it.",
     )
     event_cpu_share: float = Field(
         0.25,

@@ -311,6 +311,7 @@ class Daemon:
             event_queue=config.scheduler.event_queue,
             detection_behind=self.scheduler.behind,
             event_cpu_share=config.scheduler.event_cpu_share,
+            event_queue_bytes=round(config.scheduler.event_queue_mb * 2**20),
         )
         self.model_updater = ModelUpdater(
             self.pusher.client,

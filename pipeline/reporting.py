@@ -89,6 +89,7 @@ class Reporter:
         event_queue: int = 0,
         detection_behind: Callable[[], bool] | None = None,
         event_cpu_share: float = 1.0,
+        event_queue_bytes: int | None = None,
     ) -> None:
         self.shadow = shadow  # a shadow model's run beside the live one (pipeline.shadow)
         self.config = config
@@ -124,6 +125,7 @@ class Reporter:
             behind=detection_behind,
             cpu_share=event_cpu_share,
             on_pause=metrics.events_paused_seconds.inc,
+            capacity_bytes=event_queue_bytes,
         )
 
     def _stamp_timezone(self, camera_id: str) -> str:
@@ -269,7 +271,7 @@ class Reporter:
             self._unconfirmed.setdefault(event.camera_id, set()).add(event.incident_id)
         elif event.kind == "confirmed":
             self._unconfirmed.get(event.camera_id, set()).discard(event.incident_id)
-        self.writer.submit(functools.partial(self._write_event, event, item))
+        self.writer.submit(functools.partial(self._write_event, event, item), nbytes=held_bytes(item.frame))
 
     def _write_event(self, event: EventLike, item: Analysed) -> None:
         reporter = self.case_reporter
@@ -418,3 +420,13 @@ class Reporter:
                 log.warning("%d report(s) or update(s) still not in the outbox: %s", len(self._unsaved), exc)
                 return
             self._unsaved.popleft()
+
+
+def held_bytes(frame: object) -> int:
+    """What a queued event's frame holds in memory (:attr:`pipeline.sources.SampledFrame.nbytes`; a frame
+    without that figure: its picture's bytes)."""
+    nbytes = getattr(frame, "nbytes", None)
+    if isinstance(nbytes, int):
+        return nbytes
+    image = getattr(frame, "image", None)
+    return int(image.nbytes) if isinstance(image, np.ndarray) else 0

@@ -167,7 +167,8 @@ class SampledFrame:
     ``decode_s``: seconds spent decoding and converting this sample. ``thumb``: the scene-change thumbnail.
     ``full``: a camera that detects on its substream (``detect_url``): returns the main stream's latest
     keyframe decoded at full resolution (or None), while ``image`` is the substream's picture; see
-    :mod:`pipeline.substream`. None for a camera with one stream.
+    :mod:`pipeline.substream`. None for a camera with one stream. ``full_bytes``: the compressed keyframe
+    that ``full`` holds (live streams), counted in :attr:`nbytes`.
     """
 
     __slots__ = (
@@ -177,6 +178,7 @@ class SampledFrame:
         "camera_id",
         "decode_s",
         "full",
+        "full_bytes",
         "hw",
         "keyframe",
         "seq",
@@ -200,8 +202,10 @@ class SampledFrame:
         full: Callable[[], npt.NDArray[np.uint8] | None] | None = None,
         small_box: tuple[int, int, int, int] | None = None,
         zones_unchanged: bool = False,
+        full_bytes: int = 0,
     ) -> None:
         self.camera_id = camera_id
+        self.full_bytes = full_bytes
         self.zones_unchanged = zones_unchanged
         self.small_box = small_box
         self.seq = seq
@@ -231,6 +235,18 @@ class SampledFrame:
                     image = np.ascontiguousarray(self._picture.to_ndarray(format="bgr24"), dtype=np.uint8)
                     self._image, self._picture = image, None
         return image
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the sample holds: its picture (decoded, or converted to BGR), the detector's copy, the
+        thumbnail and a live main stream's compressed keyframe (``full_bytes``)."""
+        image, picture = self._image, self._picture
+        held = self.full_bytes + (image.nbytes if image is not None else 0)
+        if picture is not None:
+            held += sum(plane.buffer_size for plane in picture.planes)
+        for extra in (self.small, self.thumb):
+            held += extra.nbytes if extra is not None else 0
+        return held
 
     def __repr__(self) -> str:
         return (
@@ -732,6 +748,7 @@ class CameraSource:
                 return
         self._seq += 1
         small, small_box = self._small(frame)
+        full, full_bytes = self._full_at(t)
         unchanged = (
             self._zone_gate is not None
             and thumb is not None
@@ -748,21 +765,23 @@ class CameraSource:
             zones_unchanged=unchanged,
             decode_s=time.perf_counter() - started,
             thumb=thumb,
-            full=self._full_at(t),
+            full=full,
+            full_bytes=full_bytes,
         )
         with self._lock:
             self._decode_s.append(sample.decode_s)
         self._publish(sample)
 
-    def _full_at(self, t: float) -> Callable[[], npt.NDArray[np.uint8] | None] | None:
-        """The sample's way to its main-stream keyframe: the one of its own time for a file that is not
-        paced (samples are queued ahead), the newest one for a live stream."""
+    def _full_at(self, t: float) -> tuple[Callable[[], npt.NDArray[np.uint8] | None] | None, int]:
+        """The sample's way to its main-stream keyframe, and the bytes it holds: the keyframe of its own
+        time for a file that is not paced (samples are queued ahead; the reader keeps recent keyframes),
+        the one the live stream holds at the sample's moment otherwise (held by the sample)."""
         main = self.main
         if main is None:
-            return None
+            return None, 0
         if main.follow:
-            return lambda: main.image(t)
-        return main.image
+            return (lambda: main.image(t)), 0
+        return main.current()
 
     def _overloaded(self) -> bool:
         """Drop before decoding: the consumer still holds this camera's previous sample unanalysed, or has

@@ -119,6 +119,17 @@ class MainStream:
         with self._lock:
             return None if self._keyframe is None else self._keyframe.media_s
 
+    def current(self) -> tuple[Callable[[], npt.NDArray[np.uint8] | None], int]:
+        """A live stream's way to the keyframe it holds *now* (a sample's own moment), decoded only when
+        called, and the bytes of that compressed packet: evidence written seconds later (the events thread
+        yields to detection, a burst of confirmations queues) shows the moment of its sample, not a later
+        one. A keyframe already older than ``max_age_s`` (the main stream down) gives None."""
+        with self._lock:
+            key, codec = self._keyframe, self._codec
+        if key is None or codec is None or time.monotonic() - key.received > self.max_age_s:
+            return _no_picture, 0
+        return (lambda: self._decoded_once(key, codec)), int(key.packet.size)
+
     def image(self, at_s: float | None = None) -> npt.NDArray[np.uint8] | None:
         """The main stream's keyframe decoded to BGR, or None (none yet, too old, undecodable): the latest
         one, or (a followed file, ``at_s`` given) the latest at or before media second ``at_s``, the sample's
@@ -141,6 +152,9 @@ class MainStream:
             return None
         if self.live and time.monotonic() - key.received > self.max_age_s:
             return None
+        return self._decoded_once(key, codec)
+
+    def _decoded_once(self, key: _Keyframe, codec: tuple[str, bytes | None]) -> npt.NDArray[np.uint8] | None:
         with self._decode_lock:
             if self._decoded is not None and self._decoded[0] == key.serial:
                 return self._decoded[1]
@@ -261,6 +275,10 @@ class MainStream:
                     return False
                 self._lock.wait(POLL_S)
         return not self._stop.is_set()
+
+
+def _no_picture() -> None:
+    return None
 
 
 def scale_detections(detections: Detections, from_hw: tuple[int, int], to_hw: tuple[int, int]) -> Detections:

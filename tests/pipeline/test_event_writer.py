@@ -208,6 +208,60 @@ def test_the_pause_never_makes_the_rules_wait_nor_slows_a_stop() -> None:
     assert not events.running
 
 
+def test_the_frames_queued_jobs_hold_bound_the_queue_as_their_count_does() -> None:
+    """A burst of small (substream) events queues many more than of large (1080p) ones; the rules wait
+    when the bytes are reached, and a job larger than the whole bound still goes in alone."""
+    gate = threading.Event()
+    events = EventWriter(
+        64, StageControl(), on_idle=lambda: None, on_error=lambda: None, capacity_bytes=10_000_000
+    )
+    events.start()
+    events.submit(gate.wait)  # the writer is busy with this one until the gate opens
+    time.sleep(0.05)
+    for _ in range(19):  # 19 x 0.5 MB: room for all of them (the count bound is 64)
+        assert events.submit(lambda: None, nbytes=500_000)
+    assert events.queued == 19 and events.queued_bytes == 9_500_000
+    submitted = threading.Event()
+
+    def large() -> None:
+        events.submit(lambda: None, nbytes=4_000_000)  # would pass 10 MB: waits for room
+        submitted.set()
+
+    threading.Thread(target=large, daemon=True).start()
+    assert not submitted.wait(0.3)
+    gate.set()
+    assert submitted.wait(5)
+    events.finish(drain=True)
+    assert events.queued == 0 and events.queued_bytes == 0
+    alone = EventWriter(4, StageControl(), on_idle=lambda: None, on_error=lambda: None, capacity_bytes=1000)
+    alone.start()
+    ran: list[int] = []
+    assert alone.submit(lambda: ran.append(1), nbytes=5000)  # larger than the bound, but alone
+    alone.finish(drain=True)
+    assert ran == [1]
+
+
+def test_three_quarters_of_the_bytes_make_the_writer_run_flat_out() -> None:
+    pauses: list[float] = []
+    events = EventWriter(
+        64,
+        StageControl(),
+        on_idle=lambda: None,
+        on_error=lambda: None,
+        behind=lambda: True,
+        cpu_share=0.25,
+        on_pause=pauses.append,
+        capacity_bytes=4_000_000,
+    )
+    events.start()
+    started = time.monotonic()
+    for _ in range(12):  # a million bytes each: the queue stays at three quarters of its bytes or more
+        events.submit(functools.partial(burn, 0.02), nbytes=1_000_000)
+    events.finish(drain=True)
+    assert time.monotonic() - started < 0.6  # 12 x (20 ms + 60 ms of pause) would take 0.96 s
+    assert len(pauses) <= 3  # only the last few jobs, with the queue below three quarters, paused
+
+
 def test_cpu_share_outside_0_to_1_is_refused() -> None:
     with pytest.raises(ValueError, match="cpu_share"):
         EventWriter(4, StageControl(), on_idle=lambda: None, on_error=lambda: None, cpu_share=0.0)

@@ -138,6 +138,39 @@ def test_samples_come_from_the_substream_and_the_main_keyframe_decodes_on_demand
     assert source.health.state == "ended"
 
 
+def test_a_live_sample_keeps_the_main_keyframe_of_its_own_moment(
+    two_files: tuple[Path, Path], started: Callable[[CameraSource], CameraSource]
+) -> None:
+    """Evidence may be written seconds after its sample (the events thread yields to detection): a live
+    camera's sample still decodes the main keyframe it was taken with, not the one the stream holds later."""
+    main, sub = two_files
+    config = camera(url=str(main), detect_url=str(sub), sample={"mode": "keyframes"}, realtime=True)
+    source = started(CameraSource(config))
+    frames: list[SampledFrame] = []
+    deadline = time.monotonic() + 9.0
+    while time.monotonic() < deadline and len(frames) < 4:
+        frame = source.next_frame(0.5)
+        if frame is not None:
+            frames.append(frame)  # full() not called yet: the main stream moves on meanwhile
+    assert len(frames) == 4 and source.main is not None and source.main.keyframes >= 4  # 0, 2, 4, 6 s
+    # now, all at once (the first sample may come before the main stream's first keyframe: skipped)
+    fulls = [frame.full() if frame.full is not None else None for frame in frames[1:]]
+    assert all(full is not None and full.shape[:2] == MAIN_HW for full in fulls)
+    nearest = []
+    for full in fulls:
+        assert full is not None
+        nearest.append(min(range(len(frames)), key=lambda k: difference(full, frames[k].image)))
+    # each sample's own keyframe (or, where the main stream's reader was a moment behind the substream's,
+    # the one before it), though later ones had arrived: never the stream's newest for all of them
+    assert all(index - 1 <= near <= index for index, near in enumerate(nearest, start=1)), nearest
+    assert nearest[0] < len(frames) - 1 and len(set(nearest)) >= 2
+    # what a queued event holds: the compressed keyframe beside the substream's own picture
+    sample = frames[-1]
+    assert sample.full_bytes > 1000
+    picture = SUB_HW[0] * SUB_HW[1] * 3 // 2  # the decoded 4:2:0 picture, not converted yet
+    assert picture + sample.full_bytes <= sample.nbytes < picture + sample.full_bytes + 200_000
+
+
 def test_boxes_and_zone_move_to_the_main_keyframe_by_resolution(
     two_files: tuple[Path, Path], started: Callable[[CameraSource], CameraSource]
 ) -> None:
