@@ -87,7 +87,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--lean-model",
         type=Path,
-        help="The lean system's model (default: --model, or without it yolo11n exported at 384x640).",
+        help="The lean system's model (default: --model, or without it yolo11n exported at 384x640, with "
+        "dynamic height and width when the roi option is on).",
     )
     p.add_argument(
         "--lean-substream-height", type=int, default=360, help="The lean system's substream height."
@@ -508,7 +509,10 @@ def prepare_lean(
     args: argparse.Namespace, facts: ModelFacts, clip: Path, frame: Frame, say: Callable[[str], None]
 ) -> LeanSetup:
     """The lean system's model, substream and ceiling (its raw ORT fps and CPU per analysed frame)."""
-    model = args.lean_model or (Path(facts.model) if args.model else default_model(args.cache, (384, 640)))
+    dynamic = "roi" in args.lean_options  # zone crops run at their own size on a dynamic-input export
+    model = args.lean_model or (
+        Path(facts.model) if args.model else default_model(args.cache, (384, 640), dynamic=dynamic)
+    )
     lean_facts = facts if str(model) == facts.model else model_facts(model)
     substream = (
         prepare_substream(args, args.lean_substream_height, say) if "substream" in args.lean_options else None

@@ -147,8 +147,9 @@ def _target_lines(document: dict[str, Any]) -> list[str]:
     lean = document.get("lean")
     if lean:
         facts, bound = lean["model_facts"], lean["ceiling"]
+        shown = lean["raw"].get("input_hw", facts["input_hw"])  # a dynamic model: the zone crop's input
         lines.append(
-            f"lean ceiling ({facts['name']}, input {facts['input_hw']}, before gating): "
+            f"lean ceiling ({facts['name']}, input {tuple(shown)}, before gating): "
             f"{bound['analysed_fps_max']:.2f} fps, {bound['cameras_max']:.1f} cameras"
         )
     for system in ("streetwatch", "lean"):

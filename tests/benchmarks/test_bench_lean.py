@@ -37,7 +37,7 @@ def test_lean_benchmark_runs_every_variant_on_a_real_clip(car_video: Path, tmp_p
     out = tmp_path / "lean.json"
     assert bench_lean.main(["--scenes", "car-detection", "--out", str(out)]) == 0
     results = json.loads(out.read_text(encoding="utf-8"))["results"]["car-detection"]
-    assert set(results) == {"plain", "zone_roi", "zone_gating", "both"}
+    assert set(results) == {"plain", "zone_roi", "zone_roi native", "zone_gating", "both"}
     for runs in results.values():
         assert runs[0]["exit"] == 0 and runs[0]["inferences"] > 0
     assert results["plain"][0]["carried"] == 0  # only gating carries detections forward

@@ -116,6 +116,18 @@ def run_search(passes_up_to: int, start: int, max_k: int = 128) -> tuple[int, li
     return search.result()["cameras"], tried
 
 
+def test_the_lean_raw_figure_runs_the_zone_crop_as_the_daemon_does(yolov8_int8: Path) -> None:
+    """A zone-ROI crop of the benchmark's zone at the substream's pixels; the raw figure reports the input
+    it ran (a fixed-size model: its whole input, the crop padded into it, not enlarged)."""
+    from benchmarks.pipeline_bench.ceiling import measure_raw
+    from benchmarks.pipeline_bench.clip import zone_crop
+
+    crop = zone_crop(np.zeros((360, 640, 3), np.uint8))
+    assert crop.shape == (90, 148, 3)  # the zone (x 0.82-1, y 0.05-0.2) plus 5% of the frame each side
+    raw = measure_raw(str(yolov8_int8), crop, threads=1, batch=1, seconds=0.2, max_scale=1.0)
+    assert raw["input_hw"] == [640, 640] and raw["fps"] > 0
+
+
 @pytest.mark.parametrize(
     ("passes_up_to", "start", "max_k", "expected", "tried"),
     [
