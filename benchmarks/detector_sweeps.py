@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import tempfile
 import threading
 import time
@@ -283,13 +284,16 @@ def variants(
         detectors = {"x".join(map(str, base.card.input.size_hw)): base}
         for size in sizes:
             target = Path(scratch) / f"{base.card.name}-{size[0]}x{size[1]}.onnx"
-            try:
-                rewrite_file(
-                    Path(base.card.path), target, dynamic_batch=base.fixed_batch is None, size_hw=size
-                )
-            except GraphEditError as exc:
-                skipped[f"{size[0]}x{size[1]}"] = str(exc)
-                continue
+            if base.card.input.dynamic:  # the graph runs at any size already: the same file, run at ``size``
+                shutil.copyfile(base.card.path, target)
+            else:
+                try:
+                    rewrite_file(
+                        Path(base.card.path), target, dynamic_batch=base.fixed_batch is None, size_hw=size
+                    )
+                except GraphEditError as exc:
+                    skipped[f"{size[0]}x{size[1]}"] = str(exc)
+                    continue
             card = _card_like(base, target, size)
             detectors[f"{size[0]}x{size[1]}"] = Detector(card, settings=settings)
         for other in extra_models:
@@ -357,7 +361,7 @@ def _card_like(base: Detector, onnx: Path, size: tuple[int, int]) -> Path:
             "path": onnx,
             "sha256": sha256_of(onnx),
             "name": onnx.stem,
-            "input": base.card.input.model_copy(update={"size_hw": size}),
+            "input": base.card.input.model_copy(update={"size_hw": size, "dynamic": False}),  # exactly that
         }
     )
     path = onnx.with_suffix(".yaml")
