@@ -7,7 +7,7 @@ stream's own pixels), converting only the crop's pixels. The sample then carries
 the picture's pixels, and :func:`pipeline.scheduler.to_full_frame` maps boxes back by it.
 :func:`crop_max_scale` says how large the detector may then make the crop (``zone_roi_scale``): at the
 stream's own pixels a model of dynamic input size runs at the crop's size, and its cost falls with the
-crop's area (a 160x96 input costs a tenth of a 384x640 one on the benchmark box).
+crop's area (a 96x160 input costs 0.17x a 384x640 one on the benchmark box).
 
 What lies outside the crop is not detected: a car parked there, a person walking there. Zone rules only
 judge objects anchored inside their zones, and the default redaction (``outside_violation``) blurs
