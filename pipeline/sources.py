@@ -165,10 +165,10 @@ class SampledFrame:
     :mod:`pipeline.roi`); None: the whole picture. ``zones_unchanged``: zone gating (``zone_gating``) saw
     no change inside the zones since the last sample the model ran on (:class:`pipeline.sampling.ZoneGate`).
     ``decode_s``: seconds spent decoding and converting this sample. ``thumb``: the scene-change thumbnail.
-    ``full``: a camera that detects on its substream (``detect_url``): returns the main stream's latest
-    keyframe decoded at full resolution (or None), while ``image`` is the substream's picture; see
-    :mod:`pipeline.substream`. None for a camera with one stream. ``full_bytes``: the compressed keyframe
-    that ``full`` holds (live streams), counted in :attr:`nbytes`.
+    ``full``: a camera that detects on its substream (``detect_url``): returns the main stream's keyframe
+    of the sample's own moment decoded at full resolution (or None), while ``image`` is the substream's
+    picture; see :mod:`pipeline.substream`. None for a camera with one stream. ``full_bytes``: the
+    compressed keyframe that ``full`` holds (live streams), counted in :attr:`nbytes`.
     """
 
     __slots__ = (

@@ -3,9 +3,11 @@
 A camera with ``detect_url`` is sampled and detected on that stream (:class:`pipeline.sources.CameraSource`
 opens it instead of ``url``). ``url``, the main stream, is read by a :class:`MainStream`: a thread that only
 demuxes it and keeps its latest keyframe *packet*, never decoding anything. When an event needs
-full-resolution evidence or a snapshot, :meth:`MainStream.image` decodes that one packet (about 27 ms for a
-1080p H.264 keyframe, instead of paying that for every analysed frame) and :func:`scale_detections` maps
-boxes found on the substream to it by the ratio of the two resolutions (both streams show the same view).
+full-resolution evidence or a snapshot, that one packet is decoded (about 27 ms for a 1080p H.264 keyframe,
+instead of paying that for every analysed frame; a live stream's sample keeps the packet of its own moment,
+:meth:`MainStream.current`; a followed file's asks :meth:`MainStream.image` for its time) and
+:func:`scale_detections` maps boxes found on the substream to it by the ratio of the two resolutions (both
+streams show the same view).
 
 Timing: a live main stream is read as it arrives, so its keyframe is the newest one (at most a GOP older
 than the substream sample). A file that is not paced in real time (tests, offline analysis) is read only up
@@ -131,16 +133,19 @@ class MainStream:
         return (lambda: self._decoded_once(key, codec)), int(key.packet.size)
 
     def image(self, at_s: float | None = None) -> npt.NDArray[np.uint8] | None:
-        """The main stream's keyframe decoded to BGR, or None (none yet, too old, undecodable): the latest
-        one, or (a followed file, ``at_s`` given) the latest at or before media second ``at_s``, the sample's
-        own time (the camera source may have queued later samples, and so moved the reader on, since).
+        """The main stream's keyframe decoded to BGR, or None (none yet, too old, undecodable): a live
+        stream's current one (:meth:`current`), or (a followed file) the latest, at or before media second
+        ``at_s`` when given, the sample's own time (the camera source may have queued later samples, and so
+        moved the reader on, since).
 
         Decoded once per keyframe (later calls for the same keyframe return the same array: do not write
         to it). Thread-safe; runs on the caller's thread.
         """
+        if self.live:
+            return self.current()[0]()
         with self._lock:
             key, codec = self._keyframe, self._codec
-            if self.follow and at_s is not None:  # let the reader reach the sample's time first
+            if at_s is not None:  # let the reader reach the sample's time first
                 deadline = time.monotonic() + self.config.timeout_s
                 while not self._ended and self._blocked_at <= at_s + 1e-3 and not self._stop.is_set():
                     if time.monotonic() >= deadline:
@@ -149,8 +154,6 @@ class MainStream:
                 earlier = [k for k in self._recent if k.media_s <= at_s + 1e-3]
                 key, codec = (earlier[-1] if earlier else self._keyframe), self._codec
         if key is None or codec is None:
-            return None
-        if self.live and time.monotonic() - key.received > self.max_age_s:
             return None
         return self._decoded_once(key, codec)
 
