@@ -509,15 +509,15 @@ def prepare_lean(
     args: argparse.Namespace, facts: ModelFacts, clip: Path, frame: Frame, say: Callable[[str], None]
 ) -> LeanSetup:
     """The lean system's model, substream and ceiling (its raw ORT fps and CPU per analysed frame)."""
-    dynamic = "roi" in args.lean_options  # zone crops run at their own size on a dynamic-input export
+    roi = "roi" in args.lean_options  # zone crops run at their own size on a dynamic-input export
     model = args.lean_model or (
-        Path(facts.model) if args.model else default_model(args.cache, (384, 640), dynamic=dynamic)
+        Path(facts.model) if args.model else default_model(args.cache, (384, 640), dynamic=roi)
     )
     lean_facts = facts if str(model) == facts.model else model_facts(model)
     substream = (
         prepare_substream(args, args.lean_substream_height, say) if "substream" in args.lean_options else None
     )
-    if "roi" in args.lean_options and lean_facts.dynamic:  # the daemon runs the zone's crop at its own size
+    if roi and lean_facts.dynamic:  # the daemon runs the zone's crop at its own size
         raw = raw_fps(
             args, lean_facts.model, zone_crop(first_frame(substream or clip)), lean=True, max_scale=1.0
         )
