@@ -708,9 +708,9 @@ class SchedulerConfig(_Strict):
     event_queue_mb: float = Field(
         384.0,
         gt=0,
-        description="The most memory the queued incident events' frames may hold, in MB: about 4 MB each "
-        "for a 1080p camera (some 100 events), 0.5 MB for one that detects on a 640x360 substream and "
-        "keeps its main stream's compressed keyframe (some 750). Only a burst of confirmations fills it.",
+        description="The most memory the queued incident events' frames may hold, in MB: about 3.6 MB each "
+        "for a 1080p camera (some 100 events), 0.4-0.7 MB for one that detects on a 640x360 substream and "
+        "keeps its main stream's compressed keyframe (550-950). Only a burst of confirmations fills it.",
     )
     event_cpu_share: float = Field(
         0.25,

@@ -8,7 +8,7 @@ measured in the pipeline benchmark, 64 simultaneous confirmations cost every cam
 writer, the rules go on with the next frames while the pictures are written; the writer takes the jobs
 strictly in order (a case is in the outbox before its updates and its end), and the rules thread waits
 only when ``capacity`` jobs are queued or the frames they hold reach ``capacity_bytes`` (a burst of
-confirmations on substream cameras, ~0.5 MB each, queues many more than on 1080p ones, ~4 MB each).
+confirmations on substream cameras, 0.4-0.7 MB each, queues many more than on 1080p ones, ~3.6 MB each).
 
 While detection is behind (``behind()``: frames wait for the detector), the writer yields the CPU to it: after
 each job it pauses so that it uses at most ``cpu_share`` of one core (a job that took 40 ms of CPU is
