@@ -188,11 +188,18 @@ def _target_lines(document: dict[str, Any]) -> list[str]:
                 best = t.get(f"overload_share_{mode}")
                 if best is not None:
                     line += f", {best:.0%} of the best live trial"
-                    if mode == "realtime":
-                        line += (
-                            f" (target >= {TARGET_OVERLOAD_SHARE:.0%}: "
-                            f"{_met(t['overload_share_realtime_met'])})"
-                        )
+                paired = sat.get("paired") if mode == "realtime" else None
+                if paired and paired["share"] is not None:
+                    line += (
+                        f", {paired['share']:.0%} of K={paired['saturating_cameras']} in alternate trials ("
+                        + ", ".join(f"{fps:.2f}" for fps in paired["saturating_fps_each"])
+                        + " vs "
+                        + ", ".join(f"{fps:.2f}" for fps in paired["overload_fps_each"])
+                        + " fps)"
+                    )
+                if mode == "realtime" and "overload_share_realtime_met" in t:
+                    met = _met(t["overload_share_realtime_met"])
+                    line += f" (target >= {TARGET_OVERLOAD_SHARE:.0%}: {met})"
             lines.append(line)
     return lines
 

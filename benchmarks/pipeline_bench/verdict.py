@@ -203,6 +203,10 @@ def targets(
         if share is not None:
             found[f"overload_share_{mode}"] = share
             found[f"overload_share_{mode}_met"] = share >= TARGET_OVERLOAD_SHARE
+    paired = saturation.get("paired", {}).get("share")
+    if paired is not None:  # judged on the pairs when measured: trials minutes apart, not hours
+        found["overload_share_paired"] = paired
+        found["overload_share_realtime_met"] = paired >= TARGET_OVERLOAD_SHARE
     return found
 
 

@@ -207,6 +207,7 @@ def test_judge_counts_due_frames_per_camera_and_bounds_the_lag(
         (["--window-s", "0"], "--window-s must be positive"),
         (["--min-rate", "1.5"], "--min-rate must be in (0, 1]"),
         (["--saturate-cameras", "-1"], "--saturate-cameras must not be negative"),
+        (["--overload-pairs", "-1"], "--overload-pairs must not be negative"),
         (["--lean-options", "substream,int4"], "--lean-options"),
         (["--saturate-modes", "realtime,eager"], "--saturate-modes"),
         (["--event-cpu-share", "0"], "--event-cpu-share must be in (0, 1]"),
@@ -261,3 +262,28 @@ def test_targets_judge_cameras_ratio_overload_and_cpu_per_frame_against_its_part
     assert not found["lean"]["cpu_overhead_met"]
     assert found["raw_share_met"] == {"files": True}
     assert not found["overload_share_realtime_met"] and not found["overload_share_late-drop_met"]
+
+
+def test_overload_is_judged_against_saturation_in_alternate_trials() -> None:
+    ran: list[int] = []
+
+    class FakeRun:
+        def trial(self, system: str, k: int, *, realtime: bool) -> dict[str, Any]:
+            assert system == "streetwatch" and realtime
+            ran.append(k)
+            fps = {40: 20.0, 52: 19.0}[k] - 0.5 * (len(ran) - 1)  # the box slows down as the run goes on
+            return {"analysed_fps": fps, "cpu_cores": 1.9}
+
+    paired = bench_pipeline.overload_pairs(FakeRun(), 40, 52, pairs=2)  # type: ignore[arg-type]
+
+    assert ran == [40, 52, 40, 52]  # saturation and overload alternate
+    assert paired["saturating_fps_each"] == [20.0, 19.0] and paired["overload_fps_each"] == [18.5, 17.5]
+    assert paired["share"] == pytest.approx(18.0 / 19.5)
+    assert paired["overload_cpu_ms_per_frame"] == pytest.approx((1.9e3 / 18.5 + 1.9e3 / 17.5) / 2)
+
+    found = targets({}, {"realtime_share_of_best": 0.90, "paired": {"share": 0.96}})
+    assert found["overload_share_realtime"] == 0.90  # against the search's best, still reported
+    assert found["overload_share_paired"] == 0.96 and found["overload_share_realtime_met"]
+    assert not targets({}, {"realtime_share_of_best": 0.99, "paired": {"share": 0.94}})[
+        "overload_share_realtime_met"
+    ]
