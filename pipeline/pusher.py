@@ -334,8 +334,6 @@ class Pusher:
         return True
 
     def _retry(self, item: OutboxItem, retry: _Retry) -> None:
-        self.stats.retries += 1
-        self.stats.last_error = str(retry)
         cap, base = self.config.retry_max_s, self.config.retry_base_s
         if isinstance(retry, _Wait):
             # Checked here, not at the store: a short fixed wait, so the update follows within seconds of
@@ -357,6 +355,9 @@ class Pusher:
         if retry.retry_after_s is not None:
             delay = min(max(delay, retry.retry_after_s), cap)
         self.outbox.retry_later(item.id, delay, str(retry))
+        # counted once the outbox holds the error: whoever sees the count finds the item's last_error
+        self.stats.retries += 1
+        self.stats.last_error = str(retry)
         log.debug("%s %s: retry in %.1f s after %s", item.kind, item.key, delay, retry)
 
     def _key_rejected(self) -> None:
